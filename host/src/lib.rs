@@ -1,1 +1,17 @@
-//! placeholder
+//! Nexum host: runs third-party connectors as sandboxed WebAssembly components.
+//!
+//! A connector gets exactly two powers from the host, brokered HTTP and opaque credential
+//! handles; it never sees a secret and reaches only the hosts its manifest declares.
+//!
+//! - [`runtime`]: wasmtime engine, component cache, per-call stores and limits, and the host
+//!   side of each WIT interface;
+//! - [`broker`]: outbound HTTP policy (allow-list, address policy, redirects, credential
+//!   injection, scrubbing, caps, retries, rate limits, traces);
+//! - [`vault`]: secrets in memory and credential handles;
+//! - [`harness`]: `nexum connector run`, the author's local loop.
+
+pub mod broker;
+pub mod harness;
+pub mod runtime;
+pub mod tls;
+pub mod vault;

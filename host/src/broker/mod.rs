@@ -1,0 +1,489 @@
+//! The broker: every outbound request a connector makes goes through here.
+//!
+//! In order, for each request and again for every redirect hop:
+//! 1. the URL's origin must match the connector's allowed hosts (manifest);
+//! 2. the connector may not set credential, cookie, host, proxy or its auth scheme's headers;
+//! 3. a credential is injected only when the URL's host is one the credential is bound to
+//!    (asking for more is refused; a redirect elsewhere simply drops it);
+//! 4. the per-connection rate limit is taken;
+//! 5. the host name is resolved and private/loopback/link-local/metadata addresses refused
+//!    (see [`address`]), and IP literals are checked the same way;
+//! 6. the request is sent with a timeout inside the call's deadline; 429/503 answers to
+//!    idempotent requests are retried with backoff, honouring `Retry-After`;
+//! 7. the response is size-capped and every secret value scrubbed out of headers and body.
+//!
+//! Each attempt is recorded as an [`HttpExchange`] for debug mode.
+
+pub mod address;
+mod egress;
+mod headers;
+mod rate_limit;
+mod retry;
+pub mod scrub;
+mod trace;
+
+pub use address::{AddressPolicy, BlockedAddress};
+pub use egress::EgressRules;
+pub use headers::connector_may_set;
+pub use scrub::{REDACTED, Redactor};
+pub use trace::HttpExchange;
+
+use crate::vault::Credential;
+use nexum_marketplace::manifest::{ApiKeyLocation, AuthKind};
+use rate_limit::ConnectionRateLimits;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use url::Url;
+
+/// Operator settings for outbound traffic.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Which non-public address ranges are reachable anyway.
+    pub address_policy: AddressPolicy,
+    /// Largest request body a connector may send.
+    pub max_request_bytes: usize,
+    /// Largest response body handed back to a connector.
+    pub max_response_bytes: usize,
+    /// Timeout of one upstream attempt (also bounded by the call's deadline).
+    pub request_timeout: Duration,
+    /// Redirect hops followed before giving up.
+    pub max_redirects: u32,
+    /// Retries of an idempotent request answered 429/503.
+    pub max_retries: u32,
+    /// First backoff delay when the upstream gives no `Retry-After`.
+    pub retry_base_delay: Duration,
+    /// `User-Agent` sent upstream.
+    pub user_agent: String,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            address_policy: AddressPolicy::default(),
+            max_request_bytes: 4 << 20,
+            max_response_bytes: 8 << 20,
+            request_timeout: Duration::from_secs(30),
+            max_redirects: 5,
+            max_retries: 2,
+            retry_base_delay: Duration::from_millis(200),
+            user_agent: format!("nexum/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// Why the broker did not return a response. Messages never contain secret values.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum BrokerError {
+    /// The origin is not among the connector's allowed hosts.
+    #[error("{url} is not in the connector's allowed hosts")]
+    HostNotAllowed {
+        /// The refused URL (query removed).
+        url: String,
+    },
+    /// The host resolved to a refused address.
+    #[error(transparent)]
+    AddressBlocked(#[from] BlockedAddress),
+    /// The connector tried to set a host-only header.
+    #[error("connectors may not set the `{name}` header")]
+    HeaderForbidden {
+        /// Header name.
+        name: String,
+    },
+    /// The credential is not bound to the URL's host.
+    #[error("credential `{scheme}` is not bound to {host}; it was not sent")]
+    CredentialNotBound {
+        /// Auth scheme id.
+        scheme: String,
+        /// The host it was asked to go to.
+        host: String,
+    },
+    /// The request is malformed.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The request body exceeds the cap.
+    #[error("request body exceeds {limit} bytes")]
+    RequestTooLarge {
+        /// The cap in bytes.
+        limit: u64,
+    },
+    /// The response body exceeds the cap.
+    #[error("response body exceeds {limit} bytes")]
+    ResponseTooLarge {
+        /// The cap in bytes.
+        limit: u64,
+    },
+    /// The connection's request rate is exhausted until after the deadline.
+    #[error("connection rate limit reached; retry in {} ms", retry_after.as_millis())]
+    RateLimited {
+        /// How long until a request is allowed.
+        retry_after: Duration,
+    },
+    /// The attempt or the call's deadline ran out.
+    #[error("upstream request timed out")]
+    Timeout,
+    /// Connecting, TLS or reading failed.
+    #[error("upstream request failed: {0}")]
+    Transport(String),
+}
+
+/// A request as a connector built it.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    /// Method.
+    pub method: Method,
+    /// Absolute URL.
+    pub url: String,
+    /// Headers set by the connector.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Option<Vec<u8>>,
+}
+
+/// A response as the connector receives it: capped and scrubbed.
+#[derive(Debug, Clone)]
+pub struct OutboundResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lower-case, values scrubbed.
+    pub headers: Vec<(String, String)>,
+    /// Body, scrubbed.
+    pub body: Vec<u8>,
+}
+
+/// The outbound HTTP gateway shared by every call on a host.
+pub struct Broker {
+    client: reqwest::Client,
+    config: BrokerConfig,
+    address_policy: Arc<AddressPolicy>,
+    rate_limits: ConnectionRateLimits,
+}
+
+/// Failure to build the broker's HTTP client.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the outbound HTTP client: {0}")]
+pub struct BrokerBuildError(#[source] reqwest::Error);
+
+impl Broker {
+    /// A broker with its own connection pool, DNS policing and no proxy.
+    pub fn new(config: BrokerConfig) -> Result<Self, BrokerBuildError> {
+        crate::tls::install_crypto_provider();
+        let address_policy = Arc::new(config.address_policy.clone());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would dial on our behalf, bypassing the address check.
+            .no_proxy()
+            .dns_resolver(Arc::new(address::PolicedResolver { policy: address_policy.clone() }))
+            .user_agent(config.user_agent.clone())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(BrokerBuildError)?;
+        Ok(Self { client, config, address_policy, rate_limits: ConnectionRateLimits::default() })
+    }
+
+    /// The broker's settings.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// Police and send one connector request; see the module docs for the steps.
+    pub async fn send(
+        &self,
+        rules: &EgressRules,
+        request: OutboundRequest,
+        credential: Option<&Credential>,
+        deadline: Instant,
+        exchanges: &mut Vec<HttpExchange>,
+    ) -> Result<OutboundResponse, BrokerError> {
+        let result = self.send_inner(rules, request, credential, deadline, exchanges).await;
+        result.map_err(|e| redact_error(e, &rules.redactor))
+    }
+
+    async fn send_inner(
+        &self,
+        rules: &EgressRules,
+        request: OutboundRequest,
+        credential: Option<&Credential>,
+        deadline: Instant,
+        exchanges: &mut Vec<HttpExchange>,
+    ) -> Result<OutboundResponse, BrokerError> {
+        let mut url = parse_url(&request.url)?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &request.headers {
+            if !connector_may_set(name, &rules.scheme_headers) {
+                return Err(BrokerError::HeaderForbidden { name: name.to_ascii_lowercase() });
+            }
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| BrokerError::InvalidRequest(format!("`{name}` is not a valid header name")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| BrokerError::InvalidRequest(format!("the value of `{name}` is not a valid header value")))?;
+            headers.append(name, value);
+        }
+        let mut body = request.body;
+        if body.as_ref().is_some_and(|b| b.len() > self.config.max_request_bytes) {
+            return Err(BrokerError::RequestTooLarge { limit: self.config.max_request_bytes as u64 });
+        }
+        let mut method = request.method;
+        if !rules.allows(&url) {
+            return Err(BrokerError::HostNotAllowed { url: origin_and_path(&url) });
+        }
+        if let Some(c) = credential
+            && !rules.credential_bound(&c.scheme.id, &url)
+        {
+            return Err(BrokerError::CredentialNotBound {
+                scheme: c.scheme.id.clone(),
+                host: url.host_str().unwrap_or_default().to_string(),
+            });
+        }
+        self.rate_limits.acquire(&rules.connection_key, rules.requests_per_second, deadline).await?;
+
+        for hop in 0..=self.config.max_redirects {
+            if hop > 0 && !rules.allows(&url) {
+                return Err(BrokerError::HostNotAllowed { url: format!("redirect to {}", origin_and_path(&url)) });
+            }
+            self.check_ip_literal(&url)?;
+            let attach = credential.filter(|c| rules.credential_bound(&c.scheme.id, &url));
+            let started = Instant::now();
+            let response =
+                self.send_with_retries(rules, &method, &url, &headers, body.as_deref(), attach, deadline, hop, exchanges).await?;
+            let status = response.status();
+            if status.is_redirection()
+                && let Some(next) = redirect_target(&url, response.headers())
+            {
+                if status == StatusCode::SEE_OTHER
+                    || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND) && method == Method::POST)
+                {
+                    method = Method::GET;
+                    body = None;
+                    headers.remove(reqwest::header::CONTENT_TYPE);
+                }
+                url = next;
+                continue;
+            }
+            let result = self.read_body(response, deadline).await;
+            if let Some(last) = exchanges.last_mut() {
+                last.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+                match &result {
+                    Ok((_, bytes)) => last.response_bytes = bytes.len(),
+                    Err(e) => last.error = Some(rules.redactor.scrub(&e.to_string())),
+                }
+            }
+            let (response_headers, bytes) = result?;
+            return Ok(OutboundResponse {
+                status: status.as_u16(),
+                headers: response_headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str().to_string(), rules.redactor.scrub(&String::from_utf8_lossy(v.as_bytes()))))
+                    .collect(),
+                body: rules.redactor.scrub_vec(bytes),
+            });
+        }
+        Err(BrokerError::Transport(format!("more than {} redirects", self.config.max_redirects)))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_with_retries(
+        &self,
+        rules: &EgressRules,
+        method: &Method,
+        url: &Url,
+        headers: &HeaderMap,
+        body: Option<&[u8]>,
+        credential: Option<&Credential>,
+        deadline: Instant,
+        hop: u32,
+        exchanges: &mut Vec<HttpExchange>,
+    ) -> Result<reqwest::Response, BrokerError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(BrokerError::Timeout);
+            }
+            let (wire_url, wire_headers) = inject(url, headers, credential);
+            let mut exchange = HttpExchange {
+                method: method.to_string(),
+                url: rules.redactor.scrub(wire_url.as_str()),
+                attempt,
+                hop,
+                credential: credential.map(|c| c.scheme.id.clone()),
+                request_headers: trace_headers(&wire_headers, &rules.redactor),
+                status: None,
+                response_headers: Vec::new(),
+                response_bytes: 0,
+                duration_ms: 0.0,
+                error: None,
+            };
+            let started = Instant::now();
+            let mut builder = self
+                .client
+                .request(method.clone(), wire_url)
+                .headers(wire_headers)
+                .timeout(remaining.min(self.config.request_timeout));
+            if let Some(b) = body {
+                builder = builder.body(b.to_vec());
+            }
+            let outcome = builder.send().await;
+            exchange.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let response = match outcome {
+                Ok(r) => r,
+                Err(e) => {
+                    let err = classify(e);
+                    exchange.error = Some(rules.redactor.scrub(&err.to_string()));
+                    exchanges.push(exchange);
+                    return Err(err);
+                }
+            };
+            exchange.status = Some(response.status().as_u16());
+            exchange.response_headers = trace_headers(response.headers(), &rules.redactor);
+            exchanges.push(exchange);
+
+            if attempt <= self.config.max_retries
+                && retry::is_idempotent(method)
+                && retry::is_retryable_status(response.status())
+            {
+                let wait = retry::retry_after(response.headers())
+                    .unwrap_or_else(|| retry::backoff(self.config.retry_base_delay, attempt));
+                if Instant::now() + wait < deadline {
+                    drop(response);
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            }
+            return Ok(response);
+        }
+    }
+
+    async fn read_body(&self, mut response: reqwest::Response, deadline: Instant) -> Result<(HeaderMap, Vec<u8>), BrokerError> {
+        let limit = self.config.max_response_bytes;
+        if response.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(BrokerError::ResponseTooLarge { limit: limit as u64 });
+        }
+        let headers = std::mem::take(response.headers_mut());
+        let mut body = Vec::new();
+        let read = async {
+            while let Some(chunk) = response.chunk().await.map_err(classify)? {
+                if body.len() + chunk.len() > limit {
+                    return Err(BrokerError::ResponseTooLarge { limit: limit as u64 });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(())
+        };
+        match tokio::time::timeout_at(deadline.into(), read).await {
+            Ok(Ok(())) => Ok((headers, body)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(BrokerError::Timeout),
+        }
+    }
+
+    fn check_ip_literal(&self, url: &Url) -> Result<(), BrokerError> {
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(v4)) => std::net::IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => std::net::IpAddr::V6(v6),
+            _ => return Ok(()),
+        };
+        self.address_policy.check(url.host_str().unwrap_or_default(), ip).map_err(BrokerError::AddressBlocked)
+    }
+}
+
+fn parse_url(raw: &str) -> Result<Url, BrokerError> {
+    let url = Url::parse(raw).map_err(|e| BrokerError::InvalidRequest(format!("bad URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(BrokerError::InvalidRequest(format!("scheme `{}` is not http or https", url.scheme())));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(BrokerError::InvalidRequest("URLs may not carry user info; use a credential".into()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(BrokerError::InvalidRequest("the URL has no host".into()));
+    }
+    Ok(url)
+}
+
+fn origin_and_path(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+fn redirect_target(current: &Url, headers: &HeaderMap) -> Option<Url> {
+    let location = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
+    let next = current.join(location).ok()?;
+    matches!(next.scheme(), "http" | "https").then_some(next)
+}
+
+/// The URL and headers as they go on the wire, with the credential injected where its
+/// scheme says. The header value is marked sensitive so hyper never logs it.
+fn inject(url: &Url, headers: &HeaderMap, credential: Option<&Credential>) -> (Url, HeaderMap) {
+    let mut url = url.clone();
+    let mut headers = headers.clone();
+    let Some(c) = credential else { return (url, headers) };
+    match &c.scheme.kind {
+        AuthKind::ApiKey { location: ApiKeyLocation::Query, name, .. } => {
+            let kept: Vec<(String, String)> =
+                url.query_pairs().filter(|(k, _)| k != name.as_str()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            let mut pairs = url.query_pairs_mut();
+            pairs.clear();
+            pairs.extend_pairs(kept);
+            pairs.append_pair(name, c.raw_token());
+        }
+        kind => {
+            let header = match kind {
+                AuthKind::ApiKey { name, .. } => name.as_str(),
+                _ => "authorization",
+            };
+            if let (Ok(name), Ok(mut value)) = (HeaderName::from_bytes(header.as_bytes()), HeaderValue::from_str(&c.wire_value())) {
+                value.set_sensitive(true);
+                headers.insert(name, value);
+            }
+        }
+    }
+    (url, headers)
+}
+
+fn trace_headers(headers: &HeaderMap, redactor: &Redactor) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| {
+            let value = if v.is_sensitive() { REDACTED.to_string() } else { redactor.scrub(&String::from_utf8_lossy(v.as_bytes())) };
+            (n.as_str().to_string(), value)
+        })
+        .collect()
+}
+
+/// Map a reqwest failure to a broker error, recognising the address policy's refusal.
+fn classify(e: reqwest::Error) -> BrokerError {
+    if e.is_timeout() {
+        return BrokerError::Timeout;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = source {
+        if let Some(blocked) = err.downcast_ref::<BlockedAddress>() {
+            return BrokerError::AddressBlocked(blocked.clone());
+        }
+        source = err.source();
+    }
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(err) = source {
+        message.push_str(": ");
+        message.push_str(&err.to_string());
+        source = err.source();
+    }
+    BrokerError::Transport(message)
+}
+
+fn redact_error(e: BrokerError, redactor: &Redactor) -> BrokerError {
+    match e {
+        BrokerError::Transport(m) => BrokerError::Transport(redactor.scrub(&m)),
+        BrokerError::InvalidRequest(m) => BrokerError::InvalidRequest(redactor.scrub(&m)),
+        BrokerError::HostNotAllowed { url } => BrokerError::HostNotAllowed { url: redactor.scrub(&url) },
+        other => other,
+    }
+}

@@ -1,0 +1,108 @@
+//! Auth schemes: what secret a connection holds, where the host injects it, and which hosts
+//! it may ever be sent to.
+
+use super::HostTemplate;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One way a connection can authenticate, declared as an `[[auth]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuthScheme {
+    /// Scheme id the connector asks for (`credentials.get(id)`), e.g. `bot_token`.
+    pub id: String,
+    /// What the admin is asked for, e.g. "Bot User OAuth Token".
+    pub label: String,
+    /// The kind of secret and where the host puts it.
+    #[serde(flatten)]
+    pub kind: AuthKind,
+    /// The only hosts this secret is ever sent to.
+    pub hosts: Vec<HostTemplate>,
+}
+
+/// The kind of secret and its injection point.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AuthKind {
+    /// A static key sent in a header (`prefix` + key) or a query parameter.
+    ApiKey {
+        /// Header or query.
+        #[serde(rename = "in")]
+        location: ApiKeyLocation,
+        /// Header or parameter name, e.g. `X-Api-Key` or `api_key`.
+        name: String,
+        /// Prepended to the key in a header, e.g. `Token `.
+        prefix: String,
+    },
+    /// A token sent as `Authorization: Bearer <token>`.
+    Bearer,
+    /// A username and password sent as HTTP Basic auth.
+    Basic,
+    /// An OAuth2 access token sent as `Authorization: Bearer <token>`, kept fresh by the host.
+    #[serde(rename = "oauth2")]
+    OAuth2(OAuth2Endpoints),
+}
+
+/// Where an API key goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiKeyLocation {
+    /// A request header.
+    Header,
+    /// A URL query parameter.
+    Query,
+}
+
+/// How the client authenticates at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    /// HTTP Basic with client id and secret (`client_secret_basic`).
+    Basic,
+    /// Client id and secret in the form body (`client_secret_post`).
+    Body,
+}
+
+/// An OAuth2 provider's endpoints and options.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OAuth2Endpoints {
+    /// Authorization endpoint; absent for client-credentials-only providers.
+    pub authorization_url: Option<String>,
+    /// Token endpoint.
+    pub token_url: String,
+    /// Scopes requested by default.
+    pub scopes: Vec<String>,
+    /// Separator used to join scopes (`" "` per RFC 6749; some providers use `,`).
+    pub scope_separator: String,
+    /// Use PKCE (S256) in the authorization-code flow.
+    pub pkce: bool,
+    /// How to authenticate at the token endpoint.
+    pub token_auth_method: TokenAuthMethod,
+    /// Extra query parameters for the authorization request.
+    pub extra_authorize_params: BTreeMap<String, String>,
+    /// Extra form parameters for token requests.
+    pub extra_token_params: BTreeMap<String, String>,
+    /// Refresh proactively when the token expires within this many seconds.
+    pub refresh_margin_secs: u64,
+}
+
+impl AuthScheme {
+    /// The request header this scheme writes, lower-case (`authorization` or the API key
+    /// header). A connector may never set it itself.
+    pub fn injected_header(&self) -> Option<String> {
+        match &self.kind {
+            AuthKind::ApiKey { location: ApiKeyLocation::Header, name, .. } => Some(name.to_ascii_lowercase()),
+            AuthKind::ApiKey { location: ApiKeyLocation::Query, .. } => None,
+            AuthKind::Bearer | AuthKind::Basic | AuthKind::OAuth2(_) => Some("authorization".into()),
+        }
+    }
+
+    /// The credential fields an admin must supply for this scheme.
+    pub fn secret_fields(&self) -> &'static [&'static str] {
+        match self.kind {
+            AuthKind::ApiKey { .. } => &["api_key"],
+            AuthKind::Bearer => &["token"],
+            AuthKind::Basic => &["username", "password"],
+            AuthKind::OAuth2(_) => &["access_token"],
+        }
+    }
+}

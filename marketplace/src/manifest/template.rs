@@ -1,0 +1,101 @@
+//! Connection variables and host templates such as `{{ api_base }}`, which let one manifest
+//! serve SaaS and self-hosted deployments (and loopback fakes in tests).
+
+use super::{HostPattern, ManifestError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A non-secret per-connection setting declared under `[variables.<name>]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variable {
+    /// What the admin should put here.
+    #[serde(default)]
+    pub description: String,
+    /// Value used when the connection gives none; without one the variable is required.
+    pub default: Option<String>,
+}
+
+/// An allowed-host entry: a literal [`HostPattern`] or a template over variables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct HostTemplate(String);
+
+impl HostTemplate {
+    /// Check `text` against the declared variables and, when it has no placeholders, parse it.
+    pub(crate) fn new(
+        text: String,
+        variables: &BTreeMap<String, Variable>,
+        field: &str,
+    ) -> Result<Self, ManifestError> {
+        let names = placeholders(&text).map_err(|r| ManifestError::invalid(field, r))?;
+        if names.is_empty() {
+            HostPattern::parse(&text).map_err(|r| ManifestError::invalid(field, r))?;
+        }
+        for name in names {
+            if !variables.contains_key(&name) {
+                return Err(ManifestError::invalid(
+                    field,
+                    format!("uses `{{{{ {name} }}}}` but [variables.{name}] is not declared"),
+                ));
+            }
+        }
+        Ok(Self(text))
+    }
+
+    /// The template text as written in the manifest.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Substitute variable values and parse the result.
+    pub fn resolve(
+        &self,
+        variables: &BTreeMap<String, String>,
+        field: &str,
+    ) -> Result<HostPattern, ManifestError> {
+        let mut text = self.0.clone();
+        for name in placeholders(&self.0).map_err(|r| ManifestError::invalid(field, r))? {
+            let value = variables.get(&name).ok_or_else(|| {
+                ManifestError::invalid(format!("variables.{name}"), "required variable has no value")
+            })?;
+            text = replace_placeholder(&text, &name, value);
+        }
+        HostPattern::parse(&text).map_err(|r| ManifestError::invalid(field, format!("{r} (from `{}`)", self.0)))
+    }
+}
+
+/// Names referenced as `{{ name }}` in `text`.
+fn placeholders(text: &str) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or("unterminated `{{` placeholder")?;
+        let name = after[..end].trim();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(format!("`{{{{{}}}}}` is not a valid placeholder", &after[..end]));
+        }
+        names.push(name.to_string());
+        rest = &after[end + 2..];
+    }
+    Ok(names)
+}
+
+fn replace_placeholder(text: &str, name: &str, value: &str) -> String {
+    let mut out = String::with_capacity(text.len() + value.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        out.push_str(&rest[..start]);
+        if after[..end].trim() == name {
+            out.push_str(value.trim_end_matches('/'));
+        } else {
+            out.push_str(&rest[start..start + 2 + end + 2]);
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}

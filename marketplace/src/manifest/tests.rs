@@ -1,0 +1,127 @@
+use super::*;
+use url::Url;
+
+const MINIMAL: &str = r#"
+id = "demo"
+name = "Demo"
+version = "1.2.3"
+allowed_hosts = ["https://api.demo.test", "https://*.cdn.demo.test:8443", "{{ base }}"]
+
+[variables.base]
+description = "API origin"
+default = "https://eu.demo.test"
+
+[[auth]]
+id = "key"
+type = "api_key"
+in = "header"
+name = "X-Api-Key"
+hosts = ["https://api.demo.test"]
+
+[actions.ping]
+description = "Ping"
+input = { type = "object", required = ["n"], properties.n = { type = "integer" } }
+"#;
+
+fn err_field(text: &str) -> String {
+    match Manifest::parse(text) {
+        Err(ManifestError::Invalid { field, .. }) => field,
+        Err(other) => panic!("expected a field error, got {other}"),
+        Ok(_) => panic!("manifest unexpectedly accepted"),
+    }
+}
+
+#[test]
+fn parses_a_complete_manifest() {
+    let m = Manifest::parse(MINIMAL).expect("valid manifest");
+    assert_eq!(m.id, "demo");
+    assert_eq!(m.version, semver::Version::new(1, 2, 3));
+    assert_eq!(m.limits, Limits::default());
+    let key = m.auth_scheme("key").expect("scheme");
+    assert_eq!(key.injected_header().as_deref(), Some("x-api-key"));
+    assert_eq!(m.actions["ping"].output, serde_json::Value::Bool(true));
+}
+
+#[test]
+fn unknown_keys_are_refused_by_name() {
+    let text = MINIMAL.replace("name = \"Demo\"", "name = \"Demo\"\nhomepage = \"x\"");
+    let err = Manifest::parse(&text).expect_err("unknown key");
+    assert!(err.to_string().contains("homepage"), "{err}");
+}
+
+#[test]
+fn wrong_type_names_the_field() {
+    let text = MINIMAL.replace("[actions.ping]", "[limits]\nmemory_mb = \"lots\"\n\n[actions.ping]");
+    let err = Manifest::parse(&text).expect_err("bad type");
+    assert!(err.to_string().contains("memory_mb"), "{err}");
+}
+
+#[test]
+fn semantic_errors_name_the_field() {
+    assert_eq!(err_field(&MINIMAL.replace("id = \"demo\"", "id = \"Demo!\"")), "id");
+    assert_eq!(err_field(&MINIMAL.replace("1.2.3", "one")), "version");
+    assert_eq!(err_field(&MINIMAL.replace("https://api.demo.test\", \"https://*", "ftp://x\", \"https://*")), "allowed_hosts[0]");
+    assert_eq!(err_field(&MINIMAL.replace("\"{{ base }}\"", "\"{{ nope }}\"")), "allowed_hosts[2]");
+    assert_eq!(err_field(&MINIMAL.replace("hosts = [\"https://api.demo.test\"]", "hosts = []")), "auth[0].hosts");
+    assert_eq!(err_field(&MINIMAL.replace("in = \"header\"", "in = \"cookie\"")), "auth[0].in");
+    assert_eq!(err_field(&MINIMAL.replace("type = \"api_key\"", "type = \"magic\"")), "auth[0].type");
+    assert_eq!(err_field(&MINIMAL.replace("type = \"object\"", "type = \"objekt\"")), "actions.ping.input");
+}
+
+#[test]
+fn paths_in_host_patterns_are_refused() {
+    let text = MINIMAL.replace("\"https://api.demo.test\", \"https://*", "\"https://api.demo.test/v1\", \"https://*");
+    assert_eq!(err_field(&text), "allowed_hosts[0]");
+}
+
+#[test]
+fn oauth2_scheme_defaults_and_type_specific_fields() {
+    let text = MINIMAL.replace(
+        "type = \"api_key\"\nin = \"header\"\nname = \"X-Api-Key\"",
+        "type = \"oauth2\"\nauthorization_url = \"https://demo.test/authorize\"\ntoken_url = \"https://demo.test/token\"\nscopes = [\"read\"]",
+    );
+    let m = Manifest::parse(&text).expect("oauth2 manifest");
+    let AuthKind::OAuth2(o) = &m.auth[0].kind else { panic!("not oauth2") };
+    assert!(o.pkce);
+    assert_eq!(o.token_auth_method, TokenAuthMethod::Basic);
+    assert_eq!(o.refresh_margin_secs, 300);
+    let bad = text.replace("scopes = [\"read\"]", "scopes = [\"read\"]\nprefix = \"x\"");
+    assert_eq!(err_field(&bad), "auth[0].prefix");
+}
+
+#[test]
+fn variables_resolve_into_host_patterns() {
+    let m = Manifest::parse(MINIMAL).expect("valid");
+    let vars = m.resolve_variables(&Default::default()).expect("defaults");
+    let hosts = m.resolve_allowed_hosts(&vars).expect("hosts");
+    assert_eq!(hosts[2].to_string(), "https://eu.demo.test");
+
+    let mut custom = std::collections::BTreeMap::new();
+    custom.insert("base".to_string(), "http://127.0.0.1:9000/".to_string());
+    let vars = m.resolve_variables(&custom).expect("custom");
+    let hosts = m.resolve_allowed_hosts(&vars).expect("hosts");
+    assert!(hosts[2].matches(&Url::parse("http://127.0.0.1:9000/api/x").expect("url")));
+
+    custom.insert("unknown".into(), "x".into());
+    assert!(m.resolve_variables(&custom).is_err());
+}
+
+#[test]
+fn host_patterns_match_like_spin() {
+    let p = |s: &str| HostPattern::parse(s).expect("pattern");
+    let u = |s: &str| Url::parse(s).expect("url");
+    assert!(p("https://api.x.test").matches(&u("https://api.x.test/a?b")));
+    assert!(p("https://api.x.test").matches(&u("https://API.x.test:443/")));
+    assert!(!p("https://api.x.test").matches(&u("http://api.x.test/")));
+    assert!(!p("https://api.x.test").matches(&u("https://api.x.test:8443/")));
+    assert!(!p("https://api.x.test").matches(&u("https://api.x.test.evil.test/")));
+    assert!(p("https://*.x.test").matches(&u("https://a.b.x.test/")));
+    assert!(!p("https://*.x.test").matches(&u("https://x.test/")));
+    assert!(!p("https://*.x.test").matches(&u("https://evilx.test/")));
+    assert!(p("http://127.0.0.1:*").matches(&u("http://127.0.0.1:1234/")));
+    assert!(p("*://*:*").matches(&u("http://anything.test:1/")));
+    assert!(p("http://[::1]:8080").matches(&u("http://[::1]:8080/")));
+    assert!(HostPattern::parse("https://user@x.test").is_err());
+    assert!(HostPattern::parse("https://").is_err());
+    assert!(HostPattern::parse("https://x.test:99999").is_err());
+}
