@@ -1,1 +1,8 @@
-//! placeholder
+//! Shared support for Nexum's end-to-end tests and benchmarks: building the connector
+//! components once, recording loopback fakes of outside APIs, and ready-made hosts.
+//!
+//! Nothing here talks to anything but 127.0.0.1.
+
+pub mod fakes;
+pub mod host;
+pub mod plugins;

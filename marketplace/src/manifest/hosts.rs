@@ -4,6 +4,7 @@
 
 use serde::{Serialize, Serializer};
 use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use url::Url;
 
 /// Which URL schemes a pattern admits.
@@ -20,8 +21,10 @@ pub enum SchemePattern {
 /// Which hosts a pattern admits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum HostMatch {
-    /// Exactly this host (lower-case; IPv6 in brackets).
+    /// Exactly this host name (lower-case).
     Exact(String),
+    /// Exactly this IP address (compared as an address, so spellings don't matter).
+    Ip(IpAddr),
     /// `*.suffix`: any subdomain of `suffix`, not `suffix` itself.
     Subdomain(String),
     /// `*`: any host.
@@ -74,10 +77,10 @@ impl HostPattern {
             HostMatch::Subdomain(suffix.to_string())
         } else if host.starts_with('[') {
             let inner = host.trim_start_matches('[').trim_end_matches(']');
-            inner
-                .parse::<std::net::Ipv6Addr>()
-                .map_err(|_| format!("`{host}` is not a valid IPv6 address"))?;
-            HostMatch::Exact(host)
+            let ip = inner.parse::<Ipv6Addr>().map_err(|_| format!("`{host}` is not a valid IPv6 address"))?;
+            HostMatch::Ip(IpAddr::V6(ip))
+        } else if let Ok(ip) = host.parse::<Ipv4Addr>() {
+            HostMatch::Ip(IpAddr::V4(ip))
         } else {
             validate_hostname(&host)?;
             HostMatch::Exact(host)
@@ -99,9 +102,15 @@ impl HostPattern {
         };
         let Some(host) = url.host_str() else { return false };
         let host = host.to_ascii_lowercase();
+        let url_ip = match url.host() {
+            Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+            Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+            _ => None,
+        };
         let host_ok = match &self.host {
             HostMatch::Any => true,
-            HostMatch::Exact(h) => *h == host,
+            HostMatch::Ip(ip) => url_ip == Some(*ip),
+            HostMatch::Exact(h) => url_ip.is_none() && *h == host,
             HostMatch::Subdomain(suffix) => {
                 host.len() > suffix.len() + 1
                     && host.ends_with(suffix.as_str())
@@ -164,6 +173,8 @@ impl fmt::Display for HostPattern {
         match &self.host {
             HostMatch::Any => write!(f, "*")?,
             HostMatch::Exact(h) => write!(f, "{h}")?,
+            HostMatch::Ip(IpAddr::V4(ip)) => write!(f, "{ip}")?,
+            HostMatch::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]")?,
             HostMatch::Subdomain(s) => write!(f, "*.{s}")?,
         }
         match self.port {

@@ -125,3 +125,11 @@ fn host_patterns_match_like_spin() {
     assert!(HostPattern::parse("https://").is_err());
     assert!(HostPattern::parse("https://x.test:99999").is_err());
 }
+
+#[test]
+fn ip_literals_match_by_address() {
+    let u = |s: &str| Url::parse(s).expect("url");
+    let mapped = HostPattern::parse("http://[::ffff:169.254.169.254]").expect("pattern");
+    assert!(mapped.matches(&u("http://[::ffff:a9fe:a9fe]/")));
+    assert!(HostPattern::parse("http://127.0.0.1:*").expect("p").matches(&u("http://127.1:80/")));
+}

@@ -42,16 +42,13 @@ struct RequestInput {
     json: Option<Value>,
     /// Raw text body.
     body: Option<String>,
-    /// Attach the connection's credential (default: true when it has one).
-    #[serde(default = "yes")]
-    authenticate: bool,
+    /// Attach the connection's credential. By default it is attached only to URLs under
+    /// `base_url`; `true` forces it (the host refuses hosts it is not bound to).
+    authenticate: Option<bool>,
 }
 
 fn default_method() -> String {
     "GET".into()
-}
-fn yes() -> bool {
-    true
 }
 
 fn request(input: RequestInput) -> Result<Value, Error> {
@@ -65,11 +62,17 @@ fn request(input: RequestInput) -> Result<Value, Error> {
         "OPTIONS" => Method::Options,
         other => return Err(Error::invalid_input(format!("unsupported method `{other}`"))),
     };
+    let base = var("base_url").filter(|b| !b.is_empty());
     let url = if input.url.starts_with("http://") || input.url.starts_with("https://") {
         input.url
     } else {
         format!("{}/{}", base_url()?.trim_end_matches('/'), input.url.trim_start_matches('/'))
     };
+    let on_base = base.as_deref().is_some_and(|b| {
+        let b = b.trim_end_matches('/');
+        url == b || url.starts_with(&format!("{b}/")) || url.starts_with(&format!("{b}?"))
+    });
+    let authenticate = input.authenticate.unwrap_or(on_base);
     let mut req = Request::new(method, url);
     for (k, v) in input.query {
         req = req.query(k, v);
@@ -82,7 +85,7 @@ fn request(input: RequestInput) -> Result<Value, Error> {
     } else if let Some(body) = input.body {
         req = req.body(body);
     }
-    let credential = if input.authenticate { credential("api").ok() } else { None };
+    let credential = if authenticate { credential("api").ok() } else { None };
     if let Some(c) = &credential {
         req = req.auth(c);
     }

@@ -1,0 +1,66 @@
+//! Loading components: imports beyond the connector world are refused by name, garbage is
+//! refused, and precompiled artifacts are only trusted when this host wrote them.
+
+use nexum_host::broker::{Broker, BrokerConfig};
+use nexum_host::runtime::{Connection, Invocation, LoadError, Runtime, RuntimeConfig};
+use nexum_marketplace::manifest::Manifest;
+use nexum_tests::plugins;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn runtime(artifacts: Option<std::path::PathBuf>) -> Runtime {
+    let config = RuntimeConfig { max_concurrent_calls: 4, artifact_dir: artifacts, ..RuntimeConfig::default() };
+    Runtime::new(config, Broker::new(BrokerConfig::default()).expect("broker")).expect("runtime")
+}
+
+#[test]
+fn a_component_importing_the_filesystem_is_refused_by_name() {
+    let (wasm, manifest) = plugins::connector("hostile-imports");
+    let err = runtime(None).load(Manifest::parse(&manifest).expect("manifest"), &wasm).expect_err("refused");
+    match &err {
+        LoadError::ForbiddenImport { import, .. } => assert!(import.starts_with("wasi:filesystem/"), "{import}"),
+        other => panic!("expected a forbidden import, got {other}"),
+    }
+    assert!(err.to_string().contains("wasi:filesystem"), "{err}");
+}
+
+#[test]
+fn bytes_that_are_not_a_component_are_refused() {
+    let (_, manifest) = plugins::connector("slack");
+    let manifest = Manifest::parse(&manifest).expect("manifest");
+    let err = runtime(None).load(manifest.clone(), b"\0asm not really").expect_err("garbage");
+    assert!(matches!(err, LoadError::InvalidComponent(_)), "{err}");
+    // A core module is not a component either.
+    let err = runtime(None).load(manifest, b"\0asm\x01\0\0\0").expect_err("core module");
+    assert!(matches!(err, LoadError::InvalidComponent(_) | LoadError::NotAConnector(_)), "{err}");
+}
+
+#[tokio::test]
+async fn precompiled_artifacts_are_reused_and_tampered_ones_ignored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (wasm, manifest) = plugins::connector("hostile");
+    let manifest = Manifest::parse(&manifest).expect("manifest");
+    let digest = nexum_host::runtime::digest(&wasm);
+
+    let first = runtime(Some(dir.path().to_path_buf()));
+    first.load(manifest.clone(), &wasm).expect("compiled");
+    let artifact = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&digest)))
+        .expect("an artifact named by digest was written");
+
+    // Corrupt the artifact: a new host must notice, recompile and still run correctly.
+    let mut bytes = std::fs::read(&artifact).expect("artifact");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&artifact, &bytes).expect("tamper");
+    let second = runtime(Some(dir.path().to_path_buf()));
+    let connector = second.load(manifest.clone(), &wasm).expect("recompiled");
+    let connection = Arc::new(Connection::new("c", &manifest, &BTreeMap::new(), vec![]).expect("connection"));
+    let out = second.execute(&connector, connection, Invocation::Action { name: "ok".into(), input: json!({}) }).await;
+    assert_eq!(out.result.expect("runs"), json!({ "echo": {} }));
+    assert_ne!(std::fs::read(&artifact).expect("artifact"), bytes, "the bad artifact was replaced");
+}

@@ -1,0 +1,51 @@
+//! Builds `plugins/` for wasm32-wasip2 once per test process and hands out component paths.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// Directory of a first-party connector crate, e.g. `plugins/slack`.
+pub fn connector_dir(name: &str) -> PathBuf {
+    repo_root().join("plugins").join(name)
+}
+
+/// Path of a built component, building the plugins workspace first if needed.
+pub fn component(crate_dir: &str) -> PathBuf {
+    let dir = build_all();
+    dir.join(format!("nexum_connector_{}.wasm", crate_dir.replace('-', "_")))
+}
+
+/// The component bytes and manifest text of a first-party connector.
+pub fn connector(crate_dir: &str) -> (Vec<u8>, String) {
+    let wasm = std::fs::read(component(crate_dir)).expect("component built");
+    let manifest = std::fs::read_to_string(connector_dir(crate_dir).join("connector.toml")).expect("manifest");
+    (wasm, manifest)
+}
+
+fn build_all() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = repo_root();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let output = Command::new(cargo)
+                .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+                .arg(root.join("plugins/Cargo.toml"))
+                .env_remove("RUSTFLAGS")
+                .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                .output()
+                .expect("cargo runs");
+            assert!(
+                output.status.success(),
+                "building plugins/ for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`):\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            root.join("plugins/target/wasm32-wasip2/release")
+        })
+        .clone()
+}
