@@ -73,7 +73,9 @@ pub struct LocalConnector {
 /// component file.
 pub fn locate(target: &Path, manifest: Option<&Path>) -> Result<LocalConnector, HarnessError> {
     let (manifest_path, component_path) = if target.is_dir() {
-        let manifest_path = manifest.map(Path::to_path_buf).unwrap_or_else(|| target.join(MANIFEST_FILE));
+        let manifest_path = manifest
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| target.join(MANIFEST_FILE));
         let component_path = if target.join("Cargo.toml").exists() {
             build_crate(target)?
         } else {
@@ -94,18 +96,33 @@ pub fn locate(target: &Path, manifest: Option<&Path>) -> Result<LocalConnector, 
         (manifest_path, target.to_path_buf())
     };
     let text = read_to_string(&manifest_path)?;
-    let manifest =
-        Manifest::parse(&text).map_err(|source| HarnessError::Manifest { path: manifest_path.clone(), source })?;
-    let wasm = std::fs::read(&component_path).map_err(|source| HarnessError::Read { path: component_path.clone(), source })?;
-    Ok(LocalConnector { manifest, wasm, component_path })
+    let manifest = Manifest::parse(&text).map_err(|source| HarnessError::Manifest {
+        path: manifest_path.clone(),
+        source,
+    })?;
+    let wasm = std::fs::read(&component_path).map_err(|source| HarnessError::Read {
+        path: component_path.clone(),
+        source,
+    })?;
+    Ok(LocalConnector {
+        manifest,
+        wasm,
+        component_path,
+    })
 }
 
 fn read_to_string(path: &Path) -> Result<String, HarnessError> {
-    std::fs::read_to_string(path).map_err(|source| HarnessError::Read { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| HarnessError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn find_wasm(dir: &Path) -> Result<PathBuf, HarnessError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| HarnessError::Read { path: dir.to_path_buf(), source })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| HarnessError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -116,7 +133,13 @@ fn find_wasm(dir: &Path) -> Result<PathBuf, HarnessError> {
 /// Build a connector crate for `wasm32-wasip2` and return the component's path.
 pub fn build_crate(dir: &Path) -> Result<PathBuf, HarnessError> {
     let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--message-format=json-render-diagnostics",
+        ])
         .current_dir(dir)
         .output()
         .map_err(|e| HarnessError::Build(format!("cannot run cargo: {e}")))?;
@@ -134,7 +157,10 @@ pub fn build_crate(dir: &Path) -> Result<PathBuf, HarnessError> {
     stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"].as_str().map(|n| n.replace('-', "_")) == Some(package_name.replace('-', "_")))
+        .filter(|m| {
+            m["reason"] == "compiler-artifact"
+                && m["target"]["name"].as_str().map(|n| n.replace('-', "_")) == Some(package_name.replace('-', "_"))
+        })
         .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
         .filter_map(|f| f.as_str().map(PathBuf::from))
         .find(|p| p.extension().is_some_and(|e| e == "wasm"))
@@ -164,13 +190,20 @@ pub fn parse_credentials(manifest: &Manifest, flags: &[String]) -> Result<Vec<Cr
             Some((s, f)) => (s, Some(f)),
             None => (key, None),
         };
-        let scheme = manifest.auth_scheme(scheme_id).ok_or_else(|| HarnessError::CredentialFlag {
-            spec: key.to_string(),
-            reason: format!(
-                "the connector has no auth scheme `{scheme_id}` (it has: {})",
-                manifest.auth.iter().map(|a| a.id.as_str()).collect::<Vec<_>>().join(", ")
-            ),
-        })?;
+        let scheme = manifest
+            .auth_scheme(scheme_id)
+            .ok_or_else(|| HarnessError::CredentialFlag {
+                spec: key.to_string(),
+                reason: format!(
+                    "the connector has no auth scheme `{scheme_id}` (it has: {})",
+                    manifest
+                        .auth
+                        .iter()
+                        .map(|a| a.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
         let entry = fields.entry(scheme_id.to_string()).or_default();
         match (field, &scheme.kind) {
             (Some(f), _) => {
@@ -192,10 +225,12 @@ pub fn parse_credentials(manifest: &Manifest, flags: &[String]) -> Result<Vec<Cr
     fields
         .into_iter()
         .map(|(scheme_id, f)| {
-            let scheme = manifest.auth_scheme(&scheme_id).ok_or_else(|| HarnessError::CredentialFlag {
-                spec: scheme_id.clone(),
-                reason: "unknown scheme".into(),
-            })?;
+            let scheme = manifest
+                .auth_scheme(&scheme_id)
+                .ok_or_else(|| HarnessError::CredentialFlag {
+                    spec: scheme_id.clone(),
+                    reason: "unknown scheme".into(),
+                })?;
             Ok(Credential::from_fields(scheme, &f, "local")?)
         })
         .collect()
@@ -222,17 +257,30 @@ pub async fn run(options: RunOptions) -> Result<CallOutcome, HarnessError> {
     let local = locate(&options.target, options.manifest.as_deref())?;
     let credentials = parse_credentials(&local.manifest, &options.credentials)?;
     let broker = Broker::new(BrokerConfig {
-        address_policy: AddressPolicy { allowed_ranges: options.allow_ranges },
+        address_policy: AddressPolicy {
+            allowed_ranges: options.allow_ranges,
+        },
         ..BrokerConfig::default()
     })
     .map_err(|e| HarnessError::Start(e.to_string()))?;
-    let runtime = Runtime::new(RuntimeConfig { max_concurrent_calls: 4, ..RuntimeConfig::default() }, broker)
-        .map_err(|e| HarnessError::Start(e.to_string()))?;
+    let runtime = Runtime::new(
+        RuntimeConfig {
+            max_concurrent_calls: 4,
+            ..RuntimeConfig::default()
+        },
+        broker,
+    )
+    .map_err(|e| HarnessError::Start(e.to_string()))?;
     let connection = Connection::new("local", &local.manifest, &options.variables, credentials).map_err(|source| {
-        HarnessError::Manifest { path: options.manifest.clone().unwrap_or_else(|| PathBuf::from(MANIFEST_FILE)), source }
+        HarnessError::Manifest {
+            path: options.manifest.clone().unwrap_or_else(|| PathBuf::from(MANIFEST_FILE)),
+            source,
+        }
     })?;
     let connector = runtime.load(local.manifest, &local.wasm)?;
-    Ok(runtime.execute(&connector, Arc::new(connection), options.invocation).await)
+    Ok(runtime
+        .execute(&connector, Arc::new(connection), options.invocation)
+        .await)
 }
 
 /// A human-readable rendering of a call trace (already redacted).
@@ -247,8 +295,15 @@ pub fn render_trace(trace: &CallTrace) -> String {
             x.url,
             status,
             x.duration_ms,
-            x.credential.as_ref().map(|c| format!(" credential={c}")).unwrap_or_default(),
-            if x.attempt > 1 { format!(" attempt={}", x.attempt) } else { String::new() },
+            x.credential
+                .as_ref()
+                .map(|c| format!(" credential={c}"))
+                .unwrap_or_default(),
+            if x.attempt > 1 {
+                format!(" attempt={}", x.attempt)
+            } else {
+                String::new()
+            },
         );
         for (n, v) in &x.request_headers {
             let _ = writeln!(out, "    > {n}: {v}");

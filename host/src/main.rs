@@ -57,7 +57,12 @@ struct RunArgs {
     #[arg(long = "var", value_name = "NAME=VALUE")]
     variables: Vec<String>,
     /// Allow a non-public address range (e.g. 127.0.0.0/8 for a local mock).
-    #[arg(long = "allow-range", value_name = "CIDR", env = "NEXUM_ALLOW_RANGES", value_delimiter = ',')]
+    #[arg(
+        long = "allow-range",
+        value_name = "CIDR",
+        env = "NEXUM_ALLOW_RANGES",
+        value_delimiter = ','
+    )]
     allow_ranges: Vec<ipnet::IpNet>,
     /// Manifest to use instead of the connector.toml next to the target.
     #[arg(long)]
@@ -98,11 +103,16 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
             None => args.input.clone(),
         };
         let input = serde_json::from_str(&raw).context("--input is not valid JSON")?;
-        Invocation::Action { name: args.action.clone().unwrap_or_default(), input }
+        Invocation::Action {
+            name: args.action.clone().unwrap_or_default(),
+            input,
+        }
     };
     let mut credentials = args.credentials;
     for spec in &args.credentials_env {
-        let (scheme, var) = spec.split_once('=').context("--credential-env takes <scheme>=<ENV_VAR>")?;
+        let (scheme, var) = spec
+            .split_once('=')
+            .context("--credential-env takes <scheme>=<ENV_VAR>")?;
         let value = std::env::var(var).with_context(|| format!("environment variable {var} is not set"))?;
         credentials.push(format!("{scheme}={value}"));
     }
@@ -124,7 +134,9 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     if args.json {
         let doc = match &outcome.result {
             Ok(output) => serde_json::json!({ "output": output, "trace": outcome.trace }),
-            Err(e) => serde_json::json!({ "error": { "code": e.code(), "message": e.to_string(), "retryable": e.is_retryable() }, "trace": outcome.trace }),
+            Err(e) => {
+                serde_json::json!({ "error": { "code": e.code(), "message": e.to_string(), "retryable": e.is_retryable() }, "trace": outcome.trace })
+            }
         };
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {

@@ -1,7 +1,7 @@
 //! Invariant 3, bounded guests: a looping, memory-hungry, panicking or over-talkative
 //! connector fails its own call with a clear error, and the host serves the next call.
 
-use nexum_host::runtime::{CallError, LoadedConnector, Connection};
+use nexum_host::runtime::{CallError, Connection, LoadedConnector};
 use nexum_tests::fakes;
 use nexum_tests::host::{Network, TestHost};
 use serde_json::json;
@@ -9,14 +9,22 @@ use std::sync::Arc;
 
 fn hostile(host: &TestHost, upstream: &str) -> (Arc<LoadedConnector>, Arc<Connection>) {
     let connector = host.load("hostile", None);
-    let connection = host.connect(&connector, "conn_hostile", &[("upstream", upstream)], &[("token", &[("token", "hostile-secret-token")])]);
+    let connection = host.connect(
+        &connector,
+        "conn_hostile",
+        &[("upstream", upstream)],
+        &[("token", &[("token", "hostile-secret-token")])],
+    );
     (connector, connection)
 }
 
 /// The host still runs a healthy call afterwards.
 async fn still_serving(host: &TestHost, connector: &LoadedConnector, connection: &Arc<Connection>) {
     let out = host.run(connector, connection, "ok", json!({ "n": 1 })).await;
-    assert_eq!(out.result.expect("the next call succeeds"), json!({ "echo": { "n": 1 } }));
+    assert_eq!(
+        out.result.expect("the next call succeeds"),
+        json!({ "echo": { "n": 1 } })
+    );
 }
 
 #[tokio::test]
@@ -39,9 +47,15 @@ async fn a_loop_does_not_block_other_calls() {
     // While one call spins, others on the same runtime complete.
     for n in 0..5 {
         let out = host.run(&connector, &connection, "ok", json!({ "n": n })).await;
-        assert_eq!(out.result.expect("served while another call loops"), json!({ "echo": { "n": n } }));
+        assert_eq!(
+            out.result.expect("served while another call loops"),
+            json!({ "echo": { "n": n } })
+        );
     }
-    assert!(matches!(spinning.await.expect("join").result, Err(CallError::Timeout { .. })));
+    assert!(matches!(
+        spinning.await.expect("join").result,
+        Err(CallError::Timeout { .. })
+    ));
 }
 
 #[tokio::test]
@@ -59,7 +73,9 @@ async fn a_panic_fails_the_call_with_its_message() {
     let (connector, connection) = hostile(&host, "https://api.example.com");
     let out = host.run(&connector, &connection, "panic", json!({})).await;
     match out.result {
-        Err(CallError::Panicked { message }) => assert!(message.contains("hostile connector panicked on purpose"), "{message}"),
+        Err(CallError::Panicked { message }) => {
+            assert!(message.contains("hostile connector panicked on purpose"), "{message}")
+        }
         other => panic!("expected a panic, got {other:?}"),
     }
     still_serving(&host, &connector, &connection).await;
@@ -69,7 +85,9 @@ async fn a_panic_fails_the_call_with_its_message() {
 async fn oversized_output_is_refused() {
     let host = TestHost::new(Network::LoopbackAllowed);
     let (connector, connection) = hostile(&host, "https://api.example.com");
-    let out = host.run(&connector, &connection, "oversized_output", json!({ "bytes": 4 << 20 })).await;
+    let out = host
+        .run(&connector, &connection, "oversized_output", json!({ "bytes": 4 << 20 }))
+        .await;
     match out.result {
         Err(CallError::OutputTooLarge { size, limit }) => {
             assert_eq!(limit, 1 << 20);
@@ -87,9 +105,19 @@ async fn the_deadline_counts_time_spent_in_host_calls() {
     let (connector, connection) = hostile(&host, &upstream.origin());
     // The upstream takes 5 s; the connector's deadline is 1 s and must cover the wait.
     let started = std::time::Instant::now();
-    let out = host.run(&connector, &connection, "fetch", json!({ "url": upstream.url("/slow?ms=5000") })).await;
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "fetch",
+            json!({ "url": upstream.url("/slow?ms=5000") }),
+        )
+        .await;
     assert_eq!(out.result.expect_err("timed out").code(), "timeout");
-    assert!(started.elapsed() < std::time::Duration::from_secs(5), "the call waited for the upstream");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the call waited for the upstream"
+    );
     still_serving(&host, &connector, &connection).await;
 }
 
@@ -97,7 +125,9 @@ async fn the_deadline_counts_time_spent_in_host_calls() {
 async fn log_floods_are_capped() {
     let host = TestHost::new(Network::LoopbackAllowed);
     let (connector, connection) = hostile(&host, "https://api.example.com");
-    let out = host.run(&connector, &connection, "log_flood", json!({ "bytes": 5000 })).await;
+    let out = host
+        .run(&connector, &connection, "log_flood", json!({ "bytes": 5000 }))
+        .await;
     assert!(out.result.is_ok());
     assert_eq!(out.trace.logs.len(), host.runtime.config().max_log_lines);
     assert_eq!(out.trace.logs_dropped, 5000 - host.runtime.config().max_log_lines);

@@ -11,7 +11,12 @@ async fn request_action_sends_method_path_query_body_and_credential() {
     let api = fakes::upstream().await;
     let host = TestHost::new(Network::LoopbackAllowed);
     let connector = host.load("http", None);
-    let connection = host.connect(&connector, "conn_http", &[("base_url", &api.origin())], &[("api", &[("token", TOKEN)])]);
+    let connection = host.connect(
+        &connector,
+        "conn_http",
+        &[("base_url", &api.origin())],
+        &[("api", &[("token", TOKEN)])],
+    );
     let out = host
         .run(&connector, &connection, "request", json!({
             "method": "POST", "url": "/echo", "query": { "q": "a b" }, "headers": { "x-trace": "1" }, "json": { "hello": "world" }
@@ -22,7 +27,10 @@ async fn request_action_sends_method_path_query_body_and_credential() {
     let requests = api.requests();
     assert_eq!(requests.len(), 1);
     let r = &requests[0];
-    assert_eq!((r.method.as_str(), r.path.as_str(), r.query.as_deref()), ("POST", "/echo", Some("q=a%20b")));
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str(), r.query.as_deref()),
+        ("POST", "/echo", Some("q=a%20b"))
+    );
     assert_eq!(r.header("x-trace"), Some("1"));
     assert_eq!(r.json(), json!({ "hello": "world" }));
     assert_eq!(r.header("authorization"), Some(format!("Bearer {TOKEN}").as_str()));
@@ -37,14 +45,28 @@ async fn other_hosts_are_called_without_the_credential() {
     let other = fakes::upstream().await;
     let host = TestHost::new(Network::LoopbackAllowed);
     let connector = host.load("http", None);
-    let connection = host.connect(&connector, "conn_http2", &[("base_url", &api.origin())], &[("api", &[("token", TOKEN)])]);
-    let out = host.run(&connector, &connection, "request", json!({ "url": other.url("/ok") })).await;
+    let connection = host.connect(
+        &connector,
+        "conn_http2",
+        &[("base_url", &api.origin())],
+        &[("api", &[("token", TOKEN)])],
+    );
+    let out = host
+        .run(&connector, &connection, "request", json!({ "url": other.url("/ok") }))
+        .await;
     assert_eq!(out.result.expect("ok")["status"], 200);
     assert_eq!(other.requests()[0].header("authorization"), None);
 
     // Forcing the credential onto a host it is not bound to is refused, and nothing is sent.
     other.clear();
-    let out = host.run(&connector, &connection, "request", json!({ "url": other.url("/ok"), "authenticate": true })).await;
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "request",
+            json!({ "url": other.url("/ok"), "authenticate": true }),
+        )
+        .await;
     assert_eq!(out.result.expect_err("refused").code(), "credential_not_bound");
     assert!(other.requests().is_empty());
 }

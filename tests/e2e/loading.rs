@@ -10,14 +10,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 fn runtime(artifacts: Option<std::path::PathBuf>) -> Runtime {
-    let config = RuntimeConfig { max_concurrent_calls: 4, artifact_dir: artifacts, ..RuntimeConfig::default() };
+    let config = RuntimeConfig {
+        max_concurrent_calls: 4,
+        artifact_dir: artifacts,
+        ..RuntimeConfig::default()
+    };
     Runtime::new(config, Broker::new(BrokerConfig::default()).expect("broker")).expect("runtime")
 }
 
 #[test]
 fn a_component_importing_the_filesystem_is_refused_by_name() {
     let (wasm, manifest) = plugins::connector("hostile-imports");
-    let err = runtime(None).load(Manifest::parse(&manifest).expect("manifest"), &wasm).expect_err("refused");
+    let err = runtime(None)
+        .load(Manifest::parse(&manifest).expect("manifest"), &wasm)
+        .expect_err("refused");
     match &err {
         LoadError::ForbiddenImport { import, .. } => assert!(import.starts_with("wasi:filesystem/"), "{import}"),
         other => panic!("expected a forbidden import, got {other}"),
@@ -29,11 +35,18 @@ fn a_component_importing_the_filesystem_is_refused_by_name() {
 fn bytes_that_are_not_a_component_are_refused() {
     let (_, manifest) = plugins::connector("slack");
     let manifest = Manifest::parse(&manifest).expect("manifest");
-    let err = runtime(None).load(manifest.clone(), b"\0asm not really").expect_err("garbage");
+    let err = runtime(None)
+        .load(manifest.clone(), b"\0asm not really")
+        .expect_err("garbage");
     assert!(matches!(err, LoadError::InvalidComponent(_)), "{err}");
     // A core module is not a component either.
-    let err = runtime(None).load(manifest, b"\0asm\x01\0\0\0").expect_err("core module");
-    assert!(matches!(err, LoadError::InvalidComponent(_) | LoadError::NotAConnector(_)), "{err}");
+    let err = runtime(None)
+        .load(manifest, b"\0asm\x01\0\0\0")
+        .expect_err("core module");
+    assert!(
+        matches!(err, LoadError::InvalidComponent(_) | LoadError::NotAConnector(_)),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -60,7 +73,20 @@ async fn precompiled_artifacts_are_reused_and_tampered_ones_ignored() {
     let second = runtime(Some(dir.path().to_path_buf()));
     let connector = second.load(manifest.clone(), &wasm).expect("recompiled");
     let connection = Arc::new(Connection::new("c", &manifest, &BTreeMap::new(), vec![]).expect("connection"));
-    let out = second.execute(&connector, connection, Invocation::Action { name: "ok".into(), input: json!({}) }).await;
+    let out = second
+        .execute(
+            &connector,
+            connection,
+            Invocation::Action {
+                name: "ok".into(),
+                input: json!({}),
+            },
+        )
+        .await;
     assert_eq!(out.result.expect("runs"), json!({ "echo": {} }));
-    assert_ne!(std::fs::read(&artifact).expect("artifact"), bytes, "the bad artifact was replaced");
+    assert_ne!(
+        std::fs::read(&artifact).expect("artifact"),
+        bytes,
+        "the bad artifact was replaced"
+    );
 }

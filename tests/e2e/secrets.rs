@@ -15,17 +15,37 @@ async fn an_echoing_upstream_cannot_leak_the_token_to_the_connector() {
     let upstream = fakes::upstream().await;
     let host = TestHost::new(Network::LoopbackAllowed);
     let connector = host.load("hostile", None);
-    let connection = host.connect(&connector, "conn_echo", &[("upstream", &upstream.origin())], &[("token", &[("token", SECRET)])]);
-    let out = host.run(&connector, &connection, "fetch", json!({ "url": upstream.url("/echo"), "credential": "token" })).await;
+    let connection = host.connect(
+        &connector,
+        "conn_echo",
+        &[("upstream", &upstream.origin())],
+        &[("token", &[("token", SECRET)])],
+    );
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "fetch",
+            json!({ "url": upstream.url("/echo"), "credential": "token" }),
+        )
+        .await;
     let output = out.result.expect("echo ok");
     // The upstream really received and reflected it…
-    assert_eq!(upstream.requests()[0].header("authorization"), Some(format!("Bearer {SECRET}").as_str()));
+    assert_eq!(
+        upstream.requests()[0].header("authorization"),
+        Some(format!("Bearer {SECRET}").as_str())
+    );
     // …but the connector saw only the redaction, in the body and in the reflected header.
     let text = output.to_string();
     assert!(!text.contains(SECRET), "secret reached the connector: {text}");
     assert!(output["body"].as_str().expect("body").contains("Bearer [REDACTED]"));
     let headers = output["headers"].as_array().expect("headers");
-    assert!(headers.iter().any(|h| h[0] == "x-echo-authorization" && h[1] == "Bearer [REDACTED]"), "{headers:?}");
+    assert!(
+        headers
+            .iter()
+            .any(|h| h[0] == "x-echo-authorization" && h[1] == "Bearer [REDACTED]"),
+        "{headers:?}"
+    );
     // And neither the trace nor its JSON form carries it.
     assert!(!serde_json::to_string(&out.trace).expect("trace").contains(SECRET));
 }
@@ -34,24 +54,67 @@ async fn an_echoing_upstream_cannot_leak_the_token_to_the_connector() {
 async fn basic_auth_and_query_keys_are_scrubbed_in_every_encoding() {
     let upstream = fakes::upstream().await;
     let host = TestHost::new(Network::LoopbackAllowed);
-    let base = std::fs::read_to_string(nexum_tests::plugins::connector_dir("hostile").join("connector.toml")).expect("manifest");
+    let base = std::fs::read_to_string(nexum_tests::plugins::connector_dir("hostile").join("connector.toml"))
+        .expect("manifest");
 
     let basic = host.load("hostile", Some(&base.replace("type = \"bearer\"", "type = \"basic\"")));
-    let connection = host.connect(&basic, "conn_basic", &[("upstream", &upstream.origin())], &[("token", &[("username", "svc"), ("password", "pa ss/w0rd+")])]);
-    let out = host.run(&basic, &connection, "fetch", json!({ "url": upstream.url("/echo"), "credential": "token" })).await;
+    let connection = host.connect(
+        &basic,
+        "conn_basic",
+        &[("upstream", &upstream.origin())],
+        &[("token", &[("username", "svc"), ("password", "pa ss/w0rd+")])],
+    );
+    let out = host
+        .run(
+            &basic,
+            &connection,
+            "fetch",
+            json!({ "url": upstream.url("/echo"), "credential": "token" }),
+        )
+        .await;
     let text = out.result.expect("ok").to_string();
-    assert!(upstream.requests()[0].header("authorization").expect("auth").starts_with("Basic "));
+    assert!(
+        upstream.requests()[0]
+            .header("authorization")
+            .expect("auth")
+            .starts_with("Basic ")
+    );
     assert!(text.contains("Basic [REDACTED]"), "{text}");
     assert!(!text.contains("pa ss/w0rd+") && !text.contains("c3ZjOnBh"));
 
     upstream.clear();
-    let query = host.load("hostile", Some(&base.replace("type = \"bearer\"", "type = \"api_key\"\nin = \"query\"\nname = \"key\"")));
-    let connection = host.connect(&query, "conn_query", &[("upstream", &upstream.origin())], &[("token", &[("api_key", "k3y/with+chars")])]);
-    let out = host.run(&query, &connection, "fetch", json!({ "url": upstream.url("/echo?key=forged&x=1"), "credential": "token" })).await;
+    let query = host.load(
+        "hostile",
+        Some(&base.replace(
+            "type = \"bearer\"",
+            "type = \"api_key\"\nin = \"query\"\nname = \"key\"",
+        )),
+    );
+    let connection = host.connect(
+        &query,
+        "conn_query",
+        &[("upstream", &upstream.origin())],
+        &[("token", &[("api_key", "k3y/with+chars")])],
+    );
+    let out = host
+        .run(
+            &query,
+            &connection,
+            "fetch",
+            json!({ "url": upstream.url("/echo?key=forged&x=1"), "credential": "token" }),
+        )
+        .await;
     let received = &upstream.requests()[0];
-    assert_eq!(received.query.as_deref(), Some("x=1&key=k3y%2Fwith%2Bchars"), "the host's key replaces a forged one");
+    assert_eq!(
+        received.query.as_deref(),
+        Some("x=1&key=k3y%2Fwith%2Bchars"),
+        "the host's key replaces a forged one"
+    );
     let text = out.result.expect("ok").to_string();
-    assert!(!text.contains("k3y%2Fwith%2Bchars") && !text.contains("k3y/with+chars"), "{text}");
+    assert!(
+        !text.contains("k3y%2Fwith%2Bchars") && !text.contains("k3y/with+chars"),
+        "{text}"
+    );
     assert!(!out.trace.http[0].url.contains("k3y"), "{}", out.trace.http[0].url);
 }
 
@@ -60,7 +123,14 @@ async fn hmac_uses_the_secret_without_revealing_it() {
     let host = TestHost::new(Network::LoopbackAllowed);
     let connector = host.load("hostile", None);
     let connection = host.connect(&connector, "conn_hmac", &[], &[("token", &[("token", SECRET)])]);
-    let out = host.run(&connector, &connection, "hmac", json!({ "scheme": "token", "data": "v0:1700000000:{\"a\":1}" })).await;
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "hmac",
+            json!({ "scheme": "token", "data": "v0:1700000000:{\"a\":1}" }),
+        )
+        .await;
     let output = out.result.expect("hmac");
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(SECRET.as_bytes()).expect("key");
     mac.update(b"v0:1700000000:{\"a\":1}");
@@ -68,8 +138,18 @@ async fn hmac_uses_the_secret_without_revealing_it() {
     assert_eq!(output["label"], "test account");
     assert!(!output.to_string().contains(SECRET));
 
-    let missing = host.run(&connector, &connection, "hmac", json!({ "scheme": "nope", "data": "x" })).await;
-    assert_eq!(missing.result.expect_err("no such credential").code(), "missing_credential");
+    let missing = host
+        .run(
+            &connector,
+            &connection,
+            "hmac",
+            json!({ "scheme": "nope", "data": "x" }),
+        )
+        .await;
+    assert_eq!(
+        missing.result.expect_err("no such credential").code(),
+        "missing_credential"
+    );
 }
 
 #[tokio::test]
@@ -77,9 +157,16 @@ async fn errors_and_logs_from_upstream_are_scrubbed() {
     let upstream = fakes::upstream().await;
     let host = TestHost::new(Network::LoopbackAllowed);
     let connector = host.load("http", None);
-    let connection = host.connect(&connector, "conn_err", &[("base_url", &upstream.origin())], &[("api", &[("token", SECRET)])]);
+    let connection = host.connect(
+        &connector,
+        "conn_err",
+        &[("base_url", &upstream.origin())],
+        &[("api", &[("token", SECRET)])],
+    );
     // The connector's output is built from an upstream answer containing the token.
-    let out = host.run(&connector, &connection, "request", json!({ "url": "/echo" })).await;
+    let out = host
+        .run(&connector, &connection, "request", json!({ "url": "/echo" }))
+        .await;
     assert!(!format!("{:?}", out.result).contains(SECRET));
     assert!(!format!("{:?}", out.trace).contains(SECRET));
 }

@@ -86,7 +86,9 @@ impl Fake {
 pub async fn serve(router: Router) -> Fake {
     let log: Arc<Mutex<Vec<Recorded>>> = Arc::default();
     let app = router.layer(middleware::from_fn_with_state(log.clone(), record));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -104,7 +106,12 @@ async fn record(State(log): State<Arc<Mutex<Vec<Recorded>>>>, request: Request, 
         headers: parts
             .headers
             .iter()
-            .map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         body: body.clone(),
     });
@@ -128,7 +135,9 @@ pub async fn slack() -> Fake {
         if v["channel"] == "C404" {
             return axum::Json(json!({ "ok": false, "error": "channel_not_found" }));
         }
-        axum::Json(json!({ "ok": true, "channel": v["channel"], "ts": "1700000000.000100", "message": { "text": v["text"] } }))
+        axum::Json(
+            json!({ "ok": true, "channel": v["channel"], "ts": "1700000000.000100", "message": { "text": v["text"] } }),
+        )
     }
     async fn update(headers: HeaderMap, body: Bytes) -> axum::Json<Value> {
         if !authed(&headers).await {
@@ -153,13 +162,17 @@ pub async fn slack() -> Fake {
         } else {
             json!([{ "id": "C1", "name": "general", "is_private": false }, { "id": "C2", "name": "secret-plans", "is_private": true }])
         };
-        axum::Json(json!({ "ok": true, "channels": channels, "response_metadata": { "next_cursor": if page2 { "" } else { "page2" } } }))
+        axum::Json(
+            json!({ "ok": true, "channels": channels, "response_metadata": { "next_cursor": if page2 { "" } else { "page2" } } }),
+        )
     }
     async fn auth_test(headers: HeaderMap) -> axum::Json<Value> {
         if !authed(&headers).await {
             return axum::Json(json!({ "ok": false, "error": "invalid_auth" }));
         }
-        axum::Json(json!({ "ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "nexum-bot", "team_id": "T1", "user_id": "U1" }))
+        axum::Json(
+            json!({ "ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "nexum-bot", "team_id": "T1", "user_id": "U1" }),
+        )
     }
     serve(
         Router::new()
@@ -227,7 +240,10 @@ pub async fn upstream() -> Fake {
             .route("/huge-declared", get(huge_declared))
             .route("/slow", get(slow))
             .route("/flaky", any(flaky_handler))
-            .route("/always-503", any(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") })),
+            .route(
+                "/always-503",
+                any(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }),
+            ),
     )
     .await
 }

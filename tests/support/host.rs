@@ -26,7 +26,14 @@ pub struct TestHost {
 impl TestHost {
     /// A host with default limits.
     pub fn new(network: Network) -> Self {
-        Self::with(network, RuntimeConfig { max_concurrent_calls: 16, ..RuntimeConfig::default() }, BrokerConfig::default())
+        Self::with(
+            network,
+            RuntimeConfig {
+                max_concurrent_calls: 16,
+                ..RuntimeConfig::default()
+            },
+            BrokerConfig::default(),
+        )
     }
 
     /// A host with explicit runtime and broker settings (the address policy is set from `network`).
@@ -38,7 +45,9 @@ impl TestHost {
             },
         };
         let broker = Broker::new(broker).expect("broker");
-        Self { runtime: Runtime::new(runtime, broker).expect("runtime") }
+        Self {
+            runtime: Runtime::new(runtime, broker).expect("runtime"),
+        }
     }
 
     /// Load a first-party connector (`plugins/<name>`), optionally with a replacement manifest.
@@ -70,9 +79,22 @@ impl TestHost {
     }
 
     /// Run action `name` with `input`.
-    pub async fn run(&self, connector: &LoadedConnector, connection: &Arc<Connection>, name: &str, input: Value) -> CallOutcome {
+    pub async fn run(
+        &self,
+        connector: &LoadedConnector,
+        connection: &Arc<Connection>,
+        name: &str,
+        input: Value,
+    ) -> CallOutcome {
         self.runtime
-            .execute(connector, connection.clone(), Invocation::Action { name: name.into(), input })
+            .execute(
+                connector,
+                connection.clone(),
+                Invocation::Action {
+                    name: name.into(),
+                    input,
+                },
+            )
             .await
     }
 }

@@ -34,11 +34,17 @@ pub struct BlockedAddress {
 impl AddressPolicy {
     /// `Ok` when `addr` is public or in an allowed range; otherwise the reason.
     pub fn check(&self, host: &str, addr: IpAddr) -> Result<(), BlockedAddress> {
-        let Some(class) = non_public_class(addr) else { return Ok(()) };
+        let Some(class) = non_public_class(addr) else {
+            return Ok(());
+        };
         if self.allowed_ranges.iter().any(|r| r.contains(&addr)) {
             return Ok(());
         }
-        Err(BlockedAddress { host: host.to_string(), addr, class })
+        Err(BlockedAddress {
+            host: host.to_string(),
+            addr,
+            class,
+        })
     }
 }
 
@@ -138,9 +144,21 @@ mod tests {
     fn non_public_addresses_are_refused_by_default() {
         let policy = AddressPolicy::default();
         for addr in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.100.100.200",
-            "0.0.0.0", "224.0.0.1", "::1", "::", "fe80::1", "fd00:ec2::254", "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.100.100.200",
+            "0.0.0.0",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
         ] {
             assert!(policy.check("h", ip(addr)).is_err(), "{addr} should be refused");
         }
@@ -151,7 +169,9 @@ mod tests {
 
     #[test]
     fn operator_ranges_open_only_themselves() {
-        let policy = AddressPolicy { allowed_ranges: vec!["127.0.0.0/8".parse().expect("net")] };
+        let policy = AddressPolicy {
+            allowed_ranges: vec!["127.0.0.0/8".parse().expect("net")],
+        };
         assert!(policy.check("h", ip("127.0.0.1")).is_ok());
         assert!(policy.check("h", ip("127.9.9.9")).is_ok());
         let refused = policy.check("metadata", ip("169.254.169.254")).expect_err("metadata");

@@ -66,6 +66,8 @@ impl EgressRules {
 
     /// Whether the secret of auth scheme `scheme` may be sent to `url`.
     pub fn credential_bound(&self, scheme: &str, url: &Url) -> bool {
-        self.credential_hosts.get(scheme).is_some_and(|hosts| hosts.iter().any(|p| p.matches(url)))
+        self.credential_hosts
+            .get(scheme)
+            .is_some_and(|hosts| hosts.iter().any(|p| p.matches(url)))
     }
 }

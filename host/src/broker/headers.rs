@@ -21,9 +21,7 @@ const HOST_ONLY: &[&str] = &[
 /// schemes inject (`scheme_headers`, lower-case).
 pub fn connector_may_set(name: &str, scheme_headers: &[String]) -> bool {
     let lower = name.to_ascii_lowercase();
-    !(HOST_ONLY.contains(&lower.as_str())
-        || lower.starts_with("proxy-")
-        || scheme_headers.iter().any(|h| *h == lower))
+    !(HOST_ONLY.contains(&lower.as_str()) || lower.starts_with("proxy-") || scheme_headers.contains(&lower))
 }
 
 #[cfg(test)]
@@ -33,7 +31,15 @@ mod tests {
     #[test]
     fn credentials_cookies_host_and_proxy_headers_are_host_only() {
         let scheme = vec!["x-api-key".to_string()];
-        for h in ["Authorization", "COOKIE", "host", "Proxy-Authorization", "proxy-anything", "X-Api-Key", "Transfer-Encoding"] {
+        for h in [
+            "Authorization",
+            "COOKIE",
+            "host",
+            "Proxy-Authorization",
+            "proxy-anything",
+            "X-Api-Key",
+            "Transfer-Encoding",
+        ] {
             assert!(!connector_may_set(h, &scheme), "{h}");
         }
         for h in ["content-type", "accept", "x-request-id", "user-agent"] {

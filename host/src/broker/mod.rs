@@ -174,13 +174,20 @@ impl Broker {
             .redirect(reqwest::redirect::Policy::none())
             // A proxy from the environment would dial on our behalf, bypassing the address check.
             .no_proxy()
-            .dns_resolver(Arc::new(address::PolicedResolver { policy: address_policy.clone() }))
+            .dns_resolver(Arc::new(address::PolicedResolver {
+                policy: address_policy.clone(),
+            }))
             .user_agent(config.user_agent.clone())
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()
             .map_err(BrokerBuildError)?;
-        Ok(Self { client, config, address_policy, rate_limits: ConnectionRateLimits::default() })
+        Ok(Self {
+            client,
+            config,
+            address_policy,
+            rate_limits: ConnectionRateLimits::default(),
+        })
     }
 
     /// The broker's settings.
@@ -213,21 +220,28 @@ impl Broker {
         let mut headers = HeaderMap::new();
         for (name, value) in &request.headers {
             if !connector_may_set(name, &rules.scheme_headers) {
-                return Err(BrokerError::HeaderForbidden { name: name.to_ascii_lowercase() });
+                return Err(BrokerError::HeaderForbidden {
+                    name: name.to_ascii_lowercase(),
+                });
             }
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| BrokerError::InvalidRequest(format!("`{name}` is not a valid header name")))?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| BrokerError::InvalidRequest(format!("the value of `{name}` is not a valid header value")))?;
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                BrokerError::InvalidRequest(format!("the value of `{name}` is not a valid header value"))
+            })?;
             headers.append(name, value);
         }
         let mut body = request.body;
         if body.as_ref().is_some_and(|b| b.len() > self.config.max_request_bytes) {
-            return Err(BrokerError::RequestTooLarge { limit: self.config.max_request_bytes as u64 });
+            return Err(BrokerError::RequestTooLarge {
+                limit: self.config.max_request_bytes as u64,
+            });
         }
         let mut method = request.method;
         if !rules.allows(&url) {
-            return Err(BrokerError::HostNotAllowed { url: origin_and_path(&url) });
+            return Err(BrokerError::HostNotAllowed {
+                url: origin_and_path(&url),
+            });
         }
         if let Some(c) = credential
             && !rules.credential_bound(&c.scheme.id, &url)
@@ -237,23 +251,39 @@ impl Broker {
                 host: url.host_str().unwrap_or_default().to_string(),
             });
         }
-        self.rate_limits.acquire(&rules.connection_key, rules.requests_per_second, deadline).await?;
+        self.rate_limits
+            .acquire(&rules.connection_key, rules.requests_per_second, deadline)
+            .await?;
 
         for hop in 0..=self.config.max_redirects {
             if hop > 0 && !rules.allows(&url) {
-                return Err(BrokerError::HostNotAllowed { url: format!("redirect to {}", origin_and_path(&url)) });
+                return Err(BrokerError::HostNotAllowed {
+                    url: format!("redirect to {}", origin_and_path(&url)),
+                });
             }
             self.check_ip_literal(&url)?;
             let attach = credential.filter(|c| rules.credential_bound(&c.scheme.id, &url));
             let started = Instant::now();
-            let response =
-                self.send_with_retries(rules, &method, &url, &headers, body.as_deref(), attach, deadline, hop, exchanges).await?;
+            let response = self
+                .send_with_retries(
+                    rules,
+                    &method,
+                    &url,
+                    &headers,
+                    body.as_deref(),
+                    attach,
+                    deadline,
+                    hop,
+                    exchanges,
+                )
+                .await?;
             let status = response.status();
             if status.is_redirection()
                 && let Some(next) = redirect_target(&url, response.headers())
             {
                 if status == StatusCode::SEE_OTHER
-                    || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND) && method == Method::POST)
+                    || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
+                        && method == Method::POST)
                 {
                     method = Method::GET;
                     body = None;
@@ -275,12 +305,20 @@ impl Broker {
                 status: status.as_u16(),
                 headers: response_headers
                     .iter()
-                    .map(|(n, v)| (n.as_str().to_string(), rules.redactor.scrub(&String::from_utf8_lossy(v.as_bytes()))))
+                    .map(|(n, v)| {
+                        (
+                            n.as_str().to_string(),
+                            rules.redactor.scrub(&String::from_utf8_lossy(v.as_bytes())),
+                        )
+                    })
                     .collect(),
                 body: rules.redactor.scrub_vec(bytes),
             });
         }
-        Err(BrokerError::Transport(format!("more than {} redirects", self.config.max_redirects)))
+        Err(BrokerError::Transport(format!(
+            "more than {} redirects",
+            self.config.max_redirects
+        )))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -357,7 +395,11 @@ impl Broker {
         }
     }
 
-    async fn read_body(&self, mut response: reqwest::Response, deadline: Instant) -> Result<(HeaderMap, Vec<u8>), BrokerError> {
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        deadline: Instant,
+    ) -> Result<(HeaderMap, Vec<u8>), BrokerError> {
         let limit = self.config.max_response_bytes;
         if response.content_length().is_some_and(|n| n > limit as u64) {
             return Err(BrokerError::ResponseTooLarge { limit: limit as u64 });
@@ -386,17 +428,24 @@ impl Broker {
             Some(url::Host::Ipv6(v6)) => std::net::IpAddr::V6(v6),
             _ => return Ok(()),
         };
-        self.address_policy.check(url.host_str().unwrap_or_default(), ip).map_err(BrokerError::AddressBlocked)
+        self.address_policy
+            .check(url.host_str().unwrap_or_default(), ip)
+            .map_err(BrokerError::AddressBlocked)
     }
 }
 
 fn parse_url(raw: &str) -> Result<Url, BrokerError> {
     let url = Url::parse(raw).map_err(|e| BrokerError::InvalidRequest(format!("bad URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(BrokerError::InvalidRequest(format!("scheme `{}` is not http or https", url.scheme())));
+        return Err(BrokerError::InvalidRequest(format!(
+            "scheme `{}` is not http or https",
+            url.scheme()
+        )));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(BrokerError::InvalidRequest("URLs may not carry user info; use a credential".into()));
+        return Err(BrokerError::InvalidRequest(
+            "URLs may not carry user info; use a credential".into(),
+        ));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(BrokerError::InvalidRequest("the URL has no host".into()));
@@ -424,9 +473,16 @@ fn inject(url: &Url, headers: &HeaderMap, credential: Option<&Credential>) -> (U
     let mut headers = headers.clone();
     let Some(c) = credential else { return (url, headers) };
     match &c.scheme.kind {
-        AuthKind::ApiKey { location: ApiKeyLocation::Query, name, .. } => {
-            let kept: Vec<(String, String)> =
-                url.query_pairs().filter(|(k, _)| k != name.as_str()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        AuthKind::ApiKey {
+            location: ApiKeyLocation::Query,
+            name,
+            ..
+        } => {
+            let kept: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(k, _)| k != name.as_str())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
             let mut pairs = url.query_pairs_mut();
             pairs.clear();
             pairs.extend_pairs(kept);
@@ -437,7 +493,10 @@ fn inject(url: &Url, headers: &HeaderMap, credential: Option<&Credential>) -> (U
                 AuthKind::ApiKey { name, .. } => name.as_str(),
                 _ => "authorization",
             };
-            if let (Ok(name), Ok(mut value)) = (HeaderName::from_bytes(header.as_bytes()), HeaderValue::from_str(&c.wire_value())) {
+            if let (Ok(name), Ok(mut value)) = (
+                HeaderName::from_bytes(header.as_bytes()),
+                HeaderValue::from_str(&c.wire_value()),
+            ) {
                 value.set_sensitive(true);
                 headers.insert(name, value);
             }
@@ -450,7 +509,11 @@ fn trace_headers(headers: &HeaderMap, redactor: &Redactor) -> Vec<(String, Strin
     headers
         .iter()
         .map(|(n, v)| {
-            let value = if v.is_sensitive() { REDACTED.to_string() } else { redactor.scrub(&String::from_utf8_lossy(v.as_bytes())) };
+            let value = if v.is_sensitive() {
+                REDACTED.to_string()
+            } else {
+                redactor.scrub(&String::from_utf8_lossy(v.as_bytes()))
+            };
             (n.as_str().to_string(), value)
         })
         .collect()
@@ -483,7 +546,9 @@ fn redact_error(e: BrokerError, redactor: &Redactor) -> BrokerError {
     match e {
         BrokerError::Transport(m) => BrokerError::Transport(redactor.scrub(&m)),
         BrokerError::InvalidRequest(m) => BrokerError::InvalidRequest(redactor.scrub(&m)),
-        BrokerError::HostNotAllowed { url } => BrokerError::HostNotAllowed { url: redactor.scrub(&url) },
+        BrokerError::HostNotAllowed { url } => BrokerError::HostNotAllowed {
+            url: redactor.scrub(&url),
+        },
         other => other,
     }
 }

@@ -31,17 +31,27 @@ impl ComponentCache {
     /// A cache; with `artifact_dir`, compiled code is also kept on disk.
     pub fn new(engine: &Engine, artifact_dir: Option<PathBuf>) -> std::io::Result<Self> {
         let artifacts = artifact_dir.map(|dir| ArtifactStore::open(engine, dir)).transpose()?;
-        Ok(Self { ready: Mutex::new(HashMap::new()), artifacts })
+        Ok(Self {
+            ready: Mutex::new(HashMap::new()),
+            artifacts,
+        })
     }
 
     /// The cached pre-instance for `digest`, if any.
     pub fn get(&self, digest: &str) -> Option<ConnectorPre<CallState>> {
-        self.ready.lock().unwrap_or_else(|p| p.into_inner()).get(digest).cloned()
+        self.ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(digest)
+            .cloned()
     }
 
     /// Remember a pre-instance.
     pub fn insert(&self, digest: &str, pre: ConnectorPre<CallState>) {
-        self.ready.lock().unwrap_or_else(|p| p.into_inner()).insert(digest.to_string(), pre);
+        self.ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(digest.to_string(), pre);
     }
 
     /// Load `bytes` from a verified artifact, or compile them and store the artifact.

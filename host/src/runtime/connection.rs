@@ -30,6 +30,11 @@ impl Connection {
         let id = id.into();
         let variables = manifest.resolve_variables(variables)?;
         let egress = EgressRules::new(id.clone(), manifest, &variables, &credentials)?;
-        Ok(Self { id, variables, credentials, egress })
+        Ok(Self {
+            id,
+            variables,
+            credentials,
+            egress,
+        })
     }
 }

@@ -28,7 +28,10 @@ impl Host for CallState {
         };
         self.handles_issued += 1;
         if self.handles_issued > self.limits.max_credential_handles {
-            wasmtime::bail!("connector requested more than {} credential handles in one call", self.limits.max_credential_handles);
+            wasmtime::bail!(
+                "connector requested more than {} credential handles in one call",
+                self.limits.max_credential_handles
+            );
         }
         Ok(Some(self.table.push(CredentialHandle { index })?))
     }

@@ -36,9 +36,21 @@ impl Host for CallState {
             headers: request.headers,
             body: request.body,
         };
-        let result = broker.send(&connection.egress, outbound, credential, self.deadline, &mut self.trace.http).await;
+        let result = broker
+            .send(
+                &connection.egress,
+                outbound,
+                credential,
+                self.deadline,
+                &mut self.trace.http,
+            )
+            .await;
         Ok(result
-            .map(|r| HttpResponse { status: r.status, headers: r.headers, body: r.body })
+            .map(|r| HttpResponse {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            })
             .map_err(to_wit_error))
     }
 }

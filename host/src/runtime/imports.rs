@@ -44,7 +44,10 @@ pub fn check_imports(engine: &Engine, component: &Component) -> Result<(), LoadE
 }
 
 fn check_import(name: &str) -> Result<(), LoadError> {
-    let forbidden = |reason: String| LoadError::ForbiddenImport { import: name.to_string(), reason };
+    let forbidden = |reason: String| LoadError::ForbiddenImport {
+        import: name.to_string(),
+        reason,
+    };
     let (path, version) = name.split_once('@').unwrap_or((name, ""));
     if let Some(interface) = path.strip_prefix("nexum:connector/") {
         if !NEXUM_INTERFACES.contains(&interface) {
@@ -76,14 +79,26 @@ mod tests {
 
     #[test]
     fn the_connector_world_and_std_wasi_are_allowed() {
-        for ok in ["nexum:connector/http@0.1.0", "wasi:io/streams@0.2.4", "wasi:cli/environment@0.2.0", "wasi:random/insecure-seed@0.2.3"] {
+        for ok in [
+            "nexum:connector/http@0.1.0",
+            "wasi:io/streams@0.2.4",
+            "wasi:cli/environment@0.2.0",
+            "wasi:random/insecure-seed@0.2.3",
+        ] {
             assert!(check_import(ok).is_ok(), "{ok}");
         }
     }
 
     #[test]
     fn everything_else_is_refused_by_name() {
-        for bad in ["wasi:filesystem/preopens@0.2.4", "wasi:sockets/tcp@0.2.4", "wasi:http/outgoing-handler@0.2.4", "nexum:connector/http@0.2.0", "nexum:connector/secrets@0.1.0", "evil:thing/x"] {
+        for bad in [
+            "wasi:filesystem/preopens@0.2.4",
+            "wasi:sockets/tcp@0.2.4",
+            "wasi:http/outgoing-handler@0.2.4",
+            "nexum:connector/http@0.2.0",
+            "nexum:connector/secrets@0.1.0",
+            "evil:thing/x",
+        ] {
             let err = check_import(bad).expect_err(bad);
             assert!(err.to_string().contains(bad), "{err}");
         }

@@ -23,6 +23,7 @@ mod trace;
 pub use cache::digest;
 pub use call::{CallError, Invocation};
 pub use connection::Connection;
+pub use engine::build_engine;
 pub use imports::{NEXUM_PACKAGE, NEXUM_VERSIONS};
 pub use trace::{CallTrace, LogLine};
 
@@ -120,7 +121,10 @@ pub struct LoadedConnector {
 
 impl std::fmt::Debug for LoadedConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedConnector").field("id", &self.manifest.id).field("digest", &self.digest).finish()
+        f.debug_struct("LoadedConnector")
+            .field("id", &self.manifest.id)
+            .field("digest", &self.digest)
+            .finish()
     }
 }
 
@@ -153,7 +157,14 @@ impl Runtime {
         Connector::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s).map_err(|e| fail(&e))?;
         let cache = ComponentCache::new(&engine, config.artifact_dir.clone()).map_err(|e| fail(&e))?;
         let ticker = EpochTicker::start(&engine).map_err(|e| fail(&e))?;
-        Ok(Self { engine, linker, cache, broker: Arc::new(broker), config, _ticker: ticker })
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+            broker: Arc::new(broker),
+            config,
+            _ticker: ticker,
+        })
     }
 
     /// The runtime's settings.
@@ -172,8 +183,10 @@ impl Runtime {
                     .compile(&self.engine, &digest, wasm)
                     .map_err(|e| LoadError::InvalidComponent(format!("{e:#}")))?;
                 imports::check_imports(&self.engine, &component)?;
-                let instance_pre =
-                    self.linker.instantiate_pre(&component).map_err(|e| LoadError::NotAConnector(format!("{e:#}")))?;
+                let instance_pre = self
+                    .linker
+                    .instantiate_pre(&component)
+                    .map_err(|e| LoadError::NotAConnector(format!("{e:#}")))?;
                 let pre = ConnectorPre::new(instance_pre).map_err(|e| LoadError::NotAConnector(format!("{e:#}")))?;
                 self.cache.insert(&digest, pre.clone());
                 pre
@@ -182,12 +195,19 @@ impl Runtime {
         let mut schemas = HashMap::new();
         for (name, action) in &manifest.actions {
             let compile = |schema: &Value| {
-                jsonschema::validator_for(schema)
-                    .map_err(|e| LoadError::BadSchema { action: name.clone(), reason: e.to_string() })
+                jsonschema::validator_for(schema).map_err(|e| LoadError::BadSchema {
+                    action: name.clone(),
+                    reason: e.to_string(),
+                })
             };
             schemas.insert(name.clone(), (compile(&action.input)?, compile(&action.output)?));
         }
-        Ok(Arc::new(LoadedConnector { manifest: Arc::new(manifest), digest, pre, schemas }))
+        Ok(Arc::new(LoadedConnector {
+            manifest: Arc::new(manifest),
+            digest,
+            pre,
+            schemas,
+        }))
     }
 
     /// Run one invocation on a fresh instance.
@@ -210,13 +230,20 @@ impl Runtime {
         invocation: &Invocation,
         started: Instant,
     ) -> CallOutcome {
-        let fail = |e: CallError| CallOutcome { result: Err(e), trace: CallTrace::default() };
+        let fail = |e: CallError| CallOutcome {
+            result: Err(e),
+            trace: CallTrace::default(),
+        };
         let (input_json, output_schema) = match invocation {
             Invocation::Action { name, input } => {
                 let Some((input_schema, output_schema)) = connector.schemas.get(name) else {
                     return fail(CallError::UnknownAction { name: name.clone() });
                 };
-                let errors: Vec<String> = input_schema.iter_errors(input).take(10).map(describe_violation).collect();
+                let errors: Vec<String> = input_schema
+                    .iter_errors(input)
+                    .take(10)
+                    .map(describe_violation)
+                    .collect();
                 if !errors.is_empty() {
                     return fail(CallError::InvalidInput { errors });
                 }
@@ -235,7 +262,10 @@ impl Runtime {
         let state = CallState {
             wasi: WasiCtxBuilder::new().stderr(stderr.clone()).build(),
             table: ResourceTable::new(),
-            limiter: CallLimiter { memory_cap: memory_mb as usize * 1024 * 1024, memory_refused: false },
+            limiter: CallLimiter {
+                memory_cap: memory_mb as usize * 1024 * 1024,
+                memory_refused: false,
+            },
             stderr,
             connection,
             broker: self.broker.clone(),
@@ -268,8 +298,16 @@ impl Runtime {
         let state = store.into_data();
         let trace = state.trace;
         let result = match finished {
-            Err(_elapsed) => Err(CallError::Timeout { limit_ms: timeout.as_millis() as u64 }),
-            Ok(Err(trap)) => Err(classify_trap(&trap, &state.limiter, &state.stderr, memory_mb, &redactor)),
+            Err(_elapsed) => Err(CallError::Timeout {
+                limit_ms: timeout.as_millis() as u64,
+            }),
+            Ok(Err(trap)) => Err(classify_trap(
+                &trap,
+                &state.limiter,
+                &state.stderr,
+                memory_mb,
+                &redactor,
+            )),
             Ok(Ok(Err(e))) => Err(CallError::Connector {
                 code: redactor.scrub(&e.code),
                 message: redactor.scrub(&e.message),
@@ -287,11 +325,15 @@ impl Runtime {
         redactor: &crate::broker::Redactor,
     ) -> Result<Value, CallError> {
         if output.len() > self.config.max_output_bytes {
-            return Err(CallError::OutputTooLarge { size: output.len(), limit: self.config.max_output_bytes });
+            return Err(CallError::OutputTooLarge {
+                size: output.len(),
+                limit: self.config.max_output_bytes,
+            });
         }
         let scrubbed = redactor.scrub(output);
-        let value: Value = serde_json::from_str(&scrubbed)
-            .map_err(|e| CallError::InvalidOutput { errors: vec![format!("not JSON: {e}")] })?;
+        let value: Value = serde_json::from_str(&scrubbed).map_err(|e| CallError::InvalidOutput {
+            errors: vec![format!("not JSON: {e}")],
+        })?;
         if let Some(schema) = schema {
             let errors: Vec<String> = schema.iter_errors(&value).take(10).map(describe_violation).collect();
             if !errors.is_empty() {
@@ -320,9 +362,20 @@ fn classify_trap(
         return CallError::MemoryExceeded { limit_mb: memory_mb };
     }
     if let Some(at) = text.find("panicked at") {
-        let message = text[at..].lines().skip(1).take_while(|l| !l.starts_with("note:")).collect::<Vec<_>>().join("\n");
-        let message = if message.trim().is_empty() { text[at..].lines().next().unwrap_or_default().to_string() } else { message };
-        return CallError::Panicked { message: redactor.scrub(message.trim()) };
+        let message = text[at..]
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.starts_with("note:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let message = if message.trim().is_empty() {
+            text[at..].lines().next().unwrap_or_default().to_string()
+        } else {
+            message
+        };
+        return CallError::Panicked {
+            message: redactor.scrub(message.trim()),
+        };
     }
     let message = match trap.downcast_ref::<wasmtime::Trap>() {
         Some(t) => t.to_string(),
@@ -331,5 +384,7 @@ fn classify_trap(
     if message.contains("maximum concurrent") || message.contains("pooling allocator") {
         return CallError::AtCapacity;
     }
-    CallError::Trapped { message: redactor.scrub(&message) }
+    CallError::Trapped {
+        message: redactor.scrub(&message),
+    }
 }

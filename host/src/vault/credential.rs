@@ -87,9 +87,15 @@ impl Credential {
             let value = fields
                 .get(name)
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| CredentialError::MissingField { scheme: scheme.id.clone(), field: name.into() })?;
+                .ok_or_else(|| CredentialError::MissingField {
+                    scheme: scheme.id.clone(),
+                    field: name.into(),
+                })?;
             if value.bytes().any(|b| b < 0x20 || b == 0x7f) {
-                return Err(CredentialError::InvalidCharacters { scheme: scheme.id.clone(), field: name.into() });
+                return Err(CredentialError::InvalidCharacters {
+                    scheme: scheme.id.clone(),
+                    field: name.into(),
+                });
             }
             Ok(value.clone())
         };
@@ -102,7 +108,11 @@ impl Credential {
             AuthKind::Bearer => SecretMaterial::Token(SecretString::from(get("token")?)),
             AuthKind::OAuth2(_) => SecretMaterial::Token(SecretString::from(get("access_token")?)),
         };
-        Ok(Self { scheme: scheme.clone(), label: label.into(), secret })
+        Ok(Self {
+            scheme: scheme.clone(),
+            label: label.into(),
+            secret,
+        })
     }
 
     /// The key used for `hmac-sha256`: the token, or the Basic password.

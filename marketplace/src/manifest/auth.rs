@@ -90,8 +90,15 @@ impl AuthScheme {
     /// header). A connector may never set it itself.
     pub fn injected_header(&self) -> Option<String> {
         match &self.kind {
-            AuthKind::ApiKey { location: ApiKeyLocation::Header, name, .. } => Some(name.to_ascii_lowercase()),
-            AuthKind::ApiKey { location: ApiKeyLocation::Query, .. } => None,
+            AuthKind::ApiKey {
+                location: ApiKeyLocation::Header,
+                name,
+                ..
+            } => Some(name.to_ascii_lowercase()),
+            AuthKind::ApiKey {
+                location: ApiKeyLocation::Query,
+                ..
+            } => None,
             AuthKind::Bearer | AuthKind::Basic | AuthKind::OAuth2(_) => Some("authorization".into()),
         }
     }

@@ -77,7 +77,9 @@ impl HostPattern {
             HostMatch::Subdomain(suffix.to_string())
         } else if host.starts_with('[') {
             let inner = host.trim_start_matches('[').trim_end_matches(']');
-            let ip = inner.parse::<Ipv6Addr>().map_err(|_| format!("`{host}` is not a valid IPv6 address"))?;
+            let ip = inner
+                .parse::<Ipv6Addr>()
+                .map_err(|_| format!("`{host}` is not a valid IPv6 address"))?;
             HostMatch::Ip(IpAddr::V6(ip))
         } else if let Ok(ip) = host.parse::<Ipv4Addr>() {
             HostMatch::Ip(IpAddr::V4(ip))
@@ -95,11 +97,10 @@ impl HostPattern {
 
     /// Whether `url`'s origin is admitted by this pattern.
     pub fn matches(&self, url: &Url) -> bool {
-        let scheme_ok = match (self.scheme, url.scheme()) {
-            (SchemePattern::Any, "http" | "https") => true,
-            (SchemePattern::Http, "http") | (SchemePattern::Https, "https") => true,
-            _ => false,
-        };
+        let scheme_ok = matches!(
+            (self.scheme, url.scheme()),
+            (SchemePattern::Any, "http" | "https") | (SchemePattern::Http, "http") | (SchemePattern::Https, "https")
+        );
         let Some(host) = url.host_str() else { return false };
         let host = host.to_ascii_lowercase();
         let url_ip = match url.host() {
@@ -155,11 +156,13 @@ fn validate_hostname(host: &str) -> Result<(), String> {
     let ok = !host.is_empty()
         && host.len() <= 253
         && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
-    if ok { Ok(()) } else { Err(format!("`{host}` is not a valid host name")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("`{host}` is not a valid host name"))
+    }
 }
 
 impl fmt::Display for HostPattern {

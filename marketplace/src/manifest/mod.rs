@@ -62,7 +62,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { memory_mb: 32, timeout_ms: 10_000, requests_per_second: 10 }
+        Self {
+            memory_mb: 32,
+            timeout_ms: 10_000,
+            requests_per_second: 10,
+        }
     }
 }
 
@@ -95,7 +99,10 @@ pub enum ManifestError {
 
 impl ManifestError {
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::Invalid { field: field.into(), reason: reason.into() }
+        Self::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 

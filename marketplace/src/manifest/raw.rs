@@ -100,11 +100,17 @@ impl RawManifest {
         if let Some(icon) = &self.icon
             && (icon.contains("..") || icon.starts_with('/'))
         {
-            return Err(ManifestError::invalid("icon", "must be a relative path inside the connector"));
+            return Err(ManifestError::invalid(
+                "icon",
+                "must be a relative path inside the connector",
+            ));
         }
         for name in self.variables.keys() {
             if !is_identifier(name, 64) {
-                return Err(ManifestError::invalid(format!("variables.{name}"), "invalid variable name"));
+                return Err(ManifestError::invalid(
+                    format!("variables.{name}"),
+                    "invalid variable name",
+                ));
             }
         }
         let allowed_hosts = self
@@ -119,7 +125,10 @@ impl RawManifest {
         for (i, raw) in self.auth.into_iter().enumerate() {
             let scheme = raw.validate(i, &self.variables)?;
             if !seen.insert(scheme.id.clone()) {
-                return Err(ManifestError::invalid(format!("auth[{i}].id"), format!("duplicate id `{}`", scheme.id)));
+                return Err(ManifestError::invalid(
+                    format!("auth[{i}].id"),
+                    format!("duplicate id `{}`", scheme.id),
+                ));
             }
             auth.push(scheme);
         }
@@ -134,14 +143,23 @@ impl RawManifest {
             return Err(ManifestError::invalid("limits.memory_mb", "must be between 1 and 4096"));
         }
         if !(1..=900_000).contains(&limits.timeout_ms) {
-            return Err(ManifestError::invalid("limits.timeout_ms", "must be between 1 and 900000"));
+            return Err(ManifestError::invalid(
+                "limits.timeout_ms",
+                "must be between 1 and 900000",
+            ));
         }
         if limits.requests_per_second == 0 {
-            return Err(ManifestError::invalid("limits.requests_per_second", "must be at least 1"));
+            return Err(ManifestError::invalid(
+                "limits.requests_per_second",
+                "must be at least 1",
+            ));
         }
 
         if self.actions.is_empty() {
-            return Err(ManifestError::invalid("actions", "a connector must declare at least one action"));
+            return Err(ManifestError::invalid(
+                "actions",
+                "a connector must declare at least one action",
+            ));
         }
         let mut actions = BTreeMap::new();
         for (name, raw) in self.actions {
@@ -153,7 +171,14 @@ impl RawManifest {
             }
             let input = check_schema(raw.input, &format!("actions.{name}.input"))?;
             let output = check_schema(raw.output, &format!("actions.{name}.output"))?;
-            actions.insert(name, Action { description: raw.description, input, output });
+            actions.insert(
+                name,
+                Action {
+                    description: raw.description,
+                    input,
+                    output,
+                },
+            );
         }
 
         Ok(Manifest {
@@ -183,7 +208,10 @@ impl RawAuth {
     fn validate(self, i: usize, variables: &BTreeMap<String, Variable>) -> Result<AuthScheme, ManifestError> {
         let field = |f: &str| format!("auth[{i}].{f}");
         if !is_identifier(&self.id, 64) {
-            return Err(ManifestError::invalid(field("id"), "must start with a-z and contain only a-z, 0-9, `-` and `_`"));
+            return Err(ManifestError::invalid(
+                field("id"),
+                "must start with a-z and contain only a-z, 0-9, `-` and `_`",
+            ));
         }
         if self.hosts.is_empty() {
             return Err(ManifestError::invalid(
@@ -199,7 +227,10 @@ impl RawAuth {
             .collect::<Result<Vec<_>, _>>()?;
         let only = |present: bool, name: &str, kind: &str| {
             if present {
-                Err(ManifestError::invalid(field(name), format!("is not used by type `{kind}`")))
+                Err(ManifestError::invalid(
+                    field(name),
+                    format!("is not used by type `{kind}`"),
+                ))
             } else {
                 Ok(())
             }
@@ -219,24 +250,47 @@ impl RawAuth {
                 let location = match self.location.as_deref() {
                     Some("header") => ApiKeyLocation::Header,
                     Some("query") => ApiKeyLocation::Query,
-                    Some(other) => return Err(ManifestError::invalid(field("in"), format!("`{other}` is not `header` or `query`"))),
-                    None => return Err(ManifestError::invalid(field("in"), "required for type `api_key` (`header` or `query`)")),
+                    Some(other) => {
+                        return Err(ManifestError::invalid(
+                            field("in"),
+                            format!("`{other}` is not `header` or `query`"),
+                        ));
+                    }
+                    None => {
+                        return Err(ManifestError::invalid(
+                            field("in"),
+                            "required for type `api_key` (`header` or `query`)",
+                        ));
+                    }
                 };
                 let name = self
                     .name
                     .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-                    .ok_or_else(|| ManifestError::invalid(field("name"), "required: the header or query parameter name"))?;
+                    .ok_or_else(|| {
+                        ManifestError::invalid(field("name"), "required: the header or query parameter name")
+                    })?;
                 if location == ApiKeyLocation::Query && self.prefix.is_some() {
-                    return Err(ManifestError::invalid(field("prefix"), "only applies to `in = \"header\"`"));
+                    return Err(ManifestError::invalid(
+                        field("prefix"),
+                        "only applies to `in = \"header\"`",
+                    ));
                 }
-                AuthKind::ApiKey { location, name, prefix: self.prefix.unwrap_or_default() }
+                AuthKind::ApiKey {
+                    location,
+                    name,
+                    prefix: self.prefix.unwrap_or_default(),
+                }
             }
             "bearer" | "basic" => {
                 only(oauth_fields, "token_url", &self.kind)?;
                 only(self.location.is_some(), "in", &self.kind)?;
                 only(self.name.is_some(), "name", &self.kind)?;
                 only(self.prefix.is_some(), "prefix", &self.kind)?;
-                if self.kind == "bearer" { AuthKind::Bearer } else { AuthKind::Basic }
+                if self.kind == "bearer" {
+                    AuthKind::Bearer
+                } else {
+                    AuthKind::Basic
+                }
             }
             "oauth2" => {
                 only(self.location.is_some(), "in", "oauth2")?;
@@ -253,7 +307,10 @@ impl RawAuth {
                     None | Some("basic") => TokenAuthMethod::Basic,
                     Some("body") => TokenAuthMethod::Body,
                     Some(other) => {
-                        return Err(ManifestError::invalid(field("token_auth_method"), format!("`{other}` is not `basic` or `body`")));
+                        return Err(ManifestError::invalid(
+                            field("token_auth_method"),
+                            format!("`{other}` is not `basic` or `body`"),
+                        ));
                     }
                 };
                 AuthKind::OAuth2(OAuth2Endpoints {
@@ -276,7 +333,12 @@ impl RawAuth {
             }
         };
         let label = self.label.unwrap_or_else(|| self.id.clone());
-        Ok(AuthScheme { id: self.id, label, kind, hosts })
+        Ok(AuthScheme {
+            id: self.id,
+            label,
+            kind,
+            hosts,
+        })
     }
 }
 

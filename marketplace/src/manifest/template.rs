@@ -49,16 +49,12 @@ impl HostTemplate {
     }
 
     /// Substitute variable values and parse the result.
-    pub fn resolve(
-        &self,
-        variables: &BTreeMap<String, String>,
-        field: &str,
-    ) -> Result<HostPattern, ManifestError> {
+    pub fn resolve(&self, variables: &BTreeMap<String, String>, field: &str) -> Result<HostPattern, ManifestError> {
         let mut text = self.0.clone();
         for name in placeholders(&self.0).map_err(|r| ManifestError::invalid(field, r))? {
-            let value = variables.get(&name).ok_or_else(|| {
-                ManifestError::invalid(format!("variables.{name}"), "required variable has no value")
-            })?;
+            let value = variables
+                .get(&name)
+                .ok_or_else(|| ManifestError::invalid(format!("variables.{name}"), "required variable has no value"))?;
             text = replace_placeholder(&text, &name, value);
         }
         HostPattern::parse(&text).map_err(|r| ManifestError::invalid(field, format!("{r} (from `{}`)", self.0)))

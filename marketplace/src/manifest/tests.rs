@@ -60,17 +60,38 @@ fn wrong_type_names_the_field() {
 fn semantic_errors_name_the_field() {
     assert_eq!(err_field(&MINIMAL.replace("id = \"demo\"", "id = \"Demo!\"")), "id");
     assert_eq!(err_field(&MINIMAL.replace("1.2.3", "one")), "version");
-    assert_eq!(err_field(&MINIMAL.replace("https://api.demo.test\", \"https://*", "ftp://x\", \"https://*")), "allowed_hosts[0]");
-    assert_eq!(err_field(&MINIMAL.replace("\"{{ base }}\"", "\"{{ nope }}\"")), "allowed_hosts[2]");
-    assert_eq!(err_field(&MINIMAL.replace("hosts = [\"https://api.demo.test\"]", "hosts = []")), "auth[0].hosts");
-    assert_eq!(err_field(&MINIMAL.replace("in = \"header\"", "in = \"cookie\"")), "auth[0].in");
-    assert_eq!(err_field(&MINIMAL.replace("type = \"api_key\"", "type = \"magic\"")), "auth[0].type");
-    assert_eq!(err_field(&MINIMAL.replace("type = \"object\"", "type = \"objekt\"")), "actions.ping.input");
+    assert_eq!(
+        err_field(&MINIMAL.replace("https://api.demo.test\", \"https://*", "ftp://x\", \"https://*")),
+        "allowed_hosts[0]"
+    );
+    assert_eq!(
+        err_field(&MINIMAL.replace("\"{{ base }}\"", "\"{{ nope }}\"")),
+        "allowed_hosts[2]"
+    );
+    assert_eq!(
+        err_field(&MINIMAL.replace("hosts = [\"https://api.demo.test\"]", "hosts = []")),
+        "auth[0].hosts"
+    );
+    assert_eq!(
+        err_field(&MINIMAL.replace("in = \"header\"", "in = \"cookie\"")),
+        "auth[0].in"
+    );
+    assert_eq!(
+        err_field(&MINIMAL.replace("type = \"api_key\"", "type = \"magic\"")),
+        "auth[0].type"
+    );
+    assert_eq!(
+        err_field(&MINIMAL.replace("type = \"object\"", "type = \"objekt\"")),
+        "actions.ping.input"
+    );
 }
 
 #[test]
 fn paths_in_host_patterns_are_refused() {
-    let text = MINIMAL.replace("\"https://api.demo.test\", \"https://*", "\"https://api.demo.test/v1\", \"https://*");
+    let text = MINIMAL.replace(
+        "\"https://api.demo.test\", \"https://*",
+        "\"https://api.demo.test/v1\", \"https://*",
+    );
     assert_eq!(err_field(&text), "allowed_hosts[0]");
 }
 
@@ -81,7 +102,9 @@ fn oauth2_scheme_defaults_and_type_specific_fields() {
         "type = \"oauth2\"\nauthorization_url = \"https://demo.test/authorize\"\ntoken_url = \"https://demo.test/token\"\nscopes = [\"read\"]",
     );
     let m = Manifest::parse(&text).expect("oauth2 manifest");
-    let AuthKind::OAuth2(o) = &m.auth[0].kind else { panic!("not oauth2") };
+    let AuthKind::OAuth2(o) = &m.auth[0].kind else {
+        panic!("not oauth2")
+    };
     assert!(o.pkce);
     assert_eq!(o.token_auth_method, TokenAuthMethod::Basic);
     assert_eq!(o.refresh_margin_secs, 300);
@@ -131,5 +154,9 @@ fn ip_literals_match_by_address() {
     let u = |s: &str| Url::parse(s).expect("url");
     let mapped = HostPattern::parse("http://[::ffff:169.254.169.254]").expect("pattern");
     assert!(mapped.matches(&u("http://[::ffff:a9fe:a9fe]/")));
-    assert!(HostPattern::parse("http://127.0.0.1:*").expect("p").matches(&u("http://127.1:80/")));
+    assert!(
+        HostPattern::parse("http://127.0.0.1:*")
+            .expect("p")
+            .matches(&u("http://127.1:80/"))
+    );
 }

@@ -9,8 +9,7 @@ connector!(Snoop);
 impl Connector for Snoop {
     fn actions() -> Actions {
         Actions::new().action("read_file", |input: Path| {
-            let content = std::fs::read_to_string(&input.path)
-                .map_err(|e| Error::new("io", e.to_string()))?;
+            let content = std::fs::read_to_string(&input.path).map_err(|e| Error::new("io", e.to_string()))?;
             Ok(json!({ "content": content }))
         })
     }

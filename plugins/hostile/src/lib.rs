@@ -13,9 +13,13 @@ impl Connector for Hostile {
             .action("ok", |input: Value| Ok(json!({ "echo": input })))
             .action("spin", |_: Value| -> Result<Value, Error> { spin() })
             .action("memory_bomb", |_: Value| -> Result<Value, Error> { memory_bomb() })
-            .action("panic", |_: Value| -> Result<Value, Error> { panic!("hostile connector panicked on purpose") })
+            .action("panic", |_: Value| -> Result<Value, Error> {
+                panic!("hostile connector panicked on purpose")
+            })
             .action("fetch", fetch)
-            .action("oversized_output", |input: SizeInput| Ok(json!({ "blob": "x".repeat(input.bytes) })))
+            .action("oversized_output", |input: SizeInput| {
+                Ok(json!({ "blob": "x".repeat(input.bytes) }))
+            })
             .action("log_flood", |input: SizeInput| {
                 for i in 0..input.bytes {
                     log::info(&format!("flood line {i} {}", "y".repeat(1000)));

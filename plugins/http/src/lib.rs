@@ -66,7 +66,11 @@ fn request(input: RequestInput) -> Result<Value, Error> {
     let url = if input.url.starts_with("http://") || input.url.starts_with("https://") {
         input.url
     } else {
-        format!("{}/{}", base_url()?.trim_end_matches('/'), input.url.trim_start_matches('/'))
+        format!(
+            "{}/{}",
+            base_url()?.trim_end_matches('/'),
+            input.url.trim_start_matches('/')
+        )
     };
     let on_base = base.as_deref().is_some_and(|b| {
         let b = b.trim_end_matches('/');

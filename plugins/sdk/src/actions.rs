@@ -44,9 +44,8 @@ impl Actions {
         self.handlers.push((
             name,
             Box::new(move |raw: &str| {
-                let input: I = serde_json::from_str(raw).map_err(|e| {
-                    Error::new("invalid_input", format!("input does not match `{name}`: {e}"))
-                })?;
+                let input: I = serde_json::from_str(raw)
+                    .map_err(|e| Error::new("invalid_input", format!("input does not match `{name}`: {e}")))?;
                 let output = handler(input)?;
                 serde_json::to_string(&output)
                     .map_err(|e| Error::new("invalid_output", format!("cannot encode output: {e}")))

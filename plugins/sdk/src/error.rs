@@ -17,7 +17,11 @@ pub struct Error {
 impl Error {
     /// A non-retryable error.
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into(), retryable: false }
+        Self {
+            code: code.into(),
+            message: message.into(),
+            retryable: false,
+        }
     }
 
     /// Mark whether a retry may help.
@@ -59,7 +63,11 @@ impl std::error::Error for Error {}
 
 impl From<Error> for ConnectorError {
     fn from(e: Error) -> Self {
-        ConnectorError { code: e.code, message: e.message, retryable: e.retryable }
+        ConnectorError {
+            code: e.code,
+            message: e.message,
+            retryable: e.retryable,
+        }
     }
 }
 
@@ -71,15 +79,12 @@ impl From<HttpError> for Error {
             HttpError::HeaderForbidden(m) => Error::new("header_forbidden", m),
             HttpError::CredentialNotBound(m) => Error::new("credential_not_bound", m),
             HttpError::InvalidRequest(m) => Error::new("invalid_request", m),
-            HttpError::RequestTooLarge(n) => {
-                Error::new("request_too_large", format!("request body exceeds {n} bytes"))
-            }
+            HttpError::RequestTooLarge(n) => Error::new("request_too_large", format!("request body exceeds {n} bytes")),
             HttpError::ResponseTooLarge(n) => {
                 Error::new("response_too_large", format!("response body exceeds {n} bytes"))
             }
             HttpError::RateLimited(ms) => {
-                Error::new("rate_limited", format!("connection rate limit; retry in {ms} ms"))
-                    .with_retryable(true)
+                Error::new("rate_limited", format!("connection rate limit; retry in {ms} ms")).with_retryable(true)
             }
             HttpError::Timeout => Error::new("timeout", "upstream request timed out").with_retryable(true),
             HttpError::Transport(m) => Error::new("transport", m).with_retryable(true),

@@ -18,7 +18,14 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// A request with any method.
     pub fn new(method: Method, url: impl Into<String>) -> Self {
-        Self { method, url: url.into(), query: Vec::new(), headers: Vec::new(), body: None, auth: None }
+        Self {
+            method,
+            url: url.into(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+            auth: None,
+        }
     }
     /// A GET request.
     pub fn get(url: impl Into<String>) -> Self {
@@ -95,9 +102,18 @@ impl<'a> Request<'a> {
                 .collect();
             url.push_str(&pairs.join("&"));
         }
-        let request = HttpRequest { method: self.method, url, headers: self.headers, body: self.body };
+        let request = HttpRequest {
+            method: self.method,
+            url,
+            headers: self.headers,
+            body: self.body,
+        };
         let response = send(&request, self.auth)?;
-        Ok(Response { status: response.status, headers: response.headers, body: response.body })
+        Ok(Response {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+        })
     }
 
     /// Send, require a 2xx status, and decode the JSON body.
@@ -125,12 +141,19 @@ impl Response {
 
     /// Turn a non-2xx status into an [`Error`] via [`Error::from_status`].
     pub fn error_for_status(self) -> Result<Self, Error> {
-        if self.is_success() { Ok(self) } else { Err(Error::from_status(self.status, &self.body)) }
+        if self.is_success() {
+            Ok(self)
+        } else {
+            Err(Error::from_status(self.status, &self.body))
+        }
     }
 
     /// The first header called `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Decode the body as JSON.

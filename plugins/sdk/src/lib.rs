@@ -105,8 +105,7 @@ pub mod log {
 /// Everything a connector usually needs, in one import.
 pub mod prelude {
     pub use crate::{
-        Actions, Connector, Credential, Error, Request, Response, any_credential, connector,
-        credential, log, var,
+        Actions, Connector, Credential, Error, Request, Response, any_credential, connector, credential, log, var,
     };
     pub use serde::{Deserialize, Serialize, de::DeserializeOwned};
     pub use serde_json::{Value, json};
@@ -150,8 +149,7 @@ pub fn __dispatch_execute<C: Connector>(
 }
 
 #[doc(hidden)]
-pub fn __dispatch_test_connection<C: Connector>()
--> Result<String, bindings::nexum::connector::types::ConnectorError> {
+pub fn __dispatch_test_connection<C: Connector>() -> Result<String, bindings::nexum::connector::types::ConnectorError> {
     let value = C::test_connection().map_err(bindings::nexum::connector::types::ConnectorError::from)?;
     serde_json::to_string(&value).map_err(|e| Error::new("invalid_output", e.to_string()).into())
 }

@@ -80,7 +80,9 @@ fn list_channels(input: ListChannels) -> Result<Value, Error> {
                 .collect()
         })
         .unwrap_or_default();
-    let next = page["response_metadata"]["next_cursor"].as_str().filter(|c| !c.is_empty());
+    let next = page["response_metadata"]["next_cursor"]
+        .as_str()
+        .filter(|c| !c.is_empty());
     Ok(json!({ "channels": channels, "next_cursor": next }))
 }
 
