@@ -133,3 +133,20 @@ async fn log_floods_are_capped() {
     assert_eq!(out.trace.logs_dropped, 5000 - host.runtime.config().max_log_lines);
     assert!(out.trace.logs.iter().all(|l| l.message.len() <= 2048 + '…'.len_utf8()));
 }
+
+#[tokio::test]
+async fn huge_connector_errors_are_truncated() {
+    let host = TestHost::new(Network::LoopbackAllowed);
+    let (connector, connection) = hostile(&host, "https://api.example.com");
+    let out = host
+        .run(&connector, &connection, "fail", json!({ "bytes": 1 << 20 }))
+        .await;
+    match out.result {
+        Err(CallError::Connector { code, message, .. }) => {
+            assert_eq!(code.len(), 64);
+            assert_eq!(message.len(), 4096);
+        }
+        other => panic!("expected a connector error, got {other:?}"),
+    }
+    still_serving(&host, &connector, &connection).await;
+}

@@ -374,3 +374,121 @@ async fn the_per_connection_rate_limit_applies_across_calls() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn compressed_bodies_that_could_hide_a_secret_are_refused() {
+    let upstream = fakes::upstream().await;
+    let host = TestHost::new(Network::LoopbackAllowed);
+    let (connector, connection) = hostile(&host, &upstream.origin());
+    for header in ["Accept-Encoding", "Range"] {
+        let out = host
+            .run(
+                &connector,
+                &connection,
+                "fetch",
+                json!({ "url": upstream.url("/echo"), "headers": [[header, "gzip"]] }),
+            )
+            .await;
+        assert_eq!(code(&out.result), "header_forbidden", "{header}");
+    }
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "fetch",
+            json!({ "url": upstream.url("/gzip"), "credential": "token" }),
+        )
+        .await;
+    assert_eq!(code(&out.result), "transport");
+    assert!(out.result.expect_err("refused").to_string().contains("gzip"));
+}
+
+#[tokio::test]
+async fn header_floods_are_capped_as_they_arrive() {
+    let upstream = fakes::upstream().await;
+    let host = TestHost::new(Network::LoopbackAllowed);
+    let (connector, connection) = hostile(&host, &upstream.origin());
+    let headers: Vec<(String, String)> = (0..150).map(|i| (format!("x-h{i}"), "v".into())).collect();
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "fetch",
+            json!({ "url": upstream.url("/ok"), "headers": headers }),
+        )
+        .await;
+    assert_eq!(code(&out.result), "invalid_request");
+    let big = vec![("x-big".to_string(), "v".repeat(70 * 1024))];
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "fetch",
+            json!({ "url": upstream.url("/ok"), "headers": big }),
+        )
+        .await;
+    assert_eq!(code(&out.result), "invalid_request");
+    assert!(upstream.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_absurd_retry_after_is_not_waited_for() {
+    let upstream = fakes::upstream().await;
+    let host = TestHost::new(Network::LoopbackAllowed);
+    let (connector, connection) = hostile(&host, &upstream.origin());
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "fetch",
+            json!({ "url": upstream.url("/retry-forever") }),
+        )
+        .await;
+    assert_eq!(out.result.expect("the 429 goes back to the connector")["status"], 429);
+    let out = host.run(&connector, &connection, "ok", json!({})).await;
+    assert!(out.result.is_ok(), "the host is still serving");
+}
+
+#[tokio::test]
+async fn a_redirect_carrying_a_query_key_to_another_host_is_refused() {
+    let bound = fakes::upstream().await;
+    let unbound = fakes::upstream().await;
+    let host = TestHost::new(Network::LoopbackAllowed);
+    let manifest = two_host_manifest().replace(
+        "type = \"bearer\"",
+        "type = \"api_key\"\nin = \"query\"\nname = \"key\"",
+    );
+    let connector = host.load("hostile", Some(&manifest));
+    let connection = host.connect(
+        &connector,
+        "conn_qredirect",
+        &[("upstream", &bound.origin()), ("other", &unbound.origin())],
+        &[("token", &[("api_key", SECRET)])],
+    );
+    // A canonical-host redirect that keeps the query string would carry the key along.
+    let to = unbound.url(&format!("/echo?key={SECRET}"));
+    let location = url_escape(&to);
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "fetch",
+            json!({ "url": bound.url(&format!("/redirect?to={location}")), "credential": "token" }),
+        )
+        .await;
+    assert_eq!(code(&out.result), "transport");
+    assert!(unbound.requests().is_empty(), "the key must not follow the redirect");
+    assert!(!format!("{:?}", out).contains(SECRET));
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -84,9 +84,14 @@ impl Fake {
 
 /// Serve `router` on 127.0.0.1:0, recording every request.
 pub async fn serve(router: Router) -> Fake {
+    serve_on(router, 0).await
+}
+
+/// Serve `router` on 127.0.0.1:`port`, recording every request.
+pub async fn serve_on(router: Router, port: u16) -> Fake {
     let log: Arc<Mutex<Vec<Recorded>>> = Arc::default();
     let app = router.layer(middleware::from_fn_with_state(log.clone(), record));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .expect("bind loopback");
     let addr = listener.local_addr().expect("addr");
@@ -121,9 +126,14 @@ async fn record(State(log): State<Arc<Mutex<Vec<Recorded>>>>, request: Request, 
 /// The bot token the fake Slack accepts.
 pub const SLACK_TOKEN: &str = "xoxb-1111-2222-fake-slack-token";
 
+/// A fake Slack Web API on an ephemeral port; see [`slack_on`].
+pub async fn slack() -> Fake {
+    slack_on(0).await
+}
+
 /// A fake Slack Web API: `chat.postMessage`, `chat.update`, `reactions.add`,
 /// `conversations.list` and `auth.test`, answering `invalid_auth` to any other token.
-pub async fn slack() -> Fake {
+pub async fn slack_on(port: u16) -> Fake {
     async fn authed(headers: &HeaderMap) -> bool {
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {SLACK_TOKEN}"))
     }
@@ -174,13 +184,14 @@ pub async fn slack() -> Fake {
             json!({ "ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "nexum-bot", "team_id": "T1", "user_id": "U1" }),
         )
     }
-    serve(
+    serve_on(
         Router::new()
             .route("/api/chat.postMessage", post(post_message))
             .route("/api/chat.update", post(update))
             .route("/api/reactions.add", post(react))
             .route("/api/conversations.list", get(list))
             .route("/api/auth.test", post(auth_test)),
+        port,
     )
     .await
 }
@@ -243,6 +254,20 @@ pub async fn upstream() -> Fake {
             .route(
                 "/always-503",
                 any(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }),
+            )
+            .route(
+                "/retry-forever",
+                any(|| async {
+                    (
+                        StatusCode::TOO_MANY_REQUESTS,
+                        [(header::RETRY_AFTER, "18446744073709551615")],
+                        "later",
+                    )
+                }),
+            )
+            .route(
+                "/gzip",
+                get(|| async { ([(header::CONTENT_ENCODING, "gzip")], vec![0x1f_u8, 0x8b, 0x08, 0x00]) }),
             ),
     )
     .await

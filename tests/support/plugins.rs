@@ -35,6 +35,7 @@ fn build_all() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let root = repo_root();
+            ensure_wasm_target();
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let output = Command::new(cargo)
                 .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
@@ -51,4 +52,19 @@ fn build_all() -> PathBuf {
             root.join("plugins/target/wasm32-wasip2/release")
         })
         .clone()
+}
+
+/// Install the `wasm32-wasip2` target through rustup when it is missing, so `cargo test`
+/// works on a fresh machine without a manual step.
+fn ensure_wasm_target() {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let Ok(installed) = installed else { return };
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|t| t.trim() == "wasm32-wasip2")
+    {
+        return;
+    }
+    eprintln!("installing the wasm32-wasip2 target (rustup target add wasm32-wasip2)…");
+    let _ = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status();
 }

@@ -69,6 +69,7 @@ fn v4_class(ip: Ipv4Addr) -> Option<&'static str> {
         (192, 0, 0) => "IETF protocol assignment",
         (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => "documentation",
         (198, 18..=19, _) => "benchmarking",
+        (168, 63, 129) if ip.octets()[3] == 16 => "Azure host endpoint (metadata)",
         (224..=239, _, _) => "multicast",
         (240..=255, _, _) => "reserved",
         _ => return None,
@@ -80,8 +81,9 @@ fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
         return v4_class(v4);
     }
     let seg = ip.segments();
-    // NAT64 well-known prefix 64:ff9b::/96 carries an IPv4 address in its low 32 bits.
-    if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
+    // NAT64 prefixes (well-known 64:ff9b::/96, local-use 64:ff9b:1::/48) carry an IPv4
+    // address in their low 32 bits.
+    if seg[0] == 0x64 && seg[1] == 0xff9b && (seg[2..6] == [0, 0, 0, 0] || seg[2] == 1) {
         let v4 = Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8);
         return v4_class(v4);
     }
@@ -90,6 +92,7 @@ fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
         _ if ip.is_loopback() => "loopback",
         0xfc00..=0xfdff => "unique-local (private)",
         0xfe80..=0xfebf => "link-local",
+        0xfec0..=0xfeff => "site-local (deprecated, private)",
         0xff00..=0xffff => "multicast",
         0x2001 if seg[1] == 0x0db8 => "documentation",
         0x0000 => "reserved (IPv4-compatible)",
@@ -159,6 +162,9 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::a00:1",
+            "fec0::1",
+            "168.63.129.16",
         ] {
             assert!(policy.check("h", ip(addr)).is_err(), "{addr} should be refused");
         }

@@ -15,6 +15,10 @@ const HOST_ONLY: &[&str] = &[
     "forwarded",
     "x-forwarded-for",
     "x-forwarded-host",
+    // A compressed or partial body would hide a secret from the scrubber.
+    "accept-encoding",
+    "range",
+    "if-range",
 ];
 
 /// Whether a connector may set header `name` (any case), given the headers its own auth
@@ -39,6 +43,8 @@ mod tests {
             "proxy-anything",
             "X-Api-Key",
             "Transfer-Encoding",
+            "Accept-Encoding",
+            "Range",
         ] {
             assert!(!connector_may_set(h, &scheme), "{h}");
         }

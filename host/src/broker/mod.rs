@@ -281,6 +281,11 @@ impl Broker {
             if status.is_redirection()
                 && let Some(next) = redirect_target(&url, response.headers())
             {
+                if rules.redactor.contains(next.as_str()) {
+                    return Err(BrokerError::Transport(
+                        "the upstream redirected to a URL carrying the credential; refused".into(),
+                    ));
+                }
                 if status == StatusCode::SEE_OTHER
                     || ((status == StatusCode::MOVED_PERMANENTLY || status == StatusCode::FOUND)
                         && method == Method::POST)
@@ -385,7 +390,7 @@ impl Broker {
             {
                 let wait = retry::retry_after(response.headers())
                     .unwrap_or_else(|| retry::backoff(self.config.retry_base_delay, attempt));
-                if Instant::now() + wait < deadline {
+                if Instant::now().checked_add(wait).is_some_and(|at| at < deadline) {
                     drop(response);
                     tokio::time::sleep(wait).await;
                     continue;
@@ -401,6 +406,15 @@ impl Broker {
         deadline: Instant,
     ) -> Result<(HeaderMap, Vec<u8>), BrokerError> {
         let limit = self.config.max_response_bytes;
+        if let Some(encoding) = response.headers().get(reqwest::header::CONTENT_ENCODING)
+            && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
+        {
+            // We never ask for compression; an encoded body could hide a secret from scrubbing.
+            return Err(BrokerError::Transport(format!(
+                "the upstream sent a `{}`-encoded body, which the broker cannot inspect; refused",
+                String::from_utf8_lossy(encoding.as_bytes())
+            )));
+        }
         if response.content_length().is_some_and(|n| n > limit as u64) {
             return Err(BrokerError::ResponseTooLarge { limit: limit as u64 });
         }

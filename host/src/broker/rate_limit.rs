@@ -34,7 +34,7 @@ impl ConnectionRateLimits {
                 Ok(()) => return Ok(()),
                 Err(not_until) => {
                     let wait = not_until.wait_time_from(clock.now());
-                    if Instant::now() + wait >= deadline {
+                    if Instant::now().checked_add(wait).is_none_or(|at| at >= deadline) {
                         return Err(BrokerError::RateLimited { retry_after: wait });
                     }
                     tokio::time::sleep(wait).await;

@@ -37,6 +37,11 @@ impl Redactor {
         self.needles.is_empty()
     }
 
+    /// Whether `text` contains any secret value.
+    pub fn contains(&self, text: &str) -> bool {
+        self.needles.iter().any(|n| memmem::find(text.as_bytes(), n).is_some())
+    }
+
     /// `bytes` with every secret replaced by [`REDACTED`].
     pub fn scrub_bytes<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
         let mut out: Cow<'a, [u8]> = Cow::Borrowed(bytes);

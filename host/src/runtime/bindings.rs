@@ -10,5 +10,6 @@ wasmtime::component::bindgen!({
     exports: { default: async },
     with: {
         "nexum:connector/credentials.credential": super::state::CredentialHandle,
+        "nexum:connector/http.request": super::state::OutgoingRequest,
     },
 });

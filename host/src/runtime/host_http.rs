@@ -1,26 +1,84 @@
-//! `nexum:connector/http`: the guest's one way out, handed straight to the [`Broker`].
+//! `nexum:connector/http`: the guest's one way out. Requests are assembled header by header
+//! (capped as they arrive) and handed to the [`Broker`] on `send`.
 //!
 //! [`Broker`]: crate::broker::Broker
 
-use super::bindings::nexum::connector::http::Host;
-use super::bindings::nexum::connector::types::{self, HttpError, HttpRequest, HttpResponse};
-use super::state::{CallState, CredentialHandle};
+use super::bindings::nexum::connector::http::{Host, HostRequest};
+use super::bindings::nexum::connector::types::{self, HttpError, HttpResponse};
+use super::state::{
+    CallState, CredentialHandle, MAX_REQUEST_HEADER_BYTES, MAX_REQUEST_HEADERS, MAX_URL_BYTES, OutgoingRequest,
+};
 use crate::broker::{BrokerError, OutboundRequest};
 use reqwest::Method;
 use wasmtime::component::Resource;
 
 impl types::Host for CallState {}
 
+impl HostRequest for CallState {
+    async fn new(&mut self, method: types::Method, url: String) -> wasmtime::Result<Resource<OutgoingRequest>> {
+        let request = OutgoingRequest {
+            method: to_method(method),
+            url,
+            headers: Vec::new(),
+            header_bytes: 0,
+            body: None,
+        };
+        Ok(self.table.push(request)?)
+    }
+
+    async fn header(
+        &mut self,
+        request: Resource<OutgoingRequest>,
+        name: String,
+        value: String,
+    ) -> wasmtime::Result<Result<(), HttpError>> {
+        let request = self.table.get_mut(&request)?;
+        let bytes = request.header_bytes + name.len() + value.len();
+        if request.headers.len() >= MAX_REQUEST_HEADERS || bytes > MAX_REQUEST_HEADER_BYTES {
+            return Ok(Err(HttpError::InvalidRequest(format!(
+                "a request may carry at most {MAX_REQUEST_HEADERS} headers and {MAX_REQUEST_HEADER_BYTES} bytes of them"
+            ))));
+        }
+        request.header_bytes = bytes;
+        request.headers.push((name, value));
+        Ok(Ok(()))
+    }
+
+    async fn body(
+        &mut self,
+        request: Resource<OutgoingRequest>,
+        bytes: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), HttpError>> {
+        let limit = self.broker.config().max_request_bytes;
+        if bytes.len() > limit {
+            return Ok(Err(HttpError::RequestTooLarge(limit as u64)));
+        }
+        self.table.get_mut(&request)?.body = Some(bytes);
+        Ok(Ok(()))
+    }
+
+    async fn drop(&mut self, request: Resource<OutgoingRequest>) -> wasmtime::Result<()> {
+        self.table.delete(request)?;
+        Ok(())
+    }
+}
+
 impl Host for CallState {
     async fn send(
         &mut self,
-        request: HttpRequest,
+        request: Resource<OutgoingRequest>,
         auth: Option<Resource<CredentialHandle>>,
     ) -> wasmtime::Result<Result<HttpResponse, HttpError>> {
+        let request = self.table.delete(request)?;
         if self.trace.http.len() >= self.limits.max_http_requests {
             return Ok(Err(HttpError::InvalidRequest(format!(
                 "a call may make at most {} requests",
                 self.limits.max_http_requests
+            ))));
+        }
+        if request.url.len() > MAX_URL_BYTES {
+            return Ok(Err(HttpError::InvalidRequest(format!(
+                "URLs may be at most {MAX_URL_BYTES} bytes"
             ))));
         }
         let credential_index = match &auth {
@@ -31,7 +89,7 @@ impl Host for CallState {
         let broker = self.broker.clone();
         let credential = credential_index.and_then(|i| connection.credentials.get(i));
         let outbound = OutboundRequest {
-            method: method(request.method),
+            method: request.method,
             url: request.url,
             headers: request.headers,
             body: request.body,
@@ -55,7 +113,7 @@ impl Host for CallState {
     }
 }
 
-fn method(m: types::Method) -> Method {
+fn to_method(m: types::Method) -> Method {
     match m {
         types::Method::Get => Method::GET,
         types::Method::Head => Method::HEAD,

@@ -280,6 +280,9 @@ impl Runtime {
             handles_issued: 0,
         };
         let mut store = Store::new(&self.engine, state);
+        // WASI handles (streams, pollables) and credential handles share this table; a guest
+        // that never drops them must not grow host memory without bound.
+        store.data_mut().table.set_max_capacity(1024);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
@@ -309,8 +312,8 @@ impl Runtime {
                 &redactor,
             )),
             Ok(Ok(Err(e))) => Err(CallError::Connector {
-                code: redactor.scrub(&e.code),
-                message: redactor.scrub(&e.message),
+                code: redactor.scrub(truncate(&e.code, 64)),
+                message: redactor.scrub(truncate(&e.message, 4096)),
                 retryable: e.retryable,
             }),
             Ok(Ok(Ok(output))) => self.check_output(&output, output_schema, &redactor),
@@ -342,6 +345,18 @@ impl Runtime {
         }
         Ok(value)
     }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
 }
 
 fn describe_violation(e: jsonschema::ValidationError<'_>) -> String {

@@ -223,7 +223,17 @@ impl RawAuth {
             .hosts
             .into_iter()
             .enumerate()
-            .map(|(j, h)| HostTemplate::new(h, variables, &format!("auth[{i}].hosts[{j}]")))
+            .map(|(j, h)| {
+                let field = format!("auth[{i}].hosts[{j}]");
+                let template = HostTemplate::new(h, variables, &field)?;
+                if super::HostPattern::parse(template.as_str()).is_ok_and(|p| p.is_any_host()) {
+                    return Err(ManifestError::invalid(
+                        field,
+                        "a secret may not be bound to every host; name its API's host (wildcard subdomains are fine)",
+                    ));
+                }
+                Ok(template)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let only = |present: bool, name: &str, kind: &str| {
             if present {

@@ -55,6 +55,14 @@ impl HostTemplate {
             let value = variables
                 .get(&name)
                 .ok_or_else(|| ManifestError::invalid(format!("variables.{name}"), "required variable has no value"))?;
+            if value.contains('*') {
+                // Wildcards are a permission the manifest must state literally, where an admin
+                // reviews it; a variable value can only name one concrete origin.
+                return Err(ManifestError::invalid(
+                    format!("variables.{name}"),
+                    "must be a concrete origin such as https://api.example.com; wildcards are not allowed in values",
+                ));
+            }
             text = replace_placeholder(&text, &name, value);
         }
         HostPattern::parse(&text).map_err(|r| ManifestError::invalid(field, format!("{r} (from `{}`)", self.0)))

@@ -160,3 +160,21 @@ fn ip_literals_match_by_address() {
             .matches(&u("http://127.1:80/"))
     );
 }
+
+#[test]
+fn secrets_cannot_be_bound_to_every_host() {
+    let text = MINIMAL.replace("hosts = [\"https://api.demo.test\"]", "hosts = [\"*://*:*\"]");
+    assert_eq!(err_field(&text), "auth[0].hosts[0]");
+}
+
+#[test]
+fn variable_values_cannot_smuggle_wildcards() {
+    let m = Manifest::parse(MINIMAL).expect("valid");
+    let mut values = std::collections::BTreeMap::new();
+    values.insert("base".to_string(), "*://*:*".to_string());
+    let vars = m.resolve_variables(&values).expect("variables");
+    match m.resolve_allowed_hosts(&vars) {
+        Err(ManifestError::Invalid { field, .. }) => assert_eq!(field, "variables.base"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

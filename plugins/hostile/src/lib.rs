@@ -26,6 +26,9 @@ impl Connector for Hostile {
                 }
                 Ok(json!({ "logged": input.bytes }))
             })
+            .action("fail", |input: SizeInput| -> Result<Value, Error> {
+                Err(Error::new("c".repeat(input.bytes), "m".repeat(input.bytes)))
+            })
             .action("hmac", |input: HmacInput| {
                 let cred = credential(&input.scheme)?;
                 let mac = cred.hmac_sha256(input.data.as_bytes());

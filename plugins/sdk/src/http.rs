@@ -1,7 +1,7 @@
 //! JSON-friendly helpers over the host's brokered HTTP.
 
 use crate::bindings::nexum::connector::http::send;
-use crate::bindings::nexum::connector::types::{HttpRequest, Method};
+use crate::bindings::nexum::connector::types::Method;
 use crate::{Credential, Error};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -102,13 +102,14 @@ impl<'a> Request<'a> {
                 .collect();
             url.push_str(&pairs.join("&"));
         }
-        let request = HttpRequest {
-            method: self.method,
-            url,
-            headers: self.headers,
-            body: self.body,
-        };
-        let response = send(&request, self.auth)?;
+        let request = crate::bindings::nexum::connector::http::Request::new(self.method, &url);
+        for (name, value) in &self.headers {
+            request.header(name, value)?;
+        }
+        if let Some(body) = &self.body {
+            request.body(body)?;
+        }
+        let response = send(request, self.auth)?;
         Ok(Response {
             status: response.status,
             headers: response.headers,
