@@ -8,10 +8,19 @@
 //! - [`broker`]: outbound HTTP policy (allow-list, address policy, redirects, credential
 //!   injection, scrubbing, caps, retries, rate limits, traces);
 //! - [`vault`]: secrets in memory and credential handles;
-//! - [`harness`]: `nexum connector run`, the author's local loop.
+//! - [`harness`]: `nexum connector run`, the author's local loop;
+//! - [`api`], [`auth`], [`store`], [`jobs`], [`config`], [`server`]: `nexum serve`, the REST
+//!   API over SQLite or PostgreSQL.
 
+pub mod api;
+pub mod auth;
 pub mod broker;
+pub mod config;
+pub mod error;
 pub mod harness;
+pub mod jobs;
 pub mod runtime;
+pub mod server;
+pub mod store;
 pub mod tls;
 pub mod vault;

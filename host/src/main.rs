@@ -1,9 +1,13 @@
-//! The `nexum` command line: the author's harness today; the server joins it later.
+//! The `nexum` command line: the server, its admin tasks, and the connector author's harness.
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use nexum_host::auth::{ALL_SCOPES, Scope, generate_key};
+use nexum_host::config::{Config, LogFormat};
 use nexum_host::harness::{self, RunOptions};
 use nexum_host::runtime::Invocation;
+use nexum_host::server;
+use nexum_host::store::{AuditEntry, NewApiKey, new_id, now_ms};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,9 +22,62 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the API server (SQLite in ./nexum-data by default; DATABASE_URL=postgres://… to scale out).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(ServeArgs),
+    /// Administrative tasks against the configured database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Master-key management.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Work with connectors: run one locally against real or fake APIs.
     #[command(subcommand)]
     Connector(ConnectorCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Config file (TOML); also NEXUM_CONFIG. NEXUM_* environment variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an API key and print it (once).
+    CreateKey {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Workspace id (`ws_…`); default: the oldest workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Key name.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Comma-separated scopes (default: all but workspaces:create).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Expire after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        /// Requests per minute.
+        #[arg(long)]
+        rate_limit_per_minute: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Add a new master key and re-encrypt every stored secret under it (servers keep serving).
+    Rotate {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Only re-encrypt under the already-active key (after changing NEXUM_MASTER_KEY).
+        #[arg(long)]
+        reseal_only: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -75,10 +132,13 @@ struct RunArgs {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NEXUM_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    if !matches!(cli.command, Command::Serve(_)) {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("NEXUM_LOG").unwrap_or_else(|_| "warn".into());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     match dispatch(cli).await {
         Ok(code) => code,
         Err(e) => {
@@ -90,8 +150,151 @@ async fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(args) => {
+            let config = Config::from_env(args.config.as_deref())?;
+            server::open_db(&config).await?;
+            println!("migrations applied to {}", redact_url(&config.database_url));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin(AdminCommand::CreateKey {
+            serve,
+            workspace,
+            name,
+            scopes,
+            expires_in_days,
+            rate_limit_per_minute,
+        }) => create_key(serve, workspace, name, scopes, expires_in_days, rate_limit_per_minute).await,
+        Command::Keys(KeysCommand::Rotate { serve, reseal_only }) => {
+            let config = Config::from_env(serve.config.as_deref())?;
+            let db = server::open_db(&config).await?;
+            let vault = server::open_vault(&config)?;
+            let report = vault.rotate(&db, reseal_only).await?;
+            let workspaces: Vec<(String,)> = sqlx::query_as("SELECT id FROM workspaces").fetch_all(db.pool()).await?;
+            let entries: Vec<_> = workspaces
+                .iter()
+                .map(|(ws,)| {
+                    AuditEntry::new(
+                        ws,
+                        "cli",
+                        "secret.rotate",
+                        &report.active_key,
+                        format!("resealed={}", report.resealed),
+                    )
+                })
+                .collect();
+            db.append_audit(&entries).await?;
+            println!(
+                "active master key: {}\nre-encrypted secrets: {}",
+                report.active_key, report.resealed
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Connector(ConnectorCommand::Run(args)) => run(args).await,
     }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NEXUM_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let config = Config::from_env(args.config.as_deref())?;
+    init_logging(config.log_format);
+    tracing::info!(listen = %config.listen, database = %redact_url(&config.database_url), data_dir = %config.data_dir.display(), "starting nexum");
+    let state = server::build_state(config).await?;
+    if let Some(key) = server::bootstrap(&state).await? {
+        println!(
+            "\n  First start: created workspace `default` and an operator API key.\n  It is shown ONCE; store it now:\n\n    {key}\n\n  export NEXUM_API_KEY={key}\n"
+        );
+    }
+    let server = server::Server::start(state).await?;
+    tracing::info!(addr = %server.addr, "listening; API at /api/v1, docs at /docs");
+    println!("nexum listening on http://{}", server.addr);
+    server.run_until_signal().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn create_key(
+    serve: ServeArgs,
+    workspace: Option<String>,
+    name: String,
+    scopes: Vec<String>,
+    expires_in_days: Option<u32>,
+    rate_limit_per_minute: Option<u32>,
+) -> Result<ExitCode> {
+    let config = Config::from_env(serve.config.as_deref())?;
+    let db = server::open_db(&config).await?;
+    let workspace_id = match workspace {
+        Some(ws) => db
+            .workspace(&ws)
+            .await?
+            .map(|w| w.id)
+            .with_context(|| format!("no workspace {ws}"))?,
+        None => {
+            let first: Option<(String,)> = sqlx::query_as("SELECT id FROM workspaces ORDER BY id LIMIT 1")
+                .fetch_optional(db.pool())
+                .await?;
+            first
+                .map(|(id,)| id)
+                .context("no workspace yet: run `nexum serve` once to bootstrap")?
+        }
+    };
+    let scopes: Vec<Scope> = if scopes.is_empty() {
+        ALL_SCOPES
+            .iter()
+            .copied()
+            .filter(|s| *s != Scope::WorkspacesCreate)
+            .collect()
+    } else {
+        scopes
+            .iter()
+            .map(|s| {
+                Scope::parse(s).with_context(|| {
+                    format!(
+                        "unknown scope `{s}` (known: {})",
+                        ALL_SCOPES.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                    )
+                })
+            })
+            .collect::<Result<_>>()?
+    };
+    let generated = generate_key();
+    let record = db
+        .insert_api_key(&NewApiKey {
+            id: new_id("key"),
+            workspace_id: workspace_id.clone(),
+            member_id: None,
+            name,
+            prefix: generated.prefix.clone(),
+            hash: generated.hash.clone(),
+            scopes: Scope::join(&scopes),
+            rate_limit_per_minute: i64::from(rate_limit_per_minute.unwrap_or(config.default_key_rate_limit_per_minute)),
+            expires_at: expires_in_days.map(|d| now_ms() + i64::from(d) * 86_400_000),
+        })
+        .await?;
+    db.append_audit(&[AuditEntry::new(&workspace_id, "cli", "api_key.create", &record.id, "")])
+        .await?;
+    println!("{}", &*generated.secret);
+    eprintln!("created {} in {workspace_id} with scopes: {}", record.id, record.scopes);
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn run(args: RunArgs) -> Result<ExitCode> {

@@ -1,8 +1,215 @@
-//! The vault: connection secrets and the credential handles connectors use instead of them.
+//! The vault: connection secrets, sealed at rest and opened only in host memory.
 //!
-//! A secret lives in host memory as a [`secrecy::SecretString`] (zeroized on drop, redacted in
-//! `Debug`). Connectors only ever hold an index into the call's credential list.
+//! - [`cipher`]: AES-256-GCM, random nonce per write, AAD binding each ciphertext to its
+//!   workspace and row;
+//! - [`keyring`]: master keys with ids; one seals, all open; rotation without downtime;
+//! - [`Credential`]: an opened secret as the broker uses it (zeroized on drop).
+//!
+//! Secret fields are sealed as one JSON object per connection. Plaintext buffers are
+//! zeroized after use; nothing here logs or returns a value.
 
+pub mod cipher;
 mod credential;
+pub mod keyring;
 
+pub use cipher::{CipherError, SealContext, Sealed};
 pub use credential::{Credential, CredentialError, SecretMaterial};
+pub use keyring::{Keyring, KeyringError};
+
+use crate::store::{Db, SecretRecord, StoreError, new_id};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::RwLock;
+use zeroize::{Zeroize, Zeroizing};
+
+/// Where the keyring comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `NEXUM_MASTER_KEY`.
+    Env,
+    /// A key file.
+    File(PathBuf),
+}
+
+/// Secret fields of a connection (`token`, `password`, …), zeroized on drop.
+#[derive(Default)]
+pub struct SecretFields(pub BTreeMap<String, String>);
+
+impl Drop for SecretFields {
+    fn drop(&mut self) {
+        for value in self.0.values_mut() {
+            value.zeroize();
+        }
+    }
+}
+
+impl std::fmt::Debug for SecretFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretFields({:?} = [REDACTED])", self.0.keys().collect::<Vec<_>>())
+    }
+}
+
+/// Why a vault operation failed. Never carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    /// Sealing or opening failed.
+    #[error(transparent)]
+    Cipher(#[from] CipherError),
+    /// The keyring could not be loaded or saved.
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An opened payload is not the expected JSON object.
+    #[error("an opened secret is not a JSON object of strings")]
+    Corrupt,
+    /// Rotation needs a key file (env keys are rotated by the operator).
+    #[error(
+        "the master key comes from NEXUM_MASTER_KEY: put a new `<id>:<base64>` first in it on every node (keep the old one), restart, then run `nexum keys rotate --reseal-only`"
+    )]
+    EnvKeyRotation,
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RotationReport {
+    /// The key now sealing new writes.
+    pub active_key: String,
+    /// Rows re-encrypted under it.
+    pub resealed: usize,
+}
+
+/// The process's vault.
+pub struct Vault {
+    keyring: RwLock<Keyring>,
+    source: KeySource,
+}
+
+impl Vault {
+    /// A vault over `keyring` loaded from `source`.
+    pub fn new(keyring: Keyring, source: KeySource) -> Self {
+        Self {
+            keyring: RwLock::new(keyring),
+            source,
+        }
+    }
+
+    /// The active key id.
+    pub fn active_key_id(&self) -> String {
+        self.read().active_id().to_string()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Keyring> {
+        self.keyring.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Seal `fields` for `owner_id`; returns the row to store (a fresh `sec_` id each write).
+    pub fn seal_fields(
+        &self,
+        workspace_id: &str,
+        owner_id: &str,
+        fields: &SecretFields,
+    ) -> Result<SecretRecord, VaultError> {
+        let id = new_id("sec");
+        let plaintext = Zeroizing::new(serde_json::to_vec(&fields.0).map_err(|_| VaultError::Corrupt)?);
+        let sealed = cipher::seal(
+            &self.read(),
+            SealContext {
+                workspace_id,
+                row_id: &id,
+            },
+            &plaintext,
+        )?;
+        Ok(SecretRecord {
+            id,
+            workspace_id: workspace_id.into(),
+            owner_id: owner_id.into(),
+            key_id: sealed.key_id,
+            nonce: sealed.nonce,
+            ciphertext: sealed.ciphertext,
+            updated_at: crate::store::now_ms(),
+        })
+    }
+
+    /// Open a stored secret row. An unknown key id triggers one reload of the key file, so a
+    /// node learns keys another node's rotation added.
+    pub fn open_fields(&self, record: &SecretRecord) -> Result<SecretFields, VaultError> {
+        let sealed = Sealed {
+            key_id: record.key_id.clone(),
+            nonce: record.nonce.clone(),
+            ciphertext: record.ciphertext.clone(),
+        };
+        let context = SealContext {
+            workspace_id: &record.workspace_id,
+            row_id: &record.id,
+        };
+        let plaintext = match cipher::open(&self.read(), context, &sealed) {
+            Err(CipherError::UnknownKey(_)) => {
+                self.reload()?;
+                cipher::open(&self.read(), context, &sealed)?
+            }
+            other => other?,
+        };
+        let fields: BTreeMap<String, String> = serde_json::from_slice(&plaintext).map_err(|_| VaultError::Corrupt)?;
+        Ok(SecretFields(fields))
+    }
+
+    /// Re-read the key file (no-op for env keys).
+    pub fn reload(&self) -> Result<(), VaultError> {
+        if let KeySource::File(path) = &self.source {
+            let fresh = Keyring::load_file(path)?;
+            *self.keyring.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        }
+        Ok(())
+    }
+
+    /// Add a new active key to the key file (unless `reseal_only`) and re-encrypt every row
+    /// under the active key. Safe while servers run: rows are swapped one at a time with a
+    /// compare-and-set, and servers reload the key file when they meet the new key id.
+    pub async fn rotate(&self, db: &Db, reseal_only: bool) -> Result<RotationReport, VaultError> {
+        if !reseal_only {
+            let KeySource::File(path) = &self.source else {
+                return Err(VaultError::EnvKeyRotation);
+            };
+            let mut next = Keyring::load_file(path)?;
+            next.rotate();
+            next.write_file(path)?;
+            *self.keyring.write().unwrap_or_else(|p| p.into_inner()) = next;
+        }
+        let active = self.active_key_id();
+        let mut resealed = 0;
+        loop {
+            let batch = db.secrets_not_sealed_with(&active, 200).await?;
+            if batch.is_empty() {
+                break;
+            }
+            let mut progressed = false;
+            for row in &batch {
+                let fields = self.open_fields(row)?;
+                let plaintext = Zeroizing::new(serde_json::to_vec(&fields.0).map_err(|_| VaultError::Corrupt)?);
+                let context = SealContext {
+                    workspace_id: &row.workspace_id,
+                    row_id: &row.id,
+                };
+                let sealed = cipher::seal(&self.read(), context, &plaintext)?;
+                if db
+                    .reseal_secret(row, &sealed.key_id, &sealed.nonce, &sealed.ciphertext)
+                    .await?
+                {
+                    resealed += 1;
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                // Every row in the batch changed under us; they are now sealed by a writer
+                // using the active key, or will be picked up on the next pass.
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok(RotationReport {
+            active_key: active,
+            resealed,
+        })
+    }
+}

@@ -1,0 +1,332 @@
+//! `POST /api/v1/connections/{id}/actions/{action}`: the main path.
+//!
+//! Input is validated against the action's schema before the connector runs and output after;
+//! `Idempotency-Key` replays the first response for the same key and body (Stripe-style);
+//! `?debug=true` adds the redacted trace of brokered requests and logs.
+
+use super::AppState;
+use super::extract::{ApiQuery, Principal, json_rejection};
+use super::resolve::resolve;
+use crate::auth::Scope;
+use crate::error::{ApiError, ApiResult};
+use crate::runtime::{CallError, CallTrace, Invocation};
+use crate::store::{AuditEntry, ConnectionStatus, new_id, now_ms};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// `?debug=true`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ExecuteParams {
+    /// Include the redacted request trace.
+    #[serde(default)]
+    pub debug: bool,
+}
+
+/// A successful execution.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Execution {
+    /// `exe_…`
+    pub execution_id: String,
+    /// The action's output (validated against its output schema).
+    #[schema(value_type = Object)]
+    pub output: Value,
+    /// Wall-clock time of the call.
+    pub duration_ms: f64,
+    /// With `?debug=true`: brokered requests (secrets redacted) and connector logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub trace: Option<CallTrace>,
+}
+
+/// Connector error codes that mean the connection's credentials or account are bad.
+const AUTH_FAILURE_CODES: &[&str] = &[
+    "unauthorized",
+    "invalid_auth",
+    "not_authed",
+    "token_revoked",
+    "token_expired",
+    "account_inactive",
+    "forbidden",
+];
+
+/// Execute an action (`actions:execute`).
+#[utoipa::path(post, path = "/api/v1/connections/{id}/actions/{action}", tag = "actions", params(ExecuteParams,
+        ("Idempotency-Key" = Option<String>, Header, description = "Replay the first response for this key and body")),
+    request_body(content = Object, description = "The action input (JSON)"),
+    responses(
+        (status = 200, body = Execution),
+        (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
+        (status = 422, body = crate::error::Problem, description = "input does not match the schema"),
+        (status = 502, body = crate::error::Problem, description = "the connector or upstream failed"),
+        (status = 504, body = crate::error::Problem, description = "the connector exceeded its deadline")))]
+pub async fn execute(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path((id, action)): Path<(String, String)>,
+    ApiQuery(params): ApiQuery<ExecuteParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match execute_inner(&state, &principal, &id, &action, params.debug, &headers, body).await {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+async fn execute_inner(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    action: &str,
+    debug: bool,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, Response> {
+    principal
+        .require(Scope::ActionsExecute)
+        .map_err(IntoResponse::into_response)?;
+    let input = parse_input(headers, &body).map_err(IntoResponse::into_response)?;
+
+    let idempotency_key = headers.get("idempotency-key").map(|v| v.to_str().map(str::to_string));
+    let idempotency_key = match idempotency_key {
+        None => None,
+        Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Some(k),
+        Some(_) => {
+            return Err(ApiError::bad_request("Idempotency-Key must be 1–255 visible ASCII characters").into_response());
+        }
+    };
+    if let Some(key) = &idempotency_key {
+        let fingerprint = hex::encode(
+            Sha256::new()
+                .chain_update(id)
+                .chain_update([0])
+                .chain_update(action)
+                .chain_update([0])
+                .chain_update(&body)
+                .finalize(),
+        );
+        match state
+            .db
+            .claim_idempotency_key(&principal.workspace_id, key, &fingerprint)
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(previous)) if previous.fingerprint != fingerprint => {
+                return Err(ApiError::unprocessable(
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with a different request; use a new key",
+                )
+                .into_response());
+            }
+            Ok(Some(previous)) => {
+                return Err(match (previous.status_code, previous.response) {
+                    (Some(status), Some(body)) => replay(status, body),
+                    _ => ApiError::conflict("a request with this Idempotency-Key is still in progress")
+                        .with_retry_after(1)
+                        .into_response(),
+                });
+            }
+            Err(e) => return Err(ApiError::from(e).into_response()),
+        }
+    }
+
+    let response = run(state, principal, id, action, debug, input).await;
+    if let Some(key) = &idempotency_key {
+        let status = response.0;
+        if status.is_server_error() && status != StatusCode::BAD_GATEWAY && status != StatusCode::GATEWAY_TIMEOUT {
+            let _ = state.db.release_idempotency_key(&principal.workspace_id, key).await;
+        } else if let Err(e) = state
+            .db
+            .complete_idempotency_key(&principal.workspace_id, key, status.as_u16(), &response.1)
+            .await
+        {
+            tracing::warn!(error = %e, "could not store the idempotent response");
+        }
+    }
+    Ok(finish(response))
+}
+
+fn parse_input(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
+    if body.is_empty() {
+        return Ok(Value::Object(Default::default()));
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json") || ct.contains("+json"));
+    if !is_json {
+        return Err(json_rejection(
+            axum::extract::rejection::JsonRejection::MissingJsonContentType(Default::default()),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
+}
+
+/// (status, JSON body, is_problem)
+type Rendered = (StatusCode, String, bool);
+
+async fn run(state: &AppState, principal: &Principal, id: &str, action: &str, debug: bool, input: Value) -> Rendered {
+    let resolved = match resolve(state, &principal.workspace_id, id).await {
+        Ok(r) => r,
+        Err(e) => return problem(e),
+    };
+    let outcome = state
+        .runtime
+        .execute(
+            &resolved.connector,
+            resolved.connection.clone(),
+            Invocation::Action {
+                name: action.to_string(),
+                input,
+            },
+        )
+        .await;
+    let duration_ms = outcome.trace.duration_ms;
+    let now = now_ms();
+    let ran = !matches!(
+        outcome.result,
+        Err(CallError::UnknownAction { .. } | CallError::InvalidInput { .. })
+    );
+    if ran {
+        state
+            .recorder
+            .call(&principal.workspace_id, id, now, duration_ms, outcome.result.is_err());
+        if resolved.record.auth_scheme.is_some() {
+            state.recorder.audit(AuditEntry::new(
+                &principal.workspace_id,
+                &principal.key_id,
+                "secret.use",
+                id,
+                action,
+            ));
+        }
+        let code = outcome
+            .result
+            .as_ref()
+            .err()
+            .map(|e| e.code().to_string())
+            .unwrap_or_else(|| "ok".into());
+        state.metrics.action(&code, duration_ms / 1000.0);
+        track_status(
+            state,
+            &principal.workspace_id,
+            &resolved.record.status,
+            id,
+            &outcome.result,
+        )
+        .await;
+    }
+    let trace = debug.then_some(outcome.trace);
+    match outcome.result {
+        Ok(output) => {
+            let body = Execution {
+                execution_id: new_id("exe"),
+                output,
+                duration_ms,
+                trace,
+            };
+            (StatusCode::OK, serde_json::to_string(&body).unwrap_or_default(), false)
+        }
+        Err(e) => {
+            let mut err = call_error(&e);
+            let mut extra = serde_json::json!({ "retryable": e.is_retryable(), "error": e });
+            if let Some(trace) = trace {
+                extra["trace"] = serde_json::to_value(trace).unwrap_or_default();
+            }
+            err = err.with_extra(extra);
+            problem(err)
+        }
+    }
+}
+
+/// Flip the connection's status on transitions: an auth failure marks it `error`, a success
+/// after an error marks it `connected`.
+async fn track_status(
+    state: &AppState,
+    workspace_id: &str,
+    current: &str,
+    id: &str,
+    result: &Result<Value, CallError>,
+) {
+    let (status, error) = match result {
+        Ok(_) if current != "connected" => (ConnectionStatus::Connected, None),
+        Err(CallError::Connector { code, message, .. })
+            if AUTH_FAILURE_CODES.contains(&code.as_str()) && current != "error" =>
+        {
+            (ConnectionStatus::Error, Some(format!("{code}: {message}")))
+        }
+        _ => return,
+    };
+    if let Err(e) = state
+        .db
+        .set_connection_status(workspace_id, id, status, error.as_deref(), false)
+        .await
+    {
+        tracing::warn!(error = %e, "could not record a connection status change");
+    }
+    state.connections.evict(id);
+}
+
+fn call_error(e: &CallError) -> ApiError {
+    let detail = e.to_string();
+    match e {
+        CallError::UnknownAction { .. } => ApiError::new(StatusCode::NOT_FOUND, "unknown_action", "Not found", detail),
+        CallError::InvalidInput { errors } => {
+            ApiError::unprocessable("invalid_input", detail).with_extra(serde_json::json!({ "validation": errors }))
+        }
+        CallError::Timeout { .. } => {
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "timeout", "Connector timed out", detail)
+        }
+        CallError::AtCapacity => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "at_capacity",
+            "Service unavailable",
+            detail,
+        )
+        .with_retry_after(1),
+        other => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            other.code().to_string(),
+            "Connector call failed",
+            detail,
+        ),
+    }
+}
+
+fn problem(e: ApiError) -> Rendered {
+    let status = e.status();
+    (status, serde_json::to_string(&e.problem()).unwrap_or_default(), true)
+}
+
+fn finish((status, body, is_problem): Rendered) -> Response {
+    let content_type = if is_problem {
+        "application/problem+json"
+    } else {
+        "application/json"
+    };
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+fn replay(status: i64, body: String) -> Response {
+    let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+    let is_problem = !status.is_success();
+    let mut response = finish((status, body, is_problem));
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}

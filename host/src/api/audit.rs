@@ -1,0 +1,42 @@
+//! `/audit-log`: who created, used, changed, deleted or rotated secrets, and when.
+
+use super::AppState;
+use super::extract::{ApiQuery, Pagination, Principal};
+use crate::auth::Scope;
+use crate::error::ApiResult;
+use crate::store::AuditEntry;
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// A page of audit entries, oldest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditList {
+    /// Entries.
+    pub data: Vec<AuditEntry>,
+    /// Cursor of the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// The workspace's audit log (`admin`).
+#[utoipa::path(get, path = "/api/v1/audit-log", tag = "audit", params(Pagination), responses((status = 200, body = AuditList)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiQuery(page): ApiQuery<Pagination>,
+) -> ApiResult<Json<AuditList>> {
+    principal.require(Scope::Admin)?;
+    // Make recent `secret.use` records visible before answering.
+    if let Err(e) = state.recorder.flush(&state.db).await {
+        tracing::warn!(error = %e, "audit flush before listing failed");
+    }
+    let p = state
+        .db
+        .list_audit(&principal.workspace_id, page.after(), page.limit()?)
+        .await?;
+    Ok(Json(AuditList {
+        data: p.items,
+        next_cursor: p.next_cursor,
+    }))
+}

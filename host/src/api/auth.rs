@@ -1,0 +1,129 @@
+//! The authentication middleware: API key → workspace and scopes, per-key rate limit with
+//! `RateLimit-*` headers, and a batched `last_used_at`.
+
+use super::AppState;
+use super::extract::Principal;
+use crate::auth::{Scope, hash_key, hashes_match, looks_like_key};
+use crate::error::ApiError;
+use crate::store::{ApiKeyRecord, now_ms};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Recently verified keys by hash, so the hot path does not hit the database per request.
+/// Entries expire after the cache TTL; revoking on this node evicts immediately.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<Vec<u8>, (Instant, Arc<ApiKeyRecord>)>>,
+}
+
+impl KeyCache {
+    fn get(&self, hash: &[u8], ttl: Duration) -> Option<Arc<ApiKeyRecord>> {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(hash)
+            .filter(|(at, _)| at.elapsed() < ttl)
+            .map(|(_, k)| k.clone())
+    }
+
+    fn put(&self, record: Arc<ApiKeyRecord>) {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        map.insert(record.hash.clone(), (Instant::now(), record));
+    }
+
+    /// Forget a key (after revocation).
+    pub fn evict_id(&self, key_id: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (_, k)| k.id != key_id);
+    }
+}
+
+/// Authenticate the request or answer 401/429.
+pub async fn require_api_key(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .map(str::to_string);
+    let Some(presented) = presented else {
+        return ApiError::unauthorized("send an API key as `Authorization: Bearer nx_live_…`").into_response();
+    };
+    if !looks_like_key(&presented) {
+        return ApiError::unauthorized("invalid API key").into_response();
+    }
+    let hash = hash_key(&presented);
+    let ttl = Duration::from_millis(state.config.cache_ttl_ms);
+    let record = match state.keys.get(&hash, ttl) {
+        Some(r) => r,
+        None => match state.db.api_key_by_hash(&hash).await {
+            Ok(Some(r)) => {
+                let r = Arc::new(r);
+                state.keys.put(r.clone());
+                r
+            }
+            Ok(None) => return ApiError::unauthorized("invalid API key").into_response(),
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+    };
+    if !hashes_match(&record.hash, &hash) {
+        return ApiError::unauthorized("invalid API key").into_response();
+    }
+    let now = now_ms();
+    if record.revoked_at.is_some() {
+        return ApiError::unauthorized("this API key has been revoked").into_response();
+    }
+    if record.expires_at.is_some_and(|at| at <= now) {
+        return ApiError::unauthorized("this API key has expired").into_response();
+    }
+    let decision = state.rate.check(
+        &record.id,
+        record.rate_limit_per_minute.clamp(1, u32::MAX as i64) as u32,
+    );
+    if !decision.allowed {
+        let mut response = ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests",
+            format!("this API key allows {} requests per minute", decision.limit),
+        )
+        .with_retry_after(decision.reset_secs)
+        .into_response();
+        rate_headers(&mut response, decision);
+        return response;
+    }
+    state.recorder.key_used(&record.id, now);
+    request.extensions_mut().insert(Principal {
+        workspace_id: record.workspace_id.clone(),
+        key_id: record.id.clone(),
+        scopes: Scope::parse_list(&record.scopes),
+    });
+    let mut response = next.run(request).await;
+    rate_headers(&mut response, decision);
+    response
+}
+
+fn rate_headers(response: &mut Response, d: crate::auth::RateDecision) {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("ratelimit-limit", d.limit as u64),
+        ("ratelimit-remaining", d.remaining as u64),
+        ("ratelimit-reset", d.reset_secs),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+            headers.insert(name, v);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("{};w=60", d.limit)) {
+        headers.insert("ratelimit-policy", v);
+    }
+}

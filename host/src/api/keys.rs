@@ -1,0 +1,200 @@
+//! `/api-keys`: create (shown once), list, get, revoke.
+
+use super::AppState;
+use super::extract::{ApiJson, ApiQuery, Pagination, Principal};
+use crate::auth::{Scope, generate_key};
+use crate::error::{ApiError, ApiResult};
+use crate::store::{ApiKeyRecord, AuditEntry, NewApiKey, new_id, now_ms};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// An API key as shown after creation: never the key itself.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiKeyView {
+    /// `key_…`
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The first characters of the key, to recognise it.
+    pub prefix: String,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Requests per minute.
+    pub rate_limit_per_minute: i64,
+    /// Unix ms expiry.
+    pub expires_at: Option<i64>,
+    /// Unix ms revocation.
+    pub revoked_at: Option<i64>,
+    /// Unix ms of last use (updated within a second or so).
+    pub last_used_at: Option<i64>,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+impl From<&ApiKeyRecord> for ApiKeyView {
+    fn from(r: &ApiKeyRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            prefix: r.prefix.clone(),
+            scopes: r.scopes.split_whitespace().map(str::to_string).collect(),
+            rate_limit_per_minute: r.rate_limit_per_minute,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            last_used_at: r.last_used_at,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// A new key: the full secret, shown this once, and its record.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedApiKey {
+    /// The key. Store it now: only its hash is kept.
+    pub key: String,
+    /// The key's record.
+    pub api_key: ApiKeyView,
+}
+
+/// A page of keys.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiKeyList {
+    /// Keys.
+    pub data: Vec<ApiKeyView>,
+    /// Cursor of the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// Request to create a key.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    /// Display name.
+    pub name: String,
+    /// Scopes (a key can never hold `workspaces:create` unless its creator does).
+    pub scopes: Vec<Scope>,
+    /// Expire after this many days.
+    pub expires_in_days: Option<u32>,
+    /// Requests per minute (default from server settings).
+    pub rate_limit_per_minute: Option<u32>,
+}
+
+/// Create a key (`admin`). The response holds the only copy of the key.
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = CreateApiKey, responses((status = 201, body = CreatedApiKey)))]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiJson(body): ApiJson<CreateApiKey>,
+) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
+    principal.require(Scope::Admin)?;
+    if body.name.trim().is_empty() || body.name.len() > 200 {
+        return Err(ApiError::unprocessable("invalid_name", "name must be 1–200 characters"));
+    }
+    if let Some(escalation) = body.scopes.iter().find(|s| !principal.scopes.contains(s)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "scope_escalation",
+            "Forbidden",
+            format!("a key cannot grant `{}`, which it does not hold", escalation.as_str()),
+        ));
+    }
+    let generated = generate_key();
+    let record = state
+        .db
+        .insert_api_key(&NewApiKey {
+            id: new_id("key"),
+            workspace_id: principal.workspace_id.clone(),
+            member_id: None,
+            name: body.name,
+            prefix: generated.prefix.clone(),
+            hash: generated.hash.clone(),
+            scopes: Scope::join(&body.scopes),
+            rate_limit_per_minute: i64::from(
+                body.rate_limit_per_minute
+                    .unwrap_or(state.config.default_key_rate_limit_per_minute)
+                    .max(1),
+            ),
+            expires_at: body.expires_in_days.map(|d| now_ms() + i64::from(d) * 86_400_000),
+        })
+        .await?;
+    state
+        .db
+        .append_audit(&[AuditEntry::new(
+            &principal.workspace_id,
+            &principal.key_id,
+            "api_key.create",
+            &record.id,
+            "",
+        )])
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKey {
+            key: generated.secret.to_string(),
+            api_key: ApiKeyView::from(&record),
+        }),
+    ))
+}
+
+/// List keys (`admin`).
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", params(Pagination), responses((status = 200, body = ApiKeyList)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiQuery(page): ApiQuery<Pagination>,
+) -> ApiResult<Json<ApiKeyList>> {
+    principal.require(Scope::Admin)?;
+    let p = state
+        .db
+        .list_api_keys(&principal.workspace_id, page.after(), page.limit()?)
+        .await?;
+    Ok(Json(ApiKeyList {
+        data: p.items.iter().map(ApiKeyView::from).collect(),
+        next_cursor: p.next_cursor,
+    }))
+}
+
+/// One key (`admin`).
+#[utoipa::path(get, path = "/api/v1/api-keys/{id}", tag = "api-keys", responses((status = 200, body = ApiKeyView), (status = 404, body = crate::error::Problem)))]
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ApiKeyView>> {
+    principal.require(Scope::Admin)?;
+    let record = state
+        .db
+        .api_key(&principal.workspace_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    Ok(Json(ApiKeyView::from(&record)))
+}
+
+/// Revoke a key (`admin`). Takes effect at once on this node and within the cache TTL on others.
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub async fn revoke(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    principal.require(Scope::Admin)?;
+    if state.db.api_key(&principal.workspace_id, &id).await?.is_none() {
+        return Err(ApiError::not_found("API key"));
+    }
+    state.db.revoke_api_key(&principal.workspace_id, &id).await?;
+    state.keys.evict_id(&id);
+    state
+        .db
+        .append_audit(&[AuditEntry::new(
+            &principal.workspace_id,
+            &principal.key_id,
+            "api_key.revoke",
+            &id,
+            "",
+        )])
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,136 @@
+//! `/members`: people in the workspace and their roles.
+
+use super::AppState;
+use super::extract::{ApiJson, ApiQuery, Pagination, Principal};
+use crate::auth::Scope;
+use crate::error::{ApiError, ApiResult};
+use crate::store::{MemberRecord, Role};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A page of members.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MemberList {
+    /// Members.
+    pub data: Vec<MemberRecord>,
+    /// Cursor of the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// List members (`connections:read`).
+#[utoipa::path(get, path = "/api/v1/members", tag = "members", params(Pagination), responses((status = 200, body = MemberList)))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiQuery(page): ApiQuery<Pagination>,
+) -> ApiResult<Json<MemberList>> {
+    principal.require(Scope::ConnectionsRead)?;
+    let p = state
+        .db
+        .list_members(&principal.workspace_id, page.after(), page.limit()?)
+        .await?;
+    Ok(Json(MemberList {
+        data: p.items,
+        next_cursor: p.next_cursor,
+    }))
+}
+
+/// Request to add a member.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMember {
+    /// Email (unique in the workspace).
+    pub email: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// Add a member (`admin`).
+#[utoipa::path(post, path = "/api/v1/members", tag = "members", request_body = CreateMember, responses((status = 201, body = MemberRecord)))]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiJson(body): ApiJson<CreateMember>,
+) -> ApiResult<(StatusCode, Json<MemberRecord>)> {
+    principal.require(Scope::Admin)?;
+    if !body.email.contains('@') || body.email.len() > 320 {
+        return Err(ApiError::unprocessable(
+            "invalid_email",
+            "email must be an email address",
+        ));
+    }
+    let member = state
+        .db
+        .add_member(&principal.workspace_id, &body.email, &body.name, body.role)
+        .await?;
+    Ok((StatusCode::CREATED, Json(member)))
+}
+
+/// One member (`connections:read`).
+#[utoipa::path(get, path = "/api/v1/members/{id}", tag = "members", responses((status = 200, body = MemberRecord), (status = 404, body = crate::error::Problem)))]
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<MemberRecord>> {
+    principal.require(Scope::ConnectionsRead)?;
+    state
+        .db
+        .member(&principal.workspace_id, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("member"))
+}
+
+/// Request to change a member.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMember {
+    /// New role.
+    pub role: Role,
+}
+
+/// Change a member's role (`admin`).
+#[utoipa::path(patch, path = "/api/v1/members/{id}", tag = "members", request_body = UpdateMember, responses((status = 200, body = MemberRecord)))]
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateMember>,
+) -> ApiResult<Json<MemberRecord>> {
+    principal.require(Scope::Admin)?;
+    if !state
+        .db
+        .set_member_role(&principal.workspace_id, &id, body.role)
+        .await?
+    {
+        return Err(ApiError::not_found("member"));
+    }
+    state
+        .db
+        .member(&principal.workspace_id, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("member"))
+}
+
+/// Remove a member (`admin`).
+#[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "members", responses((status = 204)))]
+pub async fn remove(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    principal.require(Scope::Admin)?;
+    if state.db.remove_member(&principal.workspace_id, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("member"))
+    }
+}

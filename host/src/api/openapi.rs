@@ -1,0 +1,56 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations (utoipa).
+
+use super::{actions, audit, connections, connectors, keys, members, workspaces};
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The API description served at `/api/v1/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Nexum API", version = "1.0.0", description = "Execute sandboxed connector actions; manage workspaces, keys, connectors and connections. Errors are RFC 9457 problem+json."),
+    paths(
+        workspaces::current, workspaces::create,
+        members::list, members::create, members::get, members::update, members::remove,
+        keys::list, keys::create, keys::get, keys::revoke,
+        connectors::list, connectors::install, connectors::get, connectors::uninstall,
+        connections::list, connections::create, connections::get, connections::update, connections::remove, connections::test,
+        actions::execute,
+        audit::list,
+    ),
+    components(schemas(crate::error::Problem, crate::auth::Scope, crate::store::Role)),
+    modifiers(&BearerAuth),
+    security(("api_key" = [])),
+    tags(
+        (name = "actions", description = "Run connector actions"),
+        (name = "connections", description = "Accounts connected through installed connectors"),
+        (name = "connectors", description = "Connectors installed in the workspace"),
+        (name = "api-keys", description = "API keys"),
+        (name = "members", description = "Workspace members"),
+        (name = "workspaces", description = "Workspaces"),
+        (name = "audit", description = "Audit log"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("nx_live_…")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Serve the document.
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

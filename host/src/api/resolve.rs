@@ -1,0 +1,163 @@
+//! From a connection id to something the runtime can call: the pinned, compiled connector
+//! and the connection's opened credentials and egress rules. Results are cached for the
+//! configured TTL (and evicted on local changes) so an action call usually touches no
+//! database row and decrypts nothing.
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::runtime::{Connection, LoadedConnector};
+use crate::store::{ConnectionRecord, InstallationRecord};
+use crate::vault::Credential;
+use nexum_marketplace::manifest::Manifest;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A connection ready to execute.
+pub struct Resolved {
+    /// The stored connection (as of resolution).
+    pub record: ConnectionRecord,
+    /// Its installation.
+    pub installation: InstallationRecord,
+    /// The compiled connector.
+    pub connector: Arc<LoadedConnector>,
+    /// Opened credentials, variables and egress rules.
+    pub connection: Arc<Connection>,
+}
+
+/// Resolved connections by id, plus compiled connectors by (digest, manifest).
+#[derive(Default)]
+pub struct ConnectionCache {
+    connections: Mutex<HashMap<String, (Instant, Arc<Resolved>)>>,
+    connectors: Mutex<HashMap<(String, String), Arc<LoadedConnector>>>,
+}
+
+impl ConnectionCache {
+    /// Forget a connection (after an update or delete on this node).
+    pub fn evict(&self, connection_id: &str) {
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(connection_id);
+    }
+
+    /// Forget every connection (after an install/upgrade or key rotation).
+    pub fn evict_all(&self) {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// Resolve `connection_id` in `workspace_id` (404 when it is not there).
+pub async fn resolve(state: &AppState, workspace_id: &str, connection_id: &str) -> Result<Arc<Resolved>, ApiError> {
+    let ttl = Duration::from_millis(state.config.cache_ttl_ms);
+    if let Some((at, resolved)) = state
+        .connections
+        .connections
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(connection_id)
+        && at.elapsed() < ttl
+        && resolved.record.workspace_id == workspace_id
+    {
+        return Ok(resolved.clone());
+    }
+    let record = state
+        .db
+        .connection(workspace_id, connection_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("connection"))?;
+    let installation = state
+        .db
+        .installation(workspace_id, &record.installation_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("connector installation"))?;
+    let connector = load_connector(state, &installation).await?;
+    let credentials = open_credentials(state, &record, &connector.manifest).await?;
+    let variables: BTreeMap<String, String> = serde_json::from_str(&record.variables)
+        .map_err(|_| ApiError::internal(&crate::store::StoreError::Corrupt("connections.variables")))?;
+    let connection = Connection::new(record.id.clone(), &connector.manifest, &variables, credentials)
+        .map_err(|e| ApiError::unprocessable("invalid_connection", e.to_string()))?;
+    let resolved = Arc::new(Resolved {
+        record,
+        installation,
+        connector,
+        connection: Arc::new(connection),
+    });
+    let mut map = state.connections.connections.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() > 50_000 {
+        map.clear();
+    }
+    map.insert(connection_id.to_string(), (Instant::now(), resolved.clone()));
+    Ok(resolved)
+}
+
+/// The compiled connector of an installation (compiled once per digest and manifest).
+pub async fn load_connector(
+    state: &AppState,
+    installation: &InstallationRecord,
+) -> Result<Arc<LoadedConnector>, ApiError> {
+    let manifest_hash = crate::runtime::digest(installation.manifest.as_bytes());
+    let key = (installation.digest.clone(), manifest_hash);
+    if let Some(c) = state
+        .connections
+        .connectors
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+    {
+        return Ok(c.clone());
+    }
+    let manifest = Manifest::parse(&installation.manifest).map_err(|e| ApiError::internal(&e))?;
+    let bytes = state
+        .db
+        .component(&installation.digest)
+        .await?
+        .ok_or_else(|| ApiError::internal(&crate::store::StoreError::Corrupt("components")))?;
+    let runtime = state.runtime.clone();
+    let loaded = tokio::task::spawn_blocking(move || runtime.load(manifest, &bytes))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| ApiError::internal(&e))?;
+    state
+        .connections
+        .connectors
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key, loaded.clone());
+    Ok(loaded)
+}
+
+async fn open_credentials(
+    state: &AppState,
+    record: &ConnectionRecord,
+    manifest: &Manifest,
+) -> Result<Vec<Credential>, ApiError> {
+    let Some(scheme_id) = &record.auth_scheme else {
+        return Ok(Vec::new());
+    };
+    let scheme = manifest.auth_scheme(scheme_id).ok_or_else(|| {
+        ApiError::unprocessable(
+            "invalid_connection",
+            format!("the connector no longer has auth scheme `{scheme_id}`"),
+        )
+    })?;
+    let Some(secret) = state.db.secret_of(&record.workspace_id, &record.id).await? else {
+        return Err(ApiError::unprocessable(
+            "missing_credentials",
+            "this connection has no stored credentials; update it",
+        ));
+    };
+    let fields = state.vault.open_fields(&secret).map_err(|e| {
+        tracing::error!(connection = %record.id, error = %e, "stored credentials could not be opened");
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "credentials_unreadable",
+            "Internal server error",
+            "the connection's stored credentials could not be decrypted; reconnect it",
+        )
+    })?;
+    let label = record.name.clone();
+    Credential::from_fields(scheme, &fields.0, label)
+        .map(|c| vec![c])
+        .map_err(|e| ApiError::unprocessable("invalid_credentials", e.to_string()))
+}

@@ -1,0 +1,134 @@
+//! `/workspace` (the caller's) and `/workspaces` (create another, operator keys only).
+
+use super::AppState;
+use super::extract::{ApiJson, Principal};
+use super::keys::{ApiKeyView, CreatedApiKey};
+use crate::auth::{ALL_SCOPES, Scope, generate_key};
+use crate::error::{ApiError, ApiResult};
+use crate::store::{NewApiKey, Role, WorkspaceRecord, new_id};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The caller's workspace.
+#[utoipa::path(get, path = "/api/v1/workspace", tag = "workspaces", responses((status = 200, body = WorkspaceRecord)))]
+pub async fn current(State(state): State<Arc<AppState>>, principal: Principal) -> ApiResult<Json<WorkspaceRecord>> {
+    let ws = state
+        .db
+        .workspace(&principal.workspace_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("workspace"))?;
+    Ok(Json(ws))
+}
+
+/// Request to create a workspace.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWorkspace {
+    /// Display name.
+    pub name: String,
+    /// Email of its first owner.
+    pub owner_email: String,
+}
+
+/// A new workspace and its owner's first API key (shown once).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedWorkspace {
+    /// The workspace.
+    pub workspace: WorkspaceRecord,
+    /// Its first key.
+    pub owner_key: CreatedApiKey,
+}
+
+/// Create a workspace with an owner and an owner key (`workspaces:create`).
+#[utoipa::path(post, path = "/api/v1/workspaces", tag = "workspaces", request_body = CreateWorkspace,
+    responses((status = 201, body = CreatedWorkspace), (status = 403, body = crate::error::Problem)))]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiJson(body): ApiJson<CreateWorkspace>,
+) -> ApiResult<(StatusCode, Json<CreatedWorkspace>)> {
+    principal.require(Scope::WorkspacesCreate)?;
+    if body.name.trim().is_empty() || body.name.len() > 200 {
+        return Err(ApiError::unprocessable("invalid_name", "name must be 1–200 characters"));
+    }
+    if !body.owner_email.contains('@') {
+        return Err(ApiError::unprocessable(
+            "invalid_email",
+            "owner_email must be an email address",
+        ));
+    }
+    let (workspace, key) = create_workspace_with_owner(
+        &state,
+        &body.name,
+        &body.owner_email,
+        Scope::parse_list("connections:read connections:write actions:execute marketplace:publish admin"),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedWorkspace {
+            workspace,
+            owner_key: key,
+        }),
+    ))
+}
+
+/// Create a workspace, its owner member and an owner API key with `scopes`.
+pub async fn create_workspace_with_owner(
+    state: &AppState,
+    name: &str,
+    owner_email: &str,
+    scopes: Vec<Scope>,
+) -> ApiResult<(WorkspaceRecord, CreatedApiKey)> {
+    let workspace = state.db.create_workspace(name).await?;
+    let owner = state
+        .db
+        .add_member(&workspace.id, owner_email, "Owner", Role::Owner)
+        .await?;
+    let generated = generate_key();
+    let record = state
+        .db
+        .insert_api_key(&NewApiKey {
+            id: new_id("key"),
+            workspace_id: workspace.id.clone(),
+            member_id: Some(owner.id),
+            name: "owner".into(),
+            prefix: generated.prefix.clone(),
+            hash: generated.hash.clone(),
+            scopes: Scope::join(&scopes),
+            rate_limit_per_minute: i64::from(state.config.default_key_rate_limit_per_minute),
+            expires_at: None,
+        })
+        .await?;
+    Ok((
+        workspace,
+        CreatedApiKey {
+            key: generated.secret.to_string(),
+            api_key: ApiKeyView::from(&record),
+        },
+    ))
+}
+
+/// Scopes of a bootstrap (operator) key.
+pub fn operator_scopes() -> Vec<Scope> {
+    ALL_SCOPES.to_vec()
+}
+
+/// The first workspace and its operator key (all scopes), created on first start.
+pub async fn bootstrap(state: &AppState) -> ApiResult<(WorkspaceRecord, String)> {
+    let (workspace, key) = create_workspace_with_owner(state, "default", "admin@localhost", operator_scopes()).await?;
+    state
+        .db
+        .append_audit(&[crate::store::AuditEntry::new(
+            &workspace.id,
+            "system",
+            "workspace.bootstrap",
+            &workspace.id,
+            "",
+        )])
+        .await?;
+    Ok((workspace, key.key))
+}

@@ -1,0 +1,65 @@
+//! Scopes an API key can hold.
+
+use serde::{Deserialize, Serialize};
+
+/// A permission carried by an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum Scope {
+    /// Read connectors, connections, usage.
+    #[serde(rename = "connections:read")]
+    ConnectionsRead,
+    /// Install connectors; create, change, test and delete connections.
+    #[serde(rename = "connections:write")]
+    ConnectionsWrite,
+    /// Execute connector actions.
+    #[serde(rename = "actions:execute")]
+    ActionsExecute,
+    /// Publish to the marketplace.
+    #[serde(rename = "marketplace:publish")]
+    MarketplacePublish,
+    /// Manage members, API keys and the audit log of the workspace.
+    #[serde(rename = "admin")]
+    Admin,
+    /// Create new workspaces (operator keys only).
+    #[serde(rename = "workspaces:create")]
+    WorkspacesCreate,
+}
+
+/// Every scope, for the bootstrap key.
+pub const ALL_SCOPES: &[Scope] = &[
+    Scope::ConnectionsRead,
+    Scope::ConnectionsWrite,
+    Scope::ActionsExecute,
+    Scope::MarketplacePublish,
+    Scope::Admin,
+    Scope::WorkspacesCreate,
+];
+
+impl Scope {
+    /// The wire name, e.g. `connections:read`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::ConnectionsRead => "connections:read",
+            Scope::ConnectionsWrite => "connections:write",
+            Scope::ActionsExecute => "actions:execute",
+            Scope::MarketplacePublish => "marketplace:publish",
+            Scope::Admin => "admin",
+            Scope::WorkspacesCreate => "workspaces:create",
+        }
+    }
+
+    /// Parse a wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        ALL_SCOPES.iter().copied().find(|scope| scope.as_str() == s)
+    }
+
+    /// Parse a space-separated stored list (unknown names are ignored).
+    pub fn parse_list(s: &str) -> Vec<Self> {
+        s.split_whitespace().filter_map(Self::parse).collect()
+    }
+
+    /// Join scopes for storage.
+    pub fn join(scopes: &[Scope]) -> String {
+        scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+    }
+}

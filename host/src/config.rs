@@ -1,0 +1,296 @@
+//! Server configuration: defaults, then a TOML file (`--config` / `NEXUM_CONFIG`), then
+//! `NEXUM_*` environment variables; validated at start with errors that name the setting.
+//!
+//! The master key is deliberately not a setting here: it is read from `NEXUM_MASTER_KEY` or
+//! the key file by the vault alone, so it never lands in a config dump or a log.
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Validated server settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the embedded database, key file and compiled-artifact cache live.
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// `sqlite:…` or `postgres://…`; defaults to SQLite in `data_dir`.
+    pub database_url: String,
+    /// Key file when `NEXUM_MASTER_KEY` is not set.
+    pub master_key_file: PathBuf,
+    /// Non-public address ranges connectors may reach.
+    pub allow_ranges: Vec<IpNet>,
+    /// Seconds between health checks of a connection (0 disables them).
+    pub health_check_interval_secs: u64,
+    /// Requests per minute for new API keys unless given.
+    pub default_key_rate_limit_per_minute: u32,
+    /// Largest JSON request body.
+    pub max_body_bytes: usize,
+    /// Largest connector upload.
+    pub max_upload_bytes: usize,
+    /// Connector calls that may run at once.
+    pub max_concurrent_calls: u32,
+    /// Largest memory cap a connector may have (MiB).
+    pub max_memory_mb: u32,
+    /// Database pool size.
+    pub db_max_connections: u32,
+    /// `text` or `json` logs.
+    pub log_format: LogFormat,
+    /// How long a resolved connection (decrypted credentials, compiled connector) is reused
+    /// before re-reading it; bounds staleness across nodes.
+    pub cache_ttl_ms: u64,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A setting is missing or wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read or parsed.
+    #[error("config file {path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong (parse errors name the key).
+        reason: String,
+    },
+    /// A setting has an invalid value.
+    #[error("{setting}: {reason}")]
+    Invalid {
+        /// The setting, as the user spelled it (`NEXUM_LISTEN` or `listen`).
+        setting: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    database_url: Option<String>,
+    master_key_file: Option<PathBuf>,
+    allow_ranges: Option<Vec<String>>,
+    health_check_interval_secs: Option<u64>,
+    default_key_rate_limit_per_minute: Option<u32>,
+    max_body_bytes: Option<usize>,
+    max_upload_bytes: Option<usize>,
+    max_concurrent_calls: Option<u32>,
+    max_memory_mb: Option<u32>,
+    db_max_connections: Option<u32>,
+    log_format: Option<String>,
+    cache_ttl_ms: Option<u64>,
+}
+
+impl Config {
+    /// Load from the process environment and an optional file.
+    pub fn from_env(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("NEXUM_CONFIG").map(PathBuf::from));
+        Self::load(file.as_deref(), |k| std::env::var(k).ok())
+    }
+
+    /// Load with an explicit environment lookup (tests).
+    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let f: FileConfig = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::File {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = env("NEXUM_DATA_DIR")
+            .map(PathBuf::from)
+            .or(f.data_dir)
+            .unwrap_or_else(|| PathBuf::from("nexum-data"));
+        let listen_raw = env("NEXUM_LISTEN")
+            .map(|v| ("NEXUM_LISTEN", v))
+            .or(f.listen.map(|v| ("listen", v)));
+        let listen = match listen_raw {
+            Some((setting, v)) => v
+                .parse()
+                .map_err(|_| invalid(setting, format!("`{v}` is not an address like 127.0.0.1:8080")))?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        let database_url = env("DATABASE_URL")
+            .or_else(|| env("NEXUM_DATABASE_URL"))
+            .or(f.database_url)
+            .unwrap_or_else(|| format!("sqlite:{}", data_dir.join("nexum.db").display()));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid("DATABASE_URL", "must start with sqlite: or postgres://"));
+        }
+        let master_key_file = env("NEXUM_MASTER_KEY_FILE")
+            .map(PathBuf::from)
+            .or(f.master_key_file)
+            .unwrap_or_else(|| data_dir.join("master.keys"));
+        let ranges: Vec<(String, String)> = match env("NEXUM_ALLOW_RANGES") {
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| ("NEXUM_ALLOW_RANGES".into(), s.into()))
+                .collect(),
+            None => f
+                .allow_ranges
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| ("allow_ranges".into(), s))
+                .collect(),
+        };
+        let allow_ranges = ranges
+            .into_iter()
+            .map(|(setting, r)| {
+                r.parse::<IpNet>()
+                    .map_err(|_| invalid(&setting, format!("`{r}` is not a CIDR range like 10.0.0.0/8")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let num = |name: &str, file_value: Option<u64>, default: u64, min: u64, max: u64| -> Result<u64, ConfigError> {
+            let env_name = format!("NEXUM_{}", name.to_ascii_uppercase());
+            let (setting, value) = match env(&env_name) {
+                Some(v) => (
+                    env_name.clone(),
+                    v.parse::<u64>()
+                        .map_err(|_| invalid(&env_name, format!("`{v}` is not a whole number")))?,
+                ),
+                None => (name.to_string(), file_value.unwrap_or(default)),
+            };
+            if !(min..=max).contains(&value) {
+                return Err(invalid(&setting, format!("{value} is outside {min}..={max}")));
+            }
+            Ok(value)
+        };
+        let log_format = match env("NEXUM_LOG_FORMAT").or(f.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid(
+                    "NEXUM_LOG_FORMAT",
+                    format!("`{other}` is not `text` or `json`"),
+                ));
+            }
+        };
+        Ok(Self {
+            listen,
+            database_url,
+            master_key_file,
+            allow_ranges,
+            health_check_interval_secs: num(
+                "health_check_interval_secs",
+                f.health_check_interval_secs,
+                300,
+                0,
+                86_400,
+            )?,
+            default_key_rate_limit_per_minute: num(
+                "default_key_rate_limit_per_minute",
+                f.default_key_rate_limit_per_minute.map(u64::from),
+                600,
+                1,
+                10_000_000,
+            )? as u32,
+            max_body_bytes: num(
+                "max_body_bytes",
+                f.max_body_bytes.map(|v| v as u64),
+                1 << 20,
+                1024,
+                64 << 20,
+            )? as usize,
+            max_upload_bytes: num(
+                "max_upload_bytes",
+                f.max_upload_bytes.map(|v| v as u64),
+                32 << 20,
+                1024,
+                512 << 20,
+            )? as usize,
+            max_concurrent_calls: num(
+                "max_concurrent_calls",
+                f.max_concurrent_calls.map(u64::from),
+                128,
+                1,
+                10_000,
+            )? as u32,
+            max_memory_mb: num("max_memory_mb", f.max_memory_mb.map(u64::from), 128, 1, 4096)? as u32,
+            db_max_connections: num("db_max_connections", f.db_max_connections.map(u64::from), 8, 1, 1000)? as u32,
+            cache_ttl_ms: num("cache_ttl_ms", f.cache_ttl_ms, 5_000, 0, 3_600_000)?,
+            log_format,
+            data_dir,
+        })
+    }
+
+    /// Where precompiled components are cached.
+    pub fn artifact_dir(&self) -> PathBuf {
+        self.data_dir.join("artifacts")
+    }
+}
+
+fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting: setting.to_string(),
+        reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(env: &[(&str, &str)], file: Option<&str>) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("nexum.toml");
+        if let Some(text) = file {
+            std::fs::write(&path, text).expect("write");
+        }
+        Config::load(file.map(|_| path.as_path()), |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_then_file_then_env() {
+        let c = load(&[], None).expect("defaults");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert!(c.database_url.starts_with("sqlite:") && c.database_url.ends_with("nexum.db"));
+        let c = load(&[], Some("listen = \"127.0.0.1:9000\"\nmax_memory_mb = 64")).expect("file");
+        assert_eq!((c.listen.port(), c.max_memory_mb), (9000, 64));
+        let c = load(
+            &[("NEXUM_LISTEN", "127.0.0.1:9100")],
+            Some("listen = \"127.0.0.1:9000\""),
+        )
+        .expect("env");
+        assert_eq!(c.listen.port(), 9100);
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let e = load(&[("NEXUM_LISTEN", "nowhere")], None).expect_err("bad listen");
+        assert!(e.to_string().starts_with("NEXUM_LISTEN:"), "{e}");
+        let e = load(&[("NEXUM_MAX_MEMORY_MB", "0")], None).expect_err("range");
+        assert!(e.to_string().starts_with("NEXUM_MAX_MEMORY_MB:"), "{e}");
+        let e = load(&[], Some("lissen = \"x\"")).expect_err("unknown key");
+        assert!(e.to_string().contains("lissen"), "{e}");
+        let e = load(&[("NEXUM_ALLOW_RANGES", "127.0.0.0/8,banana")], None).expect_err("cidr");
+        assert!(e.to_string().contains("banana"), "{e}");
+        let e = load(&[("DATABASE_URL", "mysql://x")], None).expect_err("db");
+        assert!(e.to_string().starts_with("DATABASE_URL"), "{e}");
+    }
+}

@@ -1,0 +1,187 @@
+//! Hot-path bookkeeping without hot-path writes: every call adds to in-memory totals, and a
+//! flusher writes them in one transaction per table every half second (and at shutdown).
+
+use crate::store::{AuditEntry, Db, StoreResult, UsageRecord};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Upper bounds (ms) of the latency histogram buckets; a final bucket catches the rest.
+pub const LATENCY_BOUNDS_MS: [u64; 14] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000];
+const BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
+
+#[derive(Default)]
+struct UsageDelta {
+    workspace_id: String,
+    calls: i64,
+    errors: i64,
+    buckets: [u64; BUCKETS],
+}
+
+#[derive(Default)]
+struct Pending {
+    usage: HashMap<String, UsageDelta>,
+    key_uses: HashMap<String, i64>,
+    connection_uses: HashMap<String, i64>,
+    audit: Vec<AuditEntry>,
+}
+
+/// Buffers usage, last-use times and audit records until the next flush.
+#[derive(Default)]
+pub struct Recorder {
+    pending: Mutex<Pending>,
+}
+
+impl Recorder {
+    fn with<R>(&self, f: impl FnOnce(&mut Pending) -> R) -> R {
+        f(&mut self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// An API key was used at `at` (unix ms).
+    pub fn key_used(&self, key_id: &str, at: i64) {
+        self.with(|p| {
+            p.key_uses.insert(key_id.to_string(), at);
+        });
+    }
+
+    /// A call on a connection finished.
+    pub fn call(&self, workspace_id: &str, connection_id: &str, at: i64, latency_ms: f64, failed: bool) {
+        self.with(|p| {
+            p.connection_uses.insert(connection_id.to_string(), at);
+            let delta = p.usage.entry(connection_id.to_string()).or_default();
+            delta.workspace_id = workspace_id.to_string();
+            delta.calls += 1;
+            delta.errors += i64::from(failed);
+            let bucket = LATENCY_BOUNDS_MS
+                .iter()
+                .position(|&b| latency_ms <= b as f64)
+                .unwrap_or(BUCKETS - 1);
+            delta.buckets[bucket] += 1;
+        });
+    }
+
+    /// Buffer an audit record (used for high-volume `secret.use`; rarer events are written
+    /// directly).
+    pub fn audit(&self, entry: AuditEntry) {
+        self.with(|p| p.audit.push(entry));
+    }
+
+    /// Write everything buffered. On failure the batch is put back for the next attempt.
+    pub async fn flush(&self, db: &Db) -> StoreResult<()> {
+        let pending = self.with(std::mem::take);
+        let usage: Vec<UsageRecord> = pending
+            .usage
+            .iter()
+            .map(|(id, d)| UsageRecord {
+                connection_id: id.clone(),
+                workspace_id: d.workspace_id.clone(),
+                calls: d.calls,
+                errors: d.errors,
+                latency_buckets: serde_json::to_string(&d.buckets.to_vec()).unwrap_or_else(|_| "[]".into()),
+            })
+            .collect();
+        let keys: Vec<(String, i64)> = pending.key_uses.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let connections: Vec<(String, i64)> = pending.connection_uses.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let result = async {
+            db.append_audit(&pending.audit).await?;
+            db.add_usage(&usage, merge_buckets).await?;
+            if !keys.is_empty() {
+                db.touch_api_keys(&keys).await?;
+            }
+            if !connections.is_empty() {
+                db.touch_connections(&connections).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            self.with(|p| {
+                for (id, d) in pending.usage {
+                    let cur = p.usage.entry(id).or_default();
+                    cur.workspace_id = d.workspace_id;
+                    cur.calls += d.calls;
+                    cur.errors += d.errors;
+                    for (c, n) in cur.buckets.iter_mut().zip(d.buckets) {
+                        *c += n;
+                    }
+                }
+                p.key_uses.extend(pending.key_uses);
+                p.connection_uses.extend(pending.connection_uses);
+                let mut audit = pending.audit;
+                audit.append(&mut p.audit);
+                p.audit = audit;
+            });
+        }
+        result
+    }
+}
+
+/// Add two stored histograms (JSON arrays).
+pub fn merge_buckets(a: &str, b: &str) -> String {
+    let a: Vec<u64> = serde_json::from_str(a).unwrap_or_default();
+    let b: Vec<u64> = serde_json::from_str(b).unwrap_or_default();
+    let merged: Vec<u64> = (0..a.len().max(b.len()))
+        .map(|i| a.get(i).unwrap_or(&0) + b.get(i).unwrap_or(&0))
+        .collect();
+    serde_json::to_string(&merged).unwrap_or_else(|_| "[]".into())
+}
+
+/// Latency percentiles, as the upper bound of the bucket holding each (`null` if no calls).
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct LatencySummary {
+    /// Median, at most this many ms.
+    pub p50_ms: Option<u64>,
+    /// 95th percentile, at most this many ms.
+    pub p95_ms: Option<u64>,
+    /// 99th percentile, at most this many ms.
+    pub p99_ms: Option<u64>,
+}
+
+/// Percentiles of a stored histogram.
+pub fn summarize(buckets: &str) -> LatencySummary {
+    let counts: Vec<u64> = serde_json::from_str(buckets).unwrap_or_default();
+    let total: u64 = counts.iter().sum();
+    let at = |q: f64| -> Option<u64> {
+        if total == 0 {
+            return None;
+        }
+        let target = (q * total as f64).ceil() as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= target {
+                return Some(LATENCY_BOUNDS_MS.get(i).copied().unwrap_or(u64::MAX));
+            }
+        }
+        None
+    };
+    LatencySummary {
+        p50_ms: at(0.5),
+        p95_ms: at(0.95),
+        p99_ms: at(0.99),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_come_from_bucket_bounds() {
+        let mut counts = vec![0u64; BUCKETS];
+        counts[2] = 90; // ≤ 5 ms
+        counts[6] = 9; // ≤ 100 ms
+        counts[9] = 1; // ≤ 1 s
+        let s = summarize(&serde_json::to_string(&counts).expect("json"));
+        assert_eq!(
+            s,
+            LatencySummary {
+                p50_ms: Some(5),
+                p95_ms: Some(100),
+                p99_ms: Some(100)
+            }
+        );
+        assert_eq!(summarize("[]").p50_ms, None);
+        assert_eq!(merge_buckets("[1,2]", "[3,4,5]"), "[4,6,5]");
+    }
+}

@@ -1,0 +1,205 @@
+//! `nexum serve`: open the database (migrating it), load the keyring, bootstrap the first
+//! workspace, start background jobs, serve HTTP, and shut down gracefully (in-flight
+//! requests finish; buffered usage and audit records are flushed).
+
+use crate::api::{self, AppState};
+use crate::broker::{AddressPolicy, Broker, BrokerConfig};
+use crate::config::Config;
+use crate::jobs::{self, Recorder};
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::store::Db;
+use crate::vault::{KeySource, Keyring, Vault};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Database.
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// Keyring.
+    #[error("master key: {0}")]
+    Keyring(#[from] crate::vault::KeyringError),
+    /// Runtime or broker.
+    #[error("{0}")]
+    Runtime(String),
+    /// Listening socket or data directory.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Bootstrap.
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
+}
+
+/// Load the vault: `NEXUM_MASTER_KEY`, else the key file (created with a warning).
+pub fn open_vault(config: &Config) -> Result<Vault, StartError> {
+    if let Ok(value) = std::env::var("NEXUM_MASTER_KEY") {
+        return Ok(Vault::new(Keyring::from_env_value(&value)?, KeySource::Env));
+    }
+    let (keyring, created) = Keyring::load_or_create_file(&config.master_key_file)?;
+    if created {
+        tracing::warn!(
+            path = %config.master_key_file.display(),
+            "generated a new master key file. Every stored secret depends on it: back it up, and in production set NEXUM_MASTER_KEY or NEXUM_MASTER_KEY_FILE instead"
+        );
+        eprintln!(
+            "\n  WARNING: generated a new master key at {}\n  Back it up: without it, stored credentials cannot be decrypted.\n",
+            config.master_key_file.display()
+        );
+    }
+    Ok(Vault::new(keyring, KeySource::File(config.master_key_file.clone())))
+}
+
+/// Open and migrate the database.
+pub async fn open_db(config: &Config) -> Result<Db, StartError> {
+    if config.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir)?;
+    }
+    let db = Db::connect(&config.database_url, config.db_max_connections).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// Build the application state (database, vault, runtime).
+pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
+    let db = open_db(&config).await?;
+    let vault = open_vault(&config)?;
+    let broker = Broker::new(BrokerConfig {
+        address_policy: AddressPolicy {
+            allowed_ranges: config.allow_ranges.clone(),
+        },
+        ..BrokerConfig::default()
+    })
+    .map_err(|e| StartError::Runtime(e.to_string()))?;
+    let runtime = Runtime::new(
+        RuntimeConfig {
+            max_memory_mb: config.max_memory_mb,
+            max_concurrent_calls: config.max_concurrent_calls,
+            artifact_dir: Some(config.artifact_dir()),
+            ..RuntimeConfig::default()
+        },
+        broker,
+    )
+    .map_err(|e| StartError::Runtime(e.to_string()))?;
+    Ok(Arc::new(AppState {
+        config,
+        db,
+        vault: Arc::new(vault),
+        runtime: Arc::new(runtime),
+        keys: Default::default(),
+        rate: Default::default(),
+        connections: Default::default(),
+        recorder: Arc::new(Recorder::default()),
+        metrics: Default::default(),
+        shutting_down: Default::default(),
+    }))
+}
+
+/// Create the first workspace and an operator key when the database has none. Returns the
+/// key (to print once) when it did.
+pub async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
+    if state.db.count_workspaces().await? > 0 {
+        return Ok(None);
+    }
+    let (_, key) = api::workspaces_bootstrap(state)
+        .await
+        .map_err(|e| StartError::Bootstrap(e.problem().detail))?;
+    Ok(Some(key))
+}
+
+/// A running server.
+pub struct Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state.
+    pub state: Arc<AppState>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Bind, start background jobs and serve until [`Server::shutdown`].
+    pub async fn start(state: Arc<AppState>) -> Result<Self, StartError> {
+        let listener = tokio::net::TcpListener::bind(state.config.listen).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(flush_loop(state.clone(), stop_rx.clone()));
+        tokio::spawn(jobs::health::run(state.clone(), stop_rx.clone()));
+        let app = api::router(state.clone());
+        let mut shutdown_rx = stop_rx;
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = shutdown_rx.changed().await;
+                })
+                .await
+        });
+        Ok(Self {
+            addr,
+            state,
+            stop,
+            task,
+        })
+    }
+
+    /// Stop accepting, let in-flight requests finish, flush buffers.
+    pub async fn shutdown(self) {
+        self.state.shutting_down.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        if let Err(e) = self.state.recorder.flush(&self.state.db).await {
+            tracing::error!(error = %e, "final flush of usage and audit records failed");
+        }
+    }
+
+    /// Serve until the process gets SIGINT or SIGTERM, then shut down gracefully.
+    pub async fn run_until_signal(self) {
+        wait_for_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        self.shutdown().await;
+    }
+}
+
+async fn flush_loop(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut last_expiry = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = state.recorder.flush(&state.db).await {
+            tracing::warn!(error = %e, "flushing usage and audit records failed; will retry");
+        }
+        if last_expiry.elapsed() > Duration::from_secs(3600) {
+            last_expiry = std::time::Instant::now();
+            let _ = state
+                .db
+                .expire_idempotency_keys(crate::store::now_ms() - 24 * 3_600_000)
+                .await;
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,172 @@
+//! API keys: only a SHA-256 hash and a display prefix are stored.
+
+use super::{Db, Page, StoreResult, now_ms};
+
+/// A stored API key (never the key itself).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRecord {
+    /// `key_…`
+    pub id: String,
+    /// Workspace the key acts in.
+    pub workspace_id: String,
+    /// Member the key belongs to, if any.
+    pub member_id: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// First characters of the key, for recognition (`nx_live_AbCd`).
+    pub prefix: String,
+    /// SHA-256 of the full key.
+    pub hash: Vec<u8>,
+    /// Space-separated scopes.
+    pub scopes: String,
+    /// Requests per minute allowed for this key.
+    pub rate_limit_per_minute: i64,
+    /// Unix ms after which the key is refused.
+    pub expires_at: Option<i64>,
+    /// Unix ms at which the key was revoked.
+    pub revoked_at: Option<i64>,
+    /// Unix ms of the last authenticated request (updated in batches).
+    pub last_used_at: Option<i64>,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// What is needed to store a new key.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    /// `key_…`
+    pub id: String,
+    /// Workspace.
+    pub workspace_id: String,
+    /// Member, if any.
+    pub member_id: Option<String>,
+    /// Display name.
+    pub name: String,
+    /// Display prefix.
+    pub prefix: String,
+    /// SHA-256 of the key.
+    pub hash: Vec<u8>,
+    /// Space-separated scopes.
+    pub scopes: String,
+    /// Requests per minute.
+    pub rate_limit_per_minute: i64,
+    /// Expiry (unix ms).
+    pub expires_at: Option<i64>,
+}
+
+macro_rules! columns {
+    () => {
+        "id, workspace_id, member_id, name, prefix, hash, scopes, rate_limit_per_minute, expires_at, revoked_at, last_used_at, created_at"
+    };
+}
+
+impl Db {
+    /// Store a new key.
+    pub async fn insert_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKeyRecord> {
+        let created_at = now_ms();
+        sqlx::query(
+            "INSERT INTO api_keys (id, workspace_id, member_id, name, prefix, hash, scopes, rate_limit_per_minute, expires_at, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&key.id)
+        .bind(&key.workspace_id)
+        .bind(&key.member_id)
+        .bind(&key.name)
+        .bind(&key.prefix)
+        .bind(&key.hash)
+        .bind(&key.scopes)
+        .bind(key.rate_limit_per_minute)
+        .bind(key.expires_at)
+        .bind(created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(ApiKeyRecord {
+            id: key.id.clone(),
+            workspace_id: key.workspace_id.clone(),
+            member_id: key.member_id.clone(),
+            name: key.name.clone(),
+            prefix: key.prefix.clone(),
+            hash: key.hash.clone(),
+            scopes: key.scopes.clone(),
+            rate_limit_per_minute: key.rate_limit_per_minute,
+            expires_at: key.expires_at,
+            revoked_at: None,
+            last_used_at: None,
+            created_at,
+        })
+    }
+
+    /// The key with this hash (authentication; not workspace-scoped by design: the key
+    /// determines the workspace).
+    pub async fn api_key_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ApiKeyRecord>> {
+        Ok(
+            sqlx::query_as(concat!("SELECT ", columns!(), " FROM api_keys WHERE hash = $1"))
+                .bind(hash)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// One key of a workspace.
+    pub async fn api_key(&self, workspace_id: &str, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM api_keys WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Keys of a workspace, a page at a time.
+    pub async fn list_api_keys(
+        &self,
+        workspace_id: &str,
+        after: &str,
+        limit: usize,
+    ) -> StoreResult<Page<ApiKeyRecord>> {
+        let rows = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM api_keys WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(workspace_id)
+        .bind(after)
+        .bind(limit as i64 + 1)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(Page::from_rows(rows, limit, |k: &ApiKeyRecord| k.id.clone()))
+    }
+
+    /// Revoke a key; false when it does not exist in this workspace.
+    pub async fn revoke_api_key(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE workspace_id = $2 AND id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(workspace_id)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Record last use of keys (batched by the flusher).
+    pub async fn touch_api_keys(&self, uses: &[(String, i64)]) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        for (id, at) in uses {
+            sqlx::query(
+                "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+            )
+            .bind(*at)
+            .bind(id)
+            .bind(*at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,85 @@
+//! Stripe-style idempotency keys for action execution.
+
+use super::{Db, StoreError, StoreResult, now_ms};
+
+/// A remembered request: its fingerprint and, once finished, its response.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct IdempotencyRecord {
+    /// SHA-256 of method, path and body of the first request.
+    pub fingerprint: String,
+    /// HTTP status of the stored response (none while in flight).
+    pub status_code: Option<i64>,
+    /// Stored response body.
+    pub response: Option<String>,
+}
+
+impl Db {
+    /// Claim `key`: `Ok(None)` when this request is the first, `Ok(Some(record))` when the key
+    /// was seen before (completed or still in flight).
+    pub async fn claim_idempotency_key(
+        &self,
+        workspace_id: &str,
+        key: &str,
+        fingerprint: &str,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (workspace_id, key, fingerprint, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(workspace_id)
+        .bind(key)
+        .bind(fingerprint)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await;
+        match inserted {
+            Ok(_) => Ok(None),
+            Err(e) => match StoreError::from(e) {
+                StoreError::Conflict => Ok(sqlx::query_as(
+                    "SELECT fingerprint, status_code, response FROM idempotency_keys WHERE workspace_id = $1 AND key = $2",
+                )
+                .bind(workspace_id)
+                .bind(key)
+                .fetch_optional(self.pool())
+                .await?),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// Store the response for a claimed key.
+    pub async fn complete_idempotency_key(
+        &self,
+        workspace_id: &str,
+        key: &str,
+        status: u16,
+        response: &str,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE idempotency_keys SET status_code = $1, response = $2 WHERE workspace_id = $3 AND key = $4")
+            .bind(i64::from(status))
+            .bind(response)
+            .bind(workspace_id)
+            .bind(key)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Forget a claimed key whose request failed before producing a response.
+    pub async fn release_idempotency_key(&self, workspace_id: &str, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE workspace_id = $1 AND key = $2 AND status_code IS NULL")
+            .bind(workspace_id)
+            .bind(key)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Drop keys older than `before` (unix ms).
+    pub async fn expire_idempotency_keys(&self, before: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+}

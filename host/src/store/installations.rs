@@ -1,0 +1,177 @@
+//! Installed connectors: a workspace's pinned connector versions. Component bytes are stored
+//! once per digest so every node sharing the database can load them.
+
+use super::{Db, Page, StoreResult, new_id, now_ms};
+
+/// A connector installed in a workspace, pinned by digest.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InstallationRecord {
+    /// `plg_…`
+    pub id: String,
+    /// Workspace.
+    pub workspace_id: String,
+    /// The manifest's connector id.
+    pub connector_id: String,
+    /// The manifest's version.
+    pub version: String,
+    /// sha256 of the component.
+    pub digest: String,
+    /// The manifest TOML as installed.
+    pub manifest: String,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+macro_rules! columns {
+    () => {
+        "id, workspace_id, connector_id, version, digest, manifest, created_at"
+    };
+}
+
+impl Db {
+    /// Store component bytes under their digest (idempotent).
+    pub async fn put_component(&self, digest: &str, bytes: &[u8]) -> StoreResult<()> {
+        let exists: Option<(String,)> = sqlx::query_as("SELECT digest FROM components WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(self.pool())
+            .await?;
+        if exists.is_none() {
+            let result = sqlx::query("INSERT INTO components (digest, bytes, created_at) VALUES ($1, $2, $3)")
+                .bind(digest)
+                .bind(bytes)
+                .bind(now_ms())
+                .execute(self.pool())
+                .await;
+            match result {
+                Ok(_) | Err(sqlx::Error::Database(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Component bytes by digest.
+    pub async fn component(&self, digest: &str) -> StoreResult<Option<Vec<u8>>> {
+        let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT bytes FROM components WHERE digest = $1")
+            .bind(digest)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|(b,)| b))
+    }
+
+    /// Install (or replace the pinned version of) a connector in a workspace.
+    pub async fn upsert_installation(
+        &self,
+        workspace_id: &str,
+        connector_id: &str,
+        version: &str,
+        digest: &str,
+        manifest: &str,
+    ) -> StoreResult<InstallationRecord> {
+        if let Some(existing) = self.installation_by_connector(workspace_id, connector_id).await? {
+            sqlx::query(
+                "UPDATE installations SET version = $1, digest = $2, manifest = $3 WHERE workspace_id = $4 AND id = $5",
+            )
+            .bind(version)
+            .bind(digest)
+            .bind(manifest)
+            .bind(workspace_id)
+            .bind(&existing.id)
+            .execute(self.pool())
+            .await?;
+            return Ok(InstallationRecord {
+                version: version.into(),
+                digest: digest.into(),
+                manifest: manifest.into(),
+                ..existing
+            });
+        }
+        let record = InstallationRecord {
+            id: new_id("plg"),
+            workspace_id: workspace_id.into(),
+            connector_id: connector_id.into(),
+            version: version.into(),
+            digest: digest.into(),
+            manifest: manifest.into(),
+            created_at: now_ms(),
+        };
+        sqlx::query(concat!(
+            "INSERT INTO installations (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(&record.id)
+        .bind(&record.workspace_id)
+        .bind(&record.connector_id)
+        .bind(&record.version)
+        .bind(&record.digest)
+        .bind(&record.manifest)
+        .bind(record.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(record)
+    }
+
+    /// One installation of a workspace.
+    pub async fn installation(&self, workspace_id: &str, id: &str) -> StoreResult<Option<InstallationRecord>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM installations WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// A workspace's installation of connector `connector_id`.
+    pub async fn installation_by_connector(
+        &self,
+        workspace_id: &str,
+        connector_id: &str,
+    ) -> StoreResult<Option<InstallationRecord>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM installations WHERE workspace_id = $1 AND connector_id = $2"
+        ))
+        .bind(workspace_id)
+        .bind(connector_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Installations of a workspace, a page at a time.
+    pub async fn list_installations(
+        &self,
+        workspace_id: &str,
+        after: &str,
+        limit: usize,
+    ) -> StoreResult<Page<InstallationRecord>> {
+        let rows = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM installations WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+        ))
+        .bind(workspace_id)
+        .bind(after)
+        .bind(limit as i64 + 1)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(Page::from_rows(rows, limit, |r: &InstallationRecord| r.id.clone()))
+    }
+
+    /// Uninstall; refused (false) while connections use it.
+    pub async fn delete_installation(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM installations WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM connections WHERE installation_id = $3)",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,177 @@
+//! Persistence: one repository layer over SQLite (embedded default) and PostgreSQL
+//! (scale-out), through sqlx's `Any` driver. Queries use `$n` placeholders, which both
+//! dialects accept; times are unix milliseconds; every query on tenant data is scoped by
+//! workspace id, so a row of another workspace is simply not found (404).
+
+mod api_keys;
+mod audit;
+mod connections;
+mod idempotency;
+mod installations;
+mod secrets;
+mod usage;
+mod workspaces;
+
+pub use api_keys::{ApiKeyRecord, NewApiKey};
+pub use audit::AuditEntry;
+pub use connections::{ConnectionRecord, ConnectionStatus};
+pub use idempotency::IdempotencyRecord;
+pub use installations::InstallationRecord;
+pub use secrets::SecretRecord;
+pub use usage::UsageRecord;
+pub use workspaces::{MemberRecord, Role, WorkspaceRecord};
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+use std::time::Duration;
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in WAL mode (embedded default).
+    Sqlite,
+    /// PostgreSQL (several nodes may share it).
+    Postgres,
+}
+
+/// A database failure. The message may name tables, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names an unsupported database.
+    #[error("unsupported database URL (expected sqlite:… or postgres://…)")]
+    UnsupportedUrl,
+    /// A unique constraint was violated.
+    #[error("already exists")]
+    Conflict,
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A stored value could not be decoded.
+    #[error("corrupt stored value in {0}")]
+    Corrupt(&'static str),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e
+            && db.is_unique_violation()
+        {
+            return StoreError::Conflict;
+        }
+        StoreError::Database(e)
+    }
+}
+
+/// Result alias for store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// The database handle shared by the whole server.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connect to `url` (`sqlite:<path>` or `postgres://…`). SQLite files are created when
+    /// missing and put in WAL mode with foreign keys on.
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        let mut options = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    Ok(())
+                })
+            });
+        }
+        let url = match backend {
+            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_string(),
+        };
+        let pool = options.connect(&url).await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Apply pending migrations for this backend.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.map_err(StoreError::Migrate)
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The underlying pool (for transactions spanning repositories).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// A cheap round-trip, for readiness checks.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Current time in unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A new prefixed, time-sortable id such as `conn_01j9…`.
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", ulid::Ulid::new().to_string().to_ascii_lowercase())
+}
+
+/// One page of a cursor-paginated listing.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The items, in id order.
+    pub items: Vec<T>,
+    /// Cursor for the next page, when there is one.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Build a page from `limit + 1` fetched rows.
+    pub(crate) fn from_rows(mut rows: Vec<T>, limit: usize, id: impl Fn(&T) -> String) -> Self {
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(id)
+        } else {
+            None
+        };
+        Self {
+            items: rows,
+            next_cursor,
+        }
+    }
+}

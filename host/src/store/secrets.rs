@@ -1,0 +1,124 @@
+//! Sealed secrets (see `vault`): only ciphertext, nonce and key id are stored.
+
+use super::{Db, StoreResult, now_ms};
+
+/// A sealed secret row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SecretRecord {
+    /// `sec_…`; part of the AEAD associated data.
+    pub id: String,
+    /// Workspace; part of the AEAD associated data.
+    pub workspace_id: String,
+    /// The row that owns the secret (a connection id).
+    pub owner_id: String,
+    /// Keyring key that sealed it.
+    pub key_id: String,
+    /// 12-byte nonce.
+    pub nonce: Vec<u8>,
+    /// Ciphertext and tag.
+    pub ciphertext: Vec<u8>,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+macro_rules! columns {
+    () => {
+        "id, workspace_id, owner_id, key_id, nonce, ciphertext, updated_at"
+    };
+}
+
+impl Db {
+    /// Insert or replace the secret owned by `owner_id`.
+    pub async fn put_secret(&self, record: &SecretRecord) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND owner_id = $2")
+            .bind(&record.workspace_id)
+            .bind(&record.owner_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(concat!(
+            "INSERT INTO secrets (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(&record.id)
+        .bind(&record.workspace_id)
+        .bind(&record.owner_id)
+        .bind(&record.key_id)
+        .bind(&record.nonce)
+        .bind(&record.ciphertext)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The secret owned by `owner_id` in a workspace.
+    pub async fn secret_of(&self, workspace_id: &str, owner_id: &str) -> StoreResult<Option<SecretRecord>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM secrets WHERE workspace_id = $1 AND owner_id = $2"
+        ))
+        .bind(workspace_id)
+        .bind(owner_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Secrets not sealed with `key_id`, a batch at a time (key rotation).
+    pub async fn secrets_not_sealed_with(&self, key_id: &str, limit: usize) -> StoreResult<Vec<SecretRecord>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM secrets WHERE key_id <> $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(key_id)
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Replace a secret's ciphertext only if it still has the ciphertext we re-encrypted
+    /// (a concurrent update wins; rotation retries the row later).
+    pub async fn reseal_secret(
+        &self,
+        old: &SecretRecord,
+        key_id: &str,
+        nonce: &[u8],
+        ciphertext: &[u8],
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE secrets SET key_id = $1, nonce = $2, ciphertext = $3, updated_at = $4 WHERE id = $5 AND key_id = $6 AND nonce = $7",
+        )
+        .bind(key_id)
+        .bind(nonce)
+        .bind(ciphertext)
+        .bind(now_ms())
+        .bind(&old.id)
+        .bind(&old.key_id)
+        .bind(&old.nonce)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Test/diagnostic hook: overwrite a secret row's sealed fields verbatim.
+    pub async fn overwrite_secret_raw(
+        &self,
+        id: &str,
+        key_id: &str,
+        nonce: &[u8],
+        ciphertext: &[u8],
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE secrets SET key_id = $1, nonce = $2, ciphertext = $3 WHERE id = $4")
+            .bind(key_id)
+            .bind(nonce)
+            .bind(ciphertext)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,72 @@
+//! Per-connection usage: calls, errors and a latency histogram, accumulated in memory and
+//! added to the stored totals in batches.
+
+use super::{Db, StoreResult};
+
+/// Stored usage totals of one connection.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UsageRecord {
+    /// Connection.
+    pub connection_id: String,
+    /// Workspace.
+    pub workspace_id: String,
+    /// Calls.
+    pub calls: i64,
+    /// Failed calls.
+    pub errors: i64,
+    /// JSON array of counts per latency bucket.
+    pub latency_buckets: String,
+}
+
+impl Db {
+    /// Usage of one connection.
+    pub async fn usage(&self, workspace_id: &str, connection_id: &str) -> StoreResult<Option<UsageRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT connection_id, workspace_id, calls, errors, latency_buckets FROM connection_usage WHERE workspace_id = $1 AND connection_id = $2",
+        )
+        .bind(workspace_id)
+        .bind(connection_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Add deltas to the stored totals (one transaction for the batch).
+    pub async fn add_usage(&self, deltas: &[UsageRecord], merge: impl Fn(&str, &str) -> String) -> StoreResult<()> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool().begin().await?;
+        for d in deltas {
+            let current: Option<(i64, i64, String)> =
+                sqlx::query_as("SELECT calls, errors, latency_buckets FROM connection_usage WHERE connection_id = $1")
+                    .bind(&d.connection_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match current {
+                Some((calls, errors, buckets)) => {
+                    sqlx::query("UPDATE connection_usage SET calls = $1, errors = $2, latency_buckets = $3 WHERE connection_id = $4")
+                        .bind(calls + d.calls)
+                        .bind(errors + d.errors)
+                        .bind(merge(&buckets, &d.latency_buckets))
+                        .bind(&d.connection_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                None => {
+                    sqlx::query(
+                        "INSERT INTO connection_usage (connection_id, workspace_id, calls, errors, latency_buckets) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&d.connection_id)
+                    .bind(&d.workspace_id)
+                    .bind(d.calls)
+                    .bind(d.errors)
+                    .bind(&d.latency_buckets)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
