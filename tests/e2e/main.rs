@@ -1,5 +1,30 @@
-//! End-to-end tests: real components, the real broker, loopback fakes of outside APIs.
+//! End-to-end tests: real components, the real broker, real servers, loopback fakes of
+//! outside APIs. Server scenarios run on SQLite and on PostgreSQL.
 
+/// Run an `async fn(TestApp)` scenario on both databases.
+macro_rules! on_both_databases {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$scenario(nexum_tests::app::TestApp::sqlite().await).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$scenario(nexum_tests::app::TestApp::postgres().await).await
+                }
+            }
+        )*
+    };
+}
+
+mod api_input;
+mod api_keys;
+mod api_main;
+mod api_service;
+mod api_tenants;
+mod api_vault;
 mod bounds;
 mod egress;
 mod http_connector;

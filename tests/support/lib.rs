@@ -3,6 +3,7 @@
 //!
 //! Nothing here talks to anything but 127.0.0.1.
 
+pub mod app;
 pub mod fakes;
 pub mod host;
 pub mod plugins;

@@ -5,7 +5,7 @@
 //! `?debug=true` adds the redacted trace of brokered requests and logs.
 
 use super::AppState;
-use super::extract::{ApiQuery, Principal, json_rejection};
+use super::extract::{ApiBytes, ApiQuery, Principal, json_rejection};
 use super::resolve::resolve;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
@@ -71,7 +71,7 @@ pub async fn execute(
     Path((id, action)): Path<(String, String)>,
     ApiQuery(params): ApiQuery<ExecuteParams>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Response {
     match execute_inner(&state, &principal, &id, &action, params.debug, &headers, body).await {
         Ok(r) | Err(r) => r,
@@ -97,7 +97,9 @@ async fn execute_inner(
         None => None,
         Some(Ok(k)) if !k.is_empty() && k.len() <= 255 => Some(k),
         Some(_) => {
-            return Err(ApiError::bad_request("Idempotency-Key must be 1–255 visible ASCII characters").into_response());
+            return Err(
+                ApiError::bad_request("Idempotency-Key must be 1–255 visible ASCII characters").into_response(),
+            );
         }
     };
     if let Some(key) = &idempotency_key {

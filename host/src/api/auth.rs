@@ -18,8 +18,11 @@ use std::time::{Duration, Instant};
 /// Entries expire after the cache TTL; revoking on this node evicts immediately.
 #[derive(Default)]
 pub struct KeyCache {
-    entries: Mutex<HashMap<Vec<u8>, (Instant, Arc<ApiKeyRecord>)>>,
+    entries: Mutex<HashMap<Vec<u8>, CachedKey>>,
 }
+
+/// When a key was read from the database, and the record.
+type CachedKey = (Instant, Arc<ApiKeyRecord>);
 
 impl KeyCache {
     fn get(&self, hash: &[u8], ttl: Duration) -> Option<Arc<ApiKeyRecord>> {

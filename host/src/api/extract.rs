@@ -121,3 +121,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
             .ok_or_else(|| ApiError::unauthorized("missing API key"))
     }
 }
+
+/// A raw body whose rejections (413 when too large) are problems.
+pub struct ApiBytes(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(Self)
+            .map_err(|rejection| {
+                let status = rejection.status();
+                if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        status,
+                        "payload_too_large",
+                        "Payload too large",
+                        "the request body is too large",
+                    )
+                } else {
+                    ApiError::bad_request(rejection.body_text())
+                }
+            })
+    }
+}

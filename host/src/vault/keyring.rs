@@ -190,7 +190,7 @@ impl Keyring {
         order.push(self.active);
         for i in order {
             let (id, key) = &self.keys[i];
-            text.push_str(&format!("{id} {}\n", STANDARD.encode(&**key)));
+            text.push_str(&format!("{id} {}\n", STANDARD.encode(**key)));
         }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;

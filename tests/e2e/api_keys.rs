@@ -1,0 +1,160 @@
+//! API keys: 401 for bad, expired and revoked keys; 403 for a missing scope; 429 with
+//! `Retry-After` and `RateLimit-*` headers past the key's rate.
+
+use nexum_tests::app::TestApp;
+use nexum_tests::fakes;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+on_both_databases!(keys_are_checked_and_scoped, rate_limits_answer_429_with_retry_after);
+
+async fn keys_are_checked_and_scoped(app: TestApp) {
+    let slack = fakes::slack().await;
+    let conn = app.connect_slack(&app.key, &slack).await;
+    let run = format!("/api/v1/connections/{conn}/actions/send_message");
+    let input = json!({ "channel": "C1", "text": "x" });
+
+    // Missing, malformed and unknown keys.
+    let none = app.request(Method::GET, "/api/v1/workspace", None, None).await;
+    assert_eq!((none.status, none.code()), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    for bad in ["nope", "nx_live_short", &format!("nx_live_{}", "A".repeat(43))] {
+        let r = app.get(bad, "/api/v1/workspace").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{bad}");
+    }
+
+    // A read-only key can read but not execute or write.
+    let created = app
+        .post(
+            &app.key,
+            "/api/v1/api-keys",
+            json!({ "name": "reader", "scopes": ["connections:read"] }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let reader = created.body["key"].as_str().expect("key").to_string();
+    assert!(reader.starts_with(created.body["api_key"]["prefix"].as_str().expect("prefix")));
+    assert_eq!(
+        app.get(&reader, &format!("/api/v1/connections/{conn}")).await.status,
+        StatusCode::OK
+    );
+    let denied = app.post(&reader, &run, input.clone()).await;
+    assert_eq!((denied.status, denied.code()), (StatusCode::FORBIDDEN, "missing_scope"));
+    assert!(
+        denied.body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("actions:execute")
+    );
+    let denied = app.delete(&reader, &format!("/api/v1/connections/{conn}")).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    // Nor can it mint itself more power.
+    let escalation = app
+        .post(&reader, "/api/v1/api-keys", json!({ "name": "x", "scopes": ["admin"] }))
+        .await;
+    assert_eq!(escalation.status, StatusCode::FORBIDDEN);
+    assert!(slack.requests().is_empty());
+    assert_eq!(
+        app.get(&app.key, &format!("/api/v1/connections/{conn}")).await.status,
+        StatusCode::OK
+    );
+
+    // Only the hash is stored.
+    let row: (Vec<u8>, String) = sqlx::query_as("SELECT hash, prefix FROM api_keys WHERE id = $1")
+        .bind(created.body["api_key"]["id"].as_str().expect("id"))
+        .fetch_one(app.state().db.pool())
+        .await
+        .expect("row");
+    assert_eq!(row.0.len(), 32);
+    assert!(!String::from_utf8_lossy(&row.0).contains(&reader[8..]));
+    assert_eq!(row.1.len(), "nx_live_".len() + 4);
+
+    // Revocation takes effect at once.
+    let exec = app
+        .post(
+            &app.key,
+            "/api/v1/api-keys",
+            json!({ "name": "runner", "scopes": ["actions:execute"] }),
+        )
+        .await;
+    let runner = exec.body["key"].as_str().expect("key").to_string();
+    let runner_id = exec.body["api_key"]["id"].as_str().expect("id").to_string();
+    assert_eq!(app.post(&runner, &run, input.clone()).await.status, StatusCode::OK);
+    assert_eq!(
+        app.delete(&app.key, &format!("/api/v1/api-keys/{runner_id}"))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    let revoked = app.post(&runner, &run, input.clone()).await;
+    assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
+    assert!(revoked.body["detail"].as_str().expect("detail").contains("revoked"));
+
+    // Expired keys are refused.
+    let expiring = app
+        .post(
+            &app.key,
+            "/api/v1/api-keys",
+            json!({ "name": "old", "scopes": ["connections:read"], "expires_in_days": 1 }),
+        )
+        .await;
+    let old = expiring.body["key"].as_str().expect("key").to_string();
+    sqlx::query("UPDATE api_keys SET expires_at = 1 WHERE id = $1")
+        .bind(expiring.body["api_key"]["id"].as_str().expect("id"))
+        .execute(app.state().db.pool())
+        .await
+        .expect("expire");
+    let expired = app.get(&old, "/api/v1/workspace").await;
+    assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
+    assert!(expired.body["detail"].as_str().expect("detail").contains("expired"));
+
+    // last_used_at is recorded.
+    let _ = app.get(&app.key, "/api/v1/connections").await;
+    app.state().recorder.flush(&app.state().db).await.expect("flush");
+    let listed = app.get(&app.key, "/api/v1/api-keys").await;
+    assert!(
+        listed.body["data"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .any(|k| k["last_used_at"].as_i64().is_some())
+    );
+    app.shutdown().await;
+}
+
+async fn rate_limits_answer_429_with_retry_after(app: TestApp) {
+    let created = app
+        .post(
+            &app.key,
+            "/api/v1/api-keys",
+            json!({ "name": "slow", "scopes": ["connections:read"], "rate_limit_per_minute": 3 }),
+        )
+        .await;
+    let slow = created.body["key"].as_str().expect("key").to_string();
+    for remaining in ["2", "1", "0"] {
+        let r = app.get(&slow, "/api/v1/workspace").await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(
+            r.headers.get("ratelimit-limit").and_then(|v| v.to_str().ok()),
+            Some("3")
+        );
+        assert_eq!(
+            r.headers.get("ratelimit-remaining").and_then(|v| v.to_str().ok()),
+            Some(remaining)
+        );
+    }
+    let limited = app.get(&slow, "/api/v1/workspace").await;
+    assert_eq!(
+        (limited.status, limited.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    let retry: u64 = limited
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=60).contains(&retry));
+    // Other keys are unaffected.
+    assert_eq!(app.get(&app.key, "/api/v1/workspace").await.status, StatusCode::OK);
+    app.shutdown().await;
+}

@@ -1,0 +1,267 @@
+//! `TestApp`: a real `nexum serve` (in-process) on 127.0.0.1:0 over SQLite or PostgreSQL,
+//! plus a reqwest client and helpers that speak the API the way a user would.
+//!
+//! Each Postgres app gets its own schema in the `test` database (`search_path`), so tests run
+//! in parallel without seeing each other. Set `NEXUM_TEST_POSTGRES_URL` to use another server
+//! (default `postgres://postgres@127.0.0.1:5432/test`).
+
+use crate::fakes::{Fake, SLACK_TOKEN};
+use nexum_host::config::Config;
+use nexum_host::server::{self, Server};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// Which database a test app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in the app's data directory.
+    Sqlite,
+    /// A fresh schema in the local PostgreSQL.
+    Postgres,
+}
+
+/// A response, decoded.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// JSON body (`Null` when empty or not JSON).
+    pub body: Value,
+}
+
+impl Reply {
+    /// The problem `code` of an error response.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    /// The server (shut down with [`TestApp::shutdown`]).
+    pub server: Option<Server>,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The bootstrap (operator) key of the first workspace.
+    pub key: String,
+    /// Which database.
+    pub backend: Backend,
+    /// The data directory (SQLite file, key file, artifacts).
+    pub data_dir: tempfile::TempDir,
+    /// The database URL.
+    pub database_url: String,
+    client: reqwest::Client,
+}
+
+/// The Postgres URL tests use.
+pub fn postgres_url() -> String {
+    std::env::var("NEXUM_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+impl TestApp {
+    /// Start on `backend` with default settings.
+    pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, &[]).await
+    }
+
+    /// Start on `backend` with extra `NEXUM_*` settings.
+    pub async fn start_with(backend: Backend, settings: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let database_url = match backend {
+            Backend::Sqlite => format!("sqlite:{}", data_dir.path().join("nexum.db").display()),
+            Backend::Postgres => fresh_postgres_schema().await,
+        };
+        Self::start_on(backend, data_dir, database_url, settings).await
+    }
+
+    /// Start a server on an existing data directory and database (a second node, or a restart).
+    pub async fn start_on(
+        backend: Backend,
+        data_dir: tempfile::TempDir,
+        database_url: String,
+        settings: &[(&str, &str)],
+    ) -> Self {
+        let mut env: HashMap<String, String> = HashMap::from([
+            ("NEXUM_DATA_DIR".into(), data_dir.path().display().to_string()),
+            ("NEXUM_LISTEN".into(), "127.0.0.1:0".into()),
+            ("DATABASE_URL".into(), database_url.clone()),
+            ("NEXUM_ALLOW_RANGES".into(), "127.0.0.0/8".into()),
+            ("NEXUM_HEALTH_CHECK_INTERVAL_SECS".into(), "0".into()),
+            ("NEXUM_MAX_CONCURRENT_CALLS".into(), "16".into()),
+        ]);
+        for (k, v) in settings {
+            env.insert(k.to_string(), v.to_string());
+        }
+        let config = Config::load(None, |k| env.get(k).cloned()).expect("config");
+        let state = server::build_state(config).await.expect("server state");
+        let key = server::bootstrap(&state).await.expect("bootstrap").unwrap_or_default();
+        let server = Server::start(state).await.expect("server starts");
+        let base = format!("http://{}", server.addr);
+        let client = reqwest::Client::builder().no_proxy().build().expect("client");
+        Self {
+            server: Some(server),
+            base,
+            key,
+            backend,
+            data_dir,
+            database_url,
+            client,
+        }
+    }
+
+    /// SQLite app.
+    pub async fn sqlite() -> Self {
+        Self::start(Backend::Sqlite).await
+    }
+
+    /// Postgres app.
+    pub async fn postgres() -> Self {
+        Self::start(Backend::Postgres).await
+    }
+
+    /// Shut the server down gracefully; returns the data directory for a restart.
+    pub async fn shutdown(mut self) -> (tempfile::TempDir, String) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        (self.data_dir, self.database_url)
+    }
+
+    /// The server's state (for reaching into the database in tests).
+    pub fn state(&self) -> &nexum_host::api::AppState {
+        &self.server.as_ref().expect("running").state
+    }
+
+    /// Send a request with `key` (none = unauthenticated).
+    pub async fn request(&self, method: reqwest::Method, path: &str, key: Option<&str>, body: Option<Value>) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        reply(req.send().await.expect("request sent")).await
+    }
+
+    /// GET with a key.
+    pub async fn get(&self, key: &str, path: &str) -> Reply {
+        self.request(reqwest::Method::GET, path, Some(key), None).await
+    }
+
+    /// POST JSON with a key.
+    pub async fn post(&self, key: &str, path: &str, body: Value) -> Reply {
+        self.request(reqwest::Method::POST, path, Some(key), Some(body)).await
+    }
+
+    /// PATCH JSON with a key.
+    pub async fn patch(&self, key: &str, path: &str, body: Value) -> Reply {
+        self.request(reqwest::Method::PATCH, path, Some(key), Some(body)).await
+    }
+
+    /// DELETE with a key.
+    pub async fn delete(&self, key: &str, path: &str) -> Reply {
+        self.request(reqwest::Method::DELETE, path, Some(key), None).await
+    }
+
+    /// POST a raw body with headers.
+    pub async fn post_raw(&self, key: &str, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Reply {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        reply(req.send().await.expect("request sent")).await
+    }
+
+    /// Install a first-party connector from `plugins/` the way the README shows (multipart).
+    pub async fn install(&self, key: &str, connector: &str) -> Reply {
+        let (wasm, manifest) = crate::plugins::connector(connector);
+        let form = reqwest::multipart::Form::new().text("manifest", manifest).part(
+            "component",
+            reqwest::multipart::Part::bytes(wasm).file_name("connector.wasm"),
+        );
+        let response = self
+            .client
+            .post(format!("{}/api/v1/connectors", self.base))
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload sent");
+        reply(response).await
+    }
+
+    /// Install Slack and connect it to `fake` with the fake's token; returns the connection id.
+    pub async fn connect_slack(&self, key: &str, fake: &Fake) -> String {
+        let installed = self.install(key, "slack").await;
+        assert_eq!(installed.status, StatusCode::CREATED, "{:?}", installed.body);
+        let created = self
+            .post(
+                key,
+                "/api/v1/connections",
+                json!({ "connector": "slack", "name": "Acme", "credentials": { "token": SLACK_TOKEN }, "variables": { "api_base": fake.origin() } }),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        created.body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Create a second workspace; returns its owner key.
+    pub async fn new_workspace(&self, name: &str) -> String {
+        let created = self
+            .post(
+                &self.key,
+                "/api/v1/workspaces",
+                json!({ "name": name, "owner_email": format!("owner@{name}.test") }),
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        created.body["owner_key"]["key"].as_str().expect("key").to_string()
+    }
+}
+
+async fn reply(response: reqwest::Response) -> Reply {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap_or_default();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    Reply { status, headers, body }
+}
+
+/// Create an empty schema and return a URL whose connections use it.
+pub async fn fresh_postgres_schema() -> String {
+    let base = postgres_url();
+    let schema = format!("t_{}", ulid_like());
+    let admin = nexum_host::store::Db::connect(&base, 1).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL at {base} is required for the Postgres tests (set NEXUM_TEST_POSTGRES_URL): {e}")
+    });
+    sqlx_exec(&admin, &format!("CREATE SCHEMA {schema}")).await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+async fn sqlx_exec(db: &nexum_host::store::Db, sql: &str) {
+    use sqlx::Executor;
+    db.pool()
+        .execute(sqlx::AssertSqlSafe(sql.to_string()))
+        .await
+        .expect("schema created");
+}
+
+fn ulid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}{:x}{}", t, std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
