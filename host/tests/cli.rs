@@ -84,3 +84,75 @@ fn usage_errors_are_clear() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("connector.toml"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_create_key_mints_a_working_key() {
+    let app = nexum_tests::app::TestApp::sqlite().await;
+    let out = nexum()
+        .args(["admin", "create-key", "--name", "ci", "--scopes", "connections:read"])
+        .env("NEXUM_DATA_DIR", app.data_dir.path())
+        .env("DATABASE_URL", &app.database_url)
+        .output()
+        .expect("nexum runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(key.starts_with("nx_live_"));
+    assert_eq!(app.get(&key, "/api/v1/workspace").await.status, reqwest::StatusCode::OK);
+    let denied = app
+        .post(
+            &key,
+            "/api/v1/api-keys",
+            serde_json::json!({ "name": "x", "scopes": [] }),
+        )
+        .await;
+    assert_eq!(
+        denied.status,
+        reqwest::StatusCode::FORBIDDEN,
+        "the key has only the scopes asked for"
+    );
+
+    let bad = nexum()
+        .args(["admin", "create-key", "--scopes", "godmode"])
+        .env("NEXUM_DATA_DIR", app.data_dir.path())
+        .env("DATABASE_URL", &app.database_url)
+        .output()
+        .expect("nexum runs");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scope `godmode`"));
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_rotate_from_the_cli_while_the_server_serves() {
+    let slack = fakes::slack().await;
+    let app =
+        nexum_tests::app::TestApp::start_with(nexum_tests::app::Backend::Sqlite, &[("NEXUM_CACHE_TTL_MS", "0")]).await;
+    let conn = app.connect_slack(&app.key, &slack).await;
+    let run = format!("/api/v1/connections/{conn}/actions/send_message");
+    let input = serde_json::json!({ "channel": "C1", "text": "x" });
+    assert_eq!(
+        app.post(&app.key, &run, input.clone()).await.status,
+        reqwest::StatusCode::OK
+    );
+
+    let out = nexum()
+        .args(["keys", "rotate"])
+        .env("NEXUM_DATA_DIR", app.data_dir.path())
+        .env("DATABASE_URL", &app.database_url)
+        .env_remove("NEXUM_MASTER_KEY")
+        .output()
+        .expect("nexum runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("re-encrypted secrets: 1"));
+
+    // The running server never saw the new key; it reloads the key file on demand.
+    let after = app.post(&app.key, &run, input).await;
+    assert_eq!(after.status, reqwest::StatusCode::OK, "{:?}", after.body);
+    let keys = std::fs::read_to_string(app.data_dir.path().join("master.keys")).expect("key file");
+    assert_eq!(
+        keys.lines().filter(|l| !l.starts_with('#')).count(),
+        2,
+        "old key kept for old ciphertexts"
+    );
+    app.shutdown().await;
+}

@@ -176,3 +176,32 @@ async fn periodic_health_checks_mark_dead_connections() {
     assert!(slack.requests().iter().any(|r| r.path == "/api/auth.test"));
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_in_flight_calls_finish() {
+    let upstream = fakes::upstream().await;
+    let app = TestApp::sqlite().await;
+    assert_eq!(app.install(&app.key, "http").await.status, StatusCode::CREATED);
+    let created = app
+        .post(&app.key, "/api/v1/connections", json!({ "connector": "http", "name": "slow", "credentials": { "token": "t0k3n-slow" }, "variables": { "base_url": upstream.origin() } }))
+        .await;
+    let id = created.body["id"].as_str().expect("id").to_string();
+    let (base, key) = (app.base.clone(), app.key.clone());
+    let in_flight = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/connections/{id}/actions/request"))
+            .bearer_auth(key)
+            .json(&json!({ "url": "/slow?ms=800" }))
+            .send()
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    app.shutdown().await;
+    let response = in_flight
+        .await
+        .expect("join")
+        .expect("the in-flight call got an answer");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["output"]["body"], "finally");
+}

@@ -144,7 +144,10 @@ impl Vault {
             workspace_id: &record.workspace_id,
             row_id: &record.id,
         };
-        let plaintext = match cipher::open(&self.read(), context, &sealed) {
+        // Bind the first attempt on its own so the read guard is released before a reload
+        // takes the write lock.
+        let first = cipher::open(&self.read(), context, &sealed);
+        let plaintext = match first {
             Err(CipherError::UnknownKey(_)) => {
                 self.reload()?;
                 cipher::open(&self.read(), context, &sealed)?
