@@ -1,0 +1,132 @@
+//! What a connector may do, as an admin reviews and accepts it, and the diff between two
+//! versions: an upgrade that widens permissions needs the admin's explicit acceptance.
+
+use crate::manifest::{AuthKind, Manifest};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A connector's permissions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Permissions {
+    /// Outbound host patterns (as written; templates resolve per connection).
+    pub allowed_hosts: BTreeSet<String>,
+    /// Auth schemes: id → `type` plus the hosts the secret may go to.
+    pub auth: BTreeMap<String, AuthGrant>,
+    /// Requested memory cap (MiB).
+    pub memory_mb: u32,
+    /// Requested deadline (ms).
+    pub timeout_ms: u64,
+    /// Requested outbound rate.
+    pub requests_per_second: u32,
+}
+
+/// One auth scheme's grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthGrant {
+    /// `api_key`, `bearer`, `basic` or `oauth2`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Hosts the secret may be sent to.
+    pub hosts: BTreeSet<String>,
+    /// OAuth scopes requested (oauth2 only).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub scopes: BTreeSet<String>,
+}
+
+/// What a new version adds over an old one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PermissionDiff {
+    /// New outbound hosts.
+    pub added_hosts: Vec<String>,
+    /// New auth schemes.
+    pub added_auth: Vec<String>,
+    /// New hosts for an existing scheme's secret, as `scheme: host`.
+    pub added_credential_hosts: Vec<String>,
+    /// New OAuth scopes, as `scheme: scope`.
+    pub added_scopes: Vec<String>,
+    /// Limits that grew, as `name: old → new`.
+    pub raised_limits: Vec<String>,
+}
+
+impl PermissionDiff {
+    /// Whether the new version asks for anything more.
+    pub fn widens(&self) -> bool {
+        !(self.added_hosts.is_empty()
+            && self.added_auth.is_empty()
+            && self.added_credential_hosts.is_empty()
+            && self.added_scopes.is_empty()
+            && self.raised_limits.is_empty())
+    }
+}
+
+impl Permissions {
+    /// The permissions a manifest asks for.
+    pub fn of(manifest: &Manifest) -> Self {
+        let auth = manifest
+            .auth
+            .iter()
+            .map(|a| {
+                let (kind, scopes) = match &a.kind {
+                    AuthKind::ApiKey { .. } => ("api_key", BTreeSet::new()),
+                    AuthKind::Bearer => ("bearer", BTreeSet::new()),
+                    AuthKind::Basic => ("basic", BTreeSet::new()),
+                    AuthKind::OAuth2(o) => ("oauth2", o.scopes.iter().cloned().collect()),
+                };
+                let hosts = a.hosts.iter().map(|h| h.as_str().to_string()).collect();
+                (
+                    a.id.clone(),
+                    AuthGrant {
+                        kind: kind.into(),
+                        hosts,
+                        scopes,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            allowed_hosts: manifest.allowed_hosts.iter().map(|h| h.as_str().to_string()).collect(),
+            auth,
+            memory_mb: manifest.limits.memory_mb,
+            timeout_ms: manifest.limits.timeout_ms,
+            requests_per_second: manifest.limits.requests_per_second,
+        }
+    }
+
+    /// What `self` (new) asks for beyond `old`.
+    pub fn diff_from(&self, old: &Permissions) -> PermissionDiff {
+        let mut d = PermissionDiff {
+            added_hosts: self.allowed_hosts.difference(&old.allowed_hosts).cloned().collect(),
+            ..PermissionDiff::default()
+        };
+        for (id, grant) in &self.auth {
+            match old.auth.get(id) {
+                None => d.added_auth.push(format!("{id} ({})", grant.kind)),
+                Some(prev) => {
+                    if prev.kind != grant.kind {
+                        d.added_auth
+                            .push(format!("{id} ({} instead of {})", grant.kind, prev.kind));
+                    }
+                    d.added_credential_hosts
+                        .extend(grant.hosts.difference(&prev.hosts).map(|h| format!("{id}: {h}")));
+                    d.added_scopes
+                        .extend(grant.scopes.difference(&prev.scopes).map(|s| format!("{id}: {s}")));
+                }
+            }
+        }
+        let mut raise = |name: &str, old: u64, new: u64| {
+            if new > old {
+                d.raised_limits.push(format!("{name}: {old} → {new}"));
+            }
+        };
+        raise("memory_mb", old.memory_mb.into(), self.memory_mb.into());
+        raise("timeout_ms", old.timeout_ms, self.timeout_ms);
+        raise(
+            "requests_per_second",
+            old.requests_per_second.into(),
+            self.requests_per_second.into(),
+        );
+        d
+    }
+}

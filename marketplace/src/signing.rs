@@ -1,0 +1,182 @@
+//! Publisher keys and signatures: minisign (Ed25519 over the bundle's `SHA256SUMS`), so a
+//! signature can be checked with stock tooling, plus the trust policy a host applies.
+
+use crate::bundle::Bundle;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use std::io::Cursor;
+
+/// Why signing or verification failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SigningError {
+    /// The bundle carries no signature and unsigned bundles are not allowed.
+    #[error("the bundle is not signed (unsigned bundles need the operator's dev flag)")]
+    Unsigned,
+    /// A key or signature is not in minisign format.
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// `public key`, `secret key` or `signature`.
+        what: &'static str,
+        /// Parser message.
+        reason: String,
+    },
+    /// No trusted key has the signature's key id.
+    #[error("the bundle is signed by key {key_id}, which this policy does not trust")]
+    UntrustedKey {
+        /// minisign key id (hex).
+        key_id: String,
+    },
+    /// The signature does not match (tampered sums, or wrong key).
+    #[error("the bundle's signature does not verify")]
+    BadSignature,
+}
+
+/// A new publisher key pair, as minisign text files.
+pub struct KeyPairText {
+    /// Public key file (share it).
+    pub public: String,
+    /// Secret key file (keep it; written unencrypted with mode 0600).
+    pub secret: String,
+    /// Key id (hex).
+    pub key_id: String,
+}
+
+const SECRET_KEY_HEADER: &str = "untrusted comment: nexum publisher secret key (unencrypted; keep it secret)";
+
+/// Generate a publisher key pair.
+pub fn generate_keypair() -> Result<KeyPairText, SigningError> {
+    let kp = minisign::KeyPair::generate_unencrypted_keypair().map_err(|e| malformed("secret key", e))?;
+    let public = kp.pk.to_box().map_err(|e| malformed("public key", e))?.into_string();
+    let secret = format!("{SECRET_KEY_HEADER}\n{}\n", STANDARD.encode(kp.sk.to_bytes()));
+    Ok(KeyPairText {
+        public,
+        secret,
+        key_id: key_id_hex(kp.pk.keynum()),
+    })
+}
+
+fn malformed(what: &'static str, e: impl std::fmt::Display) -> SigningError {
+    SigningError::Malformed {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+fn key_id_hex(keynum: &[u8]) -> String {
+    keynum.iter().rev().map(|b| format!("{b:02X}")).collect()
+}
+
+/// A publisher public key parsed from minisign text (the `.pub` file or its base64 line).
+#[derive(Clone)]
+pub struct PublicKey {
+    key: minisign::PublicKey,
+    /// Key id (hex, as minisign prints it).
+    pub key_id: String,
+    /// The base64 key line.
+    pub base64: String,
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublicKey({})", self.key_id)
+    }
+}
+
+impl PublicKey {
+    /// Parse a `.pub` file's text or the bare base64 line.
+    pub fn parse(text: &str) -> Result<Self, SigningError> {
+        let line = text
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty() && !l.starts_with("untrusted comment:"))
+            .unwrap_or("");
+        let key = minisign::PublicKey::from_base64(line).map_err(|e| malformed("public key", e))?;
+        Ok(Self {
+            key_id: key_id_hex(key.keynum()),
+            base64: line.to_string(),
+            key,
+        })
+    }
+}
+
+/// Sign a bundle's checksum list with a secret key file's text (from [`generate_keypair`], or
+/// made by the `minisign` tool together with its password); returns the `.minisig` text.
+pub fn sign(bundle: &Bundle, secret_key_text: &str, password: Option<&str>) -> Result<String, SigningError> {
+    let sk = if secret_key_text.starts_with(SECRET_KEY_HEADER) {
+        let line = secret_key_text.lines().nth(1).unwrap_or_default().trim();
+        let bytes = STANDARD.decode(line).map_err(|e| malformed("secret key", e))?;
+        minisign::SecretKey::from_bytes(&bytes).map_err(|e| malformed("secret key", e))?
+    } else {
+        // A key made by the `minisign` tool (encrypted with a password).
+        let sk_box = minisign::SecretKeyBox::from_string(secret_key_text).map_err(|e| malformed("secret key", e))?;
+        sk_box
+            .into_secret_key(Some(password.unwrap_or_default().to_string()))
+            .map_err(|e| malformed("secret key", e))?
+    };
+    let trusted = format!(
+        "nexum bundle {}@{} sha256:{}",
+        bundle.manifest.id, bundle.manifest.version, bundle.digest
+    );
+    let sig = minisign::sign(
+        None,
+        &sk,
+        Cursor::new(bundle.sums.as_bytes()),
+        Some(&trusted),
+        Some("nexum connector bundle signature"),
+    )
+    .map_err(|e| malformed("secret key", e))?;
+    Ok(sig.into_string())
+}
+
+/// The key id a signature claims.
+pub fn signature_key_id(signature: &str) -> Result<String, SigningError> {
+    let sig = minisign::SignatureBox::from_string(signature).map_err(|e| malformed("signature", e))?;
+    Ok(key_id_hex(sig.keynum()))
+}
+
+/// Verify `bundle`'s signature with one key.
+pub fn verify_with(bundle: &Bundle, key: &PublicKey) -> Result<(), SigningError> {
+    let signature = bundle.signature.as_deref().ok_or(SigningError::Unsigned)?;
+    let sig = minisign::SignatureBox::from_string(signature).map_err(|e| malformed("signature", e))?;
+    minisign::verify(&key.key, &sig, Cursor::new(bundle.sums.as_bytes()), true, false, false)
+        .map_err(|_| SigningError::BadSignature)
+}
+
+/// Which publisher keys a host (or registry) accepts.
+#[derive(Debug, Clone, Default)]
+pub struct TrustPolicy {
+    /// Trusted keys.
+    pub keys: Vec<PublicKey>,
+    /// Accept unsigned bundles (development only).
+    pub allow_unsigned: bool,
+}
+
+/// What verification established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signer {
+    /// Signed by this trusted key id.
+    Key(String),
+    /// Unsigned, accepted under the dev flag.
+    Unsigned,
+}
+
+impl TrustPolicy {
+    /// Check the bundle's signature against the trusted keys.
+    pub fn verify(&self, bundle: &Bundle) -> Result<Signer, SigningError> {
+        let Some(signature) = bundle.signature.as_deref() else {
+            return if self.allow_unsigned {
+                Ok(Signer::Unsigned)
+            } else {
+                Err(SigningError::Unsigned)
+            };
+        };
+        let key_id = signature_key_id(signature)?;
+        let key = self
+            .keys
+            .iter()
+            .find(|k| k.key_id == key_id)
+            .ok_or(SigningError::UntrustedKey { key_id: key_id.clone() })?;
+        verify_with(bundle, key)?;
+        Ok(Signer::Key(key_id))
+    }
+}
