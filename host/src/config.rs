@@ -41,6 +41,11 @@ pub struct Config {
     /// How long a resolved connection (decrypted credentials, compiled connector) is reused
     /// before re-reading it; bounds staleness across nodes.
     pub cache_ttl_ms: u64,
+    /// Publisher public keys (minisign base64) whose bundles this host installs, besides the
+    /// first-party key.
+    pub trusted_publisher_keys: Vec<String>,
+    /// Install unsigned connectors (development only).
+    pub allow_unsigned_connectors: bool,
 }
 
 /// Log output format.
@@ -90,6 +95,8 @@ struct FileConfig {
     db_max_connections: Option<u32>,
     log_format: Option<String>,
     cache_ttl_ms: Option<u64>,
+    trusted_publisher_keys: Option<Vec<String>>,
+    allow_unsigned_connectors: Option<bool>,
 }
 
 impl Config {
@@ -189,7 +196,33 @@ impl Config {
                 ));
             }
         };
+        let trusted_publisher_keys: Vec<String> = match env("NEXUM_TRUSTED_PUBLISHER_KEYS") {
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            None => f.trusted_publisher_keys.unwrap_or_default(),
+        };
+        for key in &trusted_publisher_keys {
+            nexum_marketplace::signing::PublicKey::parse(key)
+                .map_err(|e| invalid("NEXUM_TRUSTED_PUBLISHER_KEYS", format!("`{key}`: {e}")))?;
+        }
+        let allow_unsigned_connectors = match env("NEXUM_ALLOW_UNSIGNED_CONNECTORS").as_deref() {
+            Some("true" | "1" | "yes") => true,
+            Some("false" | "0" | "no") => false,
+            Some(other) => {
+                return Err(invalid(
+                    "NEXUM_ALLOW_UNSIGNED_CONNECTORS",
+                    format!("`{other}` is not true or false"),
+                ));
+            }
+            None => f.allow_unsigned_connectors.unwrap_or(false),
+        };
         Ok(Self {
+            trusted_publisher_keys,
+            allow_unsigned_connectors,
             listen,
             database_url,
             master_key_file,
@@ -237,11 +270,32 @@ impl Config {
         })
     }
 
+    /// The host's trust policy: the first-party key, the configured publisher keys, and
+    /// whether unsigned bundles are accepted.
+    pub fn trust_policy(&self) -> nexum_marketplace::signing::TrustPolicy {
+        let mut keys = vec![];
+        for text in
+            std::iter::once(FIRST_PARTY_PUBLIC_KEY).chain(self.trusted_publisher_keys.iter().map(String::as_str))
+        {
+            if let Ok(k) = nexum_marketplace::signing::PublicKey::parse(text) {
+                keys.push(k);
+            }
+        }
+        nexum_marketplace::signing::TrustPolicy {
+            keys,
+            allow_unsigned: self.allow_unsigned_connectors,
+        }
+    }
+
     /// Where precompiled components are cached.
     pub fn artifact_dir(&self) -> PathBuf {
         self.data_dir.join("artifacts")
     }
 }
+
+/// The first-party publisher key (minisign), trusted by every host. Its secret half is held
+/// by the release process, never in this repository.
+pub const FIRST_PARTY_PUBLIC_KEY: &str = "FIRST_PARTY_PLACEHOLDER";
 
 fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {

@@ -67,6 +67,7 @@ pub async fn open_db(config: &Config) -> Result<Db, StartError> {
 pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     let db = open_db(&config).await?;
     let vault = open_vault(&config)?;
+    let trust = config.trust_policy();
     let broker = Broker::new(BrokerConfig {
         address_policy: AddressPolicy {
             allowed_ranges: config.allow_ranges.clone(),
@@ -95,6 +96,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         recorder: Arc::new(Recorder::default()),
         metrics: Default::default(),
         shutting_down: Default::default(),
+        trust,
     }))
 }
 
@@ -121,14 +123,19 @@ pub struct Server {
 }
 
 impl Server {
-    /// Bind, start background jobs and serve until [`Server::shutdown`].
+    /// Bind, start background jobs and serve everything until [`Server::shutdown`].
     pub async fn start(state: Arc<AppState>) -> Result<Self, StartError> {
+        Self::start_surface(state, api::Surface::Full).await
+    }
+
+    /// Bind and serve one surface.
+    pub async fn start_surface(state: Arc<AppState>, surface: api::Surface) -> Result<Self, StartError> {
         let listener = tokio::net::TcpListener::bind(state.config.listen).await?;
         let addr = listener.local_addr()?;
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(flush_loop(state.clone(), stop_rx.clone()));
         tokio::spawn(jobs::health::run(state.clone(), stop_rx.clone()));
-        let app = api::router(state.clone());
+        let app = api::router_for(state.clone(), surface);
         let mut shutdown_rx = stop_rx;
         let task = tokio::spawn(async move {
             axum::serve(listener, app)

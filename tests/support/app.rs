@@ -92,6 +92,7 @@ impl TestApp {
             ("NEXUM_ALLOW_RANGES".into(), "127.0.0.0/8".into()),
             ("NEXUM_HEALTH_CHECK_INTERVAL_SECS".into(), "0".into()),
             ("NEXUM_MAX_CONCURRENT_CALLS".into(), "16".into()),
+            ("NEXUM_ALLOW_UNSIGNED_CONNECTORS".into(), "true".into()),
         ]);
         for (k, v) in settings {
             env.insert(k.to_string(), v.to_string());
@@ -184,10 +185,15 @@ impl TestApp {
     /// Install a first-party connector from `plugins/` the way the README shows (multipart).
     pub async fn install(&self, key: &str, connector: &str) -> Reply {
         let (wasm, manifest) = crate::plugins::connector(connector);
-        let form = reqwest::multipart::Form::new().text("manifest", manifest).part(
-            "component",
-            reqwest::multipart::Part::bytes(wasm).file_name("connector.wasm"),
-        );
+        let parsed = nexum_marketplace::manifest::Manifest::parse(&manifest).expect("manifest");
+        let accept = serde_json::to_string(&nexum_marketplace::permissions::Permissions::of(&parsed)).expect("json");
+        let form = reqwest::multipart::Form::new()
+            .text("accept_permissions", accept)
+            .text("manifest", manifest)
+            .part(
+                "component",
+                reqwest::multipart::Part::bytes(wasm).file_name("connector.wasm"),
+            );
         let response = self
             .client
             .post(format!("{}/api/v1/connectors", self.base))
@@ -264,4 +270,46 @@ fn ulid_like() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!("{:x}{:x}{}", t, std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+impl TestApp {
+    /// Upload a bundle with an explicit acceptance (`None` sends none).
+    pub async fn install_bundle(
+        &self,
+        key: &str,
+        bundle: Vec<u8>,
+        accept: Option<&nexum_marketplace::permissions::Permissions>,
+    ) -> Reply {
+        let mut form =
+            reqwest::multipart::Form::new().part("bundle", reqwest::multipart::Part::bytes(bundle).file_name("c.nxb"));
+        if let Some(a) = accept {
+            form = form.text("accept_permissions", serde_json::to_string(a).expect("json"));
+        }
+        let response = self
+            .client
+            .post(format!("{}/api/v1/connectors", self.base))
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload sent");
+        reply(response).await
+    }
+
+    /// Publish a bundle to this server's marketplace under `namespace`.
+    pub async fn publish(&self, key: &str, namespace: &str, bundle: Vec<u8>) -> Reply {
+        let response = self
+            .client
+            .post(format!(
+                "{}/api/v1/marketplace/packages?namespace={namespace}",
+                self.base
+            ))
+            .bearer_auth(key)
+            .header("content-type", "application/octet-stream")
+            .body(bundle)
+            .send()
+            .await
+            .expect("publish sent");
+        reply(response).await
+    }
 }

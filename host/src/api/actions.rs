@@ -198,6 +198,9 @@ async fn run(state: &AppState, principal: &Principal, id: &str, action: &str, de
         state
             .recorder
             .call(&principal.workspace_id, id, now, duration_ms, outcome.result.is_err());
+        if let Some(package) = resolved.installation.source.strip_prefix("marketplace:") {
+            state.recorder.execution(package, &resolved.installation.version);
+        }
         if resolved.record.auth_scheme.is_some() {
             state.recorder.audit(AuditEntry::new(
                 &principal.workspace_id,

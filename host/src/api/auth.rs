@@ -109,6 +109,7 @@ pub async fn require_api_key(State(state): State<Arc<AppState>>, mut request: Re
         workspace_id: record.workspace_id.clone(),
         key_id: record.id.clone(),
         scopes: Scope::parse_list(&record.scopes),
+        member_id: record.member_id.clone(),
     });
     let mut response = next.run(request).await;
     rate_headers(&mut response, decision);

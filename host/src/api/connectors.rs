@@ -2,14 +2,20 @@
 //! an admin reviews: actions and schemas, auth schemes, and permissions (hosts).
 
 use super::AppState;
+use super::extract::ApiJson;
 use super::extract::{ApiQuery, Pagination, Principal};
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
+use crate::store::NewInstallation;
 use crate::store::{AuditEntry, InstallationRecord};
 use axum::Json;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
+use nexum_marketplace::bundle::Bundle;
 use nexum_marketplace::manifest::{HostPattern, Manifest};
+use nexum_marketplace::permissions::Permissions;
+use nexum_marketplace::signing::{Signer, SigningError};
+use serde::Deserialize;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -33,7 +39,7 @@ pub struct InstallationView {
     /// Category.
     pub category: String,
     /// What the connector may do: outbound hosts and where each secret may go.
-    pub permissions: Permissions,
+    pub permissions: PermissionSummary,
     /// Auth schemes (type, injection point, bound hosts, fields to supply).
     #[schema(value_type = Vec<Object>)]
     pub auth: Vec<Value>,
@@ -46,13 +52,20 @@ pub struct InstallationView {
     /// Requested limits.
     #[schema(value_type = Object)]
     pub limits: Value,
+    /// Key id that signed the installed bundle, or `unsigned`.
+    pub signer: String,
+    /// `upload` or `marketplace:<namespace>/<name>`.
+    pub source: String,
+    /// The permissions the admin accepted.
+    #[schema(value_type = Object)]
+    pub accepted_permissions: Value,
     /// Unix ms.
     pub created_at: i64,
 }
 
 /// A connector's permissions, for review.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Permissions {
+pub struct PermissionSummary {
     /// Outbound host patterns (templates like `{{ api_base }}` are resolved per connection).
     pub allowed_hosts: Vec<String>,
     /// True when a pattern admits any host (private addresses are still refused).
@@ -62,7 +75,8 @@ pub struct Permissions {
 }
 
 impl InstallationView {
-    fn build(record: &InstallationRecord) -> ApiResult<Self> {
+    /// Build the view of an installation from its stored manifest.
+    pub fn build(record: &InstallationRecord) -> ApiResult<Self> {
         let m = Manifest::parse(&record.manifest).map_err(|e| ApiError::internal(&e))?;
         let allowed_hosts: Vec<String> = m.allowed_hosts.iter().map(|h| h.as_str().to_string()).collect();
         let any_host = allowed_hosts
@@ -90,7 +104,7 @@ impl InstallationView {
             name: m.name.clone(),
             description: m.description.clone(),
             category: m.category.clone(),
-            permissions: Permissions {
+            permissions: PermissionSummary {
                 allowed_hosts,
                 any_host,
                 credential_hosts,
@@ -99,6 +113,9 @@ impl InstallationView {
             variables: serde_json::to_value(&m.variables).unwrap_or_default(),
             actions: serde_json::to_value(&m.actions).unwrap_or_default(),
             limits: serde_json::to_value(&m.limits).unwrap_or_default(),
+            signer: record.signer.clone(),
+            source: record.source.clone(),
+            accepted_permissions: serde_json::from_str(&record.permissions).unwrap_or_default(),
             created_at: record.created_at,
         })
     }
@@ -113,54 +130,211 @@ pub struct InstallationList {
     pub next_cursor: Option<String>,
 }
 
-/// Install a connector from an upload (`connections:write`): multipart fields `manifest`
-/// (connector.toml) and `component` (the .wasm). Installing a connector id that is already
-/// installed replaces the pinned version.
+/// Install a connector (`connections:write`) from a multipart upload:
+/// - `bundle`: a `.nxb` bundle, verified against this host's trust policy; or
+///   `manifest` + `component`: raw files, accepted only with the operator's unsigned dev flag;
+/// - `accept_permissions`: the permissions JSON the admin accepts (as shown by
+///   `nexum connector inspect` or a refused request); it must equal the connector's.
+///
+/// Installing a connector id that is already installed is an upgrade (or downgrade); when it
+/// widens permissions the refusal (409 `permissions_widened`) shows the diff.
 #[utoipa::path(post, path = "/api/v1/connectors", tag = "connectors",
-    request_body(content_type = "multipart/form-data", description = "`manifest` (connector.toml text) and `component` (wasm bytes)"),
-    responses((status = 201, body = InstallationView), (status = 422, body = crate::error::Problem)))]
+    request_body(content_type = "multipart/form-data", description = "`bundle` (or `manifest` + `component`) and `accept_permissions`"),
+    responses((status = 201, body = InstallationView), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn install(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     mut form: Multipart,
 ) -> ApiResult<(StatusCode, Json<InstallationView>)> {
     principal.require(Scope::ConnectionsWrite)?;
-    let (mut manifest_text, mut component) = (None, None);
+    let (mut manifest_text, mut component, mut bundle, mut accept) = (None, None, None, None);
     while let Some(field) = form.next_field().await.map_err(|e| multipart_error(&e))? {
         match field.name() {
             Some("manifest") => manifest_text = Some(field.text().await.map_err(|e| multipart_error(&e))?),
-            Some("component") => component = Some(field.bytes().await.map_err(|e| multipart_error(&e))?),
+            Some("component") => component = Some(field.bytes().await.map_err(|e| multipart_error(&e))?.to_vec()),
+            Some("bundle") => bundle = Some(field.bytes().await.map_err(|e| multipart_error(&e))?.to_vec()),
+            Some("accept_permissions") => accept = Some(field.text().await.map_err(|e| multipart_error(&e))?),
             other => {
                 return Err(ApiError::unprocessable(
                     "invalid_upload",
-                    format!("unexpected field {other:?}; send `manifest` and `component`"),
+                    format!(
+                        "unexpected field {other:?}; send `bundle` (or `manifest` + `component`) and `accept_permissions`"
+                    ),
                 ));
             }
         }
     }
-    let manifest_text =
-        manifest_text.ok_or_else(|| ApiError::unprocessable("invalid_upload", "the `manifest` field is missing"))?;
-    let component =
-        component.ok_or_else(|| ApiError::unprocessable("invalid_upload", "the `component` field is missing"))?;
-    let manifest =
-        Manifest::parse(&manifest_text).map_err(|e| ApiError::unprocessable("invalid_manifest", e.to_string()))?;
+    let bundle_bytes = match (bundle, manifest_text, component) {
+        (Some(b), None, None) => b,
+        (None, Some(m), Some(c)) => {
+            let files = std::collections::BTreeMap::from([
+                (nexum_marketplace::manifest::MANIFEST_FILE.to_string(), m.into_bytes()),
+                (nexum_marketplace::bundle::COMPONENT_FILE.to_string(), c),
+            ]);
+            nexum_marketplace::bundle::pack(&files, None)
+                .map_err(|e| ApiError::unprocessable("invalid_bundle", e.to_string()))?
+        }
+        _ => {
+            return Err(ApiError::unprocessable(
+                "invalid_upload",
+                "send either `bundle`, or both `manifest` and `component`",
+            ));
+        }
+    };
+    let bundle = Bundle::parse(&bundle_bytes).map_err(|e| ApiError::unprocessable("invalid_bundle", e.to_string()))?;
+    let accept = parse_acceptance(accept.as_deref())?;
+    let record = install_bundle(&state, &principal, &bundle, accept, "upload").await?;
+    Ok((StatusCode::CREATED, Json(InstallationView::build(&record)?)))
+}
+
+fn parse_acceptance(text: Option<&str>) -> ApiResult<Option<Permissions>> {
+    text.map(|t| {
+        serde_json::from_str(t).map_err(|e| {
+            ApiError::unprocessable(
+                "invalid_permissions",
+                format!("accept_permissions is not a permissions object: {e}"),
+            )
+        })
+    })
+    .transpose()
+}
+
+/// Verify, compile and pin a bundle in the caller's workspace. The host checks the signature
+/// itself, against its own trust policy, whatever the bundle's source claims.
+pub async fn install_bundle(
+    state: &AppState,
+    principal: &Principal,
+    bundle: &Bundle,
+    accept: Option<Permissions>,
+    source: &str,
+) -> ApiResult<InstallationRecord> {
+    let signer = state.trust.verify(bundle).map_err(|e| {
+        let code = match e {
+            SigningError::Unsigned => "unsigned_bundle",
+            SigningError::UntrustedKey { .. } => "untrusted_publisher",
+            _ => "bad_signature",
+        };
+        ApiError::unprocessable(code, e.to_string())
+    })?;
+    let manifest = &bundle.manifest;
+    let permissions = Permissions::of(manifest);
+    let existing = state
+        .db
+        .installation_by_connector(&principal.workspace_id, &manifest.id)
+        .await?;
+    if accept.as_ref() != Some(&permissions) {
+        let previous: Option<Permissions> = existing
+            .as_ref()
+            .and_then(|e| serde_json::from_str(&e.permissions).ok());
+        let diff = previous.as_ref().map(|p| permissions.diff_from(p));
+        let extra = serde_json::json!({ "permissions": permissions, "diff": diff });
+        return Err(match diff {
+            Some(d) if d.widens() => ApiError::new(
+                StatusCode::CONFLICT,
+                "permissions_widened",
+                "Conflict",
+                "this version asks for more than the installed one; review `errors.diff` and resend with `accept_permissions` set to `errors.permissions`",
+            ),
+            _ => ApiError::unprocessable(
+                "permissions_not_accepted",
+                "send `accept_permissions` equal to the connector's permissions (see `errors.permissions`) to confirm you reviewed them",
+            ),
+        }
+        .with_extra(extra));
+    }
     // Compile and check imports before storing anything: a bad component changes nothing.
     let runtime = state.runtime.clone();
-    let bytes = component.to_vec();
-    let checked = manifest.clone();
+    let (checked, bytes) = (manifest.clone(), bundle.component.clone());
     let loaded = tokio::task::spawn_blocking(move || runtime.load(checked, &bytes))
         .await
         .map_err(|e| ApiError::internal(&e))?
         .map_err(|e| ApiError::unprocessable("invalid_component", e.to_string()))?;
-    state.db.put_component(&loaded.digest, &component).await?;
+    state.db.put_component(&loaded.digest, &bundle.component).await?;
+    let signer_text = match &signer {
+        Signer::Key(id) => id.clone(),
+        Signer::Unsigned => "unsigned".to_string(),
+    };
+    let permissions_json = serde_json::to_string(&permissions).map_err(|e| ApiError::internal(&e))?;
+    let version = manifest.version.to_string();
     let record = state
         .db
         .upsert_installation(
             &principal.workspace_id,
-            &manifest.id,
-            &manifest.version.to_string(),
-            &loaded.digest,
-            &manifest_text,
+            &NewInstallation {
+                connector_id: &manifest.id,
+                version: &version,
+                digest: &loaded.digest,
+                manifest: &bundle.manifest_text,
+                signer: &signer_text,
+                permissions: &permissions_json,
+                source,
+            },
+        )
+        .await?;
+    state.connections.evict_all();
+    let action = if existing.is_some() {
+        "connector.upgrade"
+    } else {
+        "connector.install"
+    };
+    state
+        .db
+        .append_audit(&[AuditEntry::new(
+            &principal.workspace_id,
+            &principal.key_id,
+            action,
+            &record.id,
+            format!(
+                "{}@{} bundle sha256:{} signer:{signer_text} source:{source}",
+                manifest.id, version, bundle.digest
+            ),
+        )])
+        .await?;
+    Ok(record)
+}
+
+/// Request to pin an earlier version again.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    /// The version to return to (one this installation had before).
+    pub version: String,
+}
+
+/// Roll an installation back to a version it had before (`connections:write`).
+#[utoipa::path(post, path = "/api/v1/connectors/{id}/rollback", tag = "connectors", request_body = Rollback, responses((status = 200, body = InstallationView)))]
+pub async fn rollback(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Rollback>,
+) -> ApiResult<Json<InstallationView>> {
+    principal.require(Scope::ConnectionsWrite)?;
+    let current = state
+        .db
+        .installation(&principal.workspace_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("connector"))?;
+    let history = state.db.installation_history(&principal.workspace_id, &id).await?;
+    let target = history.into_iter().find(|h| h.version == body.version).ok_or_else(|| {
+        ApiError::unprocessable(
+            "unknown_version",
+            format!("this installation never had version {}", body.version),
+        )
+    })?;
+    let record = state
+        .db
+        .upsert_installation(
+            &principal.workspace_id,
+            &NewInstallation {
+                connector_id: &current.connector_id,
+                version: &target.version,
+                digest: &target.digest,
+                manifest: &target.manifest,
+                signer: &target.signer,
+                permissions: &target.permissions,
+                source: &target.source,
+            },
         )
         .await?;
     state.connections.evict_all();
@@ -169,12 +343,12 @@ pub async fn install(
         .append_audit(&[AuditEntry::new(
             &principal.workspace_id,
             &principal.key_id,
-            "connector.install",
-            &record.id,
-            format!("{}@{} sha256:{}", manifest.id, manifest.version, loaded.digest),
+            "connector.rollback",
+            &id,
+            format!("{} → {}", current.version, target.version),
         )])
         .await?;
-    Ok((StatusCode::CREATED, Json(InstallationView::build(&record)?)))
+    Ok(Json(InstallationView::build(&record)?))
 }
 
 fn multipart_error(e: &axum::extract::multipart::MultipartError) -> ApiError {

@@ -97,6 +97,8 @@ pub struct Principal {
     pub key_id: String,
     /// Its scopes.
     pub scopes: Vec<Scope>,
+    /// The member the key belongs to, if any.
+    pub member_id: Option<String>,
 }
 
 impl Principal {

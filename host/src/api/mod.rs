@@ -10,6 +10,7 @@ mod docs;
 pub mod extract;
 mod health;
 mod keys;
+mod marketplace;
 mod members;
 mod metrics;
 mod openapi;
@@ -61,43 +62,109 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Set when shutdown begins (readiness turns 503).
     pub shutting_down: AtomicBool,
+    /// Which connector bundles this host installs.
+    pub trust: nexum_marketplace::signing::TrustPolicy,
+}
+
+/// Which routes a server exposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Everything (`nexum serve`).
+    Full,
+    /// Only the marketplace registry (`nexum marketplace serve`).
+    MarketplaceOnly,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP application.
 pub fn router(state: Arc<AppState>) -> Router {
-    let api = Router::new()
-        .route("/workspace", get(workspaces::current))
-        .route("/workspaces", post(workspaces::create))
-        .route("/members", get(members::list).post(members::create))
+    router_for(state, Surface::Full)
+}
+
+/// The HTTP application for a surface.
+pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
+    let market_authed = Router::new()
+        .route("/marketplace/publishers", post(marketplace::register_publisher))
+        .route("/marketplace/publishers/{namespace}/keys", post(marketplace::add_key))
         .route(
-            "/members/{id}",
-            get(members::get).patch(members::update).delete(members::remove),
+            "/marketplace/publishers/{namespace}/keys/{key_id}",
+            axum::routing::delete(marketplace::revoke_key),
         )
-        .route("/api-keys", get(keys::list).post(keys::create))
-        .route("/api-keys/{id}", get(keys::get).delete(keys::revoke))
         .route(
-            "/connectors",
-            get(connectors::list)
-                .post(connectors::install)
-                .layer(DefaultBodyLimit::max(state.config.max_upload_bytes)),
+            "/marketplace/packages",
+            post(marketplace::publish).layer(DefaultBodyLimit::max(nexum_marketplace::bundle::MAX_BUNDLE_BYTES + 1)),
         )
-        .route("/connectors/{id}", get(connectors::get).delete(connectors::uninstall))
-        .route("/connections", get(connections::list).post(connections::create))
         .route(
-            "/connections/{id}",
-            get(connections::get)
-                .patch(connections::update)
-                .delete(connections::remove),
+            "/marketplace/packages/{namespace}/{name}/versions/{version}/yank",
+            post(marketplace::yank),
         )
-        .route("/connections/{id}/test", post(connections::test))
-        .route("/connections/{id}/actions/{action}", post(actions::execute))
-        .route("/audit-log", get(audit::list))
+        .route(
+            "/marketplace/packages/{namespace}/{name}/featured",
+            post(marketplace::set_featured),
+        )
+        .route(
+            "/marketplace/packages/{namespace}/{name}/reviews",
+            post(marketplace::write_review),
+        )
+        .route(
+            "/marketplace/packages/{namespace}/{name}/reviews/{id}/reply",
+            post(marketplace::reply),
+        );
+    let market_public = Router::new()
+        .route("/marketplace/publishers/{namespace}", get(marketplace::get_publisher))
+        .route("/marketplace/packages", get(marketplace::browse))
+        .route(
+            "/marketplace/packages/{namespace}/{name}",
+            get(marketplace::get_package),
+        )
+        .route(
+            "/marketplace/packages/{namespace}/{name}/reviews",
+            get(marketplace::list_reviews),
+        )
+        .route("/marketplace/bundles/{digest}", get(marketplace::download));
+
+    let mut authed = market_authed;
+    if surface == Surface::Full {
+        authed = authed
+            .route("/workspace", get(workspaces::current))
+            .route("/workspaces", post(workspaces::create))
+            .route("/members", get(members::list).post(members::create))
+            .route(
+                "/members/{id}",
+                get(members::get).patch(members::update).delete(members::remove),
+            )
+            .route("/api-keys", get(keys::list).post(keys::create))
+            .route("/api-keys/{id}", get(keys::get).delete(keys::revoke))
+            .route(
+                "/connectors",
+                get(connectors::list)
+                    .post(connectors::install)
+                    .layer(DefaultBodyLimit::max(state.config.max_upload_bytes)),
+            )
+            .route(
+                "/connectors/from-marketplace",
+                post(marketplace::install_from_marketplace),
+            )
+            .route("/connectors/{id}", get(connectors::get).delete(connectors::uninstall))
+            .route("/connectors/{id}/rollback", post(connectors::rollback))
+            .route("/connections", get(connections::list).post(connections::create))
+            .route(
+                "/connections/{id}",
+                get(connections::get)
+                    .patch(connections::update)
+                    .delete(connections::remove),
+            )
+            .route("/connections/{id}/test", post(connections::test))
+            .route("/connections/{id}/actions/{action}", post(actions::execute))
+            .route("/audit-log", get(audit::list));
+    }
+    let api = authed
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
         ))
+        .merge(market_public)
         .route("/openapi.json", get(openapi::document));
 
     Router::new()

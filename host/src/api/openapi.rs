@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations (utoipa).
 
-use super::{actions, audit, connections, connectors, keys, members, workspaces};
+use super::{actions, audit, connections, connectors, keys, marketplace, members, workspaces};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -13,7 +13,11 @@ use utoipa::{Modify, OpenApi};
         workspaces::current, workspaces::create,
         members::list, members::create, members::get, members::update, members::remove,
         keys::list, keys::create, keys::get, keys::revoke,
-        connectors::list, connectors::install, connectors::get, connectors::uninstall,
+        connectors::list, connectors::install, connectors::get, connectors::uninstall, connectors::rollback,
+        marketplace::install_from_marketplace, marketplace::register_publisher, marketplace::get_publisher,
+        marketplace::add_key, marketplace::revoke_key, marketplace::publish, marketplace::browse, marketplace::get_package,
+        marketplace::download, marketplace::yank, marketplace::set_featured, marketplace::list_reviews,
+        marketplace::write_review, marketplace::reply,
         connections::list, connections::create, connections::get, connections::update, connections::remove, connections::test,
         actions::execute,
         audit::list,
@@ -29,6 +33,7 @@ use utoipa::{Modify, OpenApi};
         (name = "members", description = "Workspace members"),
         (name = "workspaces", description = "Workspaces"),
         (name = "audit", description = "Audit log"),
+        (name = "marketplace", description = "Signed connectors: publishers, publishing, browsing, reviews"),
     )
 )]
 pub struct ApiDoc;

@@ -24,6 +24,7 @@ struct Pending {
     key_uses: HashMap<String, i64>,
     connection_uses: HashMap<String, i64>,
     audit: Vec<AuditEntry>,
+    executions: HashMap<(String, String), i64>,
 }
 
 /// Buffers usage, last-use times and audit records until the next flush.
@@ -60,6 +61,16 @@ impl Recorder {
         });
     }
 
+    /// An action ran on a connector installed from this server's marketplace
+    /// (`package` is `namespace/name`).
+    pub fn execution(&self, package: &str, version: &str) {
+        self.with(|p| {
+            *p.executions
+                .entry((package.to_string(), version.to_string()))
+                .or_default() += 1
+        });
+    }
+
     /// Buffer an audit record (used for high-volume `secret.use`; rarer events are written
     /// directly).
     pub fn audit(&self, entry: AuditEntry) {
@@ -91,6 +102,17 @@ impl Recorder {
             if !connections.is_empty() {
                 db.touch_connections(&connections).await?;
             }
+            let mut executions = Vec::new();
+            for ((package, version), n) in &pending.executions {
+                if let Some((ns, name)) = package.split_once('/')
+                    && let Some(pkg) = db.package(ns, name).await?
+                {
+                    executions.push((pkg.id, version.clone(), *n));
+                }
+            }
+            if !executions.is_empty() {
+                db.add_executions(&executions).await?;
+            }
             Ok(())
         }
         .await;
@@ -106,6 +128,9 @@ impl Recorder {
                     }
                 }
                 p.key_uses.extend(pending.key_uses);
+                for (k, n) in pending.executions {
+                    *p.executions.entry(k).or_default() += n;
+                }
                 p.connection_uses.extend(pending.connection_uses);
                 let mut audit = pending.audit;
                 audit.append(&mut p.audit);

@@ -20,11 +20,36 @@ pub struct InstallationRecord {
     pub manifest: String,
     /// Unix ms.
     pub created_at: i64,
+    /// Key id that signed the bundle, or `unsigned`.
+    pub signer: String,
+    /// The permissions the admin accepted (JSON).
+    pub permissions: String,
+    /// `upload` or `marketplace:<namespace>/<name>`.
+    pub source: String,
+}
+
+/// What a new install or upgrade pins.
+#[derive(Debug, Clone)]
+pub struct NewInstallation<'a> {
+    /// Connector id.
+    pub connector_id: &'a str,
+    /// Version.
+    pub version: &'a str,
+    /// Component digest.
+    pub digest: &'a str,
+    /// Manifest TOML.
+    pub manifest: &'a str,
+    /// Signer key id or `unsigned`.
+    pub signer: &'a str,
+    /// Accepted permissions (JSON).
+    pub permissions: &'a str,
+    /// Where it came from.
+    pub source: &'a str,
 }
 
 macro_rules! columns {
     () => {
-        "id, workspace_id, connector_id, version, digest, manifest, created_at"
+        "id, workspace_id, connector_id, version, digest, manifest, created_at, signer, permissions, source"
     };
 }
 
@@ -59,57 +84,91 @@ impl Db {
         Ok(row.map(|(b,)| b))
     }
 
-    /// Install (or replace the pinned version of) a connector in a workspace.
+    /// Install, or re-pin an existing installation to another version, keeping history.
     pub async fn upsert_installation(
         &self,
         workspace_id: &str,
-        connector_id: &str,
-        version: &str,
-        digest: &str,
-        manifest: &str,
+        new: &NewInstallation<'_>,
     ) -> StoreResult<InstallationRecord> {
-        if let Some(existing) = self.installation_by_connector(workspace_id, connector_id).await? {
-            sqlx::query(
-                "UPDATE installations SET version = $1, digest = $2, manifest = $3 WHERE workspace_id = $4 AND id = $5",
-            )
-            .bind(version)
-            .bind(digest)
-            .bind(manifest)
-            .bind(workspace_id)
-            .bind(&existing.id)
-            .execute(self.pool())
-            .await?;
-            return Ok(InstallationRecord {
-                version: version.into(),
-                digest: digest.into(),
-                manifest: manifest.into(),
-                ..existing
-            });
-        }
+        let existing = self.installation_by_connector(workspace_id, new.connector_id).await?;
         let record = InstallationRecord {
-            id: new_id("plg"),
+            id: existing.as_ref().map(|e| e.id.clone()).unwrap_or_else(|| new_id("plg")),
             workspace_id: workspace_id.into(),
-            connector_id: connector_id.into(),
-            version: version.into(),
-            digest: digest.into(),
-            manifest: manifest.into(),
-            created_at: now_ms(),
+            connector_id: new.connector_id.into(),
+            version: new.version.into(),
+            digest: new.digest.into(),
+            manifest: new.manifest.into(),
+            created_at: existing.as_ref().map(|e| e.created_at).unwrap_or_else(now_ms),
+            signer: new.signer.into(),
+            permissions: new.permissions.into(),
+            source: new.source.into(),
         };
-        sqlx::query(concat!(
-            "INSERT INTO installations (",
-            columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        ))
+        let mut tx = self.pool().begin().await?;
+        if existing.is_some() {
+            sqlx::query(
+                "UPDATE installations SET version = $1, digest = $2, manifest = $3, signer = $4, permissions = $5, source = $6 WHERE workspace_id = $7 AND id = $8",
+            )
+            .bind(&record.version)
+            .bind(&record.digest)
+            .bind(&record.manifest)
+            .bind(&record.signer)
+            .bind(&record.permissions)
+            .bind(&record.source)
+            .bind(workspace_id)
+            .bind(&record.id)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            sqlx::query(concat!(
+                "INSERT INTO installations (",
+                columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ))
+            .bind(&record.id)
+            .bind(&record.workspace_id)
+            .bind(&record.connector_id)
+            .bind(&record.version)
+            .bind(&record.digest)
+            .bind(&record.manifest)
+            .bind(record.created_at)
+            .bind(&record.signer)
+            .bind(&record.permissions)
+            .bind(&record.source)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO installation_history (id, installation_id, workspace_id, version, digest, manifest, signer, permissions, source, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(new_id("ihs"))
         .bind(&record.id)
-        .bind(&record.workspace_id)
-        .bind(&record.connector_id)
+        .bind(workspace_id)
         .bind(&record.version)
         .bind(&record.digest)
         .bind(&record.manifest)
-        .bind(record.created_at)
-        .execute(self.pool())
+        .bind(&record.signer)
+        .bind(&record.permissions)
+        .bind(&record.source)
+        .bind(now_ms())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(record)
+    }
+
+    /// Earlier pins of an installation, newest first (for rollback).
+    pub async fn installation_history(
+        &self,
+        workspace_id: &str,
+        installation_id: &str,
+    ) -> StoreResult<Vec<InstallationRecord>> {
+        Ok(sqlx::query_as(
+            "SELECT installation_id AS id, workspace_id, '' AS connector_id, version, digest, manifest, created_at, signer, permissions, source FROM installation_history WHERE workspace_id = $1 AND installation_id = $2 ORDER BY id DESC",
+        )
+        .bind(workspace_id)
+        .bind(installation_id)
+        .fetch_all(self.pool())
+        .await?)
     }
 
     /// One installation of a workspace.
