@@ -295,7 +295,7 @@ impl Config {
 
 /// The first-party publisher key (minisign), trusted by every host. Its secret half is held
 /// by the release process, never in this repository.
-pub const FIRST_PARTY_PUBLIC_KEY: &str = "FIRST_PARTY_PLACEHOLDER";
+pub const FIRST_PARTY_PUBLIC_KEY: &str = "RWT2NAAVD3ptckzND8wnz/dk0QBNAgZ8CexuS4zWK/wDYKoy6T4apW/0";
 
 fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {

@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod author;
 pub mod broker;
 pub mod config;
 pub mod error;

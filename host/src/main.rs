@@ -3,6 +3,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use nexum_host::auth::{ALL_SCOPES, Scope, generate_key};
+use nexum_host::author;
 use nexum_host::config::{Config, LogFormat};
 use nexum_host::harness::{self, RunOptions};
 use nexum_host::runtime::Invocation;
@@ -32,9 +33,24 @@ enum Command {
     /// Master-key management.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Work with connectors: run one locally against real or fake APIs.
+    /// Work with connectors: scaffold, run locally, build, sign, inspect, publish.
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// Make a publisher signing key pair (publisher.key + publisher.pub).
+    Keygen {
+        /// Directory for the key files.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run a standalone marketplace registry that many hosts can share.
+    #[command(subcommand)]
+    Marketplace(MarketplaceCommand),
+}
+
+#[derive(Subcommand)]
+enum MarketplaceCommand {
+    /// Serve only `/api/v1/marketplace` (plus health and docs), with this server's API keys.
+    Serve(ServeArgs),
 }
 
 #[derive(Args)]
@@ -89,6 +105,53 @@ enum ConnectorCommand {
     ///     --input '{"channel":"C1","text":"hi"}' --credential bot_token=xoxb-… \
     ///     --var api_base=http://127.0.0.1:9000 --allow-range 127.0.0.0/8
     Run(RunArgs),
+    /// Scaffold a connector crate that builds and passes its own test out of the box.
+    New {
+        /// Connector name (a-z, 0-9, -).
+        name: String,
+        /// Where to create it.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Compile a connector crate for wasm32-wasip2 and pack it into an (unsigned) bundle.
+    Build {
+        /// The crate directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Bundle path (default: <dir>/target/<id>-<version>.nxb).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Sign a bundle in place with a publisher secret key.
+    Sign {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Secret key file (from `nexum keygen`, or a minisign key with NEXUM_SIGNING_KEY_PASSWORD).
+        #[arg(long, env = "NEXUM_SIGNING_KEY")]
+        key: PathBuf,
+    },
+    /// Show a bundle's digest, signer, permissions, auth schemes and actions.
+    Inspect {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Public key(s) to verify the signature with.
+        #[arg(long = "trust")]
+        trust: Vec<PathBuf>,
+    },
+    /// Publish a signed bundle to a marketplace (needs an API key with marketplace:publish).
+    Publish {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Marketplace base URL.
+        #[arg(long, env = "NEXUM_MARKETPLACE", default_value = "http://127.0.0.1:8080")]
+        marketplace: String,
+        /// Your publisher namespace.
+        #[arg(long)]
+        namespace: String,
+        /// API key.
+        #[arg(long, env = "NEXUM_API_KEY", hide_env_values = true)]
+        api_key: String,
+    },
 }
 
 #[derive(Args)]
@@ -191,6 +254,85 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Connector(ConnectorCommand::Run(args)) => run(args).await,
+        Command::Connector(ConnectorCommand::New { name, dir }) => {
+            let path = author::scaffold(&dir, &name)?;
+            println!(
+                "created {}\nnext: cd {} && cargo test && nexum connector build",
+                path.display(),
+                path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Connector(ConnectorCommand::Build { dir, out }) => {
+            let (path, bundle) = author::build_bundle(&dir, out.as_deref())?;
+            println!(
+                "{}\ndigest sha256:{} (unsigned; sign it with `nexum connector sign`)",
+                path.display(),
+                bundle.digest
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Connector(ConnectorCommand::Sign { bundle, key }) => {
+            let password = std::env::var("NEXUM_SIGNING_KEY_PASSWORD").ok();
+            let signed = author::sign_file(&bundle, &key, password.as_deref())?;
+            let key_id = signed
+                .signature
+                .as_deref()
+                .map(nexum_marketplace::signing::signature_key_id)
+                .transpose()?
+                .unwrap_or_default();
+            println!(
+                "signed {} with key {key_id}\ndigest sha256:{}",
+                bundle.display(),
+                signed.digest
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Connector(ConnectorCommand::Inspect { bundle, trust }) => {
+            let parsed = author::read_bundle(&bundle)?;
+            let mut keys = Vec::new();
+            for path in trust {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                keys.push(nexum_marketplace::signing::PublicKey::parse(&text)?);
+            }
+            println!("{}", serde_json::to_string_pretty(&author::inspect(&parsed, &keys))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Connector(ConnectorCommand::Publish {
+            bundle,
+            marketplace,
+            namespace,
+            api_key,
+        }) => {
+            let published = author::publish(&bundle, &marketplace, &namespace, &api_key).await?;
+            println!(
+                "published {} {}",
+                published["package"].as_str().unwrap_or_default(),
+                published["latest_version"].as_str().unwrap_or_default()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keygen { dir } => {
+            let (secret, public, key_id) = author::keygen(&dir)?;
+            println!(
+                "key id {key_id}\nsecret key: {} (keep it secret)\npublic key: {} (register it with your namespace; hosts trust it)",
+                secret.display(),
+                public.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Marketplace(MarketplaceCommand::Serve(args)) => {
+            let config = Config::from_env(args.config.as_deref())?;
+            init_logging(config.log_format);
+            let state = server::build_state(config).await?;
+            if let Some(key) = server::bootstrap(&state).await? {
+                println!("\n  First start: operator API key (shown ONCE):\n\n    {key}\n");
+            }
+            let server = server::Server::start_surface(state, nexum_host::api::Surface::MarketplaceOnly).await?;
+            println!("nexum marketplace listening on http://{}", server.addr);
+            server.run_until_signal().await;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
