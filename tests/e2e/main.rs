@@ -29,5 +29,6 @@ mod bounds;
 mod egress;
 mod http_connector;
 mod loading;
+mod marketplace;
 mod secrets;
 mod slack;

@@ -256,6 +256,13 @@ pub async fn upstream() -> Fake {
                 any(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }),
             )
             .route(
+                "/items/{id}",
+                get(|axum::extract::Path(id): axum::extract::Path<String>| async move {
+                    axum::Json(json!({ "id": id, "name": format!("Item {id}") }))
+                }),
+            )
+            .route("/items", post(|| async { axum::Json(json!({ "id": "new-1" })) }))
+            .route(
                 "/retry-forever",
                 any(|| async {
                     (
