@@ -87,7 +87,7 @@ description = "A Nexum connector."
 publish = false
 
 [lib]
-crate-type = ["cdylib", "rlib"]
+crate-type = ["cdylib"]
 
 [dependencies]
 nexum-connector-sdk = {{ path = "sdk" }}

@@ -156,3 +156,177 @@ async fn keys_rotate_from_the_cli_while_the_server_serves() {
     );
     app.shutdown().await;
 }
+
+/// The whole author loop as a new user runs it, timed: scaffold, test, build, keygen, sign,
+/// publish, install (host verifies), connect and execute against a loopback fake.
+#[tokio::test(flavor = "multi_thread")]
+async fn scaffold_to_published_to_executed() {
+    use std::time::Instant;
+    let started = Instant::now();
+    let upstream = fakes::upstream().await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str], dir: &std::path::Path| {
+        let out = nexum()
+            .args(args)
+            .current_dir(dir)
+            .env("CARGO_TARGET_DIR", work.path().join("target"))
+            .output()
+            .expect("nexum runs");
+        assert!(
+            out.status.success(),
+            "nexum {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["connector", "new", "acme-items"], work.path());
+    let dir = work.path().join("acme-items");
+    let test = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["test", "-q"])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", work.path().join("target"))
+        .output()
+        .expect("cargo test");
+    assert!(
+        test.status.success(),
+        "the scaffold's own test fails: {}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+    let scaffolded = started.elapsed();
+
+    run(&["connector", "build", "--out", "acme.nxb"], &dir);
+    run(&["keygen", "--dir", "keys"], &dir);
+    run(&["connector", "sign", "acme.nxb", "--key", "keys/publisher.key"], &dir);
+    let inspected = run(
+        &["connector", "inspect", "acme.nxb", "--trust", "keys/publisher.pub"],
+        &dir,
+    );
+    let inspected: serde_json::Value = serde_json::from_str(&inspected).expect("inspect json");
+    assert_eq!(inspected["signature_verified"], true);
+    assert_eq!(
+        inspected["permissions"]["auth"]["api_key"]["hosts"],
+        serde_json::json!(["{{ api_base }}"])
+    );
+
+    let public = std::fs::read_to_string(dir.join("keys/publisher.pub")).expect("pub");
+    let key_line = nexum_marketplace::signing::PublicKey::parse(&public)
+        .expect("key")
+        .base64;
+    let app = nexum_tests::app::TestApp::start_with(
+        nexum_tests::app::Backend::Sqlite,
+        &[
+            ("NEXUM_ALLOW_UNSIGNED_CONNECTORS", "false"),
+            ("NEXUM_TRUSTED_PUBLISHER_KEYS", &key_line),
+        ],
+    )
+    .await;
+    let reg = app
+        .post(
+            &app.key,
+            "/api/v1/marketplace/publishers",
+            serde_json::json!({ "namespace": "acme", "public_key": public }),
+        )
+        .await;
+    assert_eq!(reg.status, reqwest::StatusCode::CREATED);
+    let out = nexum()
+        .args([
+            "connector",
+            "publish",
+            "acme.nxb",
+            "--namespace",
+            "acme",
+            "--marketplace",
+            &app.base,
+        ])
+        .env("NEXUM_API_KEY", &app.key)
+        .current_dir(&dir)
+        .output()
+        .expect("publish");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let published = started.elapsed();
+
+    let perms = inspected["permissions"].clone();
+    let installed = app
+        .post(
+            &app.key,
+            "/api/v1/connectors/from-marketplace",
+            serde_json::json!({ "package": "acme/acme_items", "accept_permissions": perms }),
+        )
+        .await;
+    assert_eq!(installed.status, reqwest::StatusCode::CREATED, "{:?}", installed.body);
+    let conn = app
+        .post(&app.key, "/api/v1/connections", serde_json::json!({ "connector": "acme_items", "name": "items", "credentials": { "api_key": "ak_live_123456" }, "variables": { "api_base": upstream.origin() } }))
+        .await;
+    assert_eq!(conn.status, reqwest::StatusCode::CREATED, "{:?}", conn.body);
+    let id = conn.body["id"].as_str().expect("id");
+    let run = app
+        .post(
+            &app.key,
+            &format!("/api/v1/connections/{id}/actions/get_item"),
+            serde_json::json!({ "id": "42" }),
+        )
+        .await;
+    assert_eq!(run.status, reqwest::StatusCode::OK, "{:?}", run.body);
+    assert_eq!(run.body["output"], serde_json::json!({ "id": "42", "name": "Item 42" }));
+    let seen = upstream.requests();
+    assert_eq!(seen[0].path, "/items/42");
+    assert_eq!(seen[0].header("x-api-key"), Some("ak_live_123456"));
+    eprintln!(
+        "author loop: scaffold+test {:.1}s, published {:.1}s, executed {:.1}s",
+        scaffolded.as_secs_f64(),
+        published.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    app.shutdown().await;
+}
+
+/// Signatures verify with the stock `minisign` tool (Debian's package), as the README shows.
+/// CI installs minisign and sets NEXUM_REQUIRE_MINISIGN=1; elsewhere the test is skipped
+/// with a note when the tool is absent.
+#[test]
+fn bundles_verify_with_stock_minisign() {
+    if Command::new("minisign").arg("-v").output().is_err() {
+        assert!(
+            std::env::var("NEXUM_REQUIRE_MINISIGN").is_err(),
+            "minisign is required here but not installed"
+        );
+        eprintln!("skipping: the minisign tool is not installed (apt-get install minisign)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = nexum_tests::bundles::keys();
+    let bytes = nexum_tests::bundles::bundle("slack", None, Some(&keys));
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    archive.unpack(dir.path()).expect("unpack");
+    std::fs::write(dir.path().join("publisher.pub"), &keys.public).expect("pub");
+    let verified = Command::new("minisign")
+        .args(["-V", "-m", "SHA256SUMS", "-p", "publisher.pub"])
+        .current_dir(dir.path())
+        .output()
+        .expect("minisign runs");
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("nexum bundle slack@0.1.0 sha256:"));
+    let sums = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(dir.path())
+        .output()
+        .expect("sha256sum");
+    assert!(sums.status.success());
+    // A modified checksum list fails stock verification.
+    let sums_path = dir.path().join("SHA256SUMS");
+    let edited = std::fs::read_to_string(&sums_path)
+        .expect("sums")
+        .replace("component.wasm", "component.wasm ");
+    std::fs::write(&sums_path, edited).expect("edit");
+    let refused = Command::new("minisign")
+        .args(["-V", "-m", "SHA256SUMS", "-p", "publisher.pub"])
+        .current_dir(dir.path())
+        .output()
+        .expect("minisign");
+    assert!(!refused.status.success());
+}

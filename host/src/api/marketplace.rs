@@ -446,14 +446,14 @@ pub async fn browse(
         }
     }
     match params.sort.as_deref() {
-        None | Some("newest") => views.sort_by(|a, b| b.created_at.cmp(&a.created_at)),
+        None | Some("newest") => views.sort_by_key(|v| std::cmp::Reverse(v.created_at)),
         Some("rating") => views.sort_by(|a, b| {
             b.rating
                 .unwrap_or(0.0)
                 .total_cmp(&a.rating.unwrap_or(0.0))
                 .then(b.reviews.cmp(&a.reviews))
         }),
-        Some("installs") => views.sort_by(|a, b| b.installs.cmp(&a.installs)),
+        Some("installs") => views.sort_by_key(|v| std::cmp::Reverse(v.installs)),
         Some(other) => {
             return Err(ApiError::unprocessable(
                 "invalid_sort",
