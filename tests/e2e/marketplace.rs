@@ -464,3 +464,70 @@ async fn a_malicious_marketplace_is_refused() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_registry_serves_only_the_marketplace() {
+    use nexum_host::config::Config;
+    use nexum_host::server::{self, Server};
+    let dir = tempfile::tempdir().expect("dir");
+    let env = std::collections::HashMap::from([
+        ("NEXUM_DATA_DIR".to_string(), dir.path().display().to_string()),
+        ("NEXUM_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+        ("NEXUM_HEALTH_CHECK_INTERVAL_SECS".to_string(), "0".to_string()),
+    ]);
+    let config = Config::load(None, |k| env.get(k).cloned()).expect("config");
+    let state = server::build_state(config).await.expect("state");
+    let key = server::bootstrap(&state).await.expect("bootstrap").expect("first key");
+    let registry = Server::start_surface(state, nexum_host::api::Surface::MarketplaceOnly)
+        .await
+        .expect("start");
+    let base = format!("http://{}", registry.addr);
+    let client = reqwest::Client::new();
+
+    let publisher = keys();
+    let reg = client
+        .post(format!("{base}/api/v1/marketplace/publishers"))
+        .bearer_auth(&key)
+        .json(&json!({ "namespace": "solo", "public_key": publisher.public }))
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(reg.status(), StatusCode::CREATED);
+    let published = client
+        .post(format!("{base}/api/v1/marketplace/packages?namespace=solo"))
+        .bearer_auth(&key)
+        .body(bundle("slack", None, Some(&publisher)))
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(published.status(), StatusCode::CREATED);
+    let listing = client
+        .get(format!("{base}/api/v1/marketplace/packages/solo/slack"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(listing.status(), StatusCode::OK);
+    // The rest of the API is not served by a standalone registry.
+    let other = client
+        .get(format!("{base}/api/v1/connections"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(other.status(), StatusCode::NOT_FOUND);
+
+    // A host elsewhere installs from it, verifying the publisher itself.
+    let host = strict_app(Backend::Sqlite, &[&publisher]).await;
+    let perms = permissions_of(&bundle("slack", None, Some(&publisher)));
+    let installed = host
+        .post(
+            &host.key,
+            "/api/v1/connectors/from-marketplace",
+            json!({ "package": "solo/slack", "marketplace": base, "accept_permissions": perms }),
+        )
+        .await;
+    assert_eq!(installed.status, StatusCode::CREATED, "{:?}", installed.body);
+    assert_eq!(installed.body["source"], "marketplace:solo/slack");
+    host.shutdown().await;
+    registry.shutdown().await;
+}
