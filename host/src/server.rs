@@ -172,6 +172,7 @@ impl Server {
 
 async fn flush_loop(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut last_expiry = std::time::Instant::now();
+    let mut last_key_reload = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -179,6 +180,13 @@ async fn flush_loop(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver
         }
         if let Err(e) = state.recorder.flush(&state.db).await {
             tracing::warn!(error = %e, "flushing usage and audit records failed; will retry");
+        }
+        // Pick up a key another process rotated in, so new writes use the active key.
+        if last_key_reload.elapsed() > Duration::from_secs(10) {
+            last_key_reload = std::time::Instant::now();
+            if let Err(e) = state.vault.reload() {
+                tracing::warn!(error = %e, "reloading the master key file failed");
+            }
         }
         if last_expiry.elapsed() > Duration::from_secs(3600) {
             last_expiry = std::time::Instant::now();

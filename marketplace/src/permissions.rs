@@ -19,6 +19,10 @@ pub struct Permissions {
     pub timeout_ms: u64,
     /// Requested outbound rate.
     pub requests_per_second: u32,
+    /// Defaults of the variables used in host templates: where traffic and secrets go when a
+    /// connection does not set them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub host_defaults: BTreeMap<String, String>,
 }
 
 /// One auth scheme's grant.
@@ -48,6 +52,8 @@ pub struct PermissionDiff {
     pub added_scopes: Vec<String>,
     /// Limits that grew, as `name: old → new`.
     pub raised_limits: Vec<String>,
+    /// Host-variable defaults that changed or appeared, as `name: old → new`.
+    pub changed_host_defaults: Vec<String>,
 }
 
 impl PermissionDiff {
@@ -57,7 +63,8 @@ impl PermissionDiff {
             && self.added_auth.is_empty()
             && self.added_credential_hosts.is_empty()
             && self.added_scopes.is_empty()
-            && self.raised_limits.is_empty())
+            && self.raised_limits.is_empty()
+            && self.changed_host_defaults.is_empty())
     }
 }
 
@@ -85,7 +92,24 @@ impl Permissions {
                 )
             })
             .collect();
+        let templates: Vec<&str> = manifest
+            .allowed_hosts
+            .iter()
+            .chain(manifest.auth.iter().flat_map(|a| a.hosts.iter()))
+            .map(|h| h.as_str())
+            .collect();
+        let host_defaults = manifest
+            .variables
+            .iter()
+            .filter(|(name, _)| {
+                templates
+                    .iter()
+                    .any(|t| t.contains(&format!("{{{{ {name} }}}}")) || t.contains(&format!("{{{{{name}}}}}")))
+            })
+            .filter_map(|(name, v)| v.default.clone().map(|d| (name.clone(), d)))
+            .collect();
         Self {
+            host_defaults,
             allowed_hosts: manifest.allowed_hosts.iter().map(|h| h.as_str().to_string()).collect(),
             auth,
             memory_mb: manifest.limits.memory_mb,
@@ -127,6 +151,12 @@ impl Permissions {
             old.requests_per_second.into(),
             self.requests_per_second.into(),
         );
+        for (name, value) in &self.host_defaults {
+            if old.host_defaults.get(name) != Some(value) {
+                let before = old.host_defaults.get(name).map(String::as_str).unwrap_or("(none)");
+                d.changed_host_defaults.push(format!("{name}: {before} → {value}"));
+            }
+        }
         d
     }
 }

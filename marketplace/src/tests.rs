@@ -193,3 +193,27 @@ fn upgrades_that_widen_permissions_are_detected() {
             .widens()
     );
 }
+
+#[test]
+fn a_changed_host_default_is_a_widening() {
+    let with_var = |default: &str| {
+        MANIFEST
+            .replace(
+                "allowed_hosts = [\"https://api.demo.test\"]",
+                "allowed_hosts = [\"{{ base }}\"]",
+            )
+            .replace(
+                "[[auth]]",
+                &format!("[variables.base]\ndefault = \"{default}\"\n\n[[auth]]"),
+            )
+    };
+    let old = Permissions::of(&crate::manifest::Manifest::parse(&with_var("https://api.demo.test")).expect("m"));
+    let new = Permissions::of(&crate::manifest::Manifest::parse(&with_var("https://evil.test")).expect("m"));
+    assert_eq!(old.host_defaults["base"], "https://api.demo.test");
+    let diff = new.diff_from(&old);
+    assert!(diff.widens());
+    assert_eq!(
+        diff.changed_host_defaults,
+        vec!["base: https://api.demo.test → https://evil.test".to_string()]
+    );
+}

@@ -205,3 +205,43 @@ async fn debug_trace_is_redacted(app: TestApp) {
     assert!(!run.body.to_string().contains(SLACK_TOKEN));
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_a_secret_needs_the_secret_again() {
+    let app = TestApp::sqlite().await;
+    let slack = fakes::slack().await;
+    let evil = fakes::upstream().await;
+    let conn = app.connect_slack(&app.key, &slack).await;
+    let path = format!("/api/v1/connections/{conn}");
+    // A key that may edit connections but was never given the token tries to redirect it.
+    let moved = app
+        .patch(&app.key, &path, json!({ "variables": { "api_base": evil.origin() } }))
+        .await;
+    assert_eq!(
+        (moved.status, moved.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "credentials_required")
+    );
+    let tested = app.post(&app.key, &format!("{path}/test"), json!({})).await;
+    assert_eq!(tested.body["ok"], true, "still pointing at the real host");
+    assert!(
+        evil.requests().is_empty(),
+        "the stored token never went to the new host"
+    );
+    // Renaming alone is fine; moving with a fresh secret is fine.
+    assert_eq!(
+        app.patch(&app.key, &path, json!({ "name": "renamed" })).await.status,
+        StatusCode::OK
+    );
+    let with_secret = app
+        .patch(
+            &app.key,
+            &path,
+            json!({ "variables": { "api_base": evil.origin() }, "credentials": { "token": "xoxb-new-one" } }),
+        )
+        .await;
+    assert_eq!(with_secret.status, StatusCode::OK);
+    // Defaults are frozen into the connection at creation.
+    let got = app.get(&app.key, &path).await;
+    assert_eq!(got.body["variables"]["api_base"], evil.origin());
+    app.shutdown().await;
+}

@@ -125,6 +125,26 @@ async fn signed_installs_need_trust_and_accepted_permissions(app: TestApp) {
         .await;
     assert_eq!(back.status, StatusCode::OK, "{:?}", back.body);
     assert_eq!(back.body["version"], "0.1.0");
+    // Forward again to 0.2.0 by rollback: that widens, so it needs acceptance too.
+    let widen = app
+        .post(
+            &app.key,
+            &format!("/api/v1/connectors/{id}/rollback"),
+            json!({ "version": "0.2.0" }),
+        )
+        .await;
+    assert_eq!(
+        (widen.status, widen.code()),
+        (StatusCode::CONFLICT, "permissions_widened")
+    );
+    let accepted = app
+        .post(
+            &app.key,
+            &format!("/api/v1/connectors/{id}/rollback"),
+            json!({ "version": "0.2.0", "accept_permissions": permissions_of(&upgrade) }),
+        )
+        .await;
+    assert_eq!(accepted.body["version"], "0.2.0", "{:?}", accepted.body);
     let never = app
         .post(
             &app.key,
@@ -139,8 +159,8 @@ async fn signed_installs_need_trust_and_accepted_permissions(app: TestApp) {
 async fn publish_browse_install_review(app: TestApp) {
     let backend = app.backend;
     app.shutdown().await;
-    let (k1, k2) = (keys(), keys());
-    let app = strict_app(backend, &[&k1, &k2]).await;
+    let (k1, k2, k3) = (keys(), keys(), keys());
+    let app = strict_app(backend, &[&k1, &k2, &k3]).await;
     let slack = fakes::slack().await;
 
     let reg = app
@@ -358,6 +378,95 @@ async fn publish_browse_install_review(app: TestApp) {
     assert_eq!(reviews.body["count"], 1);
     assert_eq!(reviews.body["average"], 2.0);
     assert_eq!(reviews.body["data"][0]["reply"], "fixed in 0.2.0");
+    assert_eq!(reviews.body["data"][0]["verified_install_of"], "0.1.0");
+    assert!(reviews.body["data"][0].get("workspace_id").is_none() && reviews.body["data"][0].get("author").is_none());
+    // A second key of the same workspace is the same reviewer, not a second vote.
+    let extra = app
+        .post(
+            &b,
+            "/api/v1/api-keys",
+            json!({ "name": "sock", "scopes": ["connections:read"] }),
+        )
+        .await
+        .body["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    assert_eq!(
+        app.post(
+            &extra,
+            "/api/v1/marketplace/packages/acme/slack/reviews",
+            json!({ "stars": 5 })
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let reviews = app
+        .request(
+            reqwest::Method::GET,
+            "/api/v1/marketplace/packages/acme/slack/reviews",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(reviews.body["count"], 1, "one review per reviewer");
+
+    // Another namespace publishing the same content with its own key: each version keeps
+    // its own signature, and the same connector id cannot silently replace acme's install.
+    let m = app.new_workspace("mallory").await;
+    assert_eq!(
+        app.post(
+            &m,
+            "/api/v1/marketplace/publishers",
+            json!({ "namespace": "mallory", "public_key": k3.public })
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.publish(&m, "mallory", bundle("slack", None, Some(&k3)))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let acme_copy = reqwest::get(format!(
+        "{}/api/v1/marketplace/packages/acme/slack/versions/0.1.0/bundle",
+        app.base
+    ))
+    .await
+    .expect("get")
+    .bytes()
+    .await
+    .expect("bytes");
+    let acme_sig = Bundle::parse(&acme_copy).expect("bundle").signature.expect("signed");
+    assert_eq!(
+        nexum_marketplace::signing::signature_key_id(&acme_sig).expect("id"),
+        PublicKey::parse(&k1.public).expect("pub").key_id
+    );
+    let takeover = app
+        .post(
+            &b,
+            "/api/v1/connectors/from-marketplace",
+            json!({ "package": "mallory/slack", "accept_permissions": perms }),
+        )
+        .await;
+    assert_eq!(
+        (takeover.status, takeover.code()),
+        (StatusCode::CONFLICT, "publisher_changed"),
+        "{:?}",
+        takeover.body
+    );
+    // Remote marketplaces are fetched under the address policy.
+    let ssrf = app
+        .post(
+            &b,
+            "/api/v1/connectors/from-marketplace",
+            json!({ "package": "acme/slack", "marketplace": "http://169.254.169.254", "accept_permissions": perms }),
+        )
+        .await;
+    assert_eq!(ssrf.code(), "marketplace_address_blocked");
     let rated = app
         .request(
             reqwest::Method::GET,
@@ -366,7 +475,7 @@ async fn publish_browse_install_review(app: TestApp) {
             None,
         )
         .await;
-    assert_eq!(rated.body["data"][0]["rating"], 2.0);
+    assert_eq!(rated.body["data"][0]["rating"], 5.0);
 
     // A yanked version cannot be newly installed.
     assert_eq!(
@@ -413,7 +522,7 @@ async fn fake_marketplace(listed_digest: String, bytes: Vec<u8>) -> fakes::Fake 
                 }),
             )
             .route(
-                "/api/v1/marketplace/bundles/{digest}",
+                "/api/v1/marketplace/packages/evil/slack/versions/{version}/bundle",
                 get(move || {
                     let b = bytes.clone();
                     async move { b }

@@ -168,7 +168,8 @@ pub async fn create(
     let manifest = Manifest::parse(&installation.manifest).map_err(|e| ApiError::internal(&e))?;
     let scheme = pick_scheme(&manifest, body.auth_scheme.as_deref(), &fields)?;
     check_credentials_and_variables(&manifest, scheme.as_deref(), &fields, &body.variables)?;
-    let variables = serde_json::to_string(&body.variables).map_err(|e| ApiError::internal(&e))?;
+    let variables =
+        serde_json::to_string(&frozen_variables(&manifest, &body.variables)?).map_err(|e| ApiError::internal(&e))?;
     let record = state
         .db
         .insert_connection(
@@ -200,6 +201,28 @@ pub async fn create(
         StatusCode::CREATED,
         Json(view(&state, record, Some(&installation)).await?),
     ))
+}
+
+/// The connection's variables with the manifest's defaults written in, so a later version
+/// of the connector changing a default never silently moves an existing connection.
+fn frozen_variables(manifest: &Manifest, given: &BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
+    manifest
+        .resolve_variables(given)
+        .map_err(|e| ApiError::unprocessable("invalid_variables", e.to_string()))
+}
+
+/// Where each auth scheme's secret may go for these variables.
+fn credential_hosts(
+    manifest: &Manifest,
+    variables: &BTreeMap<String, String>,
+) -> ApiResult<BTreeMap<String, Vec<String>>> {
+    let rules = crate::broker::EgressRules::new("check", manifest, variables, &[])
+        .map_err(|e| ApiError::unprocessable("invalid_variables", e.to_string()))?;
+    Ok(rules
+        .credential_hosts
+        .iter()
+        .map(|(k, v)| (k.clone(), v.iter().map(|p| p.to_string()).collect()))
+        .collect())
 }
 
 fn pick_scheme(manifest: &Manifest, requested: Option<&str>, fields: &SecretFields) -> ApiResult<Option<String>> {
@@ -340,6 +363,20 @@ pub async fn update(
     match &fields {
         Some(f) => check_credentials_and_variables(&manifest, record.auth_scheme.as_deref(), f, &variables)?,
         None => check_credentials_and_variables(&manifest, None, &SecretFields::default(), &variables)?,
+    }
+    let variables = frozen_variables(&manifest, &variables)?;
+    // A stored secret was entered for the hosts it is bound to now. Moving those hosts (by
+    // changing a variable) without re-entering the secret would let whoever can edit the
+    // connection send an existing secret somewhere new.
+    if fields.is_none() && record.auth_scheme.is_some() {
+        let old_vars: BTreeMap<String, String> = serde_json::from_str(&record.variables).unwrap_or_default();
+        let old = frozen_variables(&manifest, &old_vars)?;
+        if credential_hosts(&manifest, &old)? != credential_hosts(&manifest, &variables)? {
+            return Err(ApiError::unprocessable(
+                "credentials_required",
+                "this change moves where the stored credentials are sent; send `credentials` again with it",
+            ));
+        }
     }
     let variables_json = serde_json::to_string(&variables).map_err(|e| ApiError::internal(&e))?;
     state

@@ -148,12 +148,16 @@ pub async fn install(
 ) -> ApiResult<(StatusCode, Json<InstallationView>)> {
     principal.require(Scope::ConnectionsWrite)?;
     let (mut manifest_text, mut component, mut bundle, mut accept) = (None, None, None, None);
+    let mut replace_publisher = false;
     while let Some(field) = form.next_field().await.map_err(|e| multipart_error(&e))? {
         match field.name() {
             Some("manifest") => manifest_text = Some(field.text().await.map_err(|e| multipart_error(&e))?),
             Some("component") => component = Some(field.bytes().await.map_err(|e| multipart_error(&e))?.to_vec()),
             Some("bundle") => bundle = Some(field.bytes().await.map_err(|e| multipart_error(&e))?.to_vec()),
             Some("accept_permissions") => accept = Some(field.text().await.map_err(|e| multipart_error(&e))?),
+            Some("replace_publisher") => {
+                replace_publisher = field.text().await.map_err(|e| multipart_error(&e))?.trim() == "true"
+            }
             other => {
                 return Err(ApiError::unprocessable(
                     "invalid_upload",
@@ -183,7 +187,7 @@ pub async fn install(
     };
     let bundle = Bundle::parse(&bundle_bytes).map_err(|e| ApiError::unprocessable("invalid_bundle", e.to_string()))?;
     let accept = parse_acceptance(accept.as_deref())?;
-    let record = install_bundle(&state, &principal, &bundle, accept, "upload").await?;
+    let record = install_bundle(&state, &principal, &bundle, accept, "upload", replace_publisher).await?;
     Ok((StatusCode::CREATED, Json(InstallationView::build(&record)?)))
 }
 
@@ -207,6 +211,7 @@ pub async fn install_bundle(
     bundle: &Bundle,
     accept: Option<Permissions>,
     source: &str,
+    replace_publisher: bool,
 ) -> ApiResult<InstallationRecord> {
     let signer = state.trust.verify(bundle).map_err(|e| {
         let code = match e {
@@ -222,6 +227,26 @@ pub async fn install_bundle(
         .db
         .installation_by_connector(&principal.workspace_id, &manifest.id)
         .await?;
+    let signer_text = match &signer {
+        Signer::Key(id) => id.clone(),
+        Signer::Unsigned => "unsigned".to_string(),
+    };
+    // Another publisher's connector with the same id must not silently take over the
+    // installation (and with it the connections and their secrets).
+    if let Some(e) = &existing
+        && (e.signer != signer_text || e.source != source)
+        && !replace_publisher
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "publisher_changed",
+            "Conflict",
+            format!(
+                "`{}` is installed from {} signed by {}; this one comes from {source} signed by {signer_text}. Resend with `replace_publisher: true` to switch",
+                manifest.id, e.source, e.signer
+            ),
+        ));
+    }
     if accept.as_ref() != Some(&permissions) {
         let previous: Option<Permissions> = existing
             .as_ref()
@@ -250,10 +275,6 @@ pub async fn install_bundle(
         .map_err(|e| ApiError::internal(&e))?
         .map_err(|e| ApiError::unprocessable("invalid_component", e.to_string()))?;
     state.db.put_component(&loaded.digest, &bundle.component).await?;
-    let signer_text = match &signer {
-        Signer::Key(id) => id.clone(),
-        Signer::Unsigned => "unsigned".to_string(),
-    };
     let permissions_json = serde_json::to_string(&permissions).map_err(|e| ApiError::internal(&e))?;
     let version = manifest.version.to_string();
     let record = state
@@ -299,6 +320,9 @@ pub async fn install_bundle(
 pub struct Rollback {
     /// The version to return to (one this installation had before).
     pub version: String,
+    /// Needed when that version's permissions are wider than the current ones.
+    #[schema(value_type = Object)]
+    pub accept_permissions: Option<Permissions>,
 }
 
 /// Roll an installation back to a version it had before (`connections:write`).
@@ -322,6 +346,36 @@ pub async fn rollback(
             format!("this installation never had version {}", body.version),
         )
     })?;
+    // The old version must still pass today's trust policy…
+    let still_trusted = if target.signer == "unsigned" {
+        state.trust.allow_unsigned
+    } else {
+        state.trust.keys.iter().any(|k| k.key_id == target.signer)
+    };
+    if !still_trusted {
+        return Err(ApiError::unprocessable(
+            "untrusted_publisher",
+            format!(
+                "version {} was signed by {}, which this host no longer trusts",
+                target.version, target.signer
+            ),
+        ));
+    }
+    // …and anything it asks for beyond the current version needs acceptance again.
+    let target_permissions: Permissions =
+        serde_json::from_str(&target.permissions).map_err(|e| ApiError::internal(&e))?;
+    if let Ok(current_permissions) = serde_json::from_str::<Permissions>(&current.permissions) {
+        let diff = target_permissions.diff_from(&current_permissions);
+        if diff.widens() && body.accept_permissions.as_ref() != Some(&target_permissions) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "permissions_widened",
+                "Conflict",
+                "the earlier version asks for more than the current one; accept `errors.permissions` to roll back",
+            )
+            .with_extra(serde_json::json!({ "permissions": target_permissions, "diff": diff })));
+        }
+    }
     let record = state
         .db
         .upsert_installation(

@@ -107,7 +107,8 @@ pub async fn create(
         .insert_api_key(&NewApiKey {
             id: new_id("key"),
             workspace_id: principal.workspace_id.clone(),
-            member_id: None,
+            // A key minted by a member's key acts for that member.
+            member_id: principal.member_id.clone(),
             name: body.name,
             prefix: generated.prefix.clone(),
             hash: generated.hash.clone(),

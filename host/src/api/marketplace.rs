@@ -258,6 +258,7 @@ pub async fn publish(
         installs: 0,
         executions: 0,
         created_at: now_ms(),
+        signature: bundle.signature.clone().unwrap_or_default(),
     };
     let bytes = bundle
         .to_bytes()
@@ -491,6 +492,47 @@ pub async fn download(State(state): State<Arc<AppState>>, Path(digest): Path<Str
     }
 }
 
+/// The bundle of one published version, carrying that version's own signature.
+async fn version_bundle(state: &AppState, version: &PackageVersionRecord) -> ApiResult<Vec<u8>> {
+    let stored = state
+        .db
+        .bundle(&version.digest)
+        .await?
+        .ok_or_else(|| ApiError::not_found("bundle"))?;
+    let parsed = Bundle::parse(&stored).map_err(|e| ApiError::internal(&e))?;
+    parsed
+        .with_signature(&version.signature)
+        .map_err(|e| ApiError::internal(&e))
+}
+
+/// Download one version's bundle, signed by its publisher (public).
+#[utoipa::path(get, path = "/api/v1/marketplace/packages/{namespace}/{name}/versions/{version}/bundle", tag = "marketplace", responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>)))]
+pub async fn download_version(
+    State(state): State<Arc<AppState>>,
+    Path((namespace, name, version)): Path<(String, String, String)>,
+) -> Response {
+    let found = async {
+        let p = state
+            .db
+            .package(&namespace, &name)
+            .await?
+            .ok_or_else(|| ApiError::not_found("package"))?;
+        let v = state
+            .db
+            .package_versions(&p.id)
+            .await?
+            .into_iter()
+            .find(|v| v.version == version)
+            .ok_or_else(|| ApiError::not_found("version"))?;
+        version_bundle(&state, &v).await
+    }
+    .await;
+    match found {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// Yank a version (`marketplace:publish`, owner).
 #[utoipa::path(post, path = "/api/v1/marketplace/packages/{namespace}/{name}/versions/{version}/yank", tag = "marketplace", responses((status = 204)))]
 pub async fn yank(
@@ -545,6 +587,9 @@ pub struct InstallFromMarketplace {
     /// The permissions the admin accepts.
     #[schema(value_type = Object)]
     pub accept_permissions: Option<Permissions>,
+    /// Allow replacing an installed connector of the same id from another publisher or source.
+    #[serde(default)]
+    pub replace_publisher: bool,
 }
 
 /// Install a connector from a marketplace (`connections:write`). The host downloads the
@@ -560,6 +605,12 @@ pub async fn install_from_marketplace(
     let (namespace, name) = body
         .package
         .split_once('/')
+        .filter(|(ns, n)| {
+            valid_namespace(ns)
+                && !n.is_empty()
+                && n.len() <= 64
+                && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
         .ok_or_else(|| ApiError::unprocessable("invalid_package", "package is `namespace/name`"))?;
     let (digest, version, bytes, local_package): (String, String, Vec<u8>, Option<String>) = match &body.marketplace {
         None => {
@@ -570,17 +621,47 @@ pub async fn install_from_marketplace(
                 .ok_or_else(|| ApiError::not_found("package"))?;
             let view = package_view(&state, &p).await?;
             let v = pick_version(&view, body.version.as_deref())?;
-            let bytes = state
+            let record = state
                 .db
-                .bundle(&v.digest)
+                .package_versions(&p.id)
                 .await?
-                .ok_or_else(|| ApiError::not_found("bundle"))?;
+                .into_iter()
+                .find(|r| r.version == v.version)
+                .ok_or_else(|| ApiError::not_found("version"))?;
+            let bytes = version_bundle(&state, &record).await?;
             (v.digest.clone(), v.version.clone(), bytes, Some(p.id))
         }
         Some(url) => {
             let base = url.trim_end_matches('/');
+            // The marketplace URL comes from a workspace admin: fetch it under the same address
+            // policy as connector traffic (no private or metadata addresses unless the
+            // operator allows them), without redirects, and with a size cap.
+            let policy = std::sync::Arc::new(crate::broker::AddressPolicy {
+                allowed_ranges: state.config.allow_ranges.clone(),
+            });
+            let parsed_base = url::Url::parse(base)
+                .map_err(|_| ApiError::unprocessable("invalid_marketplace", "marketplace must be an http(s) URL"))?;
+            if !matches!(parsed_base.scheme(), "http" | "https") {
+                return Err(ApiError::unprocessable(
+                    "invalid_marketplace",
+                    "marketplace must be an http(s) URL",
+                ));
+            }
+            let literal = match parsed_base.host() {
+                Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+                Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+                _ => None,
+            };
+            if let Some(ip) = literal {
+                policy
+                    .check(parsed_base.host_str().unwrap_or_default(), ip)
+                    .map_err(|e| ApiError::unprocessable("marketplace_address_blocked", e.to_string()))?;
+            }
+            crate::tls::install_crypto_provider();
             let client = reqwest::Client::builder()
                 .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .dns_resolver(std::sync::Arc::new(crate::broker::address::PolicedResolver { policy }))
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
                 .map_err(|e| ApiError::internal(&e))?;
@@ -603,14 +684,7 @@ pub async fn install_from_marketplace(
                             format!("the marketplace answered {}", response.status()),
                         ));
                     }
-                    response.bytes().await.map_err(|e| {
-                        ApiError::new(
-                            StatusCode::BAD_GATEWAY,
-                            "marketplace_unreachable",
-                            "Bad gateway",
-                            e.without_url().to_string(),
-                        )
-                    })
+                    read_capped(response).await
                 }
             };
             let listing = fetch(format!("{base}/api/v1/marketplace/packages/{namespace}/{name}")).await?;
@@ -623,7 +697,11 @@ pub async fn install_from_marketplace(
                 )
             })?;
             let v = pick_remote(&parsed, body.version.as_deref())?;
-            let bytes = fetch(format!("{base}/api/v1/marketplace/bundles/{}", v.digest)).await?;
+            let bytes = fetch(format!(
+                "{base}/api/v1/marketplace/packages/{namespace}/{name}/versions/{}/bundle",
+                v.version
+            ))
+            .await?;
             (v.digest.clone(), v.version.clone(), bytes.to_vec(), None)
         }
     };
@@ -641,6 +719,7 @@ pub async fn install_from_marketplace(
         &bundle,
         body.accept_permissions,
         &format!("marketplace:{namespace}/{name}"),
+        body.replace_publisher,
     )
     .await?;
     if let Some(package_id) = local_package {
@@ -650,6 +729,31 @@ pub async fn install_from_marketplace(
             .await?;
     }
     Ok((StatusCode::CREATED, Json(InstallationView::build(&record)?)))
+}
+
+/// Read a marketplace response body, refusing more than a bundle's maximum size.
+async fn read_capped(mut response: reqwest::Response) -> ApiResult<Vec<u8>> {
+    let limit = nexum_marketplace::bundle::MAX_BUNDLE_BYTES;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "marketplace_unreachable",
+            "Bad gateway",
+            e.without_url().to_string(),
+        )
+    })? {
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "marketplace_invalid",
+                "Bad gateway",
+                "the marketplace sent more than a bundle may hold",
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn pick_version<'a>(view: &'a PackageView, wanted: Option<&str>) -> ApiResult<&'a VersionView> {
@@ -720,7 +824,40 @@ pub struct ReviewList {
     /// Count.
     pub count: usize,
     /// Reviews, newest first.
-    pub data: Vec<ReviewRecord>,
+    pub data: Vec<ReviewView>,
+}
+
+/// A review as the public sees it: no workspace or key ids.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReviewView {
+    /// `rev_…`
+    pub id: String,
+    /// 1–5.
+    pub stars: i64,
+    /// Text.
+    pub body: String,
+    /// "Verified install of version X".
+    pub verified_install_of: String,
+    /// Publisher's reply.
+    pub reply: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+impl From<ReviewRecord> for ReviewView {
+    fn from(r: ReviewRecord) -> Self {
+        Self {
+            id: r.id,
+            stars: r.stars,
+            body: r.body,
+            verified_install_of: r.version,
+            reply: r.reply,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
 }
 
 /// List reviews (public).
@@ -739,7 +876,7 @@ pub async fn list_reviews(
     Ok(Json(ReviewList {
         average,
         count: data.len(),
-        data,
+        data: data.into_iter().map(ReviewView::from).collect(),
     }))
 }
 
@@ -787,7 +924,12 @@ pub async fn write_review(
                 "only workspaces that installed this connector may review it",
             )
         })?;
-    let author = principal.member_id.clone().unwrap_or_else(|| principal.key_id.clone());
+    // A person reviews once; keys without a member count as their workspace, so minting
+    // keys cannot multiply a workspace's voice.
+    let author = principal
+        .member_id
+        .clone()
+        .unwrap_or_else(|| principal.workspace_id.clone());
     let now = now_ms();
     let review = ReviewRecord {
         id: new_id("rev"),

@@ -122,7 +122,11 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
             "/marketplace/packages/{namespace}/{name}/reviews",
             get(marketplace::list_reviews),
         )
-        .route("/marketplace/bundles/{digest}", get(marketplace::download));
+        .route("/marketplace/bundles/{digest}", get(marketplace::download))
+        .route(
+            "/marketplace/packages/{namespace}/{name}/versions/{version}/bundle",
+            get(marketplace::download_version),
+        );
 
     let mut authed = market_authed;
     if surface == Surface::Full {

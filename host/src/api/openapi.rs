@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi};
         connectors::list, connectors::install, connectors::get, connectors::uninstall, connectors::rollback,
         marketplace::install_from_marketplace, marketplace::register_publisher, marketplace::get_publisher,
         marketplace::add_key, marketplace::revoke_key, marketplace::publish, marketplace::browse, marketplace::get_package,
-        marketplace::download, marketplace::yank, marketplace::set_featured, marketplace::list_reviews,
+        marketplace::download, marketplace::download_version, marketplace::yank, marketplace::set_featured, marketplace::list_reviews,
         marketplace::write_review, marketplace::reply,
         connections::list, connections::create, connections::get, connections::update, connections::remove, connections::test,
         actions::execute,

@@ -102,8 +102,9 @@ fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
 
 /// A DNS resolver for the broker's HTTP client that drops refused addresses and fails when
 /// none is left.
-pub(crate) struct PolicedResolver {
-    pub(crate) policy: Arc<AddressPolicy>,
+pub struct PolicedResolver {
+    /// The policy applied to every resolved address.
+    pub policy: Arc<AddressPolicy>,
 }
 
 impl Resolve for PolicedResolver {

@@ -63,6 +63,8 @@ pub struct PackageVersionRecord {
     pub executions: i64,
     /// Unix ms.
     pub created_at: i64,
+    /// This version's minisign signature of the bundle's SHA256SUMS.
+    pub signature: String,
 }
 
 /// A review of a marketplace item.
@@ -101,7 +103,7 @@ macro_rules! pkg_columns {
 }
 macro_rules! ver_columns {
     () => {
-        "package_id, version, digest, manifest, permissions, signer, yanked_at, installs, executions, created_at"
+        "package_id, version, digest, manifest, permissions, signer, yanked_at, installs, executions, created_at, signature"
     };
 }
 macro_rules! rev_columns {
@@ -287,7 +289,7 @@ impl Db {
         sqlx::query(concat!(
             "INSERT INTO package_versions (",
             ver_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&package.id)
         .bind(&version.version)
@@ -299,6 +301,7 @@ impl Db {
         .bind(0_i64)
         .bind(0_i64)
         .bind(version.created_at)
+        .bind(&version.signature)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -195,7 +195,8 @@ impl Keyring {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let tmp = path.with_extension("tmp");
+        // A name of our own, so concurrent writers never rename each other's half-written file.
+        let tmp = path.with_extension(format!("tmp.{}.{}", std::process::id(), ulid::Ulid::new()));
         {
             use std::io::Write;
             let mut options = std::fs::OpenOptions::new();

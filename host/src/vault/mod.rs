@@ -175,6 +175,22 @@ impl Vault {
             let KeySource::File(path) = &self.source else {
                 return Err(VaultError::EnvKeyRotation);
             };
+            // One rotation at a time: two concurrent read-add-write cycles would drop a key
+            // that rows may already be sealed with.
+            let lock_path = path.with_extension("lock");
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(|e| KeyringError::Io {
+                    path: lock_path.display().to_string(),
+                    source: e,
+                })?;
+            lock.lock().map_err(|e| KeyringError::Io {
+                path: lock_path.display().to_string(),
+                source: e,
+            })?;
             let mut next = Keyring::load_file(path)?;
             next.rotate();
             next.write_file(path)?;
