@@ -161,6 +161,14 @@ pub enum Signer {
 }
 
 impl TrustPolicy {
+    /// Whether a recorded signer (`unsigned` or a key id) is acceptable under this policy.
+    pub fn trusts(&self, signer: &str) -> bool {
+        if signer == "unsigned" {
+            self.allow_unsigned
+        } else {
+            self.keys.iter().any(|k| k.key_id == signer)
+        }
+    }
     /// Check the bundle's signature against the trusted keys.
     pub fn verify(&self, bundle: &Bundle) -> Result<Signer, SigningError> {
         let Some(signature) = bundle.signature.as_deref() else {

@@ -106,6 +106,10 @@ async fn cloud_metadata_is_refused_even_when_loopback_is_allowed() {
             )
             .await;
         assert_eq!(code(&out.result), "address_blocked", "{target}");
+        assert!(
+            out.trace.http.is_empty(),
+            "{target}: refused before any request was sent"
+        );
         let message = out.result.expect_err("blocked").to_string();
         assert!(!message.contains(SECRET));
     }
@@ -143,6 +147,11 @@ async fn redirects_to_undeclared_hosts_are_refused() {
         )
         .await;
     assert_eq!(code(&out.result), "host_not_allowed");
+    assert_eq!(
+        out.trace.http.len(),
+        1,
+        "only the loopback hop was sent; the metadata hop never was"
+    );
 }
 
 /// A manifest whose connector may reach two origins, with the credential bound to the first.

@@ -272,9 +272,7 @@ fn check_credentials_and_variables(
     let resolved = manifest
         .resolve_variables(variables)
         .map_err(|e| ApiError::unprocessable("invalid_variables", e.to_string()))?;
-    manifest
-        .resolve_allowed_hosts(&resolved)
-        .map_err(|e| ApiError::unprocessable("invalid_variables", e.to_string()))?;
+
     crate::broker::EgressRules::new("check", manifest, &resolved, &[])
         .map_err(|e| ApiError::unprocessable("invalid_variables", e.to_string()))?;
     Ok(())

@@ -347,12 +347,7 @@ pub async fn rollback(
         )
     })?;
     // The old version must still pass today's trust policy…
-    let still_trusted = if target.signer == "unsigned" {
-        state.trust.allow_unsigned
-    } else {
-        state.trust.keys.iter().any(|k| k.key_id == target.signer)
-    };
-    if !still_trusted {
+    if !state.trust.trusts(&target.signer) {
         return Err(ApiError::unprocessable(
             "untrusted_publisher",
             format!(

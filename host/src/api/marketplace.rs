@@ -647,21 +647,11 @@ pub async fn install_from_marketplace(
                     "marketplace must be an http(s) URL",
                 ));
             }
-            let literal = match parsed_base.host() {
-                Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
-                Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
-                _ => None,
-            };
-            if let Some(ip) = literal {
-                policy
-                    .check(parsed_base.host_str().unwrap_or_default(), ip)
-                    .map_err(|e| ApiError::unprocessable("marketplace_address_blocked", e.to_string()))?;
-            }
+            policy
+                .check_url(&parsed_base)
+                .map_err(|e| ApiError::unprocessable("marketplace_address_blocked", e.to_string()))?;
             crate::tls::install_crypto_provider();
-            let client = reqwest::Client::builder()
-                .no_proxy()
-                .redirect(reqwest::redirect::Policy::none())
-                .dns_resolver(std::sync::Arc::new(crate::broker::address::PolicedResolver { policy }))
+            let client = crate::broker::address::policed_client_builder(policy)
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
                 .map_err(|e| ApiError::internal(&e))?;

@@ -48,6 +48,29 @@ impl AddressPolicy {
     }
 }
 
+impl AddressPolicy {
+    /// Check a URL whose host is an IP literal (host names are checked at resolution by
+    /// [`policed_client_builder`]'s resolver).
+    pub fn check_url(&self, url: &url::Url) -> Result<(), BlockedAddress> {
+        let ip = match url.host() {
+            Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+            _ => return Ok(()),
+        };
+        self.check(url.host_str().unwrap_or_default(), ip)
+    }
+}
+
+/// An HTTP client builder that dials only addresses `policy` allows: it resolves through the
+/// policed resolver, follows no redirects (callers re-check each hop) and ignores proxy
+/// settings from the environment (a proxy would dial on our behalf, unchecked).
+pub fn policed_client_builder(policy: Arc<AddressPolicy>) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(PolicedResolver { policy }))
+}
+
 /// The class of a non-public address, or `None` for a public one.
 pub fn non_public_class(addr: IpAddr) -> Option<&'static str> {
     match addr {
@@ -102,9 +125,8 @@ fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
 
 /// A DNS resolver for the broker's HTTP client that drops refused addresses and fails when
 /// none is left.
-pub struct PolicedResolver {
-    /// The policy applied to every resolved address.
-    pub policy: Arc<AddressPolicy>,
+pub(crate) struct PolicedResolver {
+    pub(crate) policy: Arc<AddressPolicy>,
 }
 
 impl Resolve for PolicedResolver {

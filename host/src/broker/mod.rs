@@ -170,13 +170,7 @@ impl Broker {
     pub fn new(config: BrokerConfig) -> Result<Self, BrokerBuildError> {
         crate::tls::install_crypto_provider();
         let address_policy = Arc::new(config.address_policy.clone());
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy from the environment would dial on our behalf, bypassing the address check.
-            .no_proxy()
-            .dns_resolver(Arc::new(address::PolicedResolver {
-                policy: address_policy.clone(),
-            }))
+        let client = address::policed_client_builder(address_policy.clone())
             .user_agent(config.user_agent.clone())
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
@@ -437,14 +431,7 @@ impl Broker {
     }
 
     fn check_ip_literal(&self, url: &Url) -> Result<(), BrokerError> {
-        let ip = match url.host() {
-            Some(url::Host::Ipv4(v4)) => std::net::IpAddr::V4(v4),
-            Some(url::Host::Ipv6(v6)) => std::net::IpAddr::V6(v6),
-            _ => return Ok(()),
-        };
-        self.address_policy
-            .check(url.host_str().unwrap_or_default(), ip)
-            .map_err(BrokerError::AddressBlocked)
+        self.address_policy.check_url(url).map_err(BrokerError::AddressBlocked)
     }
 }
 
