@@ -11,8 +11,13 @@ pub enum ConnectionStatus {
     Connected,
     /// Deleted or deliberately disconnected.
     Disconnected,
-    /// The last check or call failed because of the credentials or the account.
+    /// The last check, call or token refresh failed because of the credentials or the account.
     Error,
+    /// OAuth2 refresh failed too many times in a row; automatic refresh stopped until the
+    /// account is reconnected or a refresh is forced.
+    RefreshExhausted,
+    /// The OAuth2 access token expired and there is no way to refresh it: reconnect.
+    Expired,
 }
 
 impl ConnectionStatus {
@@ -22,7 +27,15 @@ impl ConnectionStatus {
             Self::Connected => "connected",
             Self::Disconnected => "disconnected",
             Self::Error => "error",
+            Self::RefreshExhausted => "refresh_exhausted",
+            Self::Expired => "expired",
         }
+    }
+
+    /// Whether only a reconnect or a forced refresh may leave this status (a successful call
+    /// with a still-valid token does not make a dying connection healthy).
+    pub fn is_sticky(status: &str) -> bool {
+        status == Self::RefreshExhausted.as_str() || status == Self::Expired.as_str()
     }
 }
 
@@ -41,7 +54,7 @@ pub struct ConnectionRecord {
     pub auth_scheme: Option<String>,
     /// JSON object of variable values.
     pub variables: String,
-    /// `connected`, `disconnected` or `error`.
+    /// `connected`, `disconnected`, `error`, `refresh_exhausted` or `expired`.
     pub status: String,
     /// Last failure, scrubbed.
     pub last_error: Option<String>,
@@ -53,13 +66,18 @@ pub struct ConnectionRecord {
     pub created_at: i64,
     /// Unix ms.
     pub updated_at: i64,
+    /// When the OAuth2 access token expires (unix ms), if it does.
+    pub token_expires_at: Option<i64>,
+    /// Consecutive failed OAuth2 refreshes.
+    pub refresh_failures: i64,
 }
 
 macro_rules! columns {
     () => {
-        "id, workspace_id, installation_id, name, auth_scheme, variables, status, last_error, last_health_check, last_used_at, created_at, updated_at"
+        "id, workspace_id, installation_id, name, auth_scheme, variables, status, last_error, last_health_check, last_used_at, created_at, updated_at, token_expires_at, refresh_failures"
     };
 }
+pub(crate) use columns;
 
 impl Db {
     /// Create a connection row (its secret is written separately, in the same request).
@@ -71,8 +89,62 @@ impl Db {
         auth_scheme: Option<&str>,
         variables: &str,
     ) -> StoreResult<ConnectionRecord> {
+        let record = ConnectionRecord::new(workspace_id, installation_id, name, auth_scheme, variables);
+        let mut conn = self.pool().acquire().await?;
+        insert_connection_row(&mut conn, &record).await?;
+        Ok(record)
+    }
+
+    /// Create a connection and its sealed secret in one transaction: either both exist or
+    /// neither does.
+    pub async fn insert_connection_with_secret(
+        &self,
+        record: &ConnectionRecord,
+        secret: &super::SecretRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        insert_connection_row(&mut tx, record).await?;
+        super::secrets::put_secret_in(&mut tx, secret).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One connection by id alone (background jobs; never on a tenant request path).
+    pub async fn connection_any_workspace(&self, id: &str) -> StoreResult<Option<ConnectionRecord>> {
+        Ok(
+            sqlx::query_as(concat!("SELECT ", columns!(), " FROM connections WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// OAuth2 connections whose token expires before `before` and that may still be
+    /// refreshed automatically (for the refresh sweep).
+    pub async fn connections_expiring(&self, before: i64, limit: usize) -> StoreResult<Vec<ConnectionRecord>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM connections WHERE token_expires_at IS NOT NULL AND token_expires_at < $1 AND status NOT IN ('disconnected', 'refresh_exhausted', 'expired') ORDER BY token_expires_at LIMIT $2"
+        ))
+        .bind(before)
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}
+
+impl ConnectionRecord {
+    /// A new, connected connection.
+    pub fn new(
+        workspace_id: &str,
+        installation_id: &str,
+        name: &str,
+        auth_scheme: Option<&str>,
+        variables: &str,
+    ) -> Self {
         let now = now_ms();
-        let record = ConnectionRecord {
+        Self {
             id: new_id("conn"),
             workspace_id: workspace_id.into(),
             installation_id: installation_id.into(),
@@ -85,11 +157,17 @@ impl Db {
             last_used_at: None,
             created_at: now,
             updated_at: now,
-        };
+            token_expires_at: None,
+            refresh_failures: 0,
+        }
+    }
+}
+
+async fn insert_connection_row(conn: &mut sqlx::AnyConnection, record: &ConnectionRecord) -> StoreResult<()> {
         sqlx::query(concat!(
             "INSERT INTO connections (",
             columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(&record.id)
         .bind(&record.workspace_id)
@@ -103,11 +181,14 @@ impl Db {
         .bind(record.last_used_at)
         .bind(record.created_at)
         .bind(record.updated_at)
-        .execute(self.pool())
+        .bind(record.token_expires_at)
+        .bind(record.refresh_failures)
+        .execute(&mut *conn)
         .await?;
-        Ok(record)
-    }
+        Ok(())
+}
 
+impl Db {
     /// One connection of a workspace.
     pub async fn connection(&self, workspace_id: &str, id: &str) -> StoreResult<Option<ConnectionRecord>> {
         Ok(sqlx::query_as(concat!(
@@ -171,7 +252,8 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Record a health check or call outcome.
+    /// Record a health check, call or refresh outcome. A change of status is written to the
+    /// event outbox (`connection.status_changed`) in the same transaction.
     pub async fn set_connection_status(
         &self,
         workspace_id: &str,
@@ -180,19 +262,9 @@ impl Db {
         last_error: Option<&str>,
         health_checked: bool,
     ) -> StoreResult<()> {
-        let now = now_ms();
-        let health_check = if health_checked { Some(now) } else { None };
-        sqlx::query(
-            "UPDATE connections SET status = $1, last_error = $2, last_health_check = COALESCE($3, last_health_check), updated_at = $4 WHERE workspace_id = $5 AND id = $6",
-        )
-        .bind(status.as_str())
-        .bind(last_error)
-        .bind(health_check)
-        .bind(now)
-        .bind(workspace_id)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
+        let mut tx = self.pool().begin().await?;
+        set_status_in(&mut tx, workspace_id, id, status, last_error, health_checked).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -231,4 +303,53 @@ impl Db {
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+/// Set a connection's status inside a transaction, emitting `connection.status_changed` when
+/// it changes.
+pub(crate) async fn set_status_in(
+    conn: &mut sqlx::AnyConnection,
+    workspace_id: &str,
+    id: &str,
+    status: ConnectionStatus,
+    last_error: Option<&str>,
+    health_checked: bool,
+) -> StoreResult<()> {
+    let now = now_ms();
+    let previous: Option<(String,)> =
+        sqlx::query_as("SELECT status FROM connections WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let Some((previous,)) = previous else {
+        return Ok(());
+    };
+    let health_check = if health_checked { Some(now) } else { None };
+    sqlx::query(
+        "UPDATE connections SET status = $1, last_error = $2, last_health_check = COALESCE($3, last_health_check), updated_at = $4 WHERE workspace_id = $5 AND id = $6",
+    )
+    .bind(status.as_str())
+    .bind(last_error)
+    .bind(health_check)
+    .bind(now)
+    .bind(workspace_id)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    if previous != status.as_str() {
+        super::events::insert_event(
+            conn,
+            workspace_id,
+            "connection.status_changed",
+            &serde_json::json!({
+                "connection_id": id,
+                "from": previous,
+                "to": status.as_str(),
+                "reason": last_error,
+            }),
+        )
+        .await?;
+    }
+    Ok(())
 }

@@ -31,26 +31,18 @@ impl Db {
     /// Insert or replace the secret owned by `owner_id`.
     pub async fn put_secret(&self, record: &SecretRecord) -> StoreResult<()> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND owner_id = $2")
-            .bind(&record.workspace_id)
-            .bind(&record.owner_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(concat!(
-            "INSERT INTO secrets (",
-            columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
-        ))
-        .bind(&record.id)
-        .bind(&record.workspace_id)
-        .bind(&record.owner_id)
-        .bind(&record.key_id)
-        .bind(&record.nonce)
-        .bind(&record.ciphertext)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        put_secret_in(&mut tx, record).await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Delete the secret owned by `owner_id`.
+    pub async fn delete_secret(&self, workspace_id: &str, owner_id: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND owner_id = $2")
+            .bind(workspace_id)
+            .bind(owner_id)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 
@@ -121,4 +113,45 @@ impl Db {
             .await?;
         Ok(())
     }
+}
+
+/// Insert or replace a secret inside a transaction.
+pub(crate) async fn put_secret_in(conn: &mut sqlx::AnyConnection, record: &SecretRecord) -> StoreResult<()> {
+    sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND owner_id = $2")
+        .bind(&record.workspace_id)
+        .bind(&record.owner_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(concat!(
+        "INSERT INTO secrets (",
+        columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ))
+    .bind(&record.id)
+    .bind(&record.workspace_id)
+    .bind(&record.owner_id)
+    .bind(&record.key_id)
+    .bind(&record.nonce)
+    .bind(&record.ciphertext)
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The secret owned by `owner_id`, read inside a transaction.
+pub(crate) async fn secret_in(
+    conn: &mut sqlx::AnyConnection,
+    workspace_id: &str,
+    owner_id: &str,
+) -> StoreResult<Option<SecretRecord>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM secrets WHERE workspace_id = $1 AND owner_id = $2"
+    ))
+    .bind(workspace_id)
+    .bind(owner_id)
+    .fetch_optional(&mut *conn)
+    .await?)
 }

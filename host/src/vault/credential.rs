@@ -35,7 +35,22 @@ pub struct Credential {
     pub label: String,
     /// The secret.
     pub secret: SecretMaterial,
+    /// When an OAuth2 access token expires (unix ms), if the provider said.
+    pub expires_at: Option<i64>,
+    /// Other secrets stored with this one (an OAuth2 refresh token or client secret): never
+    /// sent by the broker, but scrubbed like the main secret.
+    pub companions: Vec<SecretString>,
 }
+
+/// Fields an OAuth2 connection stores: the token set and, for client-credentials
+/// connections with their own app, the client id and secret.
+pub const OAUTH2_STORED_FIELDS: &[&str] = &[
+    "access_token",
+    "refresh_token",
+    "expires_at",
+    "client_id",
+    "client_secret",
+];
 
 /// Why credential fields were refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -75,7 +90,10 @@ impl Credential {
         fields: &BTreeMap<String, String>,
         label: impl Into<String>,
     ) -> Result<Self, CredentialError> {
-        let expected = scheme.secret_fields();
+        let expected = match scheme.kind {
+            AuthKind::OAuth2(_) => OAUTH2_STORED_FIELDS,
+            _ => scheme.secret_fields(),
+        };
         if let Some(extra) = fields.keys().find(|k| !expected.contains(&k.as_str())) {
             return Err(CredentialError::UnknownField {
                 scheme: scheme.id.clone(),
@@ -108,10 +126,22 @@ impl Credential {
             AuthKind::Bearer => SecretMaterial::Token(SecretString::from(get("token")?)),
             AuthKind::OAuth2(_) => SecretMaterial::Token(SecretString::from(get("access_token")?)),
         };
+        let mut companions = Vec::new();
+        let mut expires_at = None;
+        if let AuthKind::OAuth2(_) = scheme.kind {
+            for name in ["refresh_token", "client_secret"] {
+                if fields.get(name).is_some_and(|v| !v.is_empty()) {
+                    companions.push(SecretString::from(get(name)?));
+                }
+            }
+            expires_at = fields.get("expires_at").and_then(|v| v.parse::<i64>().ok());
+        }
         Ok(Self {
             scheme: scheme.clone(),
             label: label.into(),
             secret,
+            expires_at,
+            companions,
         })
     }
 
@@ -140,6 +170,9 @@ impl Credential {
                 add(password.expose_secret());
                 add(&basic_value(username, password.expose_secret()));
             }
+        }
+        for companion in &self.companions {
+            add(companion.expose_secret());
         }
         needles
     }

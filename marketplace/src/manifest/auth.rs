@@ -85,6 +85,35 @@ pub struct OAuth2Endpoints {
     pub refresh_margin_secs: u64,
 }
 
+impl OAuth2Endpoints {
+    /// Whether this provider uses the client-credentials grant (no authorization URL, so no
+    /// user consent step): server-to-server providers.
+    pub fn uses_client_credentials(&self) -> bool {
+        self.authorization_url.is_none()
+    }
+
+    /// The token endpoint for a connection with these variable values.
+    pub fn token_url_for(&self, variables: &BTreeMap<String, String>) -> Result<url::Url, super::ManifestError> {
+        super::template::resolve_url(&self.token_url, variables, "token_url")
+    }
+
+    /// The authorization endpoint for a connection with these variable values.
+    pub fn authorization_url_for(
+        &self,
+        variables: &BTreeMap<String, String>,
+    ) -> Result<Option<url::Url>, super::ManifestError> {
+        self.authorization_url
+            .as_deref()
+            .map(|u| super::template::resolve_url(u, variables, "authorization_url"))
+            .transpose()
+    }
+
+    /// The scopes joined with the provider's separator.
+    pub fn joined_scopes(&self, scopes: &[String]) -> String {
+        scopes.join(&self.scope_separator)
+    }
+}
+
 impl AuthScheme {
     /// The request header this scheme writes, lower-case (`authorization` or the API key
     /// header). A connector may never set it itself.

@@ -309,9 +309,9 @@ impl RawAuth {
                 let token_url = self
                     .token_url
                     .ok_or_else(|| ManifestError::invalid(field("token_url"), "required for type `oauth2`"))?;
-                check_url(&token_url, &field("token_url"))?;
+                super::template::check_url_template(&token_url, variables, &field("token_url"))?;
                 if let Some(u) = &self.authorization_url {
-                    check_url(u, &field("authorization_url"))?;
+                    super::template::check_url_template(u, variables, &field("authorization_url"))?;
                 }
                 let token_auth_method = match self.token_auth_method.as_deref() {
                     None | Some("basic") => TokenAuthMethod::Basic,
@@ -350,12 +350,4 @@ impl RawAuth {
             hosts,
         })
     }
-}
-
-fn check_url(u: &str, field: &str) -> Result<(), ManifestError> {
-    let parsed = url::Url::parse(u).map_err(|e| ManifestError::invalid(field, format!("not a URL: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ManifestError::invalid(field, "must be an http or https URL"));
-    }
-    Ok(())
 }

@@ -69,6 +69,57 @@ impl HostTemplate {
     }
 }
 
+/// Check a URL template (an OAuth endpoint such as `{{ api_base }}/oauth/token`): every
+/// placeholder must be a declared variable, and the URL must parse once variables with
+/// defaults are filled in.
+pub(crate) fn check_url_template(
+    text: &str,
+    variables: &BTreeMap<String, Variable>,
+    field: &str,
+) -> Result<(), ManifestError> {
+    let names = placeholders(text).map_err(|r| ManifestError::invalid(field, r))?;
+    let mut defaults = BTreeMap::new();
+    for name in &names {
+        match variables.get(name) {
+            None => {
+                return Err(ManifestError::invalid(
+                    field,
+                    format!("uses `{{{{ {name} }}}}` but [variables.{name}] is not declared"),
+                ));
+            }
+            Some(v) => {
+                if let Some(d) = &v.default {
+                    defaults.insert(name.clone(), d.clone());
+                }
+            }
+        }
+    }
+    if names.iter().all(|n| defaults.contains_key(n)) {
+        resolve_url(text, &defaults, field)?;
+    }
+    Ok(())
+}
+
+/// Substitute variable values into a URL template and parse it as an http(s) URL.
+pub fn resolve_url(text: &str, variables: &BTreeMap<String, String>, field: &str) -> Result<url::Url, ManifestError> {
+    let mut resolved = text.to_string();
+    for name in placeholders(text).map_err(|r| ManifestError::invalid(field, r))? {
+        let value = variables
+            .get(&name)
+            .ok_or_else(|| ManifestError::invalid(format!("variables.{name}"), "required variable has no value"))?;
+        resolved = replace_placeholder(&resolved, &name, value);
+    }
+    let url = url::Url::parse(&resolved)
+        .map_err(|e| ManifestError::invalid(field, format!("`{resolved}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(ManifestError::invalid(field, "must be an http or https URL with a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ManifestError::invalid(field, "may not carry user info"));
+    }
+    Ok(url)
+}
+
 /// Names referenced as `{{ name }}` in `text`.
 fn placeholders(text: &str) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
