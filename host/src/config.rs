@@ -46,6 +46,18 @@ pub struct Config {
     pub trusted_publisher_keys: Vec<String>,
     /// Install unsigned connectors (development only).
     pub allow_unsigned_connectors: bool,
+    /// The server's public origin (e.g. `https://nexum.example.com`), used for the OAuth
+    /// redirect URI `<public_url>/api/v1/oauth/callback`; defaults to `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Where the browser goes after an OAuth flow when the flow names no `return_url`
+    /// (otherwise a plain result page is shown).
+    pub oauth_return_url: Option<String>,
+    /// Seconds between sweeps that refresh OAuth2 tokens about to expire (0 disables).
+    pub oauth_refresh_sweep_secs: u64,
+    /// Consecutive failed refreshes after which a connection is `refresh_exhausted`.
+    pub oauth_max_refresh_failures: u32,
+    /// Timeout of one token endpoint request (ms).
+    pub oauth_token_timeout_ms: u64,
 }
 
 /// Log output format.
@@ -97,6 +109,11 @@ struct FileConfig {
     cache_ttl_ms: Option<u64>,
     trusted_publisher_keys: Option<Vec<String>>,
     allow_unsigned_connectors: Option<bool>,
+    public_url: Option<String>,
+    oauth_return_url: Option<String>,
+    oauth_refresh_sweep_secs: Option<u64>,
+    oauth_max_refresh_failures: Option<u32>,
+    oauth_token_timeout_ms: Option<u64>,
 }
 
 impl Config {
@@ -220,7 +237,28 @@ impl Config {
             }
             None => f.allow_unsigned_connectors.unwrap_or(false),
         };
+        let origin = |setting: &str, value: Option<String>| -> Result<Option<String>, ConfigError> {
+            let Some(v) = value else { return Ok(None) };
+            let parsed = url::Url::parse(&v).map_err(|_| invalid(setting, format!("`{v}` is not a URL")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(invalid(setting, "must be an http or https URL"));
+            }
+            Ok(Some(v.trim_end_matches('/').to_string()))
+        };
+        let public_url = origin("NEXUM_PUBLIC_URL", env("NEXUM_PUBLIC_URL").or(f.public_url))?;
+        let oauth_return_url = origin("NEXUM_OAUTH_RETURN_URL", env("NEXUM_OAUTH_RETURN_URL").or(f.oauth_return_url))?;
         Ok(Self {
+            public_url,
+            oauth_return_url,
+            oauth_refresh_sweep_secs: num("oauth_refresh_sweep_secs", f.oauth_refresh_sweep_secs, 60, 0, 86_400)?,
+            oauth_max_refresh_failures: num(
+                "oauth_max_refresh_failures",
+                f.oauth_max_refresh_failures.map(u64::from),
+                3,
+                1,
+                1000,
+            )? as u32,
+            oauth_token_timeout_ms: num("oauth_token_timeout_ms", f.oauth_token_timeout_ms, 15_000, 100, 120_000)?,
             trusted_publisher_keys,
             allow_unsigned_connectors,
             listen,

@@ -20,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod harness;
 pub mod jobs;
+pub mod oauth;
 pub mod runtime;
 pub mod server;
 pub mod store;

@@ -85,7 +85,20 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         broker,
     )
     .map_err(|e| StartError::Runtime(e.to_string()))?;
-    Ok(Arc::new(AppState {
+    let tokens = crate::oauth::TokenClient::new(
+        AddressPolicy {
+            allowed_ranges: config.allow_ranges.clone(),
+        },
+        Duration::from_millis(config.oauth_token_timeout_ms),
+    )
+    .map_err(|e| StartError::Runtime(e.to_string()))?;
+    let oauth = crate::oauth::OAuthService::new(
+        tokens,
+        config.oauth_max_refresh_failures,
+        config.public_url.clone(),
+        config.oauth_return_url.clone(),
+    );
+    let state = Arc::new(AppState {
         config,
         db,
         vault: Arc::new(vault),
@@ -97,7 +110,10 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         metrics: Default::default(),
         shutting_down: Default::default(),
         trust,
-    }))
+        oauth,
+    });
+    state.oauth.attach(&state, None);
+    Ok(state)
 }
 
 /// Create the first workspace and an operator key when the database has none. Returns the
@@ -132,9 +148,13 @@ impl Server {
     pub async fn start_surface(state: Arc<AppState>, surface: api::Surface) -> Result<Self, StartError> {
         let listener = tokio::net::TcpListener::bind(state.config.listen).await?;
         let addr = listener.local_addr()?;
+        state.oauth.attach(&state, Some(addr));
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(flush_loop(state.clone(), stop_rx.clone()));
         tokio::spawn(jobs::health::run(state.clone(), stop_rx.clone()));
+        if surface == api::Surface::Full {
+            tokio::spawn(jobs::oauth_refresh::run(state.clone(), stop_rx.clone()));
+        }
         let app = api::router_for(state.clone(), surface);
         let mut shutdown_rx = stop_rx;
         let task = tokio::spawn(async move {

@@ -64,6 +64,8 @@ pub struct AppState {
     pub shutting_down: AtomicBool,
     /// Which connector bundles this host installs.
     pub trust: nexum_marketplace::signing::TrustPolicy,
+    /// OAuth2 flows and token refresh.
+    pub oauth: crate::oauth::OAuthService,
 }
 
 /// Which routes a server exposes.

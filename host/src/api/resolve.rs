@@ -75,8 +75,18 @@ pub async fn resolve(state: &AppState, workspace_id: &str, connection_id: &str) 
     let credentials = open_credentials(state, &record, &connector.manifest).await?;
     let variables: BTreeMap<String, String> = serde_json::from_str(&record.variables)
         .map_err(|_| ApiError::internal(&crate::store::StoreError::Corrupt("connections.variables")))?;
-    let connection = Connection::new(record.id.clone(), &connector.manifest, &variables, credentials)
+    let uses_oauth = credentials
+        .iter()
+        .any(|c| matches!(c.scheme.kind, nexum_marketplace::manifest::AuthKind::OAuth2(_)));
+    let mut connection = Connection::new(record.id.clone(), &connector.manifest, &variables, credentials)
         .map_err(|e| ApiError::unprocessable("invalid_connection", e.to_string()))?;
+    if uses_oauth && let Some(app) = state.oauth.app_state() {
+        connection = connection.with_refresher(Arc::new(crate::oauth::ConnectionRefresher::new(
+            Arc::downgrade(&app),
+            workspace_id,
+            connection_id,
+        )));
+    }
     let resolved = Arc::new(Resolved {
         record,
         installation,

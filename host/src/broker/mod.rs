@@ -521,7 +521,7 @@ fn trace_headers(headers: &HeaderMap, redactor: &Redactor) -> Vec<(String, Strin
 }
 
 /// Map a reqwest failure to a broker error, recognising the address policy's refusal.
-fn classify(e: reqwest::Error) -> BrokerError {
+pub(crate) fn classify(e: reqwest::Error) -> BrokerError {
     if e.is_timeout() {
         return BrokerError::Timeout;
     }

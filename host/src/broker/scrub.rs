@@ -32,6 +32,11 @@ impl Redactor {
         Self { needles }
     }
 
+    /// A redactor scrubbing the secrets of both (an old and a renewed credential).
+    pub fn merged(a: &Redactor, b: &Redactor) -> Self {
+        Self::new(a.needles.iter().chain(b.needles.iter()).cloned().collect())
+    }
+
     /// Whether there is nothing to scrub.
     pub fn is_empty(&self) -> bool {
         self.needles.is_empty()

@@ -9,6 +9,7 @@ use super::state::{
     CallState, CredentialHandle, MAX_REQUEST_HEADER_BYTES, MAX_REQUEST_HEADERS, MAX_URL_BYTES, OutgoingRequest,
 };
 use crate::broker::{BrokerError, OutboundRequest};
+use nexum_marketplace::manifest::AuthKind;
 use reqwest::Method;
 use wasmtime::component::Resource;
 
@@ -85,24 +86,48 @@ impl Host for CallState {
             Some(handle) => Some(self.table.get(handle)?.index),
             None => None,
         };
-        let connection = self.connection.clone();
-        let broker = self.broker.clone();
-        let credential = credential_index.and_then(|i| connection.credentials.get(i));
         let outbound = OutboundRequest {
             method: request.method,
             url: request.url,
             headers: request.headers,
             body: request.body,
         };
-        let result = broker
+        let broker = self.broker.clone();
+        let mut connection = self.connection.clone();
+        let mut result = broker
             .send(
                 &connection.egress,
-                outbound,
-                credential,
+                outbound.clone(),
+                credential_index.and_then(|i| connection.credentials.get(i)),
                 self.deadline,
                 &mut self.trace.http,
             )
             .await;
+        // An OAuth2 token the upstream refuses is renewed once per call and the request sent
+        // once more with the new token; a second 401 goes back to the connector as it is.
+        let rejected_oauth = matches!(&result, Ok(r) if r.status == 401)
+            && credential_index
+                .and_then(|i| connection.credentials.get(i))
+                .is_some_and(|c| matches!(c.scheme.kind, AuthKind::OAuth2(_)));
+        if rejected_oauth
+            && !self.refreshed_after_401
+            && let Some(refresher) = connection.refresher.clone()
+        {
+            self.refreshed_after_401 = true;
+            if let Some(fresh) = refresher.refresh_after_unauthorized(&connection).await {
+                self.connection = fresh.clone();
+                connection = fresh;
+                result = broker
+                    .send(
+                        &connection.egress,
+                        outbound,
+                        credential_index.and_then(|i| connection.credentials.get(i)),
+                        self.deadline,
+                        &mut self.trace.http,
+                    )
+                    .await;
+            }
+        }
         Ok(result
             .map(|r| HttpResponse {
                 status: r.status,

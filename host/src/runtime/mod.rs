@@ -22,7 +22,7 @@ mod trace;
 
 pub use cache::digest;
 pub use call::{CallError, Invocation};
-pub use connection::Connection;
+pub use connection::{Connection, CredentialRefresher};
 pub use engine::build_engine;
 pub use imports::{NEXUM_PACKAGE, NEXUM_VERSIONS};
 pub use trace::{CallTrace, LogLine};
@@ -257,6 +257,7 @@ impl Runtime {
         let timeout = Duration::from_millis(limits.timeout_ms).min(self.config.max_timeout);
         let deadline = started + timeout;
         let redactor = connection.egress.redactor.clone();
+        let initial_connection = connection.clone();
 
         let stderr = MemoryOutputPipe::new(8 * 1024);
         let state = CallState {
@@ -278,6 +279,7 @@ impl Runtime {
                 max_http_requests: self.config.max_http_requests_per_call,
             },
             handles_issued: 0,
+            refreshed_after_401: false,
         };
         let mut store = Store::new(&self.engine, state);
         // WASI handles (streams, pollables) and credential handles share this table; a guest
@@ -299,6 +301,12 @@ impl Runtime {
         let finished = tokio::time::timeout_at(deadline.into(), run).await;
 
         let state = store.into_data();
+        // A token renewed during the call is scrubbed too: take the call's final connection.
+        let redactor = if Arc::ptr_eq(&state.connection, &initial_connection) {
+            redactor
+        } else {
+            crate::broker::Redactor::merged(&redactor, &state.connection.egress.redactor)
+        };
         let trace = state.trace;
         let result = match finished {
             Err(_elapsed) => Err(CallError::Timeout {

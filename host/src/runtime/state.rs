@@ -45,6 +45,8 @@ pub struct CallState {
     pub(crate) trace: CallTrace,
     pub(crate) limits: CallLimits,
     pub(crate) handles_issued: usize,
+    /// Whether this call already renewed its OAuth2 token after a 401 (at most once).
+    pub(crate) refreshed_after_401: bool,
 }
 
 /// Per-call caps on host-side state a guest could otherwise grow without bound.

@@ -37,6 +37,8 @@ pub struct Credential {
     pub secret: SecretMaterial,
     /// When an OAuth2 access token expires (unix ms), if the provider said.
     pub expires_at: Option<i64>,
+    /// When an OAuth2 access token was issued (unix ms).
+    pub issued_at: Option<i64>,
     /// Other secrets stored with this one (an OAuth2 refresh token or client secret): never
     /// sent by the broker, but scrubbed like the main secret.
     pub companions: Vec<SecretString>,
@@ -48,6 +50,7 @@ pub const OAUTH2_STORED_FIELDS: &[&str] = &[
     "access_token",
     "refresh_token",
     "expires_at",
+    "issued_at",
     "client_id",
     "client_secret",
 ];
@@ -128,6 +131,7 @@ impl Credential {
         };
         let mut companions = Vec::new();
         let mut expires_at = None;
+        let mut issued_at = None;
         if let AuthKind::OAuth2(_) = scheme.kind {
             for name in ["refresh_token", "client_secret"] {
                 if fields.get(name).is_some_and(|v| !v.is_empty()) {
@@ -135,12 +139,14 @@ impl Credential {
                 }
             }
             expires_at = fields.get("expires_at").and_then(|v| v.parse::<i64>().ok());
+            issued_at = fields.get("issued_at").and_then(|v| v.parse::<i64>().ok());
         }
         Ok(Self {
             scheme: scheme.clone(),
             label: label.into(),
             secret,
             expires_at,
+            issued_at,
             companions,
         })
     }

@@ -13,7 +13,7 @@ mod credential;
 pub mod keyring;
 
 pub use cipher::{CipherError, SealContext, Sealed};
-pub use credential::{Credential, CredentialError, SecretMaterial};
+pub use credential::{Credential, CredentialError, OAUTH2_STORED_FIELDS, SecretMaterial};
 pub use keyring::{Keyring, KeyringError};
 
 use crate::store::{Db, SecretRecord, StoreError, new_id};
@@ -156,6 +156,25 @@ impl Vault {
         };
         let fields: BTreeMap<String, String> = serde_json::from_slice(&plaintext).map_err(|_| VaultError::Corrupt)?;
         Ok(SecretFields(fields))
+    }
+
+    /// Seal a short value stored outside `secrets` (an OAuth PKCE verifier), bound to its
+    /// workspace and row.
+    pub fn seal_value(&self, workspace_id: &str, row_id: &str, plaintext: &[u8]) -> Result<Sealed, VaultError> {
+        Ok(cipher::seal(&self.read(), SealContext { workspace_id, row_id }, plaintext)?)
+    }
+
+    /// Open a value sealed with [`Vault::seal_value`].
+    pub fn open_value(&self, workspace_id: &str, row_id: &str, sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let context = SealContext { workspace_id, row_id };
+        let first = cipher::open(&self.read(), context, sealed);
+        Ok(match first {
+            Err(CipherError::UnknownKey(_)) => {
+                self.reload()?;
+                cipher::open(&self.read(), context, sealed)?
+            }
+            other => other?,
+        })
     }
 
     /// Re-read the key file (no-op for env keys).

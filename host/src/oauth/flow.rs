@@ -1,0 +1,458 @@
+//! The authorization-code flow.
+//!
+//! `start` checks everything that can be checked before the user leaves (installation,
+//! scheme, variables, token URL binding, app), stores a flow under the SHA-256 of a random
+//! state with the PKCE verifier sealed, and returns the provider URL. `complete` claims the
+//! flow by its state exactly once, exchanges the code, and creates (or reconnects) the
+//! connection with its tokens in one transaction; any failure leaves no connection behind.
+
+use super::{FLOW_TTL, OAuthError, apps, endpoints_of, provider, token_fields, token_url};
+use crate::api::AppState;
+use crate::store::{
+    AuditEntry, ConnectionRecord, ConnectionStatus, FlowClaim, InstallationRecord, OAuthFlowRecord, TokenUpdate,
+    new_id, now_ms,
+};
+use crate::vault::Sealed;
+use base64::Engine as _;
+use nexum_marketplace::manifest::Manifest;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// What an API client asks to start.
+#[derive(Debug, Clone)]
+pub struct FlowRequest {
+    /// Workspace.
+    pub workspace_id: String,
+    /// API key id that starts it.
+    pub actor: String,
+    /// `plg_…` or connector id (ignored when reconnecting).
+    pub connector: Option<String>,
+    /// Reconnect this connection instead of creating one.
+    pub connection_id: Option<String>,
+    /// Name of the new connection.
+    pub name: Option<String>,
+    /// Auth scheme id (defaults to the connector's only OAuth2 scheme).
+    pub auth_scheme: Option<String>,
+    /// Variables of the new connection.
+    pub variables: Option<BTreeMap<String, String>>,
+    /// Scopes to request instead of the manifest's.
+    pub scopes: Option<Vec<String>>,
+    /// Where to send the browser afterwards.
+    pub return_url: Option<String>,
+}
+
+/// A started flow.
+#[derive(Debug, Clone)]
+pub struct StartedFlow {
+    /// `oaf_…`
+    pub flow_id: String,
+    /// Send the user here.
+    pub authorization_url: String,
+    /// The redirect URI the provider app must allow.
+    pub redirect_uri: String,
+    /// Unix ms after which the flow can no longer complete.
+    pub expires_at: i64,
+}
+
+/// Start an authorization-code flow.
+pub async fn start(state: &AppState, request: FlowRequest) -> Result<StartedFlow, OAuthError> {
+    let ws = &request.workspace_id;
+    let existing = match &request.connection_id {
+        Some(id) => Some(
+            state
+                .db
+                .connection(ws, id)
+                .await?
+                .ok_or(OAuthError::NotFound("connection"))?,
+        ),
+        None => None,
+    };
+    let installation = match (&existing, &request.connector) {
+        (Some(c), _) => state.db.installation(ws, &c.installation_id).await?,
+        (None, Some(connector)) if connector.starts_with("plg_") => state.db.installation(ws, connector).await?,
+        (None, Some(connector)) => state.db.installation_by_connector(ws, connector).await?,
+        (None, None) => {
+            return Err(OAuthError::Invalid {
+                code: "connector_required",
+                message: "name the installed `connector`, or the `connection_id` to reconnect".into(),
+            });
+        }
+    }
+    .ok_or(OAuthError::NotFound("installed connector"))?;
+    let manifest = parse_manifest(&installation)?;
+    let scheme_id = match (&existing, &request.auth_scheme) {
+        (Some(c), _) => c.auth_scheme.clone().unwrap_or_default(),
+        (None, Some(s)) => s.clone(),
+        (None, None) => {
+            let oauth: Vec<&str> = manifest
+                .auth
+                .iter()
+                .filter(|a| endpoints_of(a).is_ok())
+                .map(|a| a.id.as_str())
+                .collect();
+            match oauth.as_slice() {
+                [one] => one.to_string(),
+                [] => {
+                    return Err(OAuthError::Invalid {
+                        code: "not_oauth2",
+                        message: format!("connector `{}` has no OAuth2 auth scheme", manifest.id),
+                    });
+                }
+                _ => {
+                    return Err(OAuthError::Invalid {
+                        code: "auth_scheme_required",
+                        message: format!("name one of the OAuth2 schemes in `auth_scheme`: {}", oauth.join(", ")),
+                    });
+                }
+            }
+        }
+    };
+    let scheme = manifest.auth_scheme(&scheme_id).ok_or_else(|| OAuthError::Invalid {
+        code: "unknown_auth_scheme",
+        message: format!("the connector has no auth scheme `{scheme_id}`"),
+    })?;
+    let endpoints = endpoints_of(scheme)?;
+    let given = match (&existing, &request.variables) {
+        (_, Some(v)) => v.clone(),
+        (Some(c), None) => serde_json::from_str(&c.variables).unwrap_or_default(),
+        (None, None) => BTreeMap::new(),
+    };
+    let variables = manifest.resolve_variables(&given).map_err(|e| OAuthError::Invalid {
+        code: "invalid_variables",
+        message: e.to_string(),
+    })?;
+    let authorization_url = endpoints
+        .authorization_url_for(&variables)
+        .map_err(|e| OAuthError::Invalid {
+            code: "invalid_variables",
+            message: e.to_string(),
+        })?
+        .ok_or_else(|| OAuthError::Invalid {
+            code: "client_credentials_provider",
+            message: format!(
+                "auth scheme `{scheme_id}` uses the client-credentials grant (no user consent): create the connection with POST /api/v1/connections"
+            ),
+        })?;
+    let token_url = token_url(&manifest, scheme, &variables)?;
+    let (app, _) = apps::client_app(state, ws, &manifest.id, None, &manifest, scheme, &token_url).await?;
+    let name = match (&existing, &request.name) {
+        (Some(c), _) => c.name.clone(),
+        (None, Some(n)) if !n.trim().is_empty() && n.len() <= 200 => n.trim().to_string(),
+        (None, _) => {
+            return Err(OAuthError::Invalid {
+                code: "invalid_name",
+                message: "name must be 1–200 characters".into(),
+            });
+        }
+    };
+    let return_url = match request.return_url.as_deref() {
+        Some(u) => Some(check_return_url(u)?),
+        None => None,
+    };
+    let scopes = request.scopes.clone().unwrap_or_else(|| endpoints.scopes.clone());
+    if scopes.iter().any(|s| s.is_empty() || s.len() > 200 || s.contains(char::is_whitespace)) {
+        return Err(OAuthError::Invalid {
+            code: "invalid_scopes",
+            message: "scopes must be non-empty words without spaces".into(),
+        });
+    }
+
+    let mut raw_state = [0u8; 32];
+    getrandom::fill(&mut raw_state).map_err(|_| OAuthError::Invalid {
+        code: "randomness",
+        message: "no randomness available".into(),
+    })?;
+    let state_token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw_state);
+    let flow_id = new_id("oaf");
+    let redirect_uri = state.oauth.redirect_uri();
+    let (url, verifier) = provider::authorization_url(
+        endpoints,
+        &authorization_url,
+        &app.client_id,
+        &redirect_uri,
+        &state_token,
+        &scopes,
+    )?;
+    let verifier_plain = verifier.as_ref().map(|v| v.expose_secret().as_bytes()).unwrap_or_default();
+    let sealed = state.vault.seal_value(ws, &flow_id, verifier_plain)?;
+    let now = now_ms();
+    let flow = OAuthFlowRecord {
+        id: flow_id.clone(),
+        state_hash: hash_state(&state_token),
+        workspace_id: ws.clone(),
+        actor: request.actor.clone(),
+        installation_id: installation.id.clone(),
+        connection_id: existing.as_ref().map(|c| c.id.clone()),
+        name,
+        auth_scheme: scheme_id,
+        variables: serde_json::to_string(&variables).unwrap_or_else(|_| "{}".into()),
+        scopes: scopes.join(" "),
+        return_url,
+        verifier_key_id: sealed.key_id,
+        verifier_nonce: sealed.nonce,
+        verifier_ciphertext: sealed.ciphertext,
+        status: "pending".into(),
+        error: None,
+        created_at: now,
+        expires_at: now + FLOW_TTL.as_millis() as i64,
+        completed_at: None,
+    };
+    state.db.insert_oauth_flow(&flow).await?;
+    Ok(StartedFlow {
+        flow_id,
+        authorization_url: url.to_string(),
+        redirect_uri,
+        expires_at: flow.expires_at,
+    })
+}
+
+/// The provider's answer at the callback.
+#[derive(Debug, Clone, Default)]
+pub struct CallbackParams {
+    /// `state`.
+    pub state: Option<String>,
+    /// `code`.
+    pub code: Option<String>,
+    /// `error` (e.g. `access_denied`).
+    pub error: Option<String>,
+    /// `error_description`.
+    pub error_description: Option<String>,
+}
+
+/// How a callback ended.
+#[derive(Debug)]
+pub enum CallbackOutcome {
+    /// Connected: the flow and the connection.
+    Connected {
+        /// The flow.
+        flow: OAuthFlowRecord,
+        /// The connection created or reconnected.
+        connection_id: String,
+    },
+    /// Refused, with a problem code and message; `flow` when the state named one.
+    Failed {
+        /// Problem code (`access_denied`, `invalid_state`, `state_expired`, …).
+        code: &'static str,
+        /// What happened and what to do.
+        message: String,
+        /// The flow, when the state was known.
+        flow: Option<OAuthFlowRecord>,
+        /// Whether the provider (rather than the request) failed.
+        upstream: bool,
+    },
+}
+
+/// Finish a flow from the provider's redirect.
+pub async fn complete(state: &AppState, params: CallbackParams) -> Result<CallbackOutcome, OAuthError> {
+    let failed = |code, message: String, flow: Option<OAuthFlowRecord>| CallbackOutcome::Failed {
+        code,
+        message,
+        flow,
+        upstream: false,
+    };
+    let Some(state_token) = params.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 512) else {
+        return Ok(failed(
+            "missing_state",
+            "the callback has no `state`; start the connection again".into(),
+            None,
+        ));
+    };
+    let flow = match state.db.claim_oauth_flow(&hash_state(state_token)).await? {
+        FlowClaim::Claimed(flow) => flow,
+        FlowClaim::Unknown => {
+            return Ok(failed(
+                "invalid_state",
+                "this OAuth state is unknown: start the connection again".into(),
+                None,
+            ));
+        }
+        FlowClaim::Expired(flow) => {
+            let message = "this authorization took longer than 10 minutes and expired: start the connection again";
+            state
+                .db
+                .finish_oauth_flow(&flow.id, "failed", None, Some(message))
+                .await?;
+            return Ok(failed("state_expired", message.into(), Some(flow)));
+        }
+        FlowClaim::Used(flow) => {
+            return Ok(failed(
+                "state_used",
+                "this authorization was already used; start the connection again".into(),
+                Some(flow),
+            ));
+        }
+    };
+    match exchange(state, &flow, &params).await {
+        Ok(connection_id) => {
+            state
+                .db
+                .finish_oauth_flow(&flow.id, "connected", Some(&connection_id), None)
+                .await?;
+            Ok(CallbackOutcome::Connected { flow, connection_id })
+        }
+        Err((code, message, upstream)) => {
+            state
+                .db
+                .finish_oauth_flow(&flow.id, "failed", None, Some(&message))
+                .await?;
+            Ok(CallbackOutcome::Failed {
+                code,
+                message,
+                flow: Some(flow),
+                upstream,
+            })
+        }
+    }
+}
+
+type ExchangeError = (&'static str, String, bool);
+
+async fn exchange(
+    state: &AppState,
+    flow: &OAuthFlowRecord,
+    params: &CallbackParams,
+) -> Result<String, ExchangeError> {
+    let internal = |e: &dyn std::fmt::Display| {
+        tracing::error!(flow = %flow.id, error = %e, "OAuth callback failed");
+        ("internal", "the connection could not be saved; try again".to_string(), false)
+    };
+    if let Some(error) = &params.error {
+        let error: String = error.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
+        let description = params
+            .error_description
+            .as_deref()
+            .map(|d| format!(": {}", d.chars().take(200).collect::<String>()))
+            .unwrap_or_default();
+        let code = if error == "access_denied" {
+            "access_denied"
+        } else {
+            "provider_error"
+        };
+        return Err((
+            code,
+            format!("the provider did not authorize the connection ({error}){description}"),
+            false,
+        ));
+    }
+    let Some(code) = params.code.as_deref().filter(|c| !c.is_empty()) else {
+        return Err(("missing_code", "the callback has no `code`".into(), false));
+    };
+    let ws = &flow.workspace_id;
+    let installation = state
+        .db
+        .installation(ws, &flow.installation_id)
+        .await
+        .map_err(|e| internal(&e))?
+        .ok_or(("invalid_connection", "the connector was uninstalled".to_string(), false))?;
+    let manifest = parse_manifest(&installation).map_err(|e| internal(&e))?;
+    let scheme = manifest
+        .auth_scheme(&flow.auth_scheme)
+        .ok_or(("invalid_connection", "the connector changed its auth schemes".to_string(), false))?;
+    let endpoints = endpoints_of(scheme).map_err(|e| ("invalid_connection", e.to_string(), false))?;
+    let variables: BTreeMap<String, String> = serde_json::from_str(&flow.variables).unwrap_or_default();
+    let token_url = token_url(&manifest, scheme, &variables).map_err(|e| ("invalid_connection", e.to_string(), false))?;
+    let (app, _) = apps::client_app(state, ws, &manifest.id, None, &manifest, scheme, &token_url)
+        .await
+        .map_err(|e| ("oauth_app_missing", e.to_string(), false))?;
+    let sealed = Sealed {
+        key_id: flow.verifier_key_id.clone(),
+        nonce: flow.verifier_nonce.clone(),
+        ciphertext: flow.verifier_ciphertext.clone(),
+    };
+    let verifier = state
+        .vault
+        .open_value(ws, &flow.id, &sealed)
+        .map_err(|e| internal(&e))?;
+    let verifier = std::str::from_utf8(&verifier).map_err(|e| internal(&e))?;
+    let verifier = (endpoints.pkce && !verifier.is_empty()).then_some(verifier);
+    let issued = state
+        .oauth
+        .tokens
+        .exchange_code(endpoints, &token_url, &state.oauth.redirect_uri(), &app, code, verifier)
+        .await
+        .map_err(|e| ("token_exchange_failed", e.to_string(), true))?;
+    let fields = token_fields(&issued, None);
+    let expires_at = super::expires_at_of(&fields);
+
+    if let Some(id) = &flow.connection_id {
+        let sealed = state.vault.seal_fields(ws, id, &fields).map_err(|e| internal(&e))?;
+        let _local = state.oauth.lock(id).await;
+        let mut lock = state.db.lock_for_refresh(ws, id).await.map_err(|e| internal(&e))?;
+        if lock.connection().await.map_err(|e| internal(&e))?.is_none() {
+            let _ = lock.release().await;
+            return Err(("invalid_connection", "the connection was deleted".into(), false));
+        }
+        lock.finish(TokenUpdate {
+            secret: Some(&sealed),
+            token_expires_at: expires_at,
+            refresh_failures: 0,
+            status: ConnectionStatus::Connected,
+            last_error: None,
+            failed_event: None,
+        })
+        .await
+        .map_err(|e| internal(&e))?;
+        state.connections.evict(id);
+        audit(state, flow, id, "secret.update").await;
+        return Ok(id.clone());
+    }
+    let mut record = ConnectionRecord::new(
+        ws,
+        &installation.id,
+        &flow.name,
+        Some(&flow.auth_scheme),
+        &flow.variables,
+    );
+    record.token_expires_at = expires_at;
+    let sealed = state
+        .vault
+        .seal_fields(ws, &record.id, &fields)
+        .map_err(|e| internal(&e))?;
+    state
+        .db
+        .insert_connection_with_secret(&record, &sealed)
+        .await
+        .map_err(|e| internal(&e))?;
+    audit(state, flow, &record.id, "secret.create").await;
+    Ok(record.id)
+}
+
+async fn audit(state: &AppState, flow: &OAuthFlowRecord, connection_id: &str, action: &str) {
+    let entry = AuditEntry::new(
+        &flow.workspace_id,
+        &flow.actor,
+        action,
+        connection_id,
+        format!("scheme={} oauth_flow={}", flow.auth_scheme, flow.id),
+    );
+    if let Err(e) = state.db.append_audit(&[entry]).await {
+        tracing::warn!(error = %e, "could not audit an OAuth connection");
+    }
+}
+
+fn parse_manifest(installation: &InstallationRecord) -> Result<Manifest, OAuthError> {
+    Manifest::parse(&installation.manifest).map_err(|e| OAuthError::Invalid {
+        code: "invalid_connection",
+        message: e.to_string(),
+    })
+}
+
+fn check_return_url(u: &str) -> Result<String, OAuthError> {
+    let parsed = url::Url::parse(u).map_err(|_| OAuthError::Invalid {
+        code: "invalid_return_url",
+        message: format!("`return_url` is not an absolute URL: {u}"),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") || u.len() > 2000 {
+        return Err(OAuthError::Invalid {
+            code: "invalid_return_url",
+            message: "`return_url` must be an http or https URL".into(),
+        });
+    }
+    Ok(u.to_string())
+}
+
+/// The stored form of a state: its SHA-256, so the table never holds a usable state.
+pub fn hash_state(state: &str) -> String {
+    hex::encode(Sha256::digest(state.as_bytes()))
+}

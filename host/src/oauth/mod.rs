@@ -1,0 +1,266 @@
+//! OAuth2 connections: keeping the broker's secret fresh.
+//!
+//! - [`provider`]: the token endpoint (code exchange, refresh, client credentials), policed
+//!   and scrubbed;
+//! - [`apps`]: which OAuth client (app) a connection uses: its own (client credentials), its
+//!   workspace's, or the operator's;
+//! - [`flow`]: the authorization-code flow with single-use state and PKCE (S256);
+//! - [`refresh`]: single-flight refresh (in-process lock, plus a row lock on PostgreSQL),
+//!   re-reading under the lock, rotation, failure accounting and events.
+//!
+//! Tokens live sealed in the vault like any other secret; nothing here logs or returns one.
+
+pub mod apps;
+pub mod flow;
+pub mod provider;
+pub mod refresh;
+
+pub use provider::{ClientApp, IssuedTokens, ProviderError, TokenClient};
+pub use refresh::{ConnectionRefresher, RefreshOutcome, RefreshReason, ensure_fresh, refresh};
+
+use crate::api::AppState;
+use crate::error::ApiError;
+use crate::store::{StoreError, now_ms};
+use crate::vault::{SecretFields, VaultError};
+use axum::http::StatusCode;
+use nexum_marketplace::manifest::{AuthScheme, Manifest, OAuth2Endpoints};
+use secrecy::ExposeSecret;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+use url::Url;
+
+/// How long an authorization flow's state is accepted.
+pub const FLOW_TTL: Duration = Duration::from_secs(600);
+
+/// The OAuth side of a host: its token client, per-connection refresh locks and settings.
+pub struct OAuthService {
+    /// Token endpoint client (address-policed).
+    pub tokens: TokenClient,
+    /// Failures before `refresh_exhausted`.
+    pub max_refresh_failures: u32,
+    /// Default return URL after a flow.
+    pub return_url: Option<String>,
+    public_url: OnceLock<String>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    app_state: OnceLock<Weak<AppState>>,
+}
+
+impl OAuthService {
+    /// A service whose token requests obey `policy`.
+    pub fn new(
+        tokens: TokenClient,
+        max_refresh_failures: u32,
+        public_url: Option<String>,
+        return_url: Option<String>,
+    ) -> Self {
+        let cell = OnceLock::new();
+        if let Some(u) = public_url {
+            let _ = cell.set(u);
+        }
+        Self {
+            tokens,
+            max_refresh_failures,
+            return_url,
+            public_url: cell,
+            locks: Mutex::new(HashMap::new()),
+            app_state: OnceLock::new(),
+        }
+    }
+
+    /// Remember the application state (so refreshers created per connection can reach it)
+    /// and, when no public URL is configured, the address the server listens on.
+    pub fn attach(&self, state: &Arc<AppState>, listening: Option<std::net::SocketAddr>) {
+        let _ = self.app_state.set(Arc::downgrade(state));
+        if let Some(addr) = listening {
+            let _ = self.public_url.set(format!("http://{addr}"));
+        }
+    }
+
+    /// The redirect URI registered with providers: `<public_url>/api/v1/oauth/callback`.
+    pub fn redirect_uri(&self) -> String {
+        let base = self.public_url.get().map(String::as_str).unwrap_or("http://127.0.0.1:8080");
+        format!("{base}/api/v1/oauth/callback")
+    }
+
+    pub(crate) fn app_state(&self) -> Option<Arc<AppState>> {
+        self.app_state.get().and_then(Weak::upgrade)
+    }
+
+    /// This process's refresh lock for one connection (single-flight across tasks).
+    pub(crate) async fn lock(&self, connection_id: &str) -> LocalRefreshGuard<'_> {
+        let mutex = self
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(connection_id.to_string())
+            .or_default()
+            .clone();
+        let guard = mutex.clone().lock_owned().await;
+        LocalRefreshGuard {
+            service: self,
+            id: connection_id.to_string(),
+            mutex,
+            guard: Some(guard),
+        }
+    }
+}
+
+/// Held while a connection refreshes in this process; forgets idle locks on drop.
+pub(crate) struct LocalRefreshGuard<'a> {
+    service: &'a OAuthService,
+    id: String,
+    mutex: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for LocalRefreshGuard<'_> {
+    fn drop(&mut self) {
+        self.guard.take();
+        let mut locks = self.service.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Two references: ours and the map's. Anyone else waiting holds a third.
+        if Arc::strong_count(&self.mutex) == 2 {
+            locks.remove(&self.id);
+        }
+    }
+}
+
+/// Why an OAuth operation failed. Never carries a token.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    /// The connection, installation or flow is not in this workspace.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request cannot be served as asked.
+    #[error("{message}")]
+    Invalid {
+        /// Problem code.
+        code: &'static str,
+        /// What to do about it.
+        message: String,
+    },
+    /// No OAuth app (client id and secret) is registered for the connector.
+    #[error(
+        "no OAuth app is registered for connector `{0}`: PUT /api/v1/oauth-apps/{0} with the client id and secret from the provider"
+    )]
+    AppMissing(String),
+    /// The token endpoint refused or failed.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// Automatic refresh stopped after too many failures.
+    #[error(
+        "automatic token refresh stopped after {0} consecutive failures; reconnect the account or POST /api/v1/connections/{{id}}/refresh"
+    )]
+    Exhausted(i64),
+    /// The access token expired and there is no refresh token.
+    #[error("the access token expired and the provider issued no refresh token; reconnect the account")]
+    Expired,
+    /// Database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Vault.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+impl From<OAuthError> for ApiError {
+    fn from(e: OAuthError) -> Self {
+        let detail = e.to_string();
+        match e {
+            OAuthError::NotFound(what) => ApiError::not_found(what),
+            OAuthError::Invalid { code, .. } => ApiError::unprocessable(code, detail),
+            OAuthError::AppMissing(_) => ApiError::unprocessable("oauth_app_missing", detail),
+            OAuthError::Provider(p) => {
+                let code = match p {
+                    ProviderError::InvalidGrant(_) => "oauth_invalid_grant",
+                    ProviderError::Rejected { .. } => "oauth_rejected",
+                    ProviderError::Unavailable(_) => "oauth_provider_unavailable",
+                    ProviderError::Malformed(_) => "oauth_provider_error",
+                };
+                ApiError::new(StatusCode::BAD_GATEWAY, code, "OAuth provider error", detail)
+            }
+            OAuthError::Exhausted(_) => ApiError::new(StatusCode::CONFLICT, "refresh_exhausted", "Reconnect needed", detail),
+            OAuthError::Expired => ApiError::new(StatusCode::CONFLICT, "token_expired", "Reconnect needed", detail),
+            OAuthError::Store(s) => s.into(),
+            OAuthError::Vault(v) => v.into(),
+        }
+    }
+}
+
+/// The OAuth2 endpoints of `scheme`, or a 422 when it is not an OAuth2 scheme.
+pub fn endpoints_of(scheme: &AuthScheme) -> Result<&OAuth2Endpoints, OAuthError> {
+    match &scheme.kind {
+        nexum_marketplace::manifest::AuthKind::OAuth2(e) => Ok(e),
+        _ => Err(OAuthError::Invalid {
+            code: "not_oauth2",
+            message: format!("auth scheme `{}` does not use OAuth2", scheme.id),
+        }),
+    }
+}
+
+/// The token URL for these variables. The provider receives the client secret and refresh
+/// token there, so it must be one of the hosts the scheme's tokens are bound to.
+pub fn token_url(
+    manifest: &Manifest,
+    scheme: &AuthScheme,
+    variables: &BTreeMap<String, String>,
+) -> Result<Url, OAuthError> {
+    let endpoints = endpoints_of(scheme)?;
+    let invalid = |message: String| OAuthError::Invalid {
+        code: "invalid_variables",
+        message,
+    };
+    let url = endpoints.token_url_for(variables).map_err(|e| invalid(e.to_string()))?;
+    let rules = crate::broker::EgressRules::new("check", manifest, variables, &[]).map_err(|e| invalid(e.to_string()))?;
+    if !rules.credential_bound(&scheme.id, &url) {
+        return Err(OAuthError::Invalid {
+            code: "token_url_not_bound",
+            message: format!(
+                "the token URL {} is not among the hosts auth scheme `{}` is bound to; the connector's manifest must list it",
+                url.origin().ascii_serialization(),
+                scheme.id
+            ),
+        });
+    }
+    Ok(url)
+}
+
+/// Whether a token expiring at `expires_at` should be refreshed now: within the provider's
+/// margin, but never more than half its lifetime early (so short-lived tokens are not
+/// refreshed on every call).
+pub fn needs_refresh(expires_at: Option<i64>, issued_at: Option<i64>, margin_secs: u64, now: i64) -> bool {
+    let Some(expires_at) = expires_at else { return false };
+    let mut margin = (margin_secs as i64).saturating_mul(1000);
+    if let Some(issued) = issued_at {
+        margin = margin.min((expires_at - issued).max(0) / 2);
+    }
+    expires_at - now <= margin
+}
+
+/// The sealed fields of a token set, keeping the connection's own client credentials.
+pub fn token_fields(issued: &IssuedTokens, previous: Option<&SecretFields>) -> SecretFields {
+    let now = now_ms();
+    let mut fields = BTreeMap::new();
+    if let Some(prev) = previous {
+        for key in ["client_id", "client_secret", "refresh_token"] {
+            if let Some(v) = prev.0.get(key) {
+                fields.insert(key.to_string(), v.clone());
+            }
+        }
+    }
+    fields.insert("access_token".into(), issued.access_token.expose_secret().to_string());
+    if let Some(rt) = &issued.refresh_token {
+        fields.insert("refresh_token".into(), rt.expose_secret().to_string());
+    }
+    fields.insert("issued_at".into(), now.to_string());
+    if let Some(lifetime) = issued.expires_in {
+        let ms = i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX / 2);
+        fields.insert("expires_at".into(), now.saturating_add(ms).to_string());
+    }
+    SecretFields(fields)
+}
+
+/// The access-token expiry recorded in sealed fields.
+pub fn expires_at_of(fields: &SecretFields) -> Option<i64> {
+    fields.0.get("expires_at").and_then(|v| v.parse().ok())
+}

@@ -1,0 +1,312 @@
+//! Token refresh, exactly once per connection at a time.
+//!
+//! A refresh takes this process's lock for the connection, then the database's refresh
+//! lock (a row lock on PostgreSQL, so nodes sharing the database queue up), then re-reads
+//! the stored token: if another task or node refreshed meanwhile, its token is used and the
+//! provider is not called. A rotated refresh token is saved in the same transaction as the
+//! access token it came with. `invalid_grant` re-reads once more before the connection is
+//! declared broken, in case someone rotated the token while we asked.
+
+use super::{OAuthError, ProviderError, apps, endpoints_of, needs_refresh, token_fields, token_url};
+use crate::api::AppState;
+use crate::api::resolve::{Resolved, resolve};
+use crate::error::ApiError;
+use crate::runtime::Connection;
+use crate::runtime::CredentialRefresher;
+use crate::store::{ConnectionStatus, TokenUpdate, now_ms};
+use nexum_marketplace::manifest::{AuthKind, Manifest};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+
+/// What asked for a refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshReason {
+    /// A call needs a token that expires within the provider's margin.
+    Proactive,
+    /// The background sweep found a token about to expire.
+    Sweep,
+    /// The upstream answered 401 to the token the caller holds.
+    Unauthorized,
+    /// An admin asked (`POST /connections/{id}/refresh`): runs even when exhausted.
+    Forced,
+}
+
+/// What a refresh did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// New tokens were fetched and stored.
+    Refreshed,
+    /// The stored token was already fresh (another task or node refreshed it).
+    AlreadyFresh,
+}
+
+/// Refresh the OAuth2 token of a connection (see the module docs).
+pub async fn refresh(
+    state: &AppState,
+    workspace_id: &str,
+    connection_id: &str,
+    reason: RefreshReason,
+    stale_access_token: Option<&str>,
+) -> Result<RefreshOutcome, OAuthError> {
+    let _local = state.oauth.lock(connection_id).await;
+    let mut lock = state.db.lock_for_refresh(workspace_id, connection_id).await?;
+    let record = lock.connection().await?.ok_or(OAuthError::NotFound("connection"))?;
+    let installation = state
+        .db
+        .installation(workspace_id, &record.installation_id)
+        .await?
+        .ok_or(OAuthError::NotFound("connector installation"))?;
+    let manifest = Manifest::parse(&installation.manifest).map_err(|e| OAuthError::Invalid {
+        code: "invalid_connection",
+        message: e.to_string(),
+    })?;
+    let scheme_id = record.auth_scheme.clone().unwrap_or_default();
+    let scheme = manifest.auth_scheme(&scheme_id).ok_or_else(|| OAuthError::Invalid {
+        code: "not_oauth2",
+        message: "this connection does not use OAuth2".into(),
+    })?;
+    let endpoints = endpoints_of(scheme)?;
+    if reason != RefreshReason::Forced && ConnectionStatus::is_sticky(&record.status) {
+        lock.release().await?;
+        return Err(if record.status == ConnectionStatus::Expired.as_str() {
+            OAuthError::Expired
+        } else {
+            OAuthError::Exhausted(record.refresh_failures)
+        });
+    }
+    let sealed = lock.secret().await?.ok_or_else(|| OAuthError::Invalid {
+        code: "missing_credentials",
+        message: "this connection has no stored tokens; reconnect it".into(),
+    })?;
+    let fields = state.vault.open_fields(&sealed)?;
+    let now = now_ms();
+    let expires_at = super::expires_at_of(&fields);
+    let issued_at = fields.0.get("issued_at").and_then(|v| v.parse().ok());
+    let current_is_fresh = match reason {
+        RefreshReason::Proactive | RefreshReason::Sweep => {
+            !needs_refresh(expires_at, issued_at, endpoints.refresh_margin_secs, now)
+        }
+        RefreshReason::Unauthorized => fields.0.get("access_token").map(String::as_str) != stale_access_token,
+        RefreshReason::Forced => false,
+    };
+    if current_is_fresh {
+        lock.release().await?;
+        return Ok(RefreshOutcome::AlreadyFresh);
+    }
+    let refresh_token = fields.0.get("refresh_token").filter(|t| !t.is_empty()).cloned();
+    if refresh_token.is_none() && !endpoints.uses_client_credentials() {
+        let expired = expires_at.is_some_and(|e| e <= now) || reason == RefreshReason::Unauthorized;
+        if !expired && reason != RefreshReason::Forced {
+            lock.release().await?;
+            return Ok(RefreshOutcome::AlreadyFresh);
+        }
+        lock.finish(TokenUpdate {
+            secret: None,
+            token_expires_at: expires_at,
+            refresh_failures: record.refresh_failures,
+            status: ConnectionStatus::Expired,
+            last_error: Some(&OAuthError::Expired.to_string()),
+            failed_event: None,
+        })
+        .await?;
+        state.connections.evict(connection_id);
+        return Err(OAuthError::Expired);
+    }
+
+    let variables: BTreeMap<String, String> = serde_json::from_str(&record.variables).unwrap_or_default();
+    let variables = manifest.resolve_variables(&variables).map_err(|e| OAuthError::Invalid {
+        code: "invalid_variables",
+        message: e.to_string(),
+    })?;
+    let attempt = async {
+        let url = token_url(&manifest, scheme, &variables)?;
+        let (app, _) = apps::client_app(
+            state,
+            workspace_id,
+            &installation.connector_id,
+            Some(&fields),
+            &manifest,
+            scheme,
+            &url,
+        )
+        .await?;
+        let issued = match &refresh_token {
+            Some(rt) => state.oauth.tokens.refresh(endpoints, &url, &app, rt).await?,
+            None => state.oauth.tokens.client_credentials(endpoints, &url, &app).await?,
+        };
+        Ok::<_, OAuthError>(issued)
+    };
+    let failure = match attempt.await {
+        Ok(issued) => {
+            let fresh = token_fields(&issued, Some(&fields));
+            let sealed = state.vault.seal_fields(workspace_id, connection_id, &fresh)?;
+            lock.finish(TokenUpdate {
+                secret: Some(&sealed),
+                token_expires_at: super::expires_at_of(&fresh),
+                refresh_failures: 0,
+                status: ConnectionStatus::Connected,
+                last_error: None,
+                failed_event: None,
+            })
+            .await?;
+            state.connections.evict(connection_id);
+            tracing::info!(connection = %connection_id, reason = ?reason, "OAuth2 token refreshed");
+            return Ok(RefreshOutcome::Refreshed);
+        }
+        Err(OAuthError::Provider(ProviderError::InvalidGrant(d))) => {
+            // Another node, or a reconnect, may have rotated the token while we asked: the
+            // provider then refuses our (now old) refresh token. Use theirs.
+            if let Some(latest) = lock.secret().await?
+                && latest.id != sealed.id
+            {
+                lock.release().await?;
+                state.connections.evict(connection_id);
+                tracing::info!(connection = %connection_id, "refresh token was rotated elsewhere; using the stored one");
+                return Ok(RefreshOutcome::AlreadyFresh);
+            }
+            OAuthError::Provider(ProviderError::InvalidGrant(d))
+        }
+        Err(e) => e,
+    };
+    let transient = matches!(&failure, OAuthError::Provider(p) if p.is_transient());
+    let message = failure.to_string();
+    let (failures, status) = if transient {
+        // A provider outage is not the account's fault: it does not count towards
+        // exhaustion, and the connection only turns `error` once its token is unusable.
+        let status = if expires_at.is_some_and(|e| e <= now) {
+            ConnectionStatus::Error
+        } else {
+            status_of(&record.status)
+        };
+        (record.refresh_failures, status)
+    } else {
+        let failures = record.refresh_failures + 1;
+        let status = if failures >= i64::from(state.oauth.max_refresh_failures) {
+            ConnectionStatus::RefreshExhausted
+        } else {
+            ConnectionStatus::Error
+        };
+        (failures, status)
+    };
+    lock.finish(TokenUpdate {
+        secret: None,
+        token_expires_at: expires_at,
+        refresh_failures: failures,
+        status,
+        last_error: Some(&message),
+        failed_event: Some(serde_json::json!({
+            "connection_id": connection_id,
+            "error": message,
+            "transient": transient,
+            "consecutive_failures": failures,
+            "status": status.as_str(),
+        })),
+    })
+    .await?;
+    state.connections.evict(connection_id);
+    tracing::warn!(connection = %connection_id, reason = ?reason, error = %message, "OAuth2 token refresh failed");
+    Err(failure)
+}
+
+fn status_of(stored: &str) -> ConnectionStatus {
+    match stored {
+        "error" => ConnectionStatus::Error,
+        "disconnected" => ConnectionStatus::Disconnected,
+        "refresh_exhausted" => ConnectionStatus::RefreshExhausted,
+        "expired" => ConnectionStatus::Expired,
+        _ => ConnectionStatus::Connected,
+    }
+}
+
+/// Before a call: refresh the connection's OAuth2 token if it expires within the margin,
+/// and return the connection as it should be called. A failed refresh of a token that is
+/// still valid does not fail the call; an unusable token does, with a clear 409.
+pub async fn ensure_fresh(state: &AppState, resolved: Arc<Resolved>) -> Result<Arc<Resolved>, ApiError> {
+    let Some(credential) = resolved
+        .connection
+        .credentials
+        .iter()
+        .find(|c| matches!(c.scheme.kind, AuthKind::OAuth2(_)))
+    else {
+        return Ok(resolved);
+    };
+    if resolved.record.status == ConnectionStatus::Expired.as_str() {
+        return Err(OAuthError::Expired.into());
+    }
+    let AuthKind::OAuth2(endpoints) = &credential.scheme.kind else {
+        return Ok(resolved);
+    };
+    let now = now_ms();
+    if !needs_refresh(
+        credential.expires_at,
+        credential.issued_at,
+        endpoints.refresh_margin_secs,
+        now,
+    ) {
+        return Ok(resolved);
+    }
+    let still_valid = credential.expires_at.is_some_and(|e| e > now);
+    let (workspace_id, id) = (&resolved.record.workspace_id, &resolved.record.id);
+    match refresh(state, workspace_id, id, RefreshReason::Proactive, None).await {
+        Ok(_) => {
+            state.connections.evict(id);
+            resolve(state, workspace_id, id).await
+        }
+        Err(_) if still_valid => Ok(resolved),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The runtime's hook for renewing a connection's token after an upstream 401.
+#[derive(Debug)]
+pub struct ConnectionRefresher {
+    state: Weak<AppState>,
+    workspace_id: String,
+    connection_id: String,
+}
+
+impl ConnectionRefresher {
+    /// A refresher for one connection.
+    pub fn new(state: Weak<AppState>, workspace_id: &str, connection_id: &str) -> Self {
+        Self {
+            state,
+            workspace_id: workspace_id.into(),
+            connection_id: connection_id.into(),
+        }
+    }
+}
+
+impl CredentialRefresher for ConnectionRefresher {
+    fn refresh_after_unauthorized<'a>(
+        &'a self,
+        stale: &'a Connection,
+    ) -> Pin<Box<dyn Future<Output = Option<Arc<Connection>>> + Send + 'a>> {
+        Box::pin(async move {
+            let state = self.state.upgrade()?;
+            let stale_token = stale
+                .credentials
+                .iter()
+                .find(|c| matches!(c.scheme.kind, AuthKind::OAuth2(_)))
+                .map(|c| zeroize::Zeroizing::new(c.raw_token().to_string()))?;
+            if let Err(e) = refresh(
+                &state,
+                &self.workspace_id,
+                &self.connection_id,
+                RefreshReason::Unauthorized,
+                Some(stale_token.as_str()),
+            )
+            .await
+            {
+                tracing::info!(connection = %self.connection_id, error = %e, "no token renewal after a 401");
+                return None;
+            }
+            state.connections.evict(&self.connection_id);
+            resolve(&state, &self.workspace_id, &self.connection_id)
+                .await
+                .ok()
+                .map(|r| r.connection.clone())
+        })
+    }
+}
