@@ -177,6 +177,10 @@ async fn run(state: &AppState, principal: &Principal, id: &str, action: &str, de
         Ok(r) => r,
         Err(e) => return problem(e),
     };
+    let resolved = match crate::oauth::ensure_fresh(state, resolved).await {
+        Ok(r) => r,
+        Err(e) => return problem(e),
+    };
     let outcome = state
         .runtime
         .execute(
@@ -258,6 +262,9 @@ async fn track_status(
     id: &str,
     result: &Result<Value, CallError>,
 ) {
+    if ConnectionStatus::is_sticky(current) {
+        return;
+    }
     let (status, error) = match result {
         Ok(_) if current != "connected" => (ConnectionStatus::Connected, None),
         Err(CallError::Connector { code, message, .. })

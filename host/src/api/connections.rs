@@ -13,7 +13,7 @@ use crate::vault::{Credential, SecretFields};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use nexum_marketplace::manifest::Manifest;
+use nexum_marketplace::manifest::{AuthKind, Manifest};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -37,10 +37,15 @@ pub struct ConnectionView {
     pub credential_fields: Vec<String>,
     /// Non-secret variable values.
     pub variables: BTreeMap<String, String>,
-    /// `connected`, `disconnected` or `error`.
+    /// `connected`, `disconnected`, `error`, `refresh_exhausted` (reconnect or force a
+    /// refresh) or `expired` (reconnect).
     pub status: String,
-    /// Why the last check or call failed.
+    /// Why the last check, call or token refresh failed.
     pub last_error: Option<String>,
+    /// When the OAuth2 access token expires (unix ms), if it does.
+    pub token_expires_at: Option<i64>,
+    /// Consecutive failed OAuth2 refreshes.
+    pub refresh_failures: i64,
     /// Unix ms.
     pub last_health_check: Option<i64>,
     /// Unix ms (updated within about a second of a call).
@@ -116,6 +121,8 @@ async fn view(
         credential_fields,
         status: record.status,
         last_error: record.last_error,
+        token_expires_at: record.token_expires_at,
+        refresh_failures: record.refresh_failures,
         last_health_check: record.last_health_check,
         last_used_at: record.last_used_at,
         usage,
@@ -167,25 +174,26 @@ pub async fn create(
     .ok_or_else(|| ApiError::not_found("installed connector"))?;
     let manifest = Manifest::parse(&installation.manifest).map_err(|e| ApiError::internal(&e))?;
     let scheme = pick_scheme(&manifest, body.auth_scheme.as_deref(), &fields)?;
+    let fields = match scheme.as_deref().and_then(|id| manifest.auth_scheme(id)) {
+        Some(s) if matches!(s.kind, AuthKind::OAuth2(_)) => {
+            oauth_fields(&state, &principal.workspace_id, &manifest, s, fields, &body.variables).await?
+        }
+        _ => fields,
+    };
     check_credentials_and_variables(&manifest, scheme.as_deref(), &fields, &body.variables)?;
     let variables =
         serde_json::to_string(&frozen_variables(&manifest, &body.variables)?).map_err(|e| ApiError::internal(&e))?;
-    let record = state
-        .db
-        .insert_connection(
-            &principal.workspace_id,
-            &installation.id,
-            body.name.trim(),
-            scheme.as_deref(),
-            &variables,
-        )
-        .await?;
+    let mut record = crate::store::ConnectionRecord::new(
+        &principal.workspace_id,
+        &installation.id,
+        body.name.trim(),
+        scheme.as_deref(),
+        &variables,
+    );
     if scheme.is_some() {
+        record.token_expires_at = crate::oauth::expires_at_of(&fields);
         let sealed = state.vault.seal_fields(&principal.workspace_id, &record.id, &fields)?;
-        if let Err(e) = state.db.put_secret(&sealed).await {
-            let _ = state.db.delete_connection(&principal.workspace_id, &record.id).await;
-            return Err(e.into());
-        }
+        state.db.insert_connection_with_secret(&record, &sealed).await?;
         state
             .db
             .append_audit(&[AuditEntry::new(
@@ -196,11 +204,68 @@ pub async fn create(
                 format!("scheme={}", scheme.as_deref().unwrap_or_default()),
             )])
             .await?;
+    } else {
+        record = state
+            .db
+            .insert_connection(&principal.workspace_id, &installation.id, body.name.trim(), None, &variables)
+            .await?;
     }
     Ok((
         StatusCode::CREATED,
         Json(view(&state, record, Some(&installation)).await?),
     ))
+}
+
+/// The stored fields of a new OAuth2 connection made through `POST /connections`:
+/// client-credentials providers get a token now (with the connection's own `client_id` and
+/// `client_secret`, or the registered app); authorization-code providers accept imported
+/// tokens (`access_token`, optional `refresh_token`) and otherwise point to the flow.
+async fn oauth_fields(
+    state: &AppState,
+    workspace_id: &str,
+    manifest: &Manifest,
+    scheme: &nexum_marketplace::manifest::AuthScheme,
+    fields: SecretFields,
+    variables: &BTreeMap<String, String>,
+) -> ApiResult<SecretFields> {
+    if fields.0.contains_key("access_token") {
+        return Ok(fields);
+    }
+    let endpoints = crate::oauth::endpoints_of(scheme)?;
+    if !endpoints.uses_client_credentials() {
+        return Err(ApiError::unprocessable(
+            "oauth_flow_required",
+            format!(
+                "auth scheme `{}` needs the user's consent: start it with POST /api/v1/connections/oauth/authorize (or import tokens as `access_token` and `refresh_token`)",
+                scheme.id
+            ),
+        ));
+    }
+    if fields.0.contains_key("client_id") != fields.0.contains_key("client_secret") {
+        return Err(ApiError::unprocessable(
+            "invalid_credentials",
+            "give both `client_id` and `client_secret`, or neither to use the registered OAuth app",
+        ));
+    }
+    let resolved = frozen_variables(manifest, variables)?;
+    let token_url = crate::oauth::token_url(manifest, scheme, &resolved)?;
+    let (app, _) = crate::oauth::apps::client_app(
+        state,
+        workspace_id,
+        &manifest.id,
+        Some(&fields),
+        manifest,
+        scheme,
+        &token_url,
+    )
+    .await?;
+    let issued = state
+        .oauth
+        .tokens
+        .client_credentials(endpoints, &token_url, &app)
+        .await
+        .map_err(crate::oauth::OAuthError::from)?;
+    Ok(crate::oauth::token_fields(&issued, Some(&fields)))
 }
 
 /// The connection's variables with the manifest's defaults written in, so a later version
@@ -458,6 +523,15 @@ pub async fn test(
     ))
 }
 
+/// `current` when it is a status only a reconnect or refresh may leave, else `next`.
+fn sticky_or(current: &str, next: ConnectionStatus) -> ConnectionStatus {
+    match current {
+        "refresh_exhausted" => ConnectionStatus::RefreshExhausted,
+        "expired" => ConnectionStatus::Expired,
+        _ => next,
+    }
+}
+
 /// Run test-connection for a connection and store the new status (used by the API and by the
 /// periodic health checker).
 pub async fn check_health(state: &AppState, workspace_id: &str, id: &str, actor: &str) -> ApiResult<TestResult> {
@@ -475,6 +549,30 @@ pub async fn check_health(state: &AppState, workspace_id: &str, id: &str, actor:
                 status: "error".into(),
                 account: None,
                 error: Some(message),
+            });
+        }
+    };
+    let current = resolved.record.status.clone();
+    let resolved = match crate::oauth::ensure_fresh(state, resolved).await {
+        Ok(r) => r,
+        Err(e) => {
+            // The token is unusable: never healthy. Refresh already recorded why.
+            state
+                .db
+                .set_connection_status(workspace_id, id, sticky_or(&current, ConnectionStatus::Error), Some(&e.problem().detail), true)
+                .await?;
+            state.connections.evict(id);
+            let status = state
+                .db
+                .connection(workspace_id, id)
+                .await?
+                .map(|r| r.status)
+                .unwrap_or_else(|| "error".into());
+            return Ok(TestResult {
+                ok: false,
+                status,
+                account: None,
+                error: Some(e.problem().detail),
             });
         }
     };
@@ -514,13 +612,21 @@ pub async fn check_health(state: &AppState, workspace_id: &str, id: &str, actor:
         },
     };
     let status = if result.ok {
-        ConnectionStatus::Connected
+        sticky_or(&current, ConnectionStatus::Connected)
     } else {
-        ConnectionStatus::Error
+        sticky_or(&current, ConnectionStatus::Error)
     };
+    // A dying token is not made healthy by a test that still passes: only a reconnect or a
+    // successful refresh leaves `refresh_exhausted` or `expired`.
+    let result = TestResult {
+        ok: result.ok && !ConnectionStatus::is_sticky(status.as_str()),
+        status: status.as_str().into(),
+        ..result
+    };
+    let error = result.error.clone().or_else(|| (!result.ok).then(|| format!("the connection is {}", status.as_str())));
     state
         .db
-        .set_connection_status(workspace_id, id, status, result.error.as_deref(), true)
+        .set_connection_status(workspace_id, id, status, error.as_deref(), true)
         .await?;
     state.connections.evict(id);
     Ok(result)

@@ -13,6 +13,7 @@ mod keys;
 mod marketplace;
 mod members;
 mod metrics;
+mod oauth;
 mod openapi;
 pub mod resolve;
 mod workspaces;
@@ -162,6 +163,19 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
                     .delete(connections::remove),
             )
             .route("/connections/{id}/test", post(connections::test))
+            .route("/connections/{id}/refresh", post(oauth::force_refresh))
+            .route("/connections/oauth/authorize", post(oauth::authorize))
+            .route("/connections/oauth/flows/{id}", get(oauth::get_flow))
+            .route("/oauth-apps", get(oauth::list_apps))
+            .route(
+                "/oauth-apps/{connector_id}",
+                axum::routing::put(oauth::put_app).delete(oauth::delete_app),
+            )
+            .route(
+                "/operator/oauth-apps/{connector_id}",
+                axum::routing::put(oauth::put_operator_app).delete(oauth::delete_operator_app),
+            )
+            .route("/events", get(oauth::list_events))
             .route("/connections/{id}/actions/{action}", post(actions::execute))
             .route("/audit-log", get(audit::list));
     }
@@ -171,6 +185,7 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
             auth::require_api_key,
         ))
         .merge(market_public)
+        .route("/oauth/callback", get(oauth::callback))
         .route("/openapi.json", get(openapi::document));
 
     Router::new()

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations (utoipa).
 
-use super::{actions, audit, connections, connectors, keys, marketplace, members, workspaces};
+use super::{actions, audit, connections, connectors, keys, marketplace, members, oauth, workspaces};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -20,6 +20,8 @@ use utoipa::{Modify, OpenApi};
         marketplace::write_review, marketplace::reply,
         connections::list, connections::create, connections::get, connections::update, connections::remove, connections::test,
         actions::execute,
+        oauth::authorize, oauth::get_flow, oauth::callback, oauth::force_refresh, oauth::list_apps, oauth::put_app,
+        oauth::delete_app, oauth::put_operator_app, oauth::delete_operator_app, oauth::list_events,
         audit::list,
     ),
     components(schemas(crate::error::Problem, crate::auth::Scope, crate::store::Role)),
@@ -33,6 +35,7 @@ use utoipa::{Modify, OpenApi};
         (name = "members", description = "Workspace members"),
         (name = "workspaces", description = "Workspaces"),
         (name = "audit", description = "Audit log"),
+        (name = "oauth", description = "OAuth2 apps, authorization flows, token refresh and the event outbox"),
         (name = "marketplace", description = "Signed connectors: publishers, publishing, browsing, reviews"),
     )
 )]

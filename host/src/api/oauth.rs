@@ -1,0 +1,486 @@
+//! OAuth2 over the API: registering provider apps, starting an authorization flow, the
+//! provider's callback, polling a flow, forcing a refresh, and reading the event outbox.
+
+use super::AppState;
+use super::extract::{ApiJson, ApiQuery, Pagination, Principal};
+use crate::auth::Scope;
+use crate::error::{ApiError, ApiResult};
+use crate::oauth::flow::{self, CallbackOutcome, CallbackParams, FlowRequest};
+use crate::oauth::{RefreshOutcome, RefreshReason};
+use crate::store::{AuditEntry, OAuthAppRecord, OPERATOR_OWNER};
+use crate::vault::SecretFields;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Request to start connecting an account with OAuth2.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeRequest {
+    /// Installed connector (`plg_…` or connector id). Not needed when reconnecting.
+    pub connector: Option<String>,
+    /// Reconnect this existing connection (new tokens, same id) instead of creating one.
+    pub connection_id: Option<String>,
+    /// Name of the new connection.
+    pub name: Option<String>,
+    /// OAuth2 auth scheme; defaults to the connector's only one.
+    pub auth_scheme: Option<String>,
+    /// Non-secret variables of the new connection.
+    pub variables: Option<BTreeMap<String, String>>,
+    /// Scopes to request instead of the connector's defaults.
+    pub scopes: Option<Vec<String>>,
+    /// Where the user's browser goes afterwards (with `flow_id`, `status`, and
+    /// `connection_id` or `error`); defaults to the server's `oauth_return_url`, else a
+    /// plain result page.
+    pub return_url: Option<String>,
+}
+
+/// A started flow: send the user to `authorization_url`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuthorizeResponse {
+    /// `oaf_…`: poll `GET /api/v1/connections/oauth/flows/{flow_id}`.
+    pub flow_id: String,
+    /// The provider's consent page, with state and PKCE challenge.
+    pub authorization_url: String,
+    /// The redirect URI the provider app must allow.
+    pub redirect_uri: String,
+    /// Unix ms after which the flow can no longer complete (10 minutes).
+    pub expires_at: i64,
+}
+
+/// Start the authorization-code flow (`connections:write`).
+#[utoipa::path(post, path = "/api/v1/connections/oauth/authorize", tag = "oauth", request_body = AuthorizeRequest,
+    responses((status = 201, body = AuthorizeResponse), (status = 422, body = crate::error::Problem)))]
+pub async fn authorize(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiJson(body): ApiJson<AuthorizeRequest>,
+) -> ApiResult<(StatusCode, Json<AuthorizeResponse>)> {
+    principal.require(Scope::ConnectionsWrite)?;
+    let started = flow::start(
+        &state,
+        FlowRequest {
+            workspace_id: principal.workspace_id.clone(),
+            actor: principal.key_id.clone(),
+            connector: body.connector,
+            connection_id: body.connection_id,
+            name: body.name,
+            auth_scheme: body.auth_scheme,
+            variables: body.variables,
+            scopes: body.scopes,
+            return_url: body.return_url,
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(AuthorizeResponse {
+            flow_id: started.flow_id,
+            authorization_url: started.authorization_url,
+            redirect_uri: started.redirect_uri,
+            expires_at: started.expires_at,
+        }),
+    ))
+}
+
+/// A flow's progress.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FlowView {
+    /// `oaf_…`
+    pub id: String,
+    /// `pending`, `exchanging`, `connected` or `failed`.
+    pub status: String,
+    /// The connection created or reconnected.
+    pub connection_id: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub expires_at: i64,
+    /// Unix ms.
+    pub completed_at: Option<i64>,
+}
+
+/// Poll a flow (`connections:read`). Flows of other workspaces are 404.
+#[utoipa::path(get, path = "/api/v1/connections/oauth/flows/{id}", tag = "oauth",
+    responses((status = 200, body = FlowView), (status = 404, body = crate::error::Problem)))]
+pub async fn get_flow(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<FlowView>> {
+    principal.require(Scope::ConnectionsRead)?;
+    let flow = state
+        .db
+        .oauth_flow(&principal.workspace_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("OAuth flow"))?;
+    Ok(Json(FlowView {
+        id: flow.id,
+        status: flow.status,
+        connection_id: flow.connection_id,
+        error: flow.error,
+        created_at: flow.created_at,
+        expires_at: flow.expires_at,
+        completed_at: flow.completed_at,
+    }))
+}
+
+/// The provider redirects the user's browser here (no API key: the single-use state is the
+/// credential). On success the connection exists and the browser goes to the flow's return
+/// URL, or sees a plain page; on failure nothing is created and the reason is shown (or
+/// passed to the return URL as `error` and `error_description`).
+#[utoipa::path(get, path = "/api/v1/oauth/callback", tag = "oauth",
+    responses((status = 200, description = "Connected (plain page)"), (status = 303, description = "To the return URL"), (status = 400, body = crate::error::Problem)))]
+pub async fn callback(State(state): State<Arc<AppState>>, Query(query): Query<HashMap<String, String>>) -> Response {
+    let params = CallbackParams {
+        state: query.get("state").cloned(),
+        code: query.get("code").cloned(),
+        error: query.get("error").cloned(),
+        error_description: query.get("error_description").cloned(),
+    };
+    let default_return = state.oauth.return_url.clone();
+    match flow::complete(&state, params).await {
+        Ok(CallbackOutcome::Connected { flow, connection_id }) => {
+            match flow.return_url.or(default_return) {
+                Some(url) => redirect(
+                    &url,
+                    &[
+                        ("status", "connected"),
+                        ("flow_id", &flow.id),
+                        ("connection_id", &connection_id),
+                    ],
+                ),
+                None => (
+                    StatusCode::OK,
+                    Html(format!(
+                        "<!doctype html><meta charset=utf-8><title>Connected</title><p>Connected (<code>{connection_id}</code>). You can close this window.</p>"
+                    )),
+                )
+                    .into_response(),
+            }
+        }
+        Ok(CallbackOutcome::Failed {
+            code,
+            message,
+            flow,
+            upstream,
+        }) => {
+            let flow_id = flow.as_ref().map(|f| f.id.clone()).unwrap_or_default();
+            match flow.and_then(|f| f.return_url).or(default_return) {
+                Some(url) => redirect(
+                    &url,
+                    &[
+                        ("status", "failed"),
+                        ("flow_id", &flow_id),
+                        ("error", code),
+                        ("error_description", &message),
+                    ],
+                ),
+                None => {
+                    let status = if upstream {
+                        StatusCode::BAD_GATEWAY
+                    } else if code == "access_denied" {
+                        StatusCode::FORBIDDEN
+                    } else {
+                        StatusCode::BAD_REQUEST
+                    };
+                    ApiError::new(status, code, "Connection not made", message).into_response()
+                }
+            }
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+fn redirect(base: &str, params: &[(&str, &str)]) -> Response {
+    let Ok(mut url) = url::Url::parse(base) else {
+        return ApiError::bad_request("the return URL is invalid").into_response();
+    };
+    {
+        let mut pairs = url.query_pairs_mut();
+        for (k, v) in params {
+            pairs.append_pair(k, v);
+        }
+    }
+    (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response()
+}
+
+/// Result of a forced refresh.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RefreshResult {
+    /// `refreshed`.
+    pub outcome: String,
+    /// The connection's status now.
+    pub status: String,
+    /// When the new access token expires (unix ms).
+    pub token_expires_at: Option<i64>,
+}
+
+/// Refresh a connection's OAuth2 token now, even after `refresh_exhausted`
+/// (`connections:write`). A failure answers with the provider's (scrubbed) reason.
+#[utoipa::path(post, path = "/api/v1/connections/{id}/refresh", tag = "oauth",
+    responses((status = 200, body = RefreshResult), (status = 502, body = crate::error::Problem)))]
+pub async fn force_refresh(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RefreshResult>> {
+    principal.require(Scope::ConnectionsWrite)?;
+    let outcome = crate::oauth::refresh(&state, &principal.workspace_id, &id, RefreshReason::Forced, None).await?;
+    state.connections.evict(&id);
+    let record = state
+        .db
+        .connection(&principal.workspace_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("connection"))?;
+    state
+        .db
+        .append_audit(&[AuditEntry::new(
+            &principal.workspace_id,
+            &principal.key_id,
+            "secret.refresh",
+            &id,
+            "forced",
+        )])
+        .await?;
+    Ok(Json(RefreshResult {
+        outcome: match outcome {
+            RefreshOutcome::Refreshed => "refreshed",
+            RefreshOutcome::AlreadyFresh => "already_fresh",
+        }
+        .into(),
+        status: record.status,
+        token_expires_at: record.token_expires_at,
+    }))
+}
+
+/// A registered OAuth app (the secret is write-only).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OAuthAppView {
+    /// `oap_…`
+    pub id: String,
+    /// Connector it is for.
+    pub connector_id: String,
+    /// `workspace` or `operator`.
+    pub owner: String,
+    /// Public client id.
+    pub client_id: String,
+    /// The redirect URI to register with the provider.
+    pub redirect_uri: String,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+/// A page of apps.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OAuthAppList {
+    /// Apps this workspace can use: its own and the operator's.
+    pub data: Vec<OAuthAppView>,
+}
+
+/// Register an app's credentials.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutOAuthApp {
+    /// Client id from the provider.
+    pub client_id: String,
+    /// Client secret from the provider (write-only; sealed in the vault).
+    pub client_secret: String,
+}
+
+fn app_view(state: &AppState, app: OAuthAppRecord) -> OAuthAppView {
+    OAuthAppView {
+        owner: if app.owner == OPERATOR_OWNER {
+            "operator".into()
+        } else {
+            "workspace".into()
+        },
+        id: app.id,
+        connector_id: app.connector_id,
+        client_id: app.client_id,
+        redirect_uri: state.oauth.redirect_uri(),
+        updated_at: app.updated_at,
+    }
+}
+
+/// Apps this workspace can use (`connections:read`).
+#[utoipa::path(get, path = "/api/v1/oauth-apps", tag = "oauth", responses((status = 200, body = OAuthAppList)))]
+pub async fn list_apps(State(state): State<Arc<AppState>>, principal: Principal) -> ApiResult<Json<OAuthAppList>> {
+    principal.require(Scope::ConnectionsRead)?;
+    let apps = state.db.oauth_apps_for(&principal.workspace_id).await?;
+    Ok(Json(OAuthAppList {
+        data: apps.into_iter().map(|a| app_view(&state, a)).collect(),
+    }))
+}
+
+/// Register or replace the workspace's app for a connector (`admin`).
+#[utoipa::path(put, path = "/api/v1/oauth-apps/{connector_id}", tag = "oauth", request_body = PutOAuthApp,
+    responses((status = 200, body = OAuthAppView), (status = 422, body = crate::error::Problem)))]
+pub async fn put_app(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(connector_id): Path<String>,
+    ApiJson(body): ApiJson<PutOAuthApp>,
+) -> ApiResult<Json<OAuthAppView>> {
+    principal.require(Scope::Admin)?;
+    let owner = principal.workspace_id.clone();
+    put_app_for(&state, &principal, &owner, &connector_id, body).await
+}
+
+/// Register or replace the operator's app for a connector, shared by every workspace
+/// (operator keys: `workspaces:create`).
+#[utoipa::path(put, path = "/api/v1/operator/oauth-apps/{connector_id}", tag = "oauth", request_body = PutOAuthApp,
+    responses((status = 200, body = OAuthAppView)))]
+pub async fn put_operator_app(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(connector_id): Path<String>,
+    ApiJson(body): ApiJson<PutOAuthApp>,
+) -> ApiResult<Json<OAuthAppView>> {
+    principal.require(Scope::WorkspacesCreate)?;
+    put_app_for(&state, &principal, OPERATOR_OWNER, &connector_id, body).await
+}
+
+async fn put_app_for(
+    state: &AppState,
+    principal: &Principal,
+    owner: &str,
+    connector_id: &str,
+    body: PutOAuthApp,
+) -> ApiResult<Json<OAuthAppView>> {
+    let secret = SecretFields(BTreeMap::from([("client_secret".to_string(), body.client_secret)]));
+    let valid_id = |s: &str| !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid_id(connector_id) {
+        return Err(ApiError::unprocessable("invalid_connector", "not a connector id"));
+    }
+    let client_id = body.client_id.trim();
+    if client_id.is_empty() || client_id.len() > 500 || client_id.bytes().any(|b| b < 0x20) {
+        return Err(ApiError::unprocessable("invalid_client_id", "client_id must be 1–500 printable characters"));
+    }
+    let client_secret_ok = secret.0.get("client_secret").is_some_and(|s| {
+        !s.is_empty() && s.len() <= 2000 && !s.bytes().any(|b| b < 0x20)
+    });
+    if !client_secret_ok {
+        return Err(ApiError::unprocessable(
+            "invalid_client_secret",
+            "client_secret must be 1–2000 printable characters",
+        ));
+    }
+    let app = state.db.put_oauth_app(owner, connector_id, client_id).await?;
+    let sealed = state.vault.seal_fields(owner, &app.id, &secret)?;
+    state.db.put_secret(&sealed).await?;
+    state
+        .db
+        .append_audit(&[AuditEntry::new(
+            &principal.workspace_id,
+            &principal.key_id,
+            "oauth_app.put",
+            &app.id,
+            format!("connector={connector_id} owner={}", if owner == OPERATOR_OWNER { "operator" } else { "workspace" }),
+        )])
+        .await?;
+    Ok(Json(app_view(state, app)))
+}
+
+/// Remove the workspace's app for a connector (`admin`).
+#[utoipa::path(delete, path = "/api/v1/oauth-apps/{connector_id}", tag = "oauth", responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub async fn delete_app(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(connector_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    principal.require(Scope::Admin)?;
+    if !state.db.delete_oauth_app(&principal.workspace_id, &connector_id).await? {
+        return Err(ApiError::not_found("OAuth app"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove the operator's app for a connector (`workspaces:create`).
+#[utoipa::path(delete, path = "/api/v1/operator/oauth-apps/{connector_id}", tag = "oauth", responses((status = 204)))]
+pub async fn delete_operator_app(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(connector_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    principal.require(Scope::WorkspacesCreate)?;
+    if !state.db.delete_oauth_app(OPERATOR_OWNER, &connector_id).await? {
+        return Err(ApiError::not_found("OAuth app"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Filter of the event list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    /// Only this type, e.g. `connection.status_changed`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Page size, 1–100 (default 50).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One event.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventView {
+    /// `evt_…`
+    pub id: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Payload.
+    #[schema(value_type = Object)]
+    pub data: Value,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// A page of events.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventList {
+    /// Events, oldest first.
+    pub data: Vec<EventView>,
+    /// Cursor of the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// The workspace's event outbox, oldest first (`connections:read`).
+#[utoipa::path(get, path = "/api/v1/events", tag = "oauth", params(EventQuery), responses((status = 200, body = EventList)))]
+pub async fn list_events(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiQuery(query): ApiQuery<EventQuery>,
+) -> ApiResult<Json<EventList>> {
+    principal.require(Scope::ConnectionsRead)?;
+    let page = Pagination {
+        limit: query.limit,
+        cursor: query.cursor,
+    };
+    let p = state
+        .db
+        .list_events(&principal.workspace_id, query.kind.as_deref(), page.after(), page.limit()?)
+        .await?;
+    Ok(Json(EventList {
+        data: p
+            .items
+            .into_iter()
+            .map(|e| EventView {
+                data: serde_json::from_str(&e.payload).unwrap_or(Value::Null),
+                id: e.id,
+                kind: e.kind,
+                created_at: e.created_at,
+            })
+            .collect(),
+        next_cursor: p.next_cursor,
+    }))
+}
