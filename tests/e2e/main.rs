@@ -30,5 +30,6 @@ mod egress;
 mod http_connector;
 mod loading;
 mod marketplace;
+mod oauth;
 mod secrets;
 mod slack;

@@ -93,6 +93,7 @@ impl TestApp {
             ("NEXUM_HEALTH_CHECK_INTERVAL_SECS".into(), "0".into()),
             ("NEXUM_MAX_CONCURRENT_CALLS".into(), "16".into()),
             ("NEXUM_ALLOW_UNSIGNED_CONNECTORS".into(), "true".into()),
+            ("NEXUM_OAUTH_REFRESH_SWEEP_SECS".into(), "0".into()),
         ]);
         for (k, v) in settings {
             env.insert(k.to_string(), v.to_string());

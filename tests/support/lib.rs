@@ -7,4 +7,6 @@ pub mod app;
 pub mod bundles;
 pub mod fakes;
 pub mod host;
+pub mod logs;
+pub mod oauth_provider;
 pub mod plugins;
