@@ -125,6 +125,12 @@ async fn record(State(log): State<Arc<Mutex<Vec<Recorded>>>>, request: Request, 
 
 /// The bot token the fake Slack accepts.
 pub const SLACK_TOKEN: &str = "xoxb-1111-2222-fake-slack-token";
+/// The authorization code the fake Slack hands out.
+pub const SLACK_OAUTH_CODE: &str = "slack-oauth-code-7731";
+/// The Slack app's client id the fake accepts.
+pub const SLACK_CLIENT_ID: &str = "1111.2222";
+/// The Slack app's client secret the fake accepts.
+pub const SLACK_CLIENT_SECRET: &str = "slack-client-secret-9d1e";
 
 /// A fake Slack Web API on an ephemeral port; see [`slack_on`].
 pub async fn slack() -> Fake {
@@ -184,8 +190,33 @@ pub async fn slack_on(port: u16) -> Fake {
             json!({ "ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "nexum-bot", "team_id": "T1", "user_id": "U1" }),
         )
     }
+    /// Slack's OAuth v2 consent page: the user approves at once.
+    async fn oauth_authorize(Query(q): Query<HashMap<String, String>>) -> Response {
+        let mut target = url::Url::parse(q.get("redirect_uri").map(String::as_str).unwrap_or("http://127.0.0.1:9/"))
+            .unwrap_or_else(|_| url::Url::parse("http://127.0.0.1:9/").expect("url"));
+        target
+            .query_pairs_mut()
+            .append_pair("code", SLACK_OAUTH_CODE)
+            .append_pair("state", q.get("state").map(String::as_str).unwrap_or_default());
+        (StatusCode::FOUND, [(header::LOCATION, target.to_string())]).into_response()
+    }
+    /// `oauth.v2.access`: Slack answers 200 with `ok: false` on errors.
+    async fn oauth_access(body: Bytes) -> axum::Json<Value> {
+        let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+        let client_ok = form.get("client_id").is_some_and(|v| v == SLACK_CLIENT_ID)
+            && form.get("client_secret").is_some_and(|v| v == SLACK_CLIENT_SECRET);
+        if !client_ok {
+            return axum::Json(json!({ "ok": false, "error": "invalid_client_id" }));
+        }
+        if form.get("code").map(String::as_str) != Some(SLACK_OAUTH_CODE) {
+            return axum::Json(json!({ "ok": false, "error": "invalid_code" }));
+        }
+        axum::Json(json!({ "ok": true, "access_token": SLACK_TOKEN, "token_type": "bot", "scope": "chat:write,channels:read", "bot_user_id": "UBOT", "team": { "id": "T1", "name": "Acme" } }))
+    }
     serve_on(
         Router::new()
+            .route("/oauth/v2/authorize", get(oauth_authorize))
+            .route("/api/oauth.v2.access", post(oauth_access))
             .route("/api/chat.postMessage", post(post_message))
             .route("/api/chat.update", post(update))
             .route("/api/reactions.add", post(react))

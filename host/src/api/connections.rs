@@ -309,10 +309,32 @@ fn pick_scheme(manifest: &Manifest, requested: Option<&str>, fields: &SecretFiel
         None if manifest.auth.is_empty() => Ok(None),
         None if manifest.auth.len() == 1 => Ok(Some(manifest.auth[0].id.clone())),
         None if fields.0.is_empty() => Ok(None),
-        None => Err(ApiError::unprocessable(
-            "auth_scheme_required",
-            "the connector has several auth schemes; name one in `auth_scheme`",
-        )),
+        None => {
+            // Several schemes: the one whose fields were given (a bot token's `token` is not
+            // an OAuth `access_token`).
+            let accepted = |s: &&nexum_marketplace::manifest::AuthScheme| {
+                let names: &[&str] = match s.kind {
+                    AuthKind::OAuth2(_) => crate::vault::OAUTH2_STORED_FIELDS,
+                    _ => s.secret_fields(),
+                };
+                fields.0.keys().all(|k| names.contains(&k.as_str()))
+            };
+            let candidates: Vec<&str> = manifest.auth.iter().filter(accepted).map(|s| s.id.as_str()).collect();
+            match candidates.as_slice() {
+                [one] => Ok(Some(one.to_string())),
+                [] => Err(ApiError::unprocessable(
+                    "invalid_credentials",
+                    format!(
+                        "no auth scheme of this connector takes the fields {}; name one in `auth_scheme`",
+                        fields.0.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                    ),
+                )),
+                several => Err(ApiError::unprocessable(
+                    "auth_scheme_required",
+                    format!("name one of the auth schemes {} in `auth_scheme`", several.join(", ")),
+                )),
+            }
+        }
     }
 }
 
