@@ -246,7 +246,10 @@ impl Config {
             Ok(Some(v.trim_end_matches('/').to_string()))
         };
         let public_url = origin("NEXUM_PUBLIC_URL", env("NEXUM_PUBLIC_URL").or(f.public_url))?;
-        let oauth_return_url = origin("NEXUM_OAUTH_RETURN_URL", env("NEXUM_OAUTH_RETURN_URL").or(f.oauth_return_url))?;
+        let oauth_return_url = origin(
+            "NEXUM_OAUTH_RETURN_URL",
+            env("NEXUM_OAUTH_RETURN_URL").or(f.oauth_return_url),
+        )?;
         Ok(Self {
             public_url,
             oauth_return_url,

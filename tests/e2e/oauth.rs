@@ -74,7 +74,10 @@ async fn consent(app: &TestApp, key: &str, fake: &FakeOAuth, extra: Value) -> (S
         .to_str()
         .expect("location")
         .to_string();
-    assert!(callback.starts_with(&format!("{}/api/v1/oauth/callback?", app.base)), "{callback}");
+    assert!(
+        callback.starts_with(&format!("{}/api/v1/oauth/callback?", app.base)),
+        "{callback}"
+    );
     (started.body["flow_id"].as_str().expect("flow").to_string(), callback)
 }
 
@@ -93,7 +96,9 @@ async fn connect(app: &TestApp, key: &str, fake: &FakeOAuth) -> String {
     let (flow_id, callback) = consent(app, key, fake, json!({})).await;
     let (status, page, _) = visit(&callback).await;
     assert_eq!(status, StatusCode::OK, "{page}");
-    let flow = app.get(key, &format!("/api/v1/connections/oauth/flows/{flow_id}")).await;
+    let flow = app
+        .get(key, &format!("/api/v1/connections/oauth/flows/{flow_id}"))
+        .await;
     assert_eq!(flow.body["status"], "connected", "{:?}", flow.body);
     flow.body["connection_id"].as_str().expect("connection").to_string()
 }
@@ -122,16 +127,32 @@ fn assert_no_secret_leaked(fake: &FakeOAuth, texts: &[String]) {
 async fn expire_now(app: &TestApp, connection: &str) {
     // Make the stored token look expired, as time would.
     let state = app.state();
-    let record = state.db.connection_any_workspace(connection).await.expect("db").expect("row");
-    let sealed = state.db.secret_of(&record.workspace_id, connection).await.expect("db").expect("secret");
+    let record = state
+        .db
+        .connection_any_workspace(connection)
+        .await
+        .expect("db")
+        .expect("row");
+    let sealed = state
+        .db
+        .secret_of(&record.workspace_id, connection)
+        .await
+        .expect("db")
+        .expect("secret");
     let mut fields = state.vault.open_fields(&sealed).expect("open");
     fields.0.insert("expires_at".into(), "1".into());
     fields.0.insert("issued_at".into(), "0".into());
-    let resealed = state.vault.seal_fields(&record.workspace_id, connection, &fields).expect("seal");
+    let resealed = state
+        .vault
+        .seal_fields(&record.workspace_id, connection, &fields)
+        .expect("seal");
     state.db.put_secret(&resealed).await.expect("put");
-    for node_cache in [&state.connections] {
-        node_cache.evict_all();
-    }
+    sqlx::query("UPDATE connections SET token_expires_at = 1 WHERE id = $1")
+        .bind(connection)
+        .execute(state.db.pool())
+        .await
+        .expect("expiry column");
+    state.connections.evict_all();
 }
 
 on_both_databases!(
@@ -162,7 +183,13 @@ async fn authorization_code_flow_connects_and_executes(app: TestApp) {
     assert_eq!(apps.body["data"][0]["client_id"], CLIENT_ID);
     assert_no_secret_leaked(
         &fake,
-        &[view.body.to_string(), list.body.to_string(), events.body.to_string(), apps.body.to_string(), called.body.to_string()],
+        &[
+            view.body.to_string(),
+            list.body.to_string(),
+            events.body.to_string(),
+            apps.body.to_string(),
+            called.body.to_string(),
+        ],
     );
 
     // Reconnecting keeps the id and replaces the tokens.
@@ -173,11 +200,20 @@ async fn authorization_code_flow_connects_and_executes(app: TestApp) {
     assert_eq!(call_me(&app, &app.key, &connection).await.status, StatusCode::OK);
 
     // A return URL gets the outcome instead of the plain page.
-    let (flow, callback) = consent(&app, &app.key, &fake, json!({ "return_url": "http://127.0.0.1:9/done" })).await;
+    let (flow, callback) = consent(
+        &app,
+        &app.key,
+        &fake,
+        json!({ "return_url": "http://127.0.0.1:9/done" }),
+    )
+    .await;
     let (status, _, location) = visit(&callback).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let location = location.expect("location");
-    assert!(location.starts_with("http://127.0.0.1:9/done?status=connected"), "{location}");
+    assert!(
+        location.starts_with("http://127.0.0.1:9/done?status=connected"),
+        "{location}"
+    );
     assert!(location.contains(&flow));
 }
 
@@ -207,7 +243,9 @@ async fn refused_states_leave_no_connection(app: TestApp) {
     let (status, body, _) = visit(&callback).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("state_expired"), "{body}");
-    let flow = app.get(&app.key, &format!("/api/v1/connections/oauth/flows/{flow_id}")).await;
+    let flow = app
+        .get(&app.key, &format!("/api/v1/connections/oauth/flows/{flow_id}"))
+        .await;
     assert_eq!(flow.body["status"], "failed");
 
     // The user refuses consent.
@@ -216,7 +254,9 @@ async fn refused_states_leave_no_connection(app: TestApp) {
     let (status, body, _) = visit(&callback).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(body.contains("access_denied"), "{body}");
-    let flow = app.get(&app.key, &format!("/api/v1/connections/oauth/flows/{flow_id}")).await;
+    let flow = app
+        .get(&app.key, &format!("/api/v1/connections/oauth/flows/{flow_id}"))
+        .await;
     assert_eq!(flow.body["status"], "failed");
     fake.deny_consent(false);
 
@@ -227,22 +267,43 @@ async fn refused_states_leave_no_connection(app: TestApp) {
 
     // Another workspace sees none of it and cannot reconnect our connection.
     let other = app.new_workspace("other").await;
-    assert_eq!(app.get(&other, &format!("/api/v1/connections/oauth/flows/{flow_id}")).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.get(&other, &format!("/api/v1/connections/{mine}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&other, &format!("/api/v1/connections/oauth/flows/{flow_id}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(&other, &format!("/api/v1/connections/{mine}")).await.status,
+        StatusCode::NOT_FOUND
+    );
     let hijack = app
-        .post(&other, "/api/v1/connections/oauth/authorize", json!({ "connection_id": mine }))
+        .post(
+            &other,
+            "/api/v1/connections/oauth/authorize",
+            json!({ "connection_id": mine }),
+        )
         .await;
     assert_eq!(hijack.status, StatusCode::NOT_FOUND, "{:?}", hijack.body);
     // A state minted in our workspace connects in our workspace only, whoever completes it.
     let (flow_id, callback) = consent(&app, &app.key, &fake, json!({})).await;
     assert_eq!(visit(&callback).await.0, StatusCode::OK);
-    assert_eq!(app.get(&other, &format!("/api/v1/connections/oauth/flows/{flow_id}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&other, &format!("/api/v1/connections/oauth/flows/{flow_id}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
     let theirs = app.get(&other, "/api/v1/connections").await;
     assert_eq!(theirs.body["data"].as_array().map(Vec::len), Some(0));
     // Without an app of their own (and no operator app) they cannot start a flow at all.
     install_in(&app, &other).await;
     let no_app = app
-        .post(&other, "/api/v1/connections/oauth/authorize", json!({ "connector": "http", "name": "x", "variables": { "base_url": fake.origin() } }))
+        .post(
+            &other,
+            "/api/v1/connections/oauth/authorize",
+            json!({ "connector": "http", "name": "x", "variables": { "base_url": fake.origin() } }),
+        )
         .await;
     assert_eq!(no_app.code(), "oauth_app_missing", "{:?}", no_app.body);
     assert_no_secret_leaked(&fake, &[]);
@@ -328,28 +389,52 @@ async fn repeated_failures_exhaust_and_forced_refresh_recovers(app: TestApp) {
     // Exhausted: calls fail fast without bothering the provider.
     let before = fake.refreshes();
     let called = call_me(&app, &app.key, &connection).await;
-    assert_eq!((called.status, called.code()), (StatusCode::CONFLICT, "refresh_exhausted"));
+    assert_eq!(
+        (called.status, called.code()),
+        (StatusCode::CONFLICT, "refresh_exhausted")
+    );
     assert_eq!(fake.refreshes(), before);
     // A health check does not make it healthy either.
-    let test = app.post(&app.key, &format!("/api/v1/connections/{connection}/test"), json!({})).await;
+    let test = app
+        .post(&app.key, &format!("/api/v1/connections/{connection}/test"), json!({}))
+        .await;
     assert_eq!(test.body["ok"], false, "{:?}", test.body);
     assert_eq!(test.body["status"], "refresh_exhausted");
     // Events: three refresh failures and the status changes.
     let events = app.get(&app.key, "/api/v1/events?type=connection.refresh_failed").await;
-    assert_eq!(events.body["data"].as_array().map(Vec::len), Some(3), "{:?}", events.body);
+    assert_eq!(
+        events.body["data"].as_array().map(Vec::len),
+        Some(3),
+        "{:?}",
+        events.body
+    );
     let changes = app.get(&app.key, "/api/v1/events?type=connection.status_changed").await;
     let transitions: Vec<(String, String)> = changes.body["data"]
         .as_array()
         .expect("events")
         .iter()
-        .map(|e| (e["data"]["from"].as_str().unwrap_or_default().into(), e["data"]["to"].as_str().unwrap_or_default().into()))
+        .map(|e| {
+            (
+                e["data"]["from"].as_str().unwrap_or_default().into(),
+                e["data"]["to"].as_str().unwrap_or_default().into(),
+            )
+        })
         .collect();
     assert_eq!(
         transitions,
-        [("connected".to_string(), "error".to_string()), ("error".into(), "refresh_exhausted".into())]
+        [
+            ("connected".to_string(), "error".to_string()),
+            ("error".into(), "refresh_exhausted".into())
+        ]
     );
     // Forcing a refresh recovers.
-    let forced = app.post(&app.key, &format!("/api/v1/connections/{connection}/refresh"), json!({})).await;
+    let forced = app
+        .post(
+            &app.key,
+            &format!("/api/v1/connections/{connection}/refresh"),
+            json!({}),
+        )
+        .await;
     assert_eq!(forced.status, StatusCode::OK, "{:?}", forced.body);
     assert_eq!(forced.body["status"], "connected");
     assert_eq!(call_me(&app, &app.key, &connection).await.status, StatusCode::OK);
@@ -387,12 +472,21 @@ async fn invalid_grant_after_another_rotation_keeps_the_connection(app: TestApp)
     // Meanwhile "another node" rotated the tokens and stored them.
     let (access, refresh) = fake.mint();
     let state = app.state();
-    let ws = state.db.connection_any_workspace(&connection).await.expect("db").expect("row").workspace_id;
+    let ws = state
+        .db
+        .connection_any_workspace(&connection)
+        .await
+        .expect("db")
+        .expect("row")
+        .workspace_id;
     let fields = nexum_host::vault::SecretFields(
         [
             ("access_token".to_string(), access),
             ("refresh_token".to_string(), refresh),
-            ("expires_at".to_string(), (nexum_host::store::now_ms() + 3_600_000).to_string()),
+            (
+                "expires_at".to_string(),
+                (nexum_host::store::now_ms() + 3_600_000).to_string(),
+            ),
         ]
         .into(),
     );
@@ -402,7 +496,10 @@ async fn invalid_grant_after_another_rotation_keeps_the_connection(app: TestApp)
     let body = call.await.expect("joined");
     assert_eq!(body["output"]["status"], 200, "{body}");
     let view = app.get(&app.key, &format!("/api/v1/connections/{connection}")).await;
-    assert_eq!((view.body["status"].as_str(), view.body["refresh_failures"].as_i64()), (Some("connected"), Some(0)));
+    assert_eq!(
+        (view.body["status"].as_str(), view.body["refresh_failures"].as_i64()),
+        (Some("connected"), Some(0))
+    );
     assert_no_secret_leaked(&fake, &[body.to_string()]);
 }
 
@@ -412,21 +509,42 @@ async fn token_endpoint_errors_never_echo_secrets(app: TestApp) {
     fake.script([Script::EchoParameters]);
     let (status, body, _) = visit(&callback).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
-    assert!(body.contains("token_exchange_failed") && body.contains("[REDACTED]"), "{body}");
-    let flow = app.get(&app.key, &format!("/api/v1/connections/oauth/flows/{flow_id}")).await;
+    assert!(
+        body.contains("token_exchange_failed") && body.contains("[REDACTED]"),
+        "{body}"
+    );
+    let flow = app
+        .get(&app.key, &format!("/api/v1/connections/oauth/flows/{flow_id}"))
+        .await;
     assert_eq!(flow.body["status"], "failed");
     let list = app.get(&app.key, "/api/v1/connections").await;
-    assert_eq!(list.body["data"].as_array().map(Vec::len), Some(0), "no half-made connection");
+    assert_eq!(
+        list.body["data"].as_array().map(Vec::len),
+        Some(0),
+        "no half-made connection"
+    );
     // And on refresh.
     let connection = connect(&app, &app.key, &fake).await;
     fake.script([Script::EchoParameters]);
-    let forced = app.post(&app.key, &format!("/api/v1/connections/{connection}/refresh"), json!({})).await;
+    let forced = app
+        .post(
+            &app.key,
+            &format!("/api/v1/connections/{connection}/refresh"),
+            json!({}),
+        )
+        .await;
     assert_eq!(forced.status, StatusCode::BAD_GATEWAY, "{:?}", forced.body);
     let view = app.get(&app.key, &format!("/api/v1/connections/{connection}")).await;
     let events = app.get(&app.key, "/api/v1/events").await;
     assert_no_secret_leaked(
         &fake,
-        &[body, flow.body.to_string(), forced.body.to_string(), view.body.to_string(), events.body.to_string()],
+        &[
+            body,
+            flow.body.to_string(),
+            forced.body.to_string(),
+            view.body.to_string(),
+            events.body.to_string(),
+        ],
     );
 }
 
@@ -442,7 +560,15 @@ async fn refresh_race(backend: Backend) {
         Backend::Postgres => {
             let dir = tempfile::tempdir().expect("dir");
             let key_file = app.data_dir.path().join("master.keys").display().to_string();
-            Some(TestApp::start_on(backend, dir, app.database_url.clone(), &[("NEXUM_MASTER_KEY_FILE", &key_file), capacity[0]]).await)
+            Some(
+                TestApp::start_on(
+                    backend,
+                    dir,
+                    app.database_url.clone(),
+                    &[("NEXUM_MASTER_KEY_FILE", &key_file), capacity[0]],
+                )
+                .await,
+            )
         }
         Backend::Sqlite => None,
     };
@@ -515,14 +641,29 @@ async fn slack_connects_with_oauth(app: TestApp) {
         .await;
     assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
     let url = started.body["authorization_url"].as_str().expect("url");
-    assert!(url.starts_with(&format!("{}/oauth/v2/authorize?", slack.origin())), "{url}");
-    assert!(url.contains("scope=chat%3Awrite%2Cchannels%3Aread%2Creactions%3Awrite"), "{url}");
+    assert!(
+        url.starts_with(&format!("{}/oauth/v2/authorize?", slack.origin())),
+        "{url}"
+    );
+    assert!(
+        url.contains("scope=chat%3Awrite%2Cchannels%3Aread%2Creactions%3Awrite"),
+        "{url}"
+    );
     let at_slack = browser().get(url).send().await.expect("authorize");
-    let callback = at_slack.headers()[reqwest::header::LOCATION].to_str().expect("location").to_string();
+    let callback = at_slack.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .expect("location")
+        .to_string();
     let (status, page, _) = visit(&callback).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let flow = app
-        .get(&app.key, &format!("/api/v1/connections/oauth/flows/{}", started.body["flow_id"].as_str().expect("flow")))
+        .get(
+            &app.key,
+            &format!(
+                "/api/v1/connections/oauth/flows/{}",
+                started.body["flow_id"].as_str().expect("flow")
+            ),
+        )
         .await;
     let connection = flow.body["connection_id"].as_str().expect("connection");
     let sent = app
@@ -535,7 +676,11 @@ async fn slack_connects_with_oauth(app: TestApp) {
     assert_eq!(sent.status, StatusCode::OK, "{:?}", sent.body);
     let view = app.get(&app.key, &format!("/api/v1/connections/{connection}")).await;
     assert_eq!(view.body["auth_scheme"], "oauth");
-    for text in [view.body.to_string(), sent.body.to_string(), nexum_tests::logs::captured()] {
+    for text in [
+        view.body.to_string(),
+        sent.body.to_string(),
+        nexum_tests::logs::captured(),
+    ] {
         assert!(!text.contains(SLACK_TOKEN) && !text.contains(SLACK_CLIENT_SECRET));
     }
     // A bot token still works, and is picked by its field name.
@@ -546,7 +691,53 @@ async fn slack_connects_with_oauth(app: TestApp) {
             json!({ "connector": "slack", "name": "Acme bot", "credentials": { "token": SLACK_TOKEN }, "variables": { "api_base": slack.origin() } }),
         )
         .await;
-    assert_eq!((bot.status, bot.body["auth_scheme"].as_str()), (StatusCode::CREATED, Some("bot_token")));
+    assert_eq!(
+        (bot.status, bot.body["auth_scheme"].as_str()),
+        (StatusCode::CREATED, Some("bot_token"))
+    );
 }
 
 on_both_databases!(slack_connects_with_oauth);
+
+async fn sweep_refreshes_ahead_and_expires_what_cannot_refresh(app: TestApp) {
+    let fake = setup(&app, "").await;
+    let connection = connect(&app, &app.key, &fake).await;
+    expire_now(&app, &connection).await;
+    assert_eq!(nexum_host::jobs::oauth_refresh::sweep(app.state()).await, 1);
+    assert_eq!(fake.refreshes(), 1);
+    let view = app.get(&app.key, &format!("/api/v1/connections/{connection}")).await;
+    assert!(
+        view.body["token_expires_at"].as_i64().unwrap_or(0) > nexum_host::store::now_ms(),
+        "{:?}",
+        view.body
+    );
+    // Nothing due: the sweep leaves the provider alone.
+    assert_eq!(nexum_host::jobs::oauth_refresh::sweep(app.state()).await, 0);
+
+    // Imported tokens without a refresh token: once lapsed, `expired`, never healthy.
+    let (access, _) = fake.mint();
+    let imported = app
+        .post(
+            &app.key,
+            "/api/v1/connections",
+            json!({ "connector": "http", "name": "Imported", "credentials": { "access_token": access, "expires_at": "1" }, "variables": { "base_url": fake.origin() } }),
+        )
+        .await;
+    assert_eq!(imported.status, StatusCode::CREATED, "{:?}", imported.body);
+    let id = imported.body["id"].as_str().expect("id").to_string();
+    nexum_host::jobs::oauth_refresh::sweep(app.state()).await;
+    let view = app.get(&app.key, &format!("/api/v1/connections/{id}")).await;
+    assert_eq!(view.body["status"], "expired", "{:?}", view.body);
+    let called = call_me(&app, &app.key, &id).await;
+    assert_eq!((called.status, called.code()), (StatusCode::CONFLICT, "token_expired"));
+    let test = app
+        .post(&app.key, &format!("/api/v1/connections/{id}/test"), json!({}))
+        .await;
+    assert_eq!(
+        (test.body["ok"].as_bool(), test.body["status"].as_str()),
+        (Some(false), Some("expired"))
+    );
+    assert_no_secret_leaked(&fake, &[imported.body.to_string(), view.body.to_string()]);
+}
+
+on_both_databases!(sweep_refreshes_ahead_and_expires_what_cannot_refresh);

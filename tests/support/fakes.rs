@@ -192,8 +192,12 @@ pub async fn slack_on(port: u16) -> Fake {
     }
     /// Slack's OAuth v2 consent page: the user approves at once.
     async fn oauth_authorize(Query(q): Query<HashMap<String, String>>) -> Response {
-        let mut target = url::Url::parse(q.get("redirect_uri").map(String::as_str).unwrap_or("http://127.0.0.1:9/"))
-            .unwrap_or_else(|_| url::Url::parse("http://127.0.0.1:9/").expect("url"));
+        let mut target = url::Url::parse(
+            q.get("redirect_uri")
+                .map(String::as_str)
+                .unwrap_or("http://127.0.0.1:9/"),
+        )
+        .unwrap_or_else(|_| url::Url::parse("http://127.0.0.1:9/").expect("url"));
         target
             .query_pairs_mut()
             .append_pair("code", SLACK_OAUTH_CODE)
@@ -211,7 +215,9 @@ pub async fn slack_on(port: u16) -> Fake {
         if form.get("code").map(String::as_str) != Some(SLACK_OAUTH_CODE) {
             return axum::Json(json!({ "ok": false, "error": "invalid_code" }));
         }
-        axum::Json(json!({ "ok": true, "access_token": SLACK_TOKEN, "token_type": "bot", "scope": "chat:write,channels:read", "bot_user_id": "UBOT", "team": { "id": "T1", "name": "Acme" } }))
+        axum::Json(
+            json!({ "ok": true, "access_token": SLACK_TOKEN, "token_type": "bot", "scope": "chat:write,channels:read", "bot_user_id": "UBOT", "team": { "id": "T1", "name": "Acme" } }),
+        )
     }
     serve_on(
         Router::new()

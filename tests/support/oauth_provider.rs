@@ -188,7 +188,9 @@ async fn authorize(State(inner): State<Arc<Inner>>, Query(q): Query<HashMap<Stri
     let Some(redirect_uri) = q.get("redirect_uri") else {
         return (StatusCode::BAD_REQUEST, "redirect_uri missing").into_response();
     };
-    if q.get("client_id").map(String::as_str) != Some(CLIENT_ID) || q.get("response_type").map(String::as_str) != Some("code") {
+    if q.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+        || q.get("response_type").map(String::as_str) != Some("code")
+    {
         return (StatusCode::BAD_REQUEST, "bad client_id or response_type").into_response();
     }
     let state = q.get("state").cloned().unwrap_or_default();
@@ -200,7 +202,10 @@ async fn authorize(State(inner): State<Arc<Inner>>, Query(q): Query<HashMap<Stri
             .append_pair("error_description", "The user denied access")
             .append_pair("state", &state);
     } else {
-        let challenge = match (q.get("code_challenge"), q.get("code_challenge_method").map(String::as_str)) {
+        let challenge = match (
+            q.get("code_challenge"),
+            q.get("code_challenge_method").map(String::as_str),
+        ) {
             (Some(c), Some("S256")) => Some(c.clone()),
             (Some(_), _) => return (StatusCode::BAD_REQUEST, "only S256 is supported").into_response(),
             (None, _) => None,
@@ -213,7 +218,10 @@ async fn authorize(State(inner): State<Arc<Inner>>, Query(q): Query<HashMap<Stri
                 redirect_uri: redirect_uri.clone(),
             },
         );
-        target.query_pairs_mut().append_pair("code", &code).append_pair("state", &state);
+        target
+            .query_pairs_mut()
+            .append_pair("code", &code)
+            .append_pair("state", &state);
     }
     (StatusCode::FOUND, [(header::LOCATION, target.to_string())]).into_response()
 }
@@ -237,7 +245,12 @@ async fn token(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes)
                 .unwrap_or_default();
             let text = String::from_utf8_lossy(&decoded).into_owned();
             let (i, s) = text.split_once(':').unwrap_or_default();
-            let decode = |v: &str| url::form_urlencoded::parse(format!("v={v}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+            let decode = |v: &str| {
+                url::form_urlencoded::parse(format!("v={v}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
             (decode(i), decode(s))
         }
         _ => (
@@ -279,7 +292,8 @@ async fn token(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes)
             }
             if let Some(challenge) = grant.challenge {
                 let verifier = form.get("code_verifier").cloned().unwrap_or_default();
-                let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+                let computed =
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
                 if computed != challenge {
                     return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "PKCE verification failed");
                 }
@@ -296,7 +310,11 @@ async fn token(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes)
                 None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "unknown refresh token"),
                 Some(true) => {
                     inner.stale_refresh_uses.fetch_add(1, Ordering::SeqCst);
-                    return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "refresh token already rotated");
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_grant",
+                        "refresh token already rotated",
+                    );
                 }
                 Some(false) => {
                     refresh.insert(presented, true);
@@ -320,7 +338,12 @@ fn tokens(access: &str, refresh: Option<&str>, expires_in: u64) -> Response {
     if let Some(r) = refresh {
         body["refresh_token"] = json!(r);
     }
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn me(State(inner): State<Arc<Inner>>, headers: HeaderMap) -> Response {

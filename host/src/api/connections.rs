@@ -207,7 +207,13 @@ pub async fn create(
     } else {
         record = state
             .db
-            .insert_connection(&principal.workspace_id, &installation.id, body.name.trim(), None, &variables)
+            .insert_connection(
+                &principal.workspace_id,
+                &installation.id,
+                body.name.trim(),
+                None,
+                &variables,
+            )
             .await?;
     }
     Ok((
@@ -581,7 +587,13 @@ pub async fn check_health(state: &AppState, workspace_id: &str, id: &str, actor:
             // The token is unusable: never healthy. Refresh already recorded why.
             state
                 .db
-                .set_connection_status(workspace_id, id, sticky_or(&current, ConnectionStatus::Error), Some(&e.problem().detail), true)
+                .set_connection_status(
+                    workspace_id,
+                    id,
+                    sticky_or(&current, ConnectionStatus::Error),
+                    Some(&e.problem().detail),
+                    true,
+                )
                 .await?;
             state.connections.evict(id);
             let status = state
@@ -645,7 +657,10 @@ pub async fn check_health(state: &AppState, workspace_id: &str, id: &str, actor:
         status: status.as_str().into(),
         ..result
     };
-    let error = result.error.clone().or_else(|| (!result.ok).then(|| format!("the connection is {}", status.as_str())));
+    let error = result
+        .error
+        .clone()
+        .or_else(|| (!result.ok).then(|| format!("the connection is {}", status.as_str())));
     state
         .db
         .set_connection_status(workspace_id, id, status, error.as_deref(), true)

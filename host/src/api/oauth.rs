@@ -356,17 +356,23 @@ async fn put_app_for(
     body: PutOAuthApp,
 ) -> ApiResult<Json<OAuthAppView>> {
     let secret = SecretFields(BTreeMap::from([("client_secret".to_string(), body.client_secret)]));
-    let valid_id = |s: &str| !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let valid_id = |s: &str| {
+        !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
     if !valid_id(connector_id) {
         return Err(ApiError::unprocessable("invalid_connector", "not a connector id"));
     }
     let client_id = body.client_id.trim();
     if client_id.is_empty() || client_id.len() > 500 || client_id.bytes().any(|b| b < 0x20) {
-        return Err(ApiError::unprocessable("invalid_client_id", "client_id must be 1–500 printable characters"));
+        return Err(ApiError::unprocessable(
+            "invalid_client_id",
+            "client_id must be 1–500 printable characters",
+        ));
     }
-    let client_secret_ok = secret.0.get("client_secret").is_some_and(|s| {
-        !s.is_empty() && s.len() <= 2000 && !s.bytes().any(|b| b < 0x20)
-    });
+    let client_secret_ok = secret
+        .0
+        .get("client_secret")
+        .is_some_and(|s| !s.is_empty() && s.len() <= 2000 && !s.bytes().any(|b| b < 0x20));
     if !client_secret_ok {
         return Err(ApiError::unprocessable(
             "invalid_client_secret",
@@ -383,7 +389,14 @@ async fn put_app_for(
             &principal.key_id,
             "oauth_app.put",
             &app.id,
-            format!("connector={connector_id} owner={}", if owner == OPERATOR_OWNER { "operator" } else { "workspace" }),
+            format!(
+                "connector={connector_id} owner={}",
+                if owner == OPERATOR_OWNER {
+                    "operator"
+                } else {
+                    "workspace"
+                }
+            ),
         )])
         .await?;
     Ok(Json(app_view(state, app)))
@@ -397,7 +410,11 @@ pub async fn delete_app(
     Path(connector_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     principal.require(Scope::Admin)?;
-    if !state.db.delete_oauth_app(&principal.workspace_id, &connector_id).await? {
+    if !state
+        .db
+        .delete_oauth_app(&principal.workspace_id, &connector_id)
+        .await?
+    {
         return Err(ApiError::not_found("OAuth app"));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -468,7 +485,12 @@ pub async fn list_events(
     };
     let p = state
         .db
-        .list_events(&principal.workspace_id, query.kind.as_deref(), page.after(), page.limit()?)
+        .list_events(
+            &principal.workspace_id,
+            query.kind.as_deref(),
+            page.after(),
+            page.limit()?,
+        )
         .await?;
     Ok(Json(EventList {
         data: p

@@ -46,7 +46,13 @@ pub async fn sweep(state: &AppState) -> usize {
         let margin = match margins.get(&connection.installation_id) {
             Some(m) => *m,
             None => {
-                let m = margin_of(state, &connection.workspace_id, &connection.installation_id, connection.auth_scheme.as_deref()).await;
+                let m = margin_of(
+                    state,
+                    &connection.workspace_id,
+                    &connection.installation_id,
+                    connection.auth_scheme.as_deref(),
+                )
+                .await;
                 margins.insert(connection.installation_id.clone(), m);
                 m
             }
@@ -57,7 +63,15 @@ pub async fn sweep(state: &AppState) -> usize {
             continue;
         }
         attempted += 1;
-        if let Err(e) = refresh(state, &connection.workspace_id, &connection.id, RefreshReason::Sweep, None).await {
+        if let Err(e) = refresh(
+            state,
+            &connection.workspace_id,
+            &connection.id,
+            RefreshReason::Sweep,
+            None,
+        )
+        .await
+        {
             tracing::info!(connection = %connection.id, error = %e, "sweep could not refresh a token");
         }
     }

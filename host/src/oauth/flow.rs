@@ -151,7 +151,10 @@ pub async fn start(state: &AppState, request: FlowRequest) -> Result<StartedFlow
         None => None,
     };
     let scopes = request.scopes.clone().unwrap_or_else(|| endpoints.scopes.clone());
-    if scopes.iter().any(|s| s.is_empty() || s.len() > 200 || s.contains(char::is_whitespace)) {
+    if scopes
+        .iter()
+        .any(|s| s.is_empty() || s.len() > 200 || s.contains(char::is_whitespace))
+    {
         return Err(OAuthError::Invalid {
             code: "invalid_scopes",
             message: "scopes must be non-empty words without spaces".into(),
@@ -174,7 +177,10 @@ pub async fn start(state: &AppState, request: FlowRequest) -> Result<StartedFlow
         &state_token,
         &scopes,
     )?;
-    let verifier_plain = verifier.as_ref().map(|v| v.expose_secret().as_bytes()).unwrap_or_default();
+    let verifier_plain = verifier
+        .as_ref()
+        .map(|v| v.expose_secret().as_bytes())
+        .unwrap_or_default();
     let sealed = state.vault.seal_value(ws, &flow_id, verifier_plain)?;
     let now = now_ms();
     let flow = OAuthFlowRecord {
@@ -308,14 +314,14 @@ pub async fn complete(state: &AppState, params: CallbackParams) -> Result<Callba
 
 type ExchangeError = (&'static str, String, bool);
 
-async fn exchange(
-    state: &AppState,
-    flow: &OAuthFlowRecord,
-    params: &CallbackParams,
-) -> Result<String, ExchangeError> {
+async fn exchange(state: &AppState, flow: &OAuthFlowRecord, params: &CallbackParams) -> Result<String, ExchangeError> {
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(flow = %flow.id, error = %e, "OAuth callback failed");
-        ("internal", "the connection could not be saved; try again".to_string(), false)
+        (
+            "internal",
+            "the connection could not be saved; try again".to_string(),
+            false,
+        )
     };
     if let Some(error) = &params.error {
         let error: String = error.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
@@ -346,12 +352,15 @@ async fn exchange(
         .map_err(|e| internal(&e))?
         .ok_or(("invalid_connection", "the connector was uninstalled".to_string(), false))?;
     let manifest = parse_manifest(&installation).map_err(|e| internal(&e))?;
-    let scheme = manifest
-        .auth_scheme(&flow.auth_scheme)
-        .ok_or(("invalid_connection", "the connector changed its auth schemes".to_string(), false))?;
+    let scheme = manifest.auth_scheme(&flow.auth_scheme).ok_or((
+        "invalid_connection",
+        "the connector changed its auth schemes".to_string(),
+        false,
+    ))?;
     let endpoints = endpoints_of(scheme).map_err(|e| ("invalid_connection", e.to_string(), false))?;
     let variables: BTreeMap<String, String> = serde_json::from_str(&flow.variables).unwrap_or_default();
-    let token_url = token_url(&manifest, scheme, &variables).map_err(|e| ("invalid_connection", e.to_string(), false))?;
+    let token_url =
+        token_url(&manifest, scheme, &variables).map_err(|e| ("invalid_connection", e.to_string(), false))?;
     let (app, _) = apps::client_app(state, ws, &manifest.id, None, &manifest, scheme, &token_url)
         .await
         .map_err(|e| ("oauth_app_missing", e.to_string(), false))?;

@@ -79,7 +79,11 @@ impl OAuthService {
 
     /// The redirect URI registered with providers: `<public_url>/api/v1/oauth/callback`.
     pub fn redirect_uri(&self) -> String {
-        let base = self.public_url.get().map(String::as_str).unwrap_or("http://127.0.0.1:8080");
+        let base = self
+            .public_url
+            .get()
+            .map(String::as_str)
+            .unwrap_or("http://127.0.0.1:8080");
         format!("{base}/api/v1/oauth/callback")
     }
 
@@ -179,7 +183,9 @@ impl From<OAuthError> for ApiError {
                 };
                 ApiError::new(StatusCode::BAD_GATEWAY, code, "OAuth provider error", detail)
             }
-            OAuthError::Exhausted(_) => ApiError::new(StatusCode::CONFLICT, "refresh_exhausted", "Reconnect needed", detail),
+            OAuthError::Exhausted(_) => {
+                ApiError::new(StatusCode::CONFLICT, "refresh_exhausted", "Reconnect needed", detail)
+            }
             OAuthError::Expired => ApiError::new(StatusCode::CONFLICT, "token_expired", "Reconnect needed", detail),
             OAuthError::Store(s) => s.into(),
             OAuthError::Vault(v) => v.into(),
@@ -211,7 +217,8 @@ pub fn token_url(
         message,
     };
     let url = endpoints.token_url_for(variables).map_err(|e| invalid(e.to_string()))?;
-    let rules = crate::broker::EgressRules::new("check", manifest, variables, &[]).map_err(|e| invalid(e.to_string()))?;
+    let rules =
+        crate::broker::EgressRules::new("check", manifest, variables, &[]).map_err(|e| invalid(e.to_string()))?;
     if !rules.credential_bound(&scheme.id, &url) {
         return Err(OAuthError::Invalid {
             code: "token_url_not_bound",
@@ -263,4 +270,24 @@ pub fn token_fields(issued: &IssuedTokens, previous: Option<&SecretFields>) -> S
 /// The access-token expiry recorded in sealed fields.
 pub fn expires_at_of(fields: &SecretFields) -> Option<i64> {
     fields.0.get("expires_at").and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_refresh;
+
+    #[test]
+    fn refresh_is_due_within_the_margin_but_never_earlier_than_half_the_lifetime() {
+        let now = 1_000_000;
+        // No expiry: never proactively.
+        assert!(!needs_refresh(None, None, 300, now));
+        // An hour-long token: due in the last five minutes.
+        assert!(!needs_refresh(Some(now + 301_000), Some(now - 3_299_000), 300, now));
+        assert!(needs_refresh(Some(now + 299_000), Some(now - 3_301_000), 300, now));
+        // A two-minute token is not refreshed on every call: due only in its second half.
+        assert!(!needs_refresh(Some(now + 90_000), Some(now - 30_000), 300, now));
+        assert!(needs_refresh(Some(now + 50_000), Some(now - 70_000), 300, now));
+        // Expired is always due.
+        assert!(needs_refresh(Some(now - 1), Some(now - 10_000), 300, now));
+    }
 }

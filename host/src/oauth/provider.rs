@@ -211,7 +211,11 @@ pub fn authorization_url(
     Ok((url, verifier))
 }
 
-fn token_client(endpoints: &OAuth2Endpoints, token_url: &Url, app: &ClientApp) -> Result<TokenEndpointClient, ProviderError> {
+fn token_client(
+    endpoints: &OAuth2Endpoints,
+    token_url: &Url,
+    app: &ClientApp,
+) -> Result<TokenEndpointClient, ProviderError> {
     Ok(BasicClient::new(ClientId::new(app.client_id.clone()))
         .set_client_secret(ClientSecret::new(app.client_secret.expose_secret().to_string()))
         .set_token_uri(TokenUrl::from_url(token_url.clone()))
@@ -225,7 +229,11 @@ fn redactor_for(app: &ClientApp, sent: &[String]) -> Redactor {
     let mut needles: Vec<Vec<u8>> = vec![app.client_secret.expose_secret().as_bytes().to_vec()];
     for s in sent {
         needles.push(s.as_bytes().to_vec());
-        needles.push(url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().into_bytes());
+        needles.push(
+            url::form_urlencoded::byte_serialize(s.as_bytes())
+                .collect::<String>()
+                .into_bytes(),
+        );
     }
     Redactor::new(needles)
 }
@@ -315,7 +323,7 @@ fn finish(result: TokenResult, redactor: &Redactor) -> Result<IssuedTokens, Prov
                     let description = parsed
                         .as_ref()
                         .and_then(|v| v["error_description"].as_str())
-                        .map(|d| scrub(d));
+                        .map(&scrub);
                     Err(classify_oauth_error(&scrub(code), description))
                 }
                 None => Err(ProviderError::Malformed(

@@ -116,10 +116,12 @@ pub async fn refresh(
     }
 
     let variables: BTreeMap<String, String> = serde_json::from_str(&record.variables).unwrap_or_default();
-    let variables = manifest.resolve_variables(&variables).map_err(|e| OAuthError::Invalid {
-        code: "invalid_variables",
-        message: e.to_string(),
-    })?;
+    let variables = manifest
+        .resolve_variables(&variables)
+        .map_err(|e| OAuthError::Invalid {
+            code: "invalid_variables",
+            message: e.to_string(),
+        })?;
     let attempt = async {
         let url = token_url(&manifest, scheme, &variables)?;
         let (app, _) = apps::client_app(

@@ -164,28 +164,28 @@ impl ConnectionRecord {
 }
 
 async fn insert_connection_row(conn: &mut sqlx::AnyConnection, record: &ConnectionRecord) -> StoreResult<()> {
-        sqlx::query(concat!(
-            "INSERT INTO connections (",
-            columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        ))
-        .bind(&record.id)
-        .bind(&record.workspace_id)
-        .bind(&record.installation_id)
-        .bind(&record.name)
-        .bind(&record.auth_scheme)
-        .bind(&record.variables)
-        .bind(&record.status)
-        .bind(&record.last_error)
-        .bind(record.last_health_check)
-        .bind(record.last_used_at)
-        .bind(record.created_at)
-        .bind(record.updated_at)
-        .bind(record.token_expires_at)
-        .bind(record.refresh_failures)
-        .execute(&mut *conn)
-        .await?;
-        Ok(())
+    sqlx::query(concat!(
+        "INSERT INTO connections (",
+        columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    ))
+    .bind(&record.id)
+    .bind(&record.workspace_id)
+    .bind(&record.installation_id)
+    .bind(&record.name)
+    .bind(&record.auth_scheme)
+    .bind(&record.variables)
+    .bind(&record.status)
+    .bind(&record.last_error)
+    .bind(record.last_health_check)
+    .bind(record.last_used_at)
+    .bind(record.created_at)
+    .bind(record.updated_at)
+    .bind(record.token_expires_at)
+    .bind(record.refresh_failures)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 impl Db {

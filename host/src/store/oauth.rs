@@ -222,11 +222,14 @@ impl Db {
         .await?
         .rows_affected()
             == 1;
-        let row: Option<OAuthFlowRecord> =
-            sqlx::query_as(concat!("SELECT ", flow_columns!(), " FROM oauth_flows WHERE state_hash = $1"))
-                .bind(state_hash)
-                .fetch_optional(self.pool())
-                .await?;
+        let row: Option<OAuthFlowRecord> = sqlx::query_as(concat!(
+            "SELECT ",
+            flow_columns!(),
+            " FROM oauth_flows WHERE state_hash = $1"
+        ))
+        .bind(state_hash)
+        .fetch_optional(self.pool())
+        .await?;
         Ok(match row {
             None => FlowClaim::Unknown,
             Some(flow) if claimed => FlowClaim::Claimed(flow),

@@ -161,11 +161,20 @@ impl Vault {
     /// Seal a short value stored outside `secrets` (an OAuth PKCE verifier), bound to its
     /// workspace and row.
     pub fn seal_value(&self, workspace_id: &str, row_id: &str, plaintext: &[u8]) -> Result<Sealed, VaultError> {
-        Ok(cipher::seal(&self.read(), SealContext { workspace_id, row_id }, plaintext)?)
+        Ok(cipher::seal(
+            &self.read(),
+            SealContext { workspace_id, row_id },
+            plaintext,
+        )?)
     }
 
     /// Open a value sealed with [`Vault::seal_value`].
-    pub fn open_value(&self, workspace_id: &str, row_id: &str, sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    pub fn open_value(
+        &self,
+        workspace_id: &str,
+        row_id: &str,
+        sealed: &Sealed,
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         let context = SealContext { workspace_id, row_id };
         let first = cipher::open(&self.read(), context, sealed);
         Ok(match first {

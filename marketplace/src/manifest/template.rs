@@ -112,7 +112,10 @@ pub fn resolve_url(text: &str, variables: &BTreeMap<String, String>, field: &str
     let url = url::Url::parse(&resolved)
         .map_err(|e| ManifestError::invalid(field, format!("`{resolved}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(ManifestError::invalid(field, "must be an http or https URL with a host"));
+        return Err(ManifestError::invalid(
+            field,
+            "must be an http or https URL with a host",
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(ManifestError::invalid(field, "may not carry user info"));

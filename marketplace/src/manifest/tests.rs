@@ -178,3 +178,23 @@ fn variable_values_cannot_smuggle_wildcards() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+#[test]
+fn oauth_endpoints_may_be_templates_over_declared_variables() {
+    let base = "id = \"demo\"\nname = \"Demo\"\nversion = \"0.1.0\"\ndescription = \"d\"\ncategory = \"c\"\nallowed_hosts = [\"{{ api }}\"]\n[variables.api]\ndefault = \"https://demo.test\"\n[[auth]]\nid = \"o\"\ntype = \"oauth2\"\nhosts = [\"{{ api }}\"]\n";
+    let ok = format!("{base}authorization_url = \"{{{{ api }}}}/authorize\"\ntoken_url = \"{{{{ api }}}}/token\"\n[actions.ping]\ndescription = \"p\"\n");
+    let m = Manifest::parse(&ok).expect("templated endpoints");
+    let AuthKind::OAuth2(o) = &m.auth[0].kind else {
+        panic!("not oauth2")
+    };
+    let vars = std::collections::BTreeMap::from([("api".to_string(), "http://127.0.0.1:9".to_string())]);
+    assert_eq!(
+        o.token_url_for(&vars).expect("url").as_str(),
+        "http://127.0.0.1:9/token"
+    );
+    let undeclared = format!("{base}token_url = \"{{{{ nope }}}}/token\"\n[actions.ping]\ndescription = \"p\"\n");
+    let e = Manifest::parse(&undeclared).expect_err("undeclared variable");
+    assert!(e.to_string().contains("auth[0].token_url"), "{e}");
+    let not_http = format!("{base}token_url = \"ftp://demo.test/token\"\n[actions.ping]\ndescription = \"p\"\n");
+    assert!(Manifest::parse(&not_http).is_err());
+}
