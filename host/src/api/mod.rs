@@ -179,14 +179,17 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
             .route("/connections/{id}/actions/{action}", post(actions::execute))
             .route("/audit-log", get(audit::list));
     }
-    let api = authed
+    let mut api = authed
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
         ))
         .merge(market_public)
-        .route("/oauth/callback", get(oauth::callback))
         .route("/openapi.json", get(openapi::document));
+    if surface == Surface::Full {
+        // The provider sends the user's browser here; the single-use state authenticates it.
+        api = api.route("/oauth/callback", get(oauth::callback));
+    }
 
     Router::new()
         .nest("/api/v1", api)

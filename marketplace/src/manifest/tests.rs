@@ -182,7 +182,9 @@ fn variable_values_cannot_smuggle_wildcards() {
 #[test]
 fn oauth_endpoints_may_be_templates_over_declared_variables() {
     let base = "id = \"demo\"\nname = \"Demo\"\nversion = \"0.1.0\"\ndescription = \"d\"\ncategory = \"c\"\nallowed_hosts = [\"{{ api }}\"]\n[variables.api]\ndefault = \"https://demo.test\"\n[[auth]]\nid = \"o\"\ntype = \"oauth2\"\nhosts = [\"{{ api }}\"]\n";
-    let ok = format!("{base}authorization_url = \"{{{{ api }}}}/authorize\"\ntoken_url = \"{{{{ api }}}}/token\"\n[actions.ping]\ndescription = \"p\"\n");
+    let ok = format!(
+        "{base}authorization_url = \"{{{{ api }}}}/authorize\"\ntoken_url = \"{{{{ api }}}}/token\"\n[actions.ping]\ndescription = \"p\"\n"
+    );
     let m = Manifest::parse(&ok).expect("templated endpoints");
     let AuthKind::OAuth2(o) = &m.auth[0].kind else {
         panic!("not oauth2")
