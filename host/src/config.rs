@@ -52,6 +52,9 @@ pub struct Config {
     /// Where the browser goes after an OAuth flow when the flow names no `return_url`
     /// (otherwise a plain result page is shown).
     pub oauth_return_url: Option<String>,
+    /// Origins (`https://app.example.com`) a flow's own `return_url` may point at; the
+    /// default return URL's origin is always allowed.
+    pub oauth_return_origins: Vec<String>,
     /// Seconds between sweeps that refresh OAuth2 tokens about to expire (0 disables).
     pub oauth_refresh_sweep_secs: u64,
     /// Consecutive failed refreshes after which a connection is `refresh_exhausted`.
@@ -111,6 +114,7 @@ struct FileConfig {
     allow_unsigned_connectors: Option<bool>,
     public_url: Option<String>,
     oauth_return_url: Option<String>,
+    oauth_return_origins: Option<Vec<String>>,
     oauth_refresh_sweep_secs: Option<u64>,
     oauth_max_refresh_failures: Option<u32>,
     oauth_token_timeout_ms: Option<u64>,
@@ -250,7 +254,32 @@ impl Config {
             "NEXUM_OAUTH_RETURN_URL",
             env("NEXUM_OAUTH_RETURN_URL").or(f.oauth_return_url),
         )?;
+        let origins: Vec<String> = match env("NEXUM_OAUTH_RETURN_ORIGINS") {
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            None => f.oauth_return_origins.unwrap_or_default(),
+        };
+        let mut oauth_return_origins = Vec::new();
+        for o in origins {
+            let parsed = url::Url::parse(&o).map_err(|_| {
+                invalid(
+                    "NEXUM_OAUTH_RETURN_ORIGINS",
+                    format!("`{o}` is not an origin like https://app.example.com"),
+                )
+            })?;
+            oauth_return_origins.push(parsed.origin().ascii_serialization());
+        }
+        if let Some(u) = &oauth_return_url
+            && let Ok(parsed) = url::Url::parse(u)
+        {
+            oauth_return_origins.push(parsed.origin().ascii_serialization());
+        }
         Ok(Self {
+            oauth_return_origins,
             public_url,
             oauth_return_url,
             oauth_refresh_sweep_secs: num("oauth_refresh_sweep_secs", f.oauth_refresh_sweep_secs, 60, 0, 86_400)?,

@@ -97,6 +97,8 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         config.oauth_max_refresh_failures,
         config.public_url.clone(),
         config.oauth_return_url.clone(),
+        config.oauth_return_origins.clone(),
+        (config.db_max_connections as usize / 2).max(1),
     );
     let state = Arc::new(AppState {
         config,

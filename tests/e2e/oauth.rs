@@ -61,6 +61,10 @@ fn browser() -> reqwest::Client {
 async fn consent(app: &TestApp, key: &str, fake: &FakeOAuth, extra: Value) -> (String, String) {
     let mut body = json!({ "connector": "http", "name": "Fake account", "variables": { "base_url": fake.origin() } });
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        if e.contains_key("connection_id") {
+            // A reconnect names the connection only.
+            b.clear();
+        }
         b.extend(e.clone());
     }
     let started = app.post(key, "/api/v1/connections/oauth/authorize", body).await;
@@ -199,6 +203,20 @@ async fn authorization_code_flow_connects_and_executes(app: TestApp) {
     assert_eq!(fake.exchanges(), 2);
     assert_eq!(call_me(&app, &app.key, &connection).await.status, StatusCode::OK);
 
+    // Return URLs only on origins the operator allowed: no open redirect.
+    let open_redirect = app
+        .post(
+            &app.key,
+            "/api/v1/connections/oauth/authorize",
+            json!({ "connector": "http", "name": "x", "variables": { "base_url": fake.origin() }, "return_url": "http://127.0.0.2:9/phish" }),
+        )
+        .await;
+    assert_eq!(
+        open_redirect.code(),
+        "return_url_not_allowed",
+        "{:?}",
+        open_redirect.body
+    );
     // A return URL gets the outcome instead of the plain page.
     let (flow, callback) = consent(
         &app,
@@ -737,6 +755,23 @@ async fn sweep_refreshes_ahead_and_expires_what_cannot_refresh(app: TestApp) {
         (test.body["ok"].as_bool(), test.body["status"].as_str()),
         (Some(false), Some("expired"))
     );
+    // A revoked token that cannot be refreshed: the 401 marks it expired, and the call's
+    // own outcome does not make it look healthy again.
+    let (access, _) = fake.mint();
+    let later = (nexum_host::store::now_ms() + 3_600_000).to_string();
+    let revoked = app
+        .post(
+            &app.key,
+            "/api/v1/connections",
+            json!({ "connector": "http", "name": "Revoked", "credentials": { "access_token": access, "expires_at": later }, "variables": { "base_url": fake.origin() } }),
+        )
+        .await;
+    let revoked_id = revoked.body["id"].as_str().expect("id").to_string();
+    fake.revoke_access_tokens();
+    let called = call_me(&app, &app.key, &revoked_id).await;
+    assert_eq!(called.body["output"]["status"], 401, "{:?}", called.body);
+    let view = app.get(&app.key, &format!("/api/v1/connections/{revoked_id}")).await;
+    assert_eq!(view.body["status"], "expired", "{:?}", view.body);
     assert_no_secret_leaked(&fake, &[imported.body.to_string(), view.body.to_string()]);
 }
 

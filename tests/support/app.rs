@@ -94,6 +94,7 @@ impl TestApp {
             ("NEXUM_MAX_CONCURRENT_CALLS".into(), "16".into()),
             ("NEXUM_ALLOW_UNSIGNED_CONNECTORS".into(), "true".into()),
             ("NEXUM_OAUTH_REFRESH_SWEEP_SECS".into(), "0".into()),
+            ("NEXUM_OAUTH_RETURN_ORIGINS".into(), "http://127.0.0.1:9".into()),
         ]);
         for (k, v) in settings {
             env.insert(k.to_string(), v.to_string());

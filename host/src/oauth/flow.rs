@@ -113,6 +113,14 @@ pub async fn start(state: &AppState, request: FlowRequest) -> Result<StartedFlow
         message: format!("the connector has no auth scheme `{scheme_id}`"),
     })?;
     let endpoints = endpoints_of(scheme)?;
+    if existing.is_some() && request.variables.is_some() {
+        return Err(OAuthError::Invalid {
+            code: "variables_on_reconnect",
+            message:
+                "a reconnect keeps the connection's variables; change them with PATCH /api/v1/connections/{id} first"
+                    .into(),
+        });
+    }
     let given = match (&existing, &request.variables) {
         (_, Some(v)) => v.clone(),
         (Some(c), None) => serde_json::from_str(&c.variables).unwrap_or_default(),
@@ -147,7 +155,7 @@ pub async fn start(state: &AppState, request: FlowRequest) -> Result<StartedFlow
         }
     };
     let return_url = match request.return_url.as_deref() {
-        Some(u) => Some(check_return_url(u)?),
+        Some(u) => Some(check_return_url(u, &state.oauth.return_origins)?),
         None => None,
     };
     let scopes = request.scopes.clone().unwrap_or_else(|| endpoints.scopes.clone());
@@ -447,7 +455,9 @@ fn parse_manifest(installation: &InstallationRecord) -> Result<Manifest, OAuthEr
     })
 }
 
-fn check_return_url(u: &str) -> Result<String, OAuthError> {
+/// A flow's return URL must be on an origin the operator allowed: the callback redirects the
+/// user's browser there, and Nexum must not be an open redirect.
+fn check_return_url(u: &str, allowed_origins: &[String]) -> Result<String, OAuthError> {
     let parsed = url::Url::parse(u).map_err(|_| OAuthError::Invalid {
         code: "invalid_return_url",
         message: format!("`return_url` is not an absolute URL: {u}"),
@@ -456,6 +466,20 @@ fn check_return_url(u: &str) -> Result<String, OAuthError> {
         return Err(OAuthError::Invalid {
             code: "invalid_return_url",
             message: "`return_url` must be an http or https URL".into(),
+        });
+    }
+    let origin = parsed.origin().ascii_serialization();
+    if !allowed_origins.contains(&origin) {
+        let allowed = if allowed_origins.is_empty() {
+            "none configured".to_string()
+        } else {
+            allowed_origins.join(", ")
+        };
+        return Err(OAuthError::Invalid {
+            code: "return_url_not_allowed",
+            message: format!(
+                "`return_url` must be on an allowed origin ({allowed}); the operator sets them with NEXUM_OAUTH_RETURN_ORIGINS"
+            ),
         });
     }
     Ok(u.to_string())

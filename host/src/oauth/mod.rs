@@ -41,6 +41,10 @@ pub struct OAuthService {
     pub max_refresh_failures: u32,
     /// Default return URL after a flow.
     pub return_url: Option<String>,
+    /// Origins a flow's `return_url` may point at (besides the default's).
+    pub return_origins: Vec<String>,
+    /// Refreshes that may hold a database lock at once (well below the pool size).
+    pub(crate) refresh_slots: tokio::sync::Semaphore,
     public_url: OnceLock<String>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     app_state: OnceLock<Weak<AppState>>,
@@ -53,6 +57,8 @@ impl OAuthService {
         max_refresh_failures: u32,
         public_url: Option<String>,
         return_url: Option<String>,
+        return_origins: Vec<String>,
+        concurrent_refreshes: usize,
     ) -> Self {
         let cell = OnceLock::new();
         if let Some(u) = public_url {
@@ -62,6 +68,8 @@ impl OAuthService {
             tokens,
             max_refresh_failures,
             return_url,
+            return_origins,
+            refresh_slots: tokio::sync::Semaphore::new(concurrent_refreshes.max(1)),
             public_url: cell,
             locks: Mutex::new(HashMap::new()),
             app_state: OnceLock::new(),
@@ -73,6 +81,11 @@ impl OAuthService {
     pub fn attach(&self, state: &Arc<AppState>, listening: Option<std::net::SocketAddr>) {
         let _ = self.app_state.set(Arc::downgrade(state));
         if let Some(addr) = listening {
+            if self.public_url.get().is_none() && addr.ip().is_unspecified() {
+                tracing::warn!(
+                    "NEXUM_PUBLIC_URL is not set and the server listens on all interfaces; set it so OAuth providers redirect to a reachable, stable URL"
+                );
+            }
             let _ = self.public_url.set(format!("http://{addr}"));
         }
     }

@@ -4,6 +4,7 @@
 //! echo parameters back in `error_description`.
 
 use crate::broker::{AddressPolicy, Redactor};
+use base64::Engine as _;
 use nexum_marketplace::manifest::{OAuth2Endpoints, TokenAuthMethod};
 use oauth2::basic::{BasicClient, BasicTokenResponse};
 use oauth2::{
@@ -226,7 +227,15 @@ fn token_client(
 }
 
 fn redactor_for(app: &ClientApp, sent: &[String]) -> Redactor {
-    let mut needles: Vec<Vec<u8>> = vec![app.client_secret.expose_secret().as_bytes().to_vec()];
+    let secret = app.client_secret.expose_secret();
+    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", encode(&app.client_id), encode(secret)));
+    let mut needles: Vec<Vec<u8>> = vec![
+        secret.as_bytes().to_vec(),
+        encode(secret).into_bytes(),
+        basic.into_bytes(),
+    ];
     for s in sent {
         needles.push(s.as_bytes().to_vec());
         needles.push(
@@ -291,10 +300,8 @@ type TokenResult = Result<
 >;
 
 fn finish(result: TokenResult, redactor: &Redactor) -> Result<IssuedTokens, ProviderError> {
-    let scrub = |s: &str| {
-        let cut: String = s.chars().take(MAX_DESCRIPTION).collect();
-        redactor.scrub(&cut)
-    };
+    // Scrub first, then shorten: a cut must never leave half a secret behind.
+    let scrub = |s: &str| redactor.scrub(s).chars().take(MAX_DESCRIPTION).collect::<String>();
     match result {
         Ok(tokens) => {
             if tokens.access_token().secret().is_empty() {

@@ -43,6 +43,9 @@ pub enum RefreshOutcome {
 }
 
 /// Refresh the OAuth2 token of a connection (see the module docs).
+///
+/// The work runs as its own task: once a provider has rotated a refresh token, the new one
+/// must be saved even if the caller (a request, a call past its deadline) gives up.
 pub async fn refresh(
     state: &AppState,
     workspace_id: &str,
@@ -50,9 +53,33 @@ pub async fn refresh(
     reason: RefreshReason,
     stale_access_token: Option<&str>,
 ) -> Result<RefreshOutcome, OAuthError> {
-    let _local = state.oauth.lock(connection_id).await;
-    let mut lock = state.db.lock_for_refresh(workspace_id, connection_id).await?;
-    let record = lock.connection().await?.ok_or(OAuthError::NotFound("connection"))?;
+    let Some(app) = state.oauth.app_state() else {
+        return refresh_now(state, workspace_id, connection_id, reason, stale_access_token).await;
+    };
+    let (ws, id) = (workspace_id.to_string(), connection_id.to_string());
+    let stale = stale_access_token.map(|s| zeroize::Zeroizing::new(s.to_string()));
+    tokio::spawn(async move { refresh_now(&app, &ws, &id, reason, stale.as_ref().map(|s| s.as_str())).await })
+        .await
+        .map_err(|_| OAuthError::Invalid {
+            code: "refresh_failed",
+            message: "the token refresh stopped unexpectedly; try again".into(),
+        })?
+}
+
+async fn refresh_now(
+    state: &AppState,
+    workspace_id: &str,
+    connection_id: &str,
+    reason: RefreshReason,
+    stale_access_token: Option<&str>,
+) -> Result<RefreshOutcome, OAuthError> {
+    // Everything that needs no lock is read first, so a held row lock never waits for
+    // another pool connection.
+    let record = state
+        .db
+        .connection(workspace_id, connection_id)
+        .await?
+        .ok_or(OAuthError::NotFound("connection"))?;
     let installation = state
         .db
         .installation(workspace_id, &record.installation_id)
@@ -68,6 +95,48 @@ pub async fn refresh(
         message: "this connection does not use OAuth2".into(),
     })?;
     let endpoints = endpoints_of(scheme)?;
+    let variables: BTreeMap<String, String> = serde_json::from_str(&record.variables).unwrap_or_default();
+    let variables = manifest
+        .resolve_variables(&variables)
+        .map_err(|e| OAuthError::Invalid {
+            code: "invalid_variables",
+            message: e.to_string(),
+        })?;
+    let client = async {
+        let url = token_url(&manifest, scheme, &variables)?;
+        let stored = match state.db.secret_of(workspace_id, connection_id).await? {
+            Some(sealed) => Some(state.vault.open_fields(&sealed)?),
+            None => None,
+        };
+        let (app, _) = apps::client_app(
+            state,
+            workspace_id,
+            &installation.connector_id,
+            stored.as_ref(),
+            &manifest,
+            scheme,
+            &url,
+        )
+        .await?;
+        Ok::<_, OAuthError>((url, app))
+    }
+    .await;
+
+    let _slot = state
+        .oauth
+        .refresh_slots
+        .acquire()
+        .await
+        .map_err(|_| OAuthError::Invalid {
+            code: "shutting_down",
+            message: "the server is shutting down".into(),
+        })?;
+    let _local = state.oauth.lock(connection_id).await;
+    let mut lock = state.db.lock_for_refresh(workspace_id, connection_id).await?;
+    let Some(record) = lock.connection().await? else {
+        lock.release().await?;
+        return Err(OAuthError::NotFound("connection"));
+    };
     if reason != RefreshReason::Forced && ConnectionStatus::is_sticky(&record.status) {
         lock.release().await?;
         return Err(if record.status == ConnectionStatus::Expired.as_str() {
@@ -76,10 +145,13 @@ pub async fn refresh(
             OAuthError::Exhausted(record.refresh_failures)
         });
     }
-    let sealed = lock.secret().await?.ok_or_else(|| OAuthError::Invalid {
-        code: "missing_credentials",
-        message: "this connection has no stored tokens; reconnect it".into(),
-    })?;
+    let Some(sealed) = lock.secret().await? else {
+        lock.release().await?;
+        return Err(OAuthError::Invalid {
+            code: "missing_credentials",
+            message: "this connection has no stored tokens; reconnect it".into(),
+        });
+    };
     let fields = state.vault.open_fields(&sealed)?;
     let now = now_ms();
     let expires_at = super::expires_at_of(&fields);
@@ -98,8 +170,16 @@ pub async fn refresh(
     let refresh_token = fields.0.get("refresh_token").filter(|t| !t.is_empty()).cloned();
     if refresh_token.is_none() && !endpoints.uses_client_credentials() {
         let expired = expires_at.is_some_and(|e| e <= now) || reason == RefreshReason::Unauthorized;
-        if !expired && reason != RefreshReason::Forced {
+        if !expired {
             lock.release().await?;
+            if reason == RefreshReason::Forced {
+                return Err(OAuthError::Invalid {
+                    code: "no_refresh_token",
+                    message:
+                        "the provider issued no refresh token; the token stays valid until it expires, then reconnect"
+                            .into(),
+                });
+            }
             return Ok(RefreshOutcome::AlreadyFresh);
         }
         lock.finish(TokenUpdate {
@@ -115,25 +195,8 @@ pub async fn refresh(
         return Err(OAuthError::Expired);
     }
 
-    let variables: BTreeMap<String, String> = serde_json::from_str(&record.variables).unwrap_or_default();
-    let variables = manifest
-        .resolve_variables(&variables)
-        .map_err(|e| OAuthError::Invalid {
-            code: "invalid_variables",
-            message: e.to_string(),
-        })?;
     let attempt = async {
-        let url = token_url(&manifest, scheme, &variables)?;
-        let (app, _) = apps::client_app(
-            state,
-            workspace_id,
-            &installation.connector_id,
-            Some(&fields),
-            &manifest,
-            scheme,
-            &url,
-        )
-        .await?;
+        let (url, app) = client?;
         let issued = match &refresh_token {
             Some(rt) => state.oauth.tokens.refresh(endpoints, &url, &app, rt).await?,
             None => state.oauth.tokens.client_credentials(endpoints, &url, &app).await?,

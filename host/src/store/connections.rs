@@ -72,6 +72,9 @@ pub struct ConnectionRecord {
     pub refresh_failures: i64,
 }
 
+/// How long the refresh sweep leaves a connection in `error` alone.
+pub const ERROR_RETRY_BACKOFF_MS: i64 = 5 * 60_000;
+
 macro_rules! columns {
     () => {
         "id, workspace_id, installation_id, name, auth_scheme, variables, status, last_error, last_health_check, last_used_at, created_at, updated_at, token_expires_at, refresh_failures"
@@ -120,14 +123,17 @@ impl Db {
     }
 
     /// OAuth2 connections whose token expires before `before` and that may still be
-    /// refreshed automatically (for the refresh sweep).
+    /// refreshed automatically (for the refresh sweep). Connections whose last refresh
+    /// failed wait [`ERROR_RETRY_BACKOFF_MS`] before the sweep tries again, so a provider
+    /// outage cannot pin the sweep to the same rows.
     pub async fn connections_expiring(&self, before: i64, limit: usize) -> StoreResult<Vec<ConnectionRecord>> {
         Ok(sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
-            " FROM connections WHERE token_expires_at IS NOT NULL AND token_expires_at < $1 AND status NOT IN ('disconnected', 'refresh_exhausted', 'expired') ORDER BY token_expires_at LIMIT $2"
+            " FROM connections WHERE token_expires_at IS NOT NULL AND token_expires_at < $1 AND status NOT IN ('disconnected', 'refresh_exhausted', 'expired') AND NOT (status = 'error' AND updated_at > $2) ORDER BY token_expires_at LIMIT $3"
         ))
         .bind(before)
+        .bind(now_ms() - ERROR_RETRY_BACKOFF_MS)
         .bind(limit as i64)
         .fetch_all(self.pool())
         .await?)
@@ -263,7 +269,7 @@ impl Db {
         health_checked: bool,
     ) -> StoreResult<()> {
         let mut tx = self.pool().begin().await?;
-        set_status_in(&mut tx, workspace_id, id, status, last_error, health_checked).await?;
+        set_status_in(&mut tx, workspace_id, id, status, last_error, health_checked, true).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -285,6 +291,12 @@ impl Db {
     /// Delete a connection and wipe its secret, atomically.
     pub async fn delete_connection(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
         let mut tx = self.pool().begin().await?;
+        // The connection row first: the same lock order as a token refresh (row, then secret).
+        let done = sqlx::query("DELETE FROM connections WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND owner_id = $2")
             .bind(workspace_id)
             .bind(id)
@@ -295,18 +307,14 @@ impl Db {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let done = sqlx::query("DELETE FROM connections WHERE workspace_id = $1 AND id = $2")
-            .bind(workspace_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 }
 
 /// Set a connection's status inside a transaction, emitting `connection.status_changed` when
-/// it changes.
+/// it changes. With `keep_sticky` (call and health-check outcomes), a stored
+/// `refresh_exhausted` or `expired` stays: only a refresh or reconnect may leave it.
 pub(crate) async fn set_status_in(
     conn: &mut sqlx::AnyConnection,
     workspace_id: &str,
@@ -314,7 +322,8 @@ pub(crate) async fn set_status_in(
     status: ConnectionStatus,
     last_error: Option<&str>,
     health_checked: bool,
-) -> StoreResult<()> {
+    keep_sticky: bool,
+) -> StoreResult<bool> {
     let now = now_ms();
     let previous: Option<(String,)> =
         sqlx::query_as("SELECT status FROM connections WHERE workspace_id = $1 AND id = $2")
@@ -323,8 +332,19 @@ pub(crate) async fn set_status_in(
             .fetch_optional(&mut *conn)
             .await?;
     let Some((previous,)) = previous else {
-        return Ok(());
+        return Ok(false);
     };
+    if keep_sticky && ConnectionStatus::is_sticky(&previous) {
+        if health_checked {
+            sqlx::query("UPDATE connections SET last_health_check = $1 WHERE workspace_id = $2 AND id = $3")
+                .bind(now_ms())
+                .bind(workspace_id)
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        return Ok(true);
+    }
     let health_check = if health_checked { Some(now) } else { None };
     sqlx::query(
         "UPDATE connections SET status = $1, last_error = $2, last_health_check = COALESCE($3, last_health_check), updated_at = $4 WHERE workspace_id = $5 AND id = $6",
@@ -351,5 +371,5 @@ pub(crate) async fn set_status_in(
         )
         .await?;
     }
-    Ok(())
+    Ok(true)
 }

@@ -356,10 +356,9 @@ impl RefreshLock {
             Some(tx) => tx,
             None => self.db.pool().begin().await?,
         };
-        if let Some(secret) = update.secret {
-            super::secrets::put_secret_in(&mut tx, secret).await?;
-        }
-        sqlx::query(
+        // The connection row first (as a delete does), and only if it still exists: a
+        // connection deleted meanwhile must not get its tokens back.
+        let exists = sqlx::query(
             "UPDATE connections SET token_expires_at = $1, refresh_failures = $2 WHERE workspace_id = $3 AND id = $4",
         )
         .bind(update.token_expires_at)
@@ -367,8 +366,17 @@ impl RefreshLock {
         .bind(&ws)
         .bind(&id)
         .execute(&mut *tx)
-        .await?;
-        set_status_in(&mut tx, &ws, &id, update.status, update.last_error, false).await?;
+        .await?
+        .rows_affected()
+            == 1;
+        if !exists {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        if let Some(secret) = update.secret {
+            super::secrets::put_secret_in(&mut tx, secret).await?;
+        }
+        set_status_in(&mut tx, &ws, &id, update.status, update.last_error, false, false).await?;
         if let Some(payload) = &update.failed_event {
             super::events::insert_event(&mut tx, &ws, "connection.refresh_failed", payload).await?;
         }
