@@ -21,6 +21,17 @@ pub enum AppSource {
     Operator,
 }
 
+impl AppSource {
+    /// The name recorded with the tokens (`oauth_app`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppSource::Connection => "connection",
+            AppSource::Workspace => "workspace",
+            AppSource::Operator => "operator",
+        }
+    }
+}
+
 /// The app for a connection of `connector_id` in `workspace_id`.
 ///
 /// The operator's client secret is only ever sent to the token URL the connector declares
@@ -46,8 +57,16 @@ pub async fn client_app(
             AppSource::Connection,
         ));
     }
-    if let Some(app) = open_app(state, workspace_id, connector_id).await? {
+    // Tokens were issued to one app: refresh them with that one, even if the workspace has
+    // registered (or removed) its own app since.
+    let recorded = stored.and_then(|f| f.0.get("oauth_app")).map(String::as_str);
+    if recorded != Some(AppSource::Operator.as_str())
+        && let Some(app) = open_app(state, workspace_id, connector_id).await?
+    {
         return Ok((app, AppSource::Workspace));
+    }
+    if recorded == Some(AppSource::Workspace.as_str()) {
+        return Err(OAuthError::AppMissing(connector_id.to_string()));
     }
     if let Some(app) = open_app(state, OPERATOR_OWNER, connector_id).await? {
         let default_url = manifest

@@ -369,7 +369,7 @@ async fn exchange(state: &AppState, flow: &OAuthFlowRecord, params: &CallbackPar
     let variables: BTreeMap<String, String> = serde_json::from_str(&flow.variables).unwrap_or_default();
     let token_url =
         token_url(&manifest, scheme, &variables).map_err(|e| ("invalid_connection", e.to_string(), false))?;
-    let (app, _) = apps::client_app(state, ws, &manifest.id, None, &manifest, scheme, &token_url)
+    let (app, source) = apps::client_app(state, ws, &manifest.id, None, &manifest, scheme, &token_url)
         .await
         .map_err(|e| ("oauth_app_missing", e.to_string(), false))?;
     let sealed = Sealed {
@@ -389,7 +389,8 @@ async fn exchange(state: &AppState, flow: &OAuthFlowRecord, params: &CallbackPar
         .exchange_code(endpoints, &token_url, &state.oauth.redirect_uri(), &app, code, verifier)
         .await
         .map_err(|e| ("token_exchange_failed", e.to_string(), true))?;
-    let fields = token_fields(&issued, None);
+    let mut fields = token_fields(&issued, None);
+    fields.0.insert("oauth_app".into(), source.as_str().into());
     let expires_at = super::expires_at_of(&fields);
 
     if let Some(id) = &flow.connection_id {

@@ -262,7 +262,7 @@ pub fn token_fields(issued: &IssuedTokens, previous: Option<&SecretFields>) -> S
     let now = now_ms();
     let mut fields = BTreeMap::new();
     if let Some(prev) = previous {
-        for key in ["client_id", "client_secret", "refresh_token"] {
+        for key in ["client_id", "client_secret", "refresh_token", "oauth_app"] {
             if let Some(v) = prev.0.get(key) {
                 fields.insert(key.to_string(), v.clone());
             }

@@ -53,6 +53,7 @@ pub const OAUTH2_STORED_FIELDS: &[&str] = &[
     "issued_at",
     "client_id",
     "client_secret",
+    "oauth_app",
 ];
 
 /// Why credential fields were refused.
