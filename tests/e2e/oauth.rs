@@ -755,6 +755,18 @@ async fn sweep_refreshes_ahead_and_expires_what_cannot_refresh(app: TestApp) {
         (test.body["ok"].as_bool(), test.body["status"].as_str()),
         (Some(false), Some("expired"))
     );
+    // Importing fresh tokens brings it back.
+    let (access, _) = fake.mint();
+    let later = (nexum_host::store::now_ms() + 3_600_000).to_string();
+    let patched = app
+        .patch(
+            &app.key,
+            &format!("/api/v1/connections/{id}"),
+            json!({ "credentials": { "access_token": access, "expires_at": later } }),
+        )
+        .await;
+    assert_eq!(patched.body["status"], "connected", "{:?}", patched.body);
+    assert_eq!(call_me(&app, &app.key, &id).await.body["output"]["status"], 200);
     // A revoked token that cannot be refreshed: the 401 marks it expired, and the call's
     // own outcome does not make it look healthy again.
     let (access, _) = fake.mint();

@@ -478,7 +478,28 @@ pub async fn update(
         && record.auth_scheme.is_some()
     {
         let sealed = state.vault.seal_fields(&principal.workspace_id, &id, f)?;
-        state.db.put_secret(&sealed).await?;
+        let is_oauth = record
+            .auth_scheme
+            .as_deref()
+            .and_then(|s| manifest.auth_scheme(s))
+            .is_some_and(|s| matches!(s.kind, AuthKind::OAuth2(_)));
+        if is_oauth {
+            // New tokens replace the old under the refresh lock, with their expiry, and give
+            // the connection a fresh start (failures reset, `expired` or `exhausted` left).
+            let _local = state.oauth.lock(&id).await;
+            let lock = state.db.lock_for_refresh(&principal.workspace_id, &id).await?;
+            lock.finish(crate::store::TokenUpdate {
+                secret: Some(&sealed),
+                token_expires_at: crate::oauth::expires_at_of(f),
+                refresh_failures: 0,
+                status: ConnectionStatus::Connected,
+                last_error: None,
+                failed_event: None,
+            })
+            .await?;
+        } else {
+            state.db.put_secret(&sealed).await?;
+        }
         state
             .db
             .append_audit(&[AuditEntry::new(
