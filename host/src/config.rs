@@ -217,15 +217,10 @@ impl Config {
                 ));
             }
         };
-        let trusted_publisher_keys: Vec<String> = match env("NEXUM_TRUSTED_PUBLISHER_KEYS") {
-            Some(v) => v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-            None => f.trusted_publisher_keys.unwrap_or_default(),
-        };
+        let trusted_publisher_keys = env("NEXUM_TRUSTED_PUBLISHER_KEYS")
+            .map(|v| comma_list(&v))
+            .or(f.trusted_publisher_keys)
+            .unwrap_or_default();
         for key in &trusted_publisher_keys {
             nexum_marketplace::signing::PublicKey::parse(key)
                 .map_err(|e| invalid("NEXUM_TRUSTED_PUBLISHER_KEYS", format!("`{key}`: {e}")))?;
@@ -254,15 +249,10 @@ impl Config {
             "NEXUM_OAUTH_RETURN_URL",
             env("NEXUM_OAUTH_RETURN_URL").or(f.oauth_return_url),
         )?;
-        let origins: Vec<String> = match env("NEXUM_OAUTH_RETURN_ORIGINS") {
-            Some(v) => v
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-            None => f.oauth_return_origins.unwrap_or_default(),
-        };
+        let origins = env("NEXUM_OAUTH_RETURN_ORIGINS")
+            .map(|v| comma_list(&v))
+            .or(f.oauth_return_origins)
+            .unwrap_or_default();
         let mut oauth_return_origins = Vec::new();
         for o in origins {
             let parsed = url::Url::parse(&o).map_err(|_| {
@@ -366,6 +356,16 @@ impl Config {
 /// The first-party publisher key (minisign), trusted by every host. Its secret half is held
 /// by the release process, never in this repository.
 pub const FIRST_PARTY_PUBLIC_KEY: &str = "RWT2NAAVD3ptckzND8wnz/dk0QBNAgZ8CexuS4zWK/wDYKoy6T4apW/0";
+
+/// The non-empty, trimmed items of a comma-separated setting.
+fn comma_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
 
 fn invalid(setting: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {

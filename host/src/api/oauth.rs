@@ -146,7 +146,18 @@ pub async fn callback(State(state): State<Arc<AppState>>, Query(query): Query<Ha
         error_description: query.get("error_description").cloned(),
     };
     let default_return = state.oauth.return_url.clone();
-    match flow::complete(&state, params).await {
+    // Detached: once the provider has issued tokens they are saved even if the browser
+    // goes away mid-exchange (the flow never stays half-done).
+    let worker = state.clone();
+    let completed = tokio::spawn(async move { flow::complete(&worker, params).await })
+        .await
+        .unwrap_or_else(|_| {
+            Err(crate::oauth::OAuthError::Invalid {
+                code: "callback_failed",
+                message: "the callback stopped unexpectedly; start the connection again".into(),
+            })
+        });
+    match completed {
         Ok(CallbackOutcome::Connected { flow, connection_id }) => {
             match flow.return_url.or(default_return) {
                 Some(url) => redirect(

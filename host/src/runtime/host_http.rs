@@ -115,11 +115,14 @@ impl Host for CallState {
         {
             self.refreshed_after_401 = true;
             if let Some(fresh) = refresher.refresh_after_unauthorized(&connection).await {
+                // The retry is scrubbed of the old token's values as well as the new one's.
+                let mut rules = fresh.egress.clone();
+                rules.redactor = crate::broker::Redactor::merged(&connection.egress.redactor, &fresh.egress.redactor);
                 self.connection = fresh.clone();
                 connection = fresh;
                 result = broker
                     .send(
-                        &connection.egress,
+                        &rules,
                         outbound,
                         credential_index.and_then(|i| connection.credentials.get(i)),
                         self.deadline,
