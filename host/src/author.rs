@@ -7,7 +7,7 @@
 
 use crate::harness::{HarnessError, build_crate};
 use nexum_marketplace::bundle::{self, Bundle, COMPONENT_FILE};
-use nexum_marketplace::manifest::{MANIFEST_FILE, Manifest};
+use nexum_manifest::{MANIFEST_FILE, Manifest};
 use nexum_marketplace::permissions::Permissions;
 use nexum_marketplace::signing::{self, PublicKey};
 use std::collections::BTreeMap;
@@ -59,7 +59,14 @@ const SDK_LIB: &str = include_str!("../../plugins/sdk/src/lib.rs");
 const SDK_ACTIONS: &str = include_str!("../../plugins/sdk/src/actions.rs");
 const SDK_ERROR: &str = include_str!("../../plugins/sdk/src/error.rs");
 const SDK_HTTP: &str = include_str!("../../plugins/sdk/src/http.rs");
-const WIT: &str = include_str!("../../wit/connector.wit");
+/// The WIT package version the SDK pins; its directory under `wit/`, in the repository and in
+/// the vendored `sdk/` alike.
+const WIT_VERSION_DIR: &str = "0.1";
+const WIT: &str = include_str!("../../wit/0.1/connector.wit");
+/// The SDK's `wit_bindgen::generate!` path in the repository (`plugins/sdk` → `wit/0.1`) and
+/// what it becomes in the vendored copy (`sdk/` → `sdk/wit/0.1`).
+const SDK_WIT_PATH: &str = "path: \"../../wit/0.1\"";
+const VENDORED_WIT_PATH: &str = "path: \"wit/0.1\"";
 
 /// Scaffold a connector crate named `name` inside `parent`; returns its directory.
 pub fn scaffold(parent: &Path, name: &str) -> Result<PathBuf, AuthorError> {
@@ -239,15 +246,17 @@ serde = { version = "1", features = ["derive"] }
 serde_json = "1"
 "#,
     )?;
-    write(
-        &sdk.join("src/lib.rs"),
-        &SDK_LIB.replace("path: \"../../wit\"", "path: \"wit\""),
-    )?;
+    write(&sdk.join("src/lib.rs"), &vendored_sdk_lib())?;
     write(&sdk.join("src/actions.rs"), SDK_ACTIONS)?;
     write(&sdk.join("src/error.rs"), SDK_ERROR)?;
     write(&sdk.join("src/http.rs"), SDK_HTTP)?;
-    write(&sdk.join("wit/connector.wit"), WIT)?;
+    write(&sdk.join("wit").join(WIT_VERSION_DIR).join("connector.wit"), WIT)?;
     Ok(dir)
+}
+
+/// The SDK's `lib.rs` with its WIT path pointed at the vendored copy.
+fn vendored_sdk_lib() -> String {
+    SDK_LIB.replace(SDK_WIT_PATH, VENDORED_WIT_PATH)
 }
 
 /// Build a connector crate and pack it (unsigned) into `out` (default
@@ -391,4 +400,21 @@ pub async fn publish(
         )));
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// If the SDK's WIT path changes and this file is not updated, the scaffold would vendor
+    /// an SDK pointing at a directory that does not exist; catch it here, not in a user's build.
+    #[test]
+    fn vendored_sdk_points_at_the_vendored_wit() {
+        assert_eq!(SDK_LIB.matches(SDK_WIT_PATH).count(), 1, "plugins/sdk/src/lib.rs no longer uses {SDK_WIT_PATH}");
+        let lib = vendored_sdk_lib();
+        assert!(lib.contains(VENDORED_WIT_PATH));
+        assert!(!lib.contains(SDK_WIT_PATH));
+        assert!(VENDORED_WIT_PATH.contains(&format!("wit/{WIT_VERSION_DIR}\"")));
+        assert!(WIT.contains(&format!("package nexum:connector@{WIT_VERSION_DIR}.")));
+    }
 }

@@ -1,9 +1,25 @@
-//! API errors as RFC 9457 `application/problem+json`.
+//! The error policy, and API errors as RFC 9457 `application/problem+json`.
 //!
-//! Every error a handler returns is an [`ApiError`]: a status, a stable `code` (also the
-//! last segment of `type`), a short `title` and a `detail` that is safe to show. Server
-//! faults log their cause chain under the request's id and answer a generic message, so an
-//! internal error never leaks a query, a path or a value.
+//! # Which error type each layer uses
+//!
+//! | layer | error type | notes |
+//! |---|---|---|
+//! | `store/` | `store::StoreError` | names tables, never values |
+//! | `vault/` | `vault::VaultError`, `vault::KeyringError` | never carries key or plaintext |
+//! | `broker/` | `broker::BrokerError` (a WIT `http-error` for guests) | never carries a secret |
+//! | `runtime/` | `runtime::CallError` (per call), `runtime::RuntimeStartError` | codes are stable |
+//! | `oauth/` | `oauth::OAuthError`, `oauth::ProviderError` | never carries a token |
+//! | `connections/` | `connections::ConnectionError` | wraps the layers below with `#[from]` |
+//! | `jobs/` | `jobs::JobError` | logged by the scheduler; a job never kills the server |
+//! | `api/` | [`ApiError`] (this module) | the only type that knows HTTP |
+//! | `main.rs` | `anyhow::Error` | the binary's edge only |
+//!
+//! Domain modules return their own `thiserror` enums and keep `#[source]`; no function below
+//! `api/` returns an [`ApiError`]. The `From<DomainError> for ApiError` mappings live in
+//! `api/errors.rs`, next to the handlers that need them. Every [`ApiError`] is a status, a
+//! stable `code` (also the last segment of `type`), a short `title` and a `detail` that is
+//! safe to show. Server faults log their cause chain under the request's id and answer a
+//! generic message, so an internal error never leaks a query, a path or a value.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -120,14 +136,7 @@ impl ApiError {
 
     /// 500: log the cause, answer a generic message.
     pub fn internal(cause: &dyn std::error::Error) -> Self {
-        let mut chain = cause.to_string();
-        let mut source = cause.source();
-        while let Some(s) = source {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
-            source = s.source();
-        }
-        tracing::error!(error = %chain, "internal error");
+        tracing::error!(error = %cause_chain(cause), "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -147,11 +156,36 @@ impl ApiError {
             errors: self.extra.clone(),
         }
     }
+
+    /// The problem body as JSON text. A [`Problem`] is strings and numbers only, so this
+    /// cannot fail in practice; if it ever did, a minimal hand-written body still says what
+    /// happened rather than an empty 200-looking body.
+    pub fn problem_json(&self) -> String {
+        serde_json::to_string(&self.problem()).unwrap_or_else(|_| {
+            format!(
+                r#"{{"type":"{PROBLEM_BASE}internal","title":"Internal server error","status":{},"code":"internal","detail":"the error could not be rendered"}}"#,
+                self.status.as_u16()
+            )
+        })
+    }
+}
+
+/// An error and its `source()` chain, joined with `: ` (for logs only: it may name
+/// internals).
+pub fn cause_chain(cause: &dyn std::error::Error) -> String {
+    let mut chain = cause.to_string();
+    let mut source = cause.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    chain
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let body = self.problem_json();
         let mut response = (self.status, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -170,23 +204,6 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        match e {
-            crate::store::StoreError::Conflict => {
-                ApiError::conflict("a resource with these unique fields already exists")
-            }
-            other => ApiError::internal(&other),
-        }
-    }
-}
-
-impl From<crate::vault::VaultError> for ApiError {
-    fn from(e: crate::vault::VaultError) -> Self {
-        ApiError::internal(&e)
     }
 }
 

@@ -5,7 +5,7 @@ use crate::broker::{AddressPolicy, Broker, BrokerConfig};
 use crate::runtime::{CallOutcome, CallTrace, Connection, Invocation, LoadError, Runtime, RuntimeConfig};
 use crate::vault::{Credential, CredentialError};
 use ipnet::IpNet;
-use nexum_marketplace::manifest::{AuthKind, MANIFEST_FILE, Manifest, ManifestError};
+use nexum_manifest::{AuthKind, MANIFEST_FILE, Manifest, ManifestError};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -9,20 +9,29 @@
 //!   injection, scrubbing, caps, retries, rate limits, traces);
 //! - [`vault`]: secrets in memory and credential handles;
 //! - [`harness`]: `nexum connector run`, the author's local loop;
-//! - [`api`], [`auth`], [`store`], [`jobs`], [`config`], [`server`]: `nexum serve`, the REST
-//!   API over SQLite or PostgreSQL.
+//! - [`connections`], [`oauth`], [`workspaces`]: the capabilities under the API;
+//! - [`api`] (HTTP only), [`auth`], [`store`], [`jobs`], [`state`], [`config`], [`server`]:
+//!   `nexum serve`, the REST API over SQLite or PostgreSQL.
+//!
+//! Layers point down only: `api` → capabilities (`connections`, `oauth`, `workspaces`,
+//! `jobs`) → `runtime` → `broker` / `vault` → `store`. Nothing below `api` imports it.
 
 pub mod api;
 pub mod auth;
 pub mod author;
 pub mod broker;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod harness;
+pub mod ids;
 pub mod jobs;
+pub mod metrics;
 pub mod oauth;
 pub mod runtime;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod tls;
 pub mod vault;
+pub mod workspaces;

@@ -2,8 +2,9 @@
 //! workspace, start background jobs, serve HTTP, and shut down gracefully (in-flight
 //! requests finish; buffered usage and audit records are flushed).
 
-use crate::api::{self, AppState};
-use crate::broker::{AddressPolicy, Broker, BrokerConfig};
+use crate::api;
+use crate::state::AppState;
+use crate::broker::{AddressPolicy, Broker, BrokerConfig, Outbound};
 use crate::config::Config;
 use crate::jobs::{self, Recorder};
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -29,9 +30,6 @@ pub enum StartError {
     /// Listening socket or data directory.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// Bootstrap.
-    #[error("bootstrap: {0}")]
-    Bootstrap(String),
 }
 
 /// Load the vault: `NEXUM_MASTER_KEY`, else the key file (created with a warning).
@@ -68,7 +66,8 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     let db = open_db(&config).await?;
     let vault = open_vault(&config)?;
     let trust = config.trust_policy();
-    let broker = Broker::new(BrokerConfig {
+    // The one owner of outbound traffic: connectors, token endpoints, marketplace fetches.
+    let outbound = Outbound::new(BrokerConfig {
         address_policy: AddressPolicy {
             allowed_ranges: config.allow_ranges.clone(),
         },
@@ -82,16 +81,10 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
             artifact_dir: Some(config.artifact_dir()),
             ..RuntimeConfig::default()
         },
-        broker,
+        Broker::with_outbound(outbound.clone()),
     )
     .map_err(|e| StartError::Runtime(e.to_string()))?;
-    let tokens = crate::oauth::TokenClient::new(
-        AddressPolicy {
-            allowed_ranges: config.allow_ranges.clone(),
-        },
-        Duration::from_millis(config.oauth_token_timeout_ms),
-    )
-    .map_err(|e| StartError::Runtime(e.to_string()))?;
+    let tokens = crate::oauth::TokenClient::new(outbound.clone(), Duration::from_millis(config.oauth_token_timeout_ms));
     let oauth = crate::oauth::OAuthService::new(
         tokens,
         config.oauth_max_refresh_failures,
@@ -103,6 +96,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     let state = Arc::new(AppState {
         config,
         db,
+        outbound,
         vault: Arc::new(vault),
         runtime: Arc::new(runtime),
         keys: Default::default(),
@@ -114,20 +108,13 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         trust,
         oauth,
     });
-    state.oauth.attach(&state, None);
     Ok(state)
 }
 
 /// Create the first workspace and an operator key when the database has none. Returns the
 /// key (to print once) when it did.
 pub async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
-    if state.db.count_workspaces().await? > 0 {
-        return Ok(None);
-    }
-    let (_, key) = api::workspaces_bootstrap(state)
-        .await
-        .map_err(|e| StartError::Bootstrap(e.problem().detail))?;
-    Ok(Some(key))
+    Ok(crate::workspaces::bootstrap(state).await?.map(|key| key.to_string()))
 }
 
 /// A running server.
@@ -138,6 +125,7 @@ pub struct Server {
     pub state: Arc<AppState>,
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    jobs: jobs::Scheduler,
 }
 
 impl Server {
@@ -150,13 +138,13 @@ impl Server {
     pub async fn start_surface(state: Arc<AppState>, surface: api::Surface) -> Result<Self, StartError> {
         let listener = tokio::net::TcpListener::bind(state.config.listen).await?;
         let addr = listener.local_addr()?;
-        state.oauth.attach(&state, Some(addr));
+        state.oauth.listening_on(addr);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(flush_loop(state.clone(), stop_rx.clone()));
-        tokio::spawn(jobs::health::run(state.clone(), stop_rx.clone()));
-        if surface == api::Surface::Full {
-            tokio::spawn(jobs::oauth_refresh::run(state.clone(), stop_rx.clone()));
-        }
+        let periodic = jobs::all()
+            .into_iter()
+            .filter(|job| surface == api::Surface::Full || job.name() != "oauth-refresh-sweep")
+            .collect();
+        let jobs = jobs::Scheduler::start(&state, periodic, &stop_rx);
         let app = api::router_for(state.clone(), surface);
         let mut shutdown_rx = stop_rx;
         let task = tokio::spawn(async move {
@@ -171,6 +159,7 @@ impl Server {
             state,
             stop,
             task,
+            jobs,
         })
     }
 
@@ -179,6 +168,7 @@ impl Server {
         self.state.shutting_down.store(true, Ordering::Relaxed);
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        self.jobs.join().await;
         if let Err(e) = self.state.recorder.flush(&self.state.db).await {
             tracing::error!(error = %e, "final flush of usage and audit records failed");
         }
@@ -189,34 +179,6 @@ impl Server {
         wait_for_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
         self.shutdown().await;
-    }
-}
-
-async fn flush_loop(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let mut last_expiry = std::time::Instant::now();
-    let mut last_key_reload = std::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = stop.changed() => return,
-        }
-        if let Err(e) = state.recorder.flush(&state.db).await {
-            tracing::warn!(error = %e, "flushing usage and audit records failed; will retry");
-        }
-        // Pick up a key another process rotated in, so new writes use the active key.
-        if last_key_reload.elapsed() > Duration::from_secs(10) {
-            last_key_reload = std::time::Instant::now();
-            if let Err(e) = state.vault.reload() {
-                tracing::warn!(error = %e, "reloading the master key file failed");
-            }
-        }
-        if last_expiry.elapsed() > Duration::from_secs(3600) {
-            last_expiry = std::time::Instant::now();
-            let _ = state
-                .db
-                .expire_idempotency_keys(crate::store::now_ms() - 24 * 3_600_000)
-                .await;
-        }
     }
 }
 

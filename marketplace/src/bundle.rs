@@ -18,7 +18,7 @@
 //! no directories or links, no path traversal, no duplicates, and the sums must list exactly
 //! the files present.
 
-use crate::manifest::{MANIFEST_FILE, Manifest, ManifestError};
+use nexum_manifest::{MANIFEST_FILE, Manifest, ManifestError};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Read;

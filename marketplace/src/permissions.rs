@@ -1,7 +1,7 @@
 //! What a connector may do, as an admin reviews and accepts it, and the diff between two
 //! versions: an upgrade that widens permissions needs the admin's explicit acceptance.
 
-use crate::manifest::{AuthKind, Manifest};
+use nexum_manifest::{AuthKind, Manifest};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -174,8 +174,8 @@ fn paths_duplicates_and_oversize_are_refused() {
 
 #[test]
 fn upgrades_that_widen_permissions_are_detected() {
-    let old = Permissions::of(&crate::manifest::Manifest::parse(MANIFEST).expect("m"));
-    let same = Permissions::of(&crate::manifest::Manifest::parse(&MANIFEST.replace("1.0.0", "1.0.1")).expect("m"));
+    let old = Permissions::of(&nexum_manifest::Manifest::parse(MANIFEST).expect("m"));
+    let same = Permissions::of(&nexum_manifest::Manifest::parse(&MANIFEST.replace("1.0.0", "1.0.1")).expect("m"));
     assert!(!same.diff_from(&old).widens());
     let wider = MANIFEST
         .replace(
@@ -183,13 +183,13 @@ fn upgrades_that_widen_permissions_are_detected() {
             "allowed_hosts = [\"https://api.demo.test\", \"https://files.demo.test\"]",
         )
         .replace("[actions.ping]", "[limits]\nmemory_mb = 64\n\n[actions.ping]");
-    let diff = Permissions::of(&crate::manifest::Manifest::parse(&wider).expect("m")).diff_from(&old);
+    let diff = Permissions::of(&nexum_manifest::Manifest::parse(&wider).expect("m")).diff_from(&old);
     assert!(diff.widens());
     assert_eq!(diff.added_hosts, vec!["https://files.demo.test".to_string()]);
     assert_eq!(diff.raised_limits, vec!["memory_mb: 32 → 64".to_string()]);
     // Narrowing is not widening.
     assert!(
-        !old.diff_from(&Permissions::of(&crate::manifest::Manifest::parse(&wider).expect("m")))
+        !old.diff_from(&Permissions::of(&nexum_manifest::Manifest::parse(&wider).expect("m")))
             .widens()
     );
 }
@@ -207,8 +207,8 @@ fn a_changed_host_default_is_a_widening() {
                 &format!("[variables.base]\ndefault = \"{default}\"\n\n[[auth]]"),
             )
     };
-    let old = Permissions::of(&crate::manifest::Manifest::parse(&with_var("https://api.demo.test")).expect("m"));
-    let new = Permissions::of(&crate::manifest::Manifest::parse(&with_var("https://evil.test")).expect("m"));
+    let old = Permissions::of(&nexum_manifest::Manifest::parse(&with_var("https://api.demo.test")).expect("m"));
+    let new = Permissions::of(&nexum_manifest::Manifest::parse(&with_var("https://evil.test")).expect("m"));
     assert_eq!(old.host_defaults["base"], "https://api.demo.test");
     let diff = new.diff_from(&old);
     assert!(diff.widens());

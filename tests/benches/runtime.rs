@@ -11,7 +11,7 @@
 use criterion::{BenchmarkId, Criterion};
 use nexum_host::broker::{AddressPolicy, Broker, BrokerConfig};
 use nexum_host::runtime::{Connection, Invocation, LoadedConnector, Runtime, RuntimeConfig};
-use nexum_marketplace::manifest::Manifest;
+use nexum_manifest::Manifest;
 use nexum_tests::{fakes, plugins};
 use serde_json::json;
 use std::collections::BTreeMap;

@@ -3,7 +3,7 @@
 
 use nexum_host::broker::{Broker, BrokerConfig};
 use nexum_host::runtime::{Connection, Invocation, LoadError, Runtime, RuntimeConfig};
-use nexum_marketplace::manifest::Manifest;
+use nexum_manifest::Manifest;
 use nexum_tests::plugins;
 use serde_json::json;
 use std::collections::BTreeMap;

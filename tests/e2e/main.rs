@@ -30,6 +30,7 @@ mod egress;
 mod http_connector;
 mod loading;
 mod marketplace;
+mod migrations;
 mod oauth;
 mod secrets;
 mod slack;

@@ -31,14 +31,10 @@ fn permissions_of(bundle: &[u8]) -> Permissions {
 /// A strict host (no unsigned dev flag) trusting `trusted`.
 async fn strict_app(backend: Backend, trusted: &[&KeyPairText]) -> TestApp {
     let keys: Vec<String> = trusted.iter().map(|k| key_line(k)).collect();
-    let keys = keys.join(",");
-    TestApp::start_with(
-        backend,
-        &[
-            ("NEXUM_ALLOW_UNSIGNED_CONNECTORS", "false"),
-            ("NEXUM_TRUSTED_PUBLISHER_KEYS", &keys),
-        ],
-    )
+    TestApp::start_with(backend, |c| {
+        c.allow_unsigned_connectors = false;
+        c.trusted_publisher_keys = keys;
+    })
     .await
 }
 

@@ -21,7 +21,7 @@ fn oauth_manifest(extra: &str) -> String {
 }
 
 async fn install(app: &TestApp, manifest: &str) {
-    let parsed = nexum_marketplace::manifest::Manifest::parse(manifest).expect("manifest");
+    let parsed = nexum_manifest::Manifest::parse(manifest).expect("manifest");
     let accept = nexum_marketplace::permissions::Permissions::of(&parsed);
     let bundle = nexum_tests::bundles::bundle("http", Some(manifest), None);
     let installed = app.install_bundle(&app.key, bundle, Some(&accept)).await;
@@ -329,7 +329,7 @@ async fn refused_states_leave_no_connection(app: TestApp) {
 
 async fn install_in(app: &TestApp, key: &str) {
     let manifest = oauth_manifest("");
-    let parsed = nexum_marketplace::manifest::Manifest::parse(&manifest).expect("manifest");
+    let parsed = nexum_manifest::Manifest::parse(&manifest).expect("manifest");
     let accept = nexum_marketplace::permissions::Permissions::of(&parsed);
     let bundle = nexum_tests::bundles::bundle("http", Some(&manifest), None);
     let installed = app.install_bundle(key, bundle, Some(&accept)).await;
@@ -570,21 +570,19 @@ async fn token_endpoint_errors_never_echo_secrets(app: TestApp) {
 /// over one node on SQLite): exactly one refresh at the provider, in each of two rounds, and
 /// never a rotated refresh token presented again.
 async fn refresh_race(backend: Backend) {
-    let capacity = [("NEXUM_MAX_CONCURRENT_CALLS", "64")];
-    let app = TestApp::start_with(backend, &capacity).await;
+    let capacity = |c: &mut nexum_host::config::Config| c.max_concurrent_calls = 64;
+    let app = TestApp::start_with(backend, capacity).await;
     let fake = setup(&app, "").await;
     let connection = connect(&app, &app.key, &fake).await;
     let second = match backend {
         Backend::Postgres => {
             let dir = tempfile::tempdir().expect("dir");
-            let key_file = app.data_dir.path().join("master.keys").display().to_string();
+            let key_file = app.data_dir.path().join("master.keys");
             Some(
-                TestApp::start_on(
-                    backend,
-                    dir,
-                    app.database_url.clone(),
-                    &[("NEXUM_MASTER_KEY_FILE", &key_file), capacity[0]],
-                )
+                TestApp::start_on(backend, dir, app.database_url.clone(), |c| {
+                    c.master_key_file = key_file.into();
+                    capacity(c);
+                })
                 .await,
             )
         }
@@ -721,7 +719,7 @@ async fn sweep_refreshes_ahead_and_expires_what_cannot_refresh(app: TestApp) {
     let fake = setup(&app, "").await;
     let connection = connect(&app, &app.key, &fake).await;
     expire_now(&app, &connection).await;
-    assert_eq!(nexum_host::jobs::oauth_refresh::sweep(app.state()).await, 1);
+    assert_eq!(app.run_job_now("oauth-refresh-sweep").await.handled, 1);
     assert_eq!(fake.refreshes(), 1);
     let view = app.get(&app.key, &format!("/api/v1/connections/{connection}")).await;
     assert!(
@@ -730,7 +728,7 @@ async fn sweep_refreshes_ahead_and_expires_what_cannot_refresh(app: TestApp) {
         view.body
     );
     // Nothing due: the sweep leaves the provider alone.
-    assert_eq!(nexum_host::jobs::oauth_refresh::sweep(app.state()).await, 0);
+    assert_eq!(app.run_job_now("oauth-refresh-sweep").await.handled, 0);
 
     // Imported tokens without a refresh token: once lapsed, `expired`, never healthy.
     let (access, _) = fake.mint();
@@ -743,7 +741,7 @@ async fn sweep_refreshes_ahead_and_expires_what_cannot_refresh(app: TestApp) {
         .await;
     assert_eq!(imported.status, StatusCode::CREATED, "{:?}", imported.body);
     let id = imported.body["id"].as_str().expect("id").to_string();
-    nexum_host::jobs::oauth_refresh::sweep(app.state()).await;
+    app.run_job_now("oauth-refresh-sweep").await;
     let view = app.get(&app.key, &format!("/api/v1/connections/{id}")).await;
     assert_eq!(view.body["status"], "expired", "{:?}", view.body);
     let called = call_me(&app, &app.key, &id).await;

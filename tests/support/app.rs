@@ -57,49 +57,55 @@ pub struct TestApp {
     client: reqwest::Client,
 }
 
+/// The settings every test server starts from: loopback only (127.0.0.0/8 allowed for the
+/// fakes), unsigned connectors allowed, no timers (tests run jobs with `run_job_now`).
+pub fn test_config(data_dir: &std::path::Path, database_url: &str) -> Config {
+    let env: HashMap<&str, String> = HashMap::from([
+        ("NEXUM_DATA_DIR", data_dir.display().to_string()),
+        ("NEXUM_LISTEN", "127.0.0.1:0".into()),
+        ("DATABASE_URL", database_url.to_string()),
+        ("NEXUM_ALLOW_RANGES", "127.0.0.0/8".into()),
+        ("NEXUM_HEALTH_CHECK_INTERVAL_SECS", "0".into()),
+        ("NEXUM_MAX_CONCURRENT_CALLS", "16".into()),
+        ("NEXUM_ALLOW_UNSIGNED_CONNECTORS", "true".into()),
+        ("NEXUM_OAUTH_REFRESH_SWEEP_SECS", "0".into()),
+        ("NEXUM_OAUTH_RETURN_ORIGINS", "http://127.0.0.1:9".into()),
+    ]);
+    Config::load(None, |k| env.get(k).cloned()).expect("config")
+}
+
 /// The Postgres URL tests use.
 pub fn postgres_url() -> String {
     std::env::var("NEXUM_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 impl TestApp {
-    /// Start on `backend` with default settings.
+    /// Start on `backend` with default test settings.
     pub async fn start(backend: Backend) -> Self {
-        Self::start_with(backend, &[]).await
+        Self::start_with(backend, |_| {}).await
     }
 
-    /// Start on `backend` with extra `NEXUM_*` settings.
-    pub async fn start_with(backend: Backend, settings: &[(&str, &str)]) -> Self {
+    /// Start on `backend`, adjusting the typed settings first (for example
+    /// `|c| c.health_check_interval_secs = 1`).
+    pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().expect("tempdir");
         let database_url = match backend {
             Backend::Sqlite => format!("sqlite:{}", data_dir.path().join("nexum.db").display()),
             Backend::Postgres => fresh_postgres_schema().await,
         };
-        Self::start_on(backend, data_dir, database_url, settings).await
+        Self::start_on(backend, data_dir, database_url, configure).await
     }
 
-    /// Start a server on an existing data directory and database (a second node, or a restart).
+    /// Start a server on an existing data directory and database (a second node, or a
+    /// restart), adjusting the typed settings first.
     pub async fn start_on(
         backend: Backend,
         data_dir: tempfile::TempDir,
         database_url: String,
-        settings: &[(&str, &str)],
+        configure: impl FnOnce(&mut Config),
     ) -> Self {
-        let mut env: HashMap<String, String> = HashMap::from([
-            ("NEXUM_DATA_DIR".into(), data_dir.path().display().to_string()),
-            ("NEXUM_LISTEN".into(), "127.0.0.1:0".into()),
-            ("DATABASE_URL".into(), database_url.clone()),
-            ("NEXUM_ALLOW_RANGES".into(), "127.0.0.0/8".into()),
-            ("NEXUM_HEALTH_CHECK_INTERVAL_SECS".into(), "0".into()),
-            ("NEXUM_MAX_CONCURRENT_CALLS".into(), "16".into()),
-            ("NEXUM_ALLOW_UNSIGNED_CONNECTORS".into(), "true".into()),
-            ("NEXUM_OAUTH_REFRESH_SWEEP_SECS".into(), "0".into()),
-            ("NEXUM_OAUTH_RETURN_ORIGINS".into(), "http://127.0.0.1:9".into()),
-        ]);
-        for (k, v) in settings {
-            env.insert(k.to_string(), v.to_string());
-        }
-        let config = Config::load(None, |k| env.get(k).cloned()).expect("config");
+        let mut config = test_config(data_dir.path(), &database_url);
+        configure(&mut config);
         let state = server::build_state(config).await.expect("server state");
         let key = server::bootstrap(&state).await.expect("bootstrap").unwrap_or_default();
         let server = Server::start(state).await.expect("server starts");
@@ -114,6 +120,14 @@ impl TestApp {
             database_url,
             client,
         }
+    }
+
+    /// Run a background job once, now, instead of waiting for its timer (see
+    /// `nexum_host::jobs::all` for the names).
+    pub async fn run_job_now(&self, name: &str) -> nexum_host::jobs::JobReport {
+        nexum_host::jobs::run_now(self.state(), name)
+            .await
+            .unwrap_or_else(|e| panic!("job {name} failed: {e}"))
     }
 
     /// SQLite app.
@@ -135,7 +149,7 @@ impl TestApp {
     }
 
     /// The server's state (for reaching into the database in tests).
-    pub fn state(&self) -> &nexum_host::api::AppState {
+    pub fn state(&self) -> &std::sync::Arc<nexum_host::state::AppState> {
         &self.server.as_ref().expect("running").state
     }
 
@@ -187,7 +201,7 @@ impl TestApp {
     /// Install a first-party connector from `plugins/` the way the README shows (multipart).
     pub async fn install(&self, key: &str, connector: &str) -> Reply {
         let (wasm, manifest) = crate::plugins::connector(connector);
-        let parsed = nexum_marketplace::manifest::Manifest::parse(&manifest).expect("manifest");
+        let parsed = nexum_manifest::Manifest::parse(&manifest).expect("manifest");
         let accept = serde_json::to_string(&nexum_marketplace::permissions::Permissions::of(&parsed)).expect("json");
         let form = reqwest::multipart::Form::new()
             .text("accept_permissions", accept)

@@ -3,7 +3,7 @@
 use nexum_host::broker::{AddressPolicy, Broker, BrokerConfig};
 use nexum_host::runtime::{CallOutcome, Connection, Invocation, LoadedConnector, Runtime, RuntimeConfig};
 use nexum_host::vault::Credential;
-use nexum_marketplace::manifest::Manifest;
+use nexum_manifest::Manifest;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -6,11 +6,11 @@
 
 use super::AppState;
 use super::extract::{ApiBytes, ApiQuery, Principal, json_rejection};
-use super::resolve::resolve;
 use crate::auth::Scope;
+use crate::connections::run_action;
 use crate::error::{ApiError, ApiResult};
-use crate::runtime::{CallError, CallTrace, Invocation};
-use crate::store::{AuditEntry, ConnectionStatus, new_id, now_ms};
+use crate::runtime::{CallError, CallTrace};
+use crate::store::new_id;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -44,17 +44,6 @@ pub struct Execution {
     pub trace: Option<CallTrace>,
 }
 
-/// Connector error codes that mean the connection's credentials or account are bad.
-const AUTH_FAILURE_CODES: &[&str] = &[
-    "unauthorized",
-    "invalid_auth",
-    "not_authed",
-    "token_revoked",
-    "token_expired",
-    "account_inactive",
-    "forbidden",
-];
-
 /// Execute an action (`actions:execute`).
 #[utoipa::path(post, path = "/api/v1/connections/{id}/actions/{action}", tag = "actions", params(ExecuteParams,
         ("Idempotency-Key" = Option<String>, Header, description = "Replay the first response for this key and body")),
@@ -79,7 +68,7 @@ pub async fn execute(
 }
 
 async fn execute_inner(
-    state: &AppState,
+    state: &Arc<AppState>,
     principal: &Principal,
     id: &str,
     action: &str,
@@ -141,7 +130,15 @@ async fn execute_inner(
     if let Some(key) = &idempotency_key {
         let status = response.0;
         if status.is_server_error() && status != StatusCode::BAD_GATEWAY && status != StatusCode::GATEWAY_TIMEOUT {
-            let _ = state.db.release_idempotency_key(&principal.workspace_id, key).await;
+            // A server fault is not an answer worth replaying: free the key for a retry. If
+            // the release itself fails the key would stay claimed, so say so instead of
+            // answering as if a retry could succeed.
+            if let Err(e) = state.db.release_idempotency_key(&principal.workspace_id, key).await {
+                tracing::error!(error = %e, "could not release an Idempotency-Key after a failed request");
+                return Err(ApiError::internal(&e)
+                    .with_extra(serde_json::json!({ "idempotency_key": "still claimed; retry with a new key" }))
+                    .into_response());
+            }
         } else if let Err(e) = state
             .db
             .complete_idempotency_key(&principal.workspace_id, key, status.as_u16(), &response.1)
@@ -172,64 +169,19 @@ fn parse_input(headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
 /// (status, JSON body, is_problem)
 type Rendered = (StatusCode, String, bool);
 
-async fn run(state: &AppState, principal: &Principal, id: &str, action: &str, debug: bool, input: Value) -> Rendered {
-    let resolved = match resolve(state, &principal.workspace_id, id).await {
-        Ok(r) => r,
-        Err(e) => return problem(e),
+async fn run(
+    state: &Arc<AppState>,
+    principal: &Principal,
+    id: &str,
+    action: &str,
+    debug: bool,
+    input: Value,
+) -> Rendered {
+    let outcome = match run_action(state, &principal.workspace_id, &principal.key_id, id, action, input).await {
+        Ok(outcome) => outcome,
+        Err(e) => return problem(e.into()),
     };
-    let resolved = match crate::oauth::ensure_fresh(state, resolved).await {
-        Ok(r) => r,
-        Err(e) => return problem(e),
-    };
-    let outcome = state
-        .runtime
-        .execute(
-            &resolved.connector,
-            resolved.connection.clone(),
-            Invocation::Action {
-                name: action.to_string(),
-                input,
-            },
-        )
-        .await;
     let duration_ms = outcome.trace.duration_ms;
-    let now = now_ms();
-    let ran = !matches!(
-        outcome.result,
-        Err(CallError::UnknownAction { .. } | CallError::InvalidInput { .. })
-    );
-    if ran {
-        state
-            .recorder
-            .call(&principal.workspace_id, id, now, duration_ms, outcome.result.is_err());
-        if let Some(package) = resolved.installation.source.strip_prefix("marketplace:") {
-            state.recorder.execution(package, &resolved.installation.version);
-        }
-        if resolved.record.auth_scheme.is_some() {
-            state.recorder.audit(AuditEntry::new(
-                &principal.workspace_id,
-                &principal.key_id,
-                "secret.use",
-                id,
-                action,
-            ));
-        }
-        let code = outcome
-            .result
-            .as_ref()
-            .err()
-            .map(|e| e.code().to_string())
-            .unwrap_or_else(|| "ok".into());
-        state.metrics.action(&code, duration_ms / 1000.0);
-        track_status(
-            state,
-            &principal.workspace_id,
-            &resolved.record.status,
-            id,
-            &outcome.result,
-        )
-        .await;
-    }
     let trace = debug.then_some(outcome.trace);
     match outcome.result {
         Ok(output) => {
@@ -239,49 +191,22 @@ async fn run(state: &AppState, principal: &Principal, id: &str, action: &str, de
                 duration_ms,
                 trace,
             };
-            (StatusCode::OK, serde_json::to_string(&body).unwrap_or_default(), false)
+            match serde_json::to_string(&body) {
+                Ok(json) => (StatusCode::OK, json, false),
+                Err(e) => problem(ApiError::internal(&e)),
+            }
         }
         Err(e) => {
-            let mut err = call_error(&e);
             let mut extra = serde_json::json!({ "retryable": e.is_retryable(), "error": e });
             if let Some(trace) = trace {
-                extra["trace"] = serde_json::to_value(trace).unwrap_or_default();
+                match serde_json::to_value(trace) {
+                    Ok(trace) => extra["trace"] = trace,
+                    Err(err) => return problem(ApiError::internal(&err)),
+                }
             }
-            err = err.with_extra(extra);
-            problem(err)
+            problem(call_error(&e).with_extra(extra))
         }
     }
-}
-
-/// Flip the connection's status on transitions: an auth failure marks it `error`, a success
-/// after an error marks it `connected`.
-async fn track_status(
-    state: &AppState,
-    workspace_id: &str,
-    current: &str,
-    id: &str,
-    result: &Result<Value, CallError>,
-) {
-    if ConnectionStatus::is_sticky(current) {
-        return;
-    }
-    let (status, error) = match result {
-        Ok(_) if current != "connected" => (ConnectionStatus::Connected, None),
-        Err(CallError::Connector { code, message, .. })
-            if AUTH_FAILURE_CODES.contains(&code.as_str()) && current != "error" =>
-        {
-            (ConnectionStatus::Error, Some(format!("{code}: {message}")))
-        }
-        _ => return,
-    };
-    if let Err(e) = state
-        .db
-        .set_connection_status(workspace_id, id, status, error.as_deref(), false)
-        .await
-    {
-        tracing::warn!(error = %e, "could not record a connection status change");
-    }
-    state.connections.evict(id);
 }
 
 fn call_error(e: &CallError) -> ApiError {
@@ -312,7 +237,7 @@ fn call_error(e: &CallError) -> ApiError {
 
 fn problem(e: ApiError) -> Rendered {
     let status = e.status();
-    (status, serde_json::to_string(&e.problem()).unwrap_or_default(), true)
+    (status, e.problem_json(), true)
 }
 
 fn finish((status, body, is_problem): Rendered) -> Response {

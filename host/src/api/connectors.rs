@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use nexum_marketplace::bundle::Bundle;
-use nexum_marketplace::manifest::{HostPattern, Manifest};
+use nexum_manifest::{HostPattern, Manifest};
 use nexum_marketplace::permissions::Permissions;
 use nexum_marketplace::signing::{Signer, SigningError};
 use serde::Deserialize;
@@ -172,7 +172,7 @@ pub async fn install(
         (Some(b), None, None) => b,
         (None, Some(m), Some(c)) => {
             let files = std::collections::BTreeMap::from([
-                (nexum_marketplace::manifest::MANIFEST_FILE.to_string(), m.into_bytes()),
+                (nexum_manifest::MANIFEST_FILE.to_string(), m.into_bytes()),
                 (nexum_marketplace::bundle::COMPONENT_FILE.to_string(), c),
             ]);
             nexum_marketplace::bundle::pack(&files, None)

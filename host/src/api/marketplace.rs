@@ -636,29 +636,24 @@ pub async fn install_from_marketplace(
             // The marketplace URL comes from a workspace admin: fetch it under the same address
             // policy as connector traffic (no private or metadata addresses unless the
             // operator allows them), without redirects, and with a size cap.
-            let policy = std::sync::Arc::new(crate::broker::AddressPolicy {
-                allowed_ranges: state.config.allow_ranges.clone(),
-            });
-            let parsed_base = url::Url::parse(base)
-                .map_err(|_| ApiError::unprocessable("invalid_marketplace", "marketplace must be an http(s) URL"))?;
-            if !matches!(parsed_base.scheme(), "http" | "https") {
-                return Err(ApiError::unprocessable(
-                    "invalid_marketplace",
-                    "marketplace must be an http(s) URL",
-                ));
-            }
-            policy
-                .check_url(&parsed_base)
-                .map_err(|e| ApiError::unprocessable("marketplace_address_blocked", e.to_string()))?;
-            crate::tls::install_crypto_provider();
-            let client = crate::broker::address::policed_client_builder(policy)
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .map_err(|e| ApiError::internal(&e))?;
+            let outbound = state.outbound.clone();
+            let parsed_base = outbound.check_url(base).map_err(|e| match e {
+                crate::broker::UrlRefused::Invalid(_) => {
+                    ApiError::unprocessable("invalid_marketplace", "marketplace must be an http(s) URL")
+                }
+                blocked => ApiError::unprocessable("marketplace_address_blocked", blocked.to_string()),
+            })?;
+            let base = parsed_base.as_str().trim_end_matches('/').to_string();
             let fetch = |path: String| {
-                let client = client.clone();
+                let outbound = outbound.clone();
                 async move {
-                    let response = client.get(path).send().await.map_err(|e| {
+                    let response = outbound
+                        .client()
+                        .get(path)
+                        .timeout(std::time::Duration::from_secs(30))
+                        .send()
+                        .await
+                        .map_err(|e| {
                         ApiError::new(
                             StatusCode::BAD_GATEWAY,
                             "marketplace_unreachable",

@@ -7,6 +7,7 @@ mod auth;
 mod connections;
 mod connectors;
 mod docs;
+mod errors;
 pub mod extract;
 mod health;
 mod keys;
@@ -15,59 +16,20 @@ mod members;
 mod metrics;
 mod oauth;
 mod openapi;
-pub mod resolve;
 mod workspaces;
 
-pub use auth::KeyCache;
-pub use connections::check_health;
-pub use metrics::Metrics;
 pub use openapi::ApiDoc;
-pub use workspaces::bootstrap as workspaces_bootstrap;
 
-use crate::auth::KeyRateLimiter;
-use crate::config::Config;
+pub use crate::state::AppState;
+
 use crate::error::ApiError;
-use crate::jobs::Recorder;
-use crate::runtime::Runtime;
-use crate::store::Db;
-use crate::vault::Vault;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::routing::{get, post};
-use resolve::ConnectionCache;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-
-/// Everything a handler can reach.
-pub struct AppState {
-    /// Settings.
-    pub config: Config,
-    /// Database.
-    pub db: Db,
-    /// Secrets.
-    pub vault: Arc<Vault>,
-    /// Connector runtime.
-    pub runtime: Arc<Runtime>,
-    /// Verified API keys.
-    pub keys: KeyCache,
-    /// Per-key rate limits.
-    pub rate: KeyRateLimiter,
-    /// Resolved connections and compiled connectors.
-    pub connections: ConnectionCache,
-    /// Batched usage, last-use and audit writes.
-    pub recorder: Arc<Recorder>,
-    /// Prometheus metrics.
-    pub metrics: Metrics,
-    /// Set when shutdown begins (readiness turns 503).
-    pub shutting_down: AtomicBool,
-    /// Which connector bundles this host installs.
-    pub trust: nexum_marketplace::signing::TrustPolicy,
-    /// OAuth2 flows and token refresh.
-    pub oauth: crate::oauth::OAuthService,
-}
 
 /// Which routes a server exposes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -229,7 +229,7 @@ pub struct RefreshResult {
     /// `refreshed`.
     pub outcome: String,
     /// The connection's status now.
-    pub status: String,
+    pub status: crate::connections::ConnectionStatus,
     /// When the new access token expires (unix ms).
     pub token_expires_at: Option<i64>,
 }

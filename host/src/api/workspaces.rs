@@ -3,9 +3,9 @@
 use super::AppState;
 use super::extract::{ApiJson, Principal};
 use super::keys::{ApiKeyView, CreatedApiKey};
-use crate::auth::{ALL_SCOPES, Scope, generate_key};
+use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
-use crate::store::{NewApiKey, Role, WorkspaceRecord, new_id};
+use crate::store::WorkspaceRecord;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -60,75 +60,21 @@ pub async fn create(
             "owner_email must be an email address",
         ));
     }
-    let (workspace, key) = create_workspace_with_owner(
+    let made = crate::workspaces::create_with_owner(
         &state,
         &body.name,
         &body.owner_email,
-        Scope::parse_list("connections:read connections:write actions:execute marketplace:publish admin"),
+        &Scope::parse_list("connections:read connections:write actions:execute marketplace:publish admin"),
     )
     .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedWorkspace {
-            workspace,
-            owner_key: key,
+            owner_key: CreatedApiKey {
+                key: made.secret.to_string(),
+                api_key: ApiKeyView::from(&made.key),
+            },
+            workspace: made.workspace,
         }),
     ))
-}
-
-/// Create a workspace, its owner member and an owner API key with `scopes`.
-pub async fn create_workspace_with_owner(
-    state: &AppState,
-    name: &str,
-    owner_email: &str,
-    scopes: Vec<Scope>,
-) -> ApiResult<(WorkspaceRecord, CreatedApiKey)> {
-    let workspace = state.db.create_workspace(name).await?;
-    let owner = state
-        .db
-        .add_member(&workspace.id, owner_email, "Owner", Role::Owner)
-        .await?;
-    let generated = generate_key();
-    let record = state
-        .db
-        .insert_api_key(&NewApiKey {
-            id: new_id("key"),
-            workspace_id: workspace.id.clone(),
-            member_id: Some(owner.id),
-            name: "owner".into(),
-            prefix: generated.prefix.clone(),
-            hash: generated.hash.clone(),
-            scopes: Scope::join(&scopes),
-            rate_limit_per_minute: i64::from(state.config.default_key_rate_limit_per_minute),
-            expires_at: None,
-        })
-        .await?;
-    Ok((
-        workspace,
-        CreatedApiKey {
-            key: generated.secret.to_string(),
-            api_key: ApiKeyView::from(&record),
-        },
-    ))
-}
-
-/// Scopes of a bootstrap (operator) key.
-pub fn operator_scopes() -> Vec<Scope> {
-    ALL_SCOPES.to_vec()
-}
-
-/// The first workspace and its operator key (all scopes), created on first start.
-pub async fn bootstrap(state: &AppState) -> ApiResult<(WorkspaceRecord, String)> {
-    let (workspace, key) = create_workspace_with_owner(state, "default", "admin@localhost", operator_scopes()).await?;
-    state
-        .db
-        .append_audit(&[crate::store::AuditEntry::new(
-            &workspace.id,
-            "system",
-            "workspace.bootstrap",
-            &workspace.id,
-            "",
-        )])
-        .await?;
-    Ok((workspace, key.key))
 }

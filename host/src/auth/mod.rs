@@ -4,9 +4,11 @@
 //! and a display prefix are stored; a presented key is hashed and looked up by hash, and the
 //! stored hash is compared in constant time.
 
+mod cache;
 mod rate_limit;
 mod scopes;
 
+pub use cache::KeyCache;
 pub use rate_limit::{KeyRateLimiter, RateDecision};
 pub use scopes::{ALL_SCOPES, Scope};
 

@@ -3,7 +3,7 @@
 
 use super::Redactor;
 use crate::vault::Credential;
-use nexum_marketplace::manifest::{HostPattern, Manifest, ManifestError};
+use nexum_manifest::{HostPattern, Manifest, ManifestError};
 use std::collections::{BTreeMap, HashMap};
 use url::Url;
 

@@ -17,6 +17,7 @@
 pub mod address;
 mod egress;
 mod headers;
+pub mod outbound;
 mod rate_limit;
 mod retry;
 pub mod scrub;
@@ -25,11 +26,12 @@ mod trace;
 pub use address::{AddressPolicy, BlockedAddress};
 pub use egress::EgressRules;
 pub use headers::connector_may_set;
+pub use outbound::{Outbound, UrlRefused};
 pub use scrub::{REDACTED, Redactor};
 pub use trace::HttpExchange;
 
 use crate::vault::Credential;
-use nexum_marketplace::manifest::{ApiKeyLocation, AuthKind};
+use nexum_manifest::{ApiKeyLocation, AuthKind};
 use rate_limit::ConnectionRateLimits;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -56,6 +58,12 @@ pub struct BrokerConfig {
     pub retry_base_delay: Duration,
     /// `User-Agent` sent upstream.
     pub user_agent: String,
+    /// Most headers one connector request may carry.
+    pub max_request_headers: usize,
+    /// Most bytes of header names and values one connector request may carry.
+    pub max_request_header_bytes: usize,
+    /// Longest URL a connector request may have.
+    pub max_url_bytes: usize,
 }
 
 impl Default for BrokerConfig {
@@ -69,6 +77,9 @@ impl Default for BrokerConfig {
             max_retries: 2,
             retry_base_delay: Duration::from_millis(200),
             user_agent: format!("nexum/{}", env!("CARGO_PKG_VERSION")),
+            max_request_headers: 100,
+            max_request_header_bytes: 64 * 1024,
+            max_url_bytes: 16 * 1024,
         }
     }
 }
@@ -152,11 +163,10 @@ pub struct OutboundResponse {
     pub body: Vec<u8>,
 }
 
-/// The outbound HTTP gateway shared by every call on a host.
+/// The gateway every connector request goes through, shared by every call on a host. It
+/// sends through the host's one [`Outbound`].
 pub struct Broker {
-    client: reqwest::Client,
-    config: BrokerConfig,
-    address_policy: Arc<AddressPolicy>,
+    outbound: Arc<Outbound>,
     rate_limits: ConnectionRateLimits,
 }
 
@@ -166,27 +176,27 @@ pub struct Broker {
 pub struct BrokerBuildError(#[source] reqwest::Error);
 
 impl Broker {
-    /// A broker with its own connection pool, DNS policing and no proxy.
+    /// A broker with an outbound owner of its own (the connector harness, tests).
     pub fn new(config: BrokerConfig) -> Result<Self, BrokerBuildError> {
-        crate::tls::install_crypto_provider();
-        let address_policy = Arc::new(config.address_policy.clone());
-        let client = address::policed_client_builder(address_policy.clone())
-            .user_agent(config.user_agent.clone())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(BrokerBuildError)?;
-        Ok(Self {
-            client,
-            config,
-            address_policy,
+        Ok(Self::with_outbound(Outbound::new(config)?))
+    }
+
+    /// A broker sending through the host's shared outbound owner.
+    pub fn with_outbound(outbound: Arc<Outbound>) -> Self {
+        Self {
+            outbound,
             rate_limits: ConnectionRateLimits::default(),
-        })
+        }
     }
 
     /// The broker's settings.
     pub fn config(&self) -> &BrokerConfig {
-        &self.config
+        self.outbound.config()
+    }
+
+    /// The outbound owner it sends through.
+    pub fn outbound(&self) -> &Arc<Outbound> {
+        &self.outbound
     }
 
     /// Police and send one connector request; see the module docs for the steps.
@@ -226,9 +236,9 @@ impl Broker {
             headers.append(name, value);
         }
         let mut body = request.body;
-        if body.as_ref().is_some_and(|b| b.len() > self.config.max_request_bytes) {
+        if body.as_ref().is_some_and(|b| b.len() > self.config().max_request_bytes) {
             return Err(BrokerError::RequestTooLarge {
-                limit: self.config.max_request_bytes as u64,
+                limit: self.config().max_request_bytes as u64,
             });
         }
         let mut method = request.method;
@@ -249,7 +259,7 @@ impl Broker {
             .acquire(&rules.connection_key, rules.requests_per_second, deadline)
             .await?;
 
-        for hop in 0..=self.config.max_redirects {
+        for hop in 0..=self.config().max_redirects {
             if hop > 0 && !rules.allows(&url) {
                 return Err(BrokerError::HostNotAllowed {
                     url: format!("redirect to {}", origin_and_path(&url)),
@@ -316,7 +326,7 @@ impl Broker {
         }
         Err(BrokerError::Transport(format!(
             "more than {} redirects",
-            self.config.max_redirects
+            self.config().max_redirects
         )))
     }
 
@@ -356,10 +366,11 @@ impl Broker {
             };
             let started = Instant::now();
             let mut builder = self
-                .client
+                .outbound
+                .client()
                 .request(method.clone(), wire_url)
                 .headers(wire_headers)
-                .timeout(remaining.min(self.config.request_timeout));
+                .timeout(remaining.min(self.config().request_timeout));
             if let Some(b) = body {
                 builder = builder.body(b.to_vec());
             }
@@ -378,12 +389,12 @@ impl Broker {
             exchange.response_headers = trace_headers(response.headers(), &rules.redactor);
             exchanges.push(exchange);
 
-            if attempt <= self.config.max_retries
+            if attempt <= self.config().max_retries
                 && retry::is_idempotent(method)
                 && retry::is_retryable_status(response.status())
             {
                 let wait = retry::retry_after(response.headers())
-                    .unwrap_or_else(|| retry::backoff(self.config.retry_base_delay, attempt));
+                    .unwrap_or_else(|| retry::backoff(self.config().retry_base_delay, attempt));
                 if Instant::now().checked_add(wait).is_some_and(|at| at < deadline) {
                     drop(response);
                     tokio::time::sleep(wait).await;
@@ -399,7 +410,7 @@ impl Broker {
         mut response: reqwest::Response,
         deadline: Instant,
     ) -> Result<(HeaderMap, Vec<u8>), BrokerError> {
-        let limit = self.config.max_response_bytes;
+        let limit = self.config().max_response_bytes;
         if let Some(encoding) = response.headers().get(reqwest::header::CONTENT_ENCODING)
             && !encoding.as_bytes().eq_ignore_ascii_case(b"identity")
         {
@@ -431,7 +442,7 @@ impl Broker {
     }
 
     fn check_ip_literal(&self, url: &Url) -> Result<(), BrokerError> {
-        self.address_policy.check_url(url).map_err(BrokerError::AddressBlocked)
+        self.outbound.policy().check_url(url).map_err(BrokerError::AddressBlocked)
     }
 }
 

@@ -1,39 +1,48 @@
 //! Periodic connection health checks: every connection not checked within the interval runs
 //! its connector's test-connection, and its status follows the result.
 
-use crate::api::AppState;
+use super::{Job, JobFuture, JobReport};
+use crate::config::Config;
+use crate::connections::check_health;
+use crate::state::AppState;
 use crate::store::now_ms;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Check due connections until `stop` resolves.
-pub async fn run(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let interval = state.config.health_check_interval_secs;
-    if interval == 0 {
-        return;
+/// Connections checked per run.
+const BATCH: usize = 50;
+
+/// Check connections that are due (`NEXUM_HEALTH_CHECK_INTERVAL_SECS`; 0 switches it off).
+pub struct HealthChecks;
+
+impl Job for HealthChecks {
+    fn name(&self) -> &'static str {
+        "health-checks"
     }
-    let tick = Duration::from_secs(interval.clamp(1, 30));
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(tick) => {}
-            _ = stop.changed() => return,
-        }
-        let due_before = now_ms() - (interval as i64) * 1000;
-        let due = match state.db.connections_to_check(due_before, 50).await {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::warn!(error = %e, "health check query failed");
-                continue;
-            }
-        };
-        for connection in due {
-            match crate::api::check_health(&state, &connection.workspace_id, &connection.id, "system").await {
-                Ok(result) if !result.ok => {
-                    tracing::info!(connection = %connection.id, error = ?result.error, "health check failed")
+
+    fn interval(&self, config: &Config) -> Option<Duration> {
+        let every = config.health_check_interval_secs;
+        (every > 0).then(|| Duration::from_secs(every.clamp(1, 30)))
+    }
+
+    fn run_once<'a>(&'a self, state: &'a Arc<AppState>) -> JobFuture<'a> {
+        Box::pin(async move {
+            let interval = i64::try_from(state.config.health_check_interval_secs).unwrap_or(i64::MAX / 1000);
+            let due_before = now_ms().saturating_sub(interval.saturating_mul(1000));
+            let due = state.db.connections_to_check(due_before, BATCH).await?;
+            let handled = due.len();
+            for connection in due {
+                match check_health(state, &connection.workspace_id, &connection.id, "system").await {
+                    Ok(report) if !report.ok => {
+                        tracing::info!(connection = %connection.id, error = ?report.error, "health check failed")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(connection = %connection.id, error = %e.public_message(), "health check could not run")
+                    }
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(connection = %connection.id, code = e.code(), "health check could not run"),
             }
-        }
+            Ok(JobReport { handled })
+        })
     }
 }

@@ -3,10 +3,12 @@
 //! authorization flows are forgotten. Safe on many nodes at once: each refresh is
 //! single-flight and re-reads the token under its lock.
 
-use crate::api::AppState;
+use super::{Job, JobFuture, JobReport};
+use crate::config::Config;
 use crate::oauth::{RefreshReason, needs_refresh, refresh};
+use crate::state::AppState;
 use crate::store::now_ms;
-use nexum_marketplace::manifest::{AuthKind, Manifest};
+use nexum_manifest::{AuthKind, Manifest};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,23 +16,30 @@ use std::time::Duration;
 /// Tokens expiring within this window are looked at (each provider's margin then decides).
 const LOOKAHEAD_MS: i64 = 24 * 3_600_000;
 
-/// Sweep until `stop` resolves.
-pub async fn run(state: Arc<AppState>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let interval = state.config.oauth_refresh_sweep_secs;
-    if interval == 0 {
-        return;
+/// The sweep as a periodic job (`NEXUM_OAUTH_REFRESH_SWEEP_SECS`; 0 switches it off).
+pub struct OAuthRefreshSweep;
+
+impl Job for OAuthRefreshSweep {
+    fn name(&self) -> &'static str {
+        "oauth-refresh-sweep"
     }
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(interval)) => {}
-            _ = stop.changed() => return,
-        }
-        sweep(&state).await;
+
+    fn interval(&self, config: &Config) -> Option<Duration> {
+        let every = config.oauth_refresh_sweep_secs;
+        (every > 0).then(|| Duration::from_secs(every))
+    }
+
+    fn run_once<'a>(&'a self, state: &'a Arc<AppState>) -> JobFuture<'a> {
+        Box::pin(async move {
+            Ok(JobReport {
+                handled: sweep(state).await,
+            })
+        })
     }
 }
 
 /// One pass: refresh what is due. Returns how many refreshes were attempted.
-pub async fn sweep(state: &AppState) -> usize {
+pub async fn sweep(state: &Arc<AppState>) -> usize {
     let now = now_ms();
     let _ = state.db.expire_oauth_flows(now - LOOKAHEAD_MS).await;
     let due = match state.db.connections_expiring(now + LOOKAHEAD_MS, 200).await {

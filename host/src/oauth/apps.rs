@@ -2,10 +2,10 @@
 //! connection itself, else the workspace's app for the connector, else the operator's.
 
 use super::{ClientApp, OAuthError};
-use crate::api::AppState;
+use crate::state::AppState;
 use crate::store::OPERATOR_OWNER;
 use crate::vault::SecretFields;
-use nexum_marketplace::manifest::{AuthScheme, Manifest};
+use nexum_manifest::{AuthScheme, Manifest};
 use secrecy::SecretString;
 use std::collections::BTreeMap;
 use url::Url;

@@ -7,14 +7,14 @@
 //! connection with its tokens in one transaction; any failure leaves no connection behind.
 
 use super::{FLOW_TTL, OAuthError, apps, endpoints_of, provider, token_fields, token_url};
-use crate::api::AppState;
+use crate::state::AppState;
 use crate::store::{
     AuditEntry, ConnectionRecord, ConnectionStatus, FlowClaim, InstallationRecord, OAuthFlowRecord, TokenUpdate,
     new_id, now_ms,
 };
 use crate::vault::Sealed;
 use base64::Engine as _;
-use nexum_marketplace::manifest::Manifest;
+use nexum_manifest::Manifest;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

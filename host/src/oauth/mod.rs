@@ -16,17 +16,14 @@ pub mod provider;
 pub mod refresh;
 
 pub use provider::{ClientApp, IssuedTokens, ProviderError, TokenClient};
-pub use refresh::{ConnectionRefresher, RefreshOutcome, RefreshReason, ensure_fresh, refresh};
+pub use refresh::{RefreshOutcome, RefreshReason, refresh};
 
-use crate::api::AppState;
-use crate::error::ApiError;
 use crate::store::{StoreError, now_ms};
 use crate::vault::{SecretFields, VaultError};
-use axum::http::StatusCode;
-use nexum_marketplace::manifest::{AuthScheme, Manifest, OAuth2Endpoints};
+use nexum_manifest::{AuthScheme, Manifest, OAuth2Endpoints};
 use secrecy::ExposeSecret;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use url::Url;
 
@@ -47,7 +44,6 @@ pub struct OAuthService {
     pub(crate) refresh_slots: tokio::sync::Semaphore,
     public_url: OnceLock<String>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    app_state: OnceLock<Weak<AppState>>,
 }
 
 impl OAuthService {
@@ -72,22 +68,18 @@ impl OAuthService {
             refresh_slots: tokio::sync::Semaphore::new(concurrent_refreshes.max(1)),
             public_url: cell,
             locks: Mutex::new(HashMap::new()),
-            app_state: OnceLock::new(),
         }
     }
 
-    /// Remember the application state (so refreshers created per connection can reach it)
-    /// and, when no public URL is configured, the address the server listens on.
-    pub fn attach(&self, state: &Arc<AppState>, listening: Option<std::net::SocketAddr>) {
-        let _ = self.app_state.set(Arc::downgrade(state));
-        if let Some(addr) = listening {
-            if self.public_url.get().is_none() && addr.ip().is_unspecified() {
-                tracing::warn!(
-                    "NEXUM_PUBLIC_URL is not set and the server listens on all interfaces; set it so OAuth providers redirect to a reachable, stable URL"
-                );
-            }
-            let _ = self.public_url.set(format!("http://{addr}"));
+    /// When no public URL is configured, remember the address the server listens on (the
+    /// redirect URI is built from it).
+    pub fn listening_on(&self, addr: std::net::SocketAddr) {
+        if self.public_url.get().is_none() && addr.ip().is_unspecified() {
+            tracing::warn!(
+                "NEXUM_PUBLIC_URL is not set and the server listens on all interfaces; set it so OAuth providers redirect to a reachable, stable URL"
+            );
         }
+        let _ = self.public_url.set(format!("http://{addr}"));
     }
 
     /// The redirect URI registered with providers: `<public_url>/api/v1/oauth/callback`.
@@ -98,10 +90,6 @@ impl OAuthService {
             .map(String::as_str)
             .unwrap_or("http://127.0.0.1:8080");
         format!("{base}/api/v1/oauth/callback")
-    }
-
-    pub(crate) fn app_state(&self) -> Option<Arc<AppState>> {
-        self.app_state.get().and_then(Weak::upgrade)
     }
 
     /// This process's refresh lock for one connection (single-flight across tasks).
@@ -180,36 +168,10 @@ pub enum OAuthError {
     Vault(#[from] VaultError),
 }
 
-impl From<OAuthError> for ApiError {
-    fn from(e: OAuthError) -> Self {
-        let detail = e.to_string();
-        match e {
-            OAuthError::NotFound(what) => ApiError::not_found(what),
-            OAuthError::Invalid { code, .. } => ApiError::unprocessable(code, detail),
-            OAuthError::AppMissing(_) => ApiError::unprocessable("oauth_app_missing", detail),
-            OAuthError::Provider(p) => {
-                let code = match p {
-                    ProviderError::InvalidGrant(_) => "oauth_invalid_grant",
-                    ProviderError::Rejected { .. } => "oauth_rejected",
-                    ProviderError::Unavailable(_) => "oauth_provider_unavailable",
-                    ProviderError::Malformed(_) => "oauth_provider_error",
-                };
-                ApiError::new(StatusCode::BAD_GATEWAY, code, "OAuth provider error", detail)
-            }
-            OAuthError::Exhausted(_) => {
-                ApiError::new(StatusCode::CONFLICT, "refresh_exhausted", "Reconnect needed", detail)
-            }
-            OAuthError::Expired => ApiError::new(StatusCode::CONFLICT, "token_expired", "Reconnect needed", detail),
-            OAuthError::Store(s) => s.into(),
-            OAuthError::Vault(v) => v.into(),
-        }
-    }
-}
-
 /// The OAuth2 endpoints of `scheme`, or a 422 when it is not an OAuth2 scheme.
 pub fn endpoints_of(scheme: &AuthScheme) -> Result<&OAuth2Endpoints, OAuthError> {
     match &scheme.kind {
-        nexum_marketplace::manifest::AuthKind::OAuth2(e) => Ok(e),
+        nexum_manifest::AuthKind::OAuth2(e) => Ok(e),
         _ => Err(OAuthError::Invalid {
             code: "not_oauth2",
             message: format!("auth scheme `{}` does not use OAuth2", scheme.id),

@@ -3,9 +3,9 @@
 //! are size-capped; every error is scrubbed of the secrets that were sent, since providers
 //! echo parameters back in `error_description`.
 
-use crate::broker::{AddressPolicy, Redactor};
+use crate::broker::{Outbound, Redactor};
 use base64::Engine as _;
-use nexum_marketplace::manifest::{OAuth2Endpoints, TokenAuthMethod};
+use nexum_manifest::{OAuth2Endpoints, TokenAuthMethod};
 use oauth2::basic::{BasicClient, BasicTokenResponse};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
@@ -79,10 +79,11 @@ fn describe(d: &Option<String>) -> String {
     d.as_deref().map(|d| format!(": {d}")).unwrap_or_default()
 }
 
-/// The HTTP side of token requests: a client whose resolver enforces the address policy.
+/// The HTTP side of token requests: the host's [`Outbound`] client (its resolver enforces
+/// the address policy) with a per-request timeout.
 pub struct TokenClient {
-    http: reqwest::Client,
-    policy: Arc<AddressPolicy>,
+    outbound: Arc<Outbound>,
+    timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,15 +93,9 @@ struct TransportError(String);
 type TokenEndpointClient = BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
 impl TokenClient {
-    /// A client under `policy` with a per-request `timeout`.
-    pub fn new(policy: AddressPolicy, timeout: Duration) -> Result<Self, reqwest::Error> {
-        crate::tls::install_crypto_provider();
-        let policy = Arc::new(policy);
-        let http = crate::broker::address::policed_client_builder(policy.clone())
-            .timeout(timeout)
-            .user_agent(format!("nexum/{}", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { http, policy })
+    /// Token requests through `outbound`, each given at most `timeout`.
+    pub fn new(outbound: Arc<Outbound>, timeout: Duration) -> Self {
+        Self { outbound, timeout }
     }
 
     /// Exchange an authorization code (with its PKCE verifier) for tokens.
@@ -127,7 +122,7 @@ impl TokenClient {
             request = request.add_extra_param(k.clone(), v.clone());
         }
         self.check_address(token_url)?;
-        let http = PolicedHttp(&self.http);
+        let http = PolicedHttp(self.outbound.client(), self.timeout);
         finish(request.request_async(&http).await, &redactor)
     }
 
@@ -147,7 +142,7 @@ impl TokenClient {
             request = request.add_extra_param(k.clone(), v.clone());
         }
         self.check_address(token_url)?;
-        let http = PolicedHttp(&self.http);
+        let http = PolicedHttp(self.outbound.client(), self.timeout);
         finish(request.request_async(&http).await, &redactor)
     }
 
@@ -168,12 +163,13 @@ impl TokenClient {
             request = request.add_extra_param(k.clone(), v.clone());
         }
         self.check_address(token_url)?;
-        let http = PolicedHttp(&self.http);
+        let http = PolicedHttp(self.outbound.client(), self.timeout);
         finish(request.request_async(&http).await, &redactor)
     }
 
     fn check_address(&self, url: &Url) -> Result<(), ProviderError> {
-        self.policy
+        self.outbound
+            .policy()
             .check_url(url)
             .map_err(|e| ProviderError::Unavailable(e.to_string()))
     }
@@ -247,23 +243,28 @@ fn redactor_for(app: &ClientApp, sent: &[String]) -> Redactor {
     Redactor::new(needles)
 }
 
-/// The `oauth2` crate's view of the policed client.
-struct PolicedHttp<'a>(&'a reqwest::Client);
+/// The `oauth2` crate's view of the policed client, with the per-request timeout.
+struct PolicedHttp<'a>(&'a reqwest::Client, Duration);
 
 impl<'c> oauth2::AsyncHttpClient<'c> for PolicedHttp<'_> {
     type Error = TransportError;
     type Future = std::pin::Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, TransportError>> + Send + 'c>>;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
-        Box::pin(send(self.0, request))
+        Box::pin(send(self.0, self.1, request))
     }
 }
 
 /// Send one token request with the policed client; 5xx and 429 count as unavailable.
-async fn send(client: &reqwest::Client, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, TransportError> {
+async fn send(
+    client: &reqwest::Client,
+    timeout: Duration,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, TransportError> {
     let (parts, body) = request.into_parts();
     let response = client
         .request(parts.method, parts.uri.to_string())
+        .timeout(timeout)
         .headers(parts.headers)
         .body(body)
         .send()

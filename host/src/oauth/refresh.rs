@@ -8,17 +8,12 @@
 //! declared broken, in case someone rotated the token while we asked.
 
 use super::{OAuthError, ProviderError, apps, endpoints_of, needs_refresh, token_fields, token_url};
-use crate::api::AppState;
-use crate::api::resolve::{Resolved, resolve};
-use crate::error::ApiError;
-use crate::runtime::Connection;
-use crate::runtime::CredentialRefresher;
+use crate::connections::status::{Observation, is_sticky, next_status};
+use crate::state::AppState;
 use crate::store::{ConnectionStatus, TokenUpdate, now_ms};
-use nexum_marketplace::manifest::{AuthKind, Manifest};
+use nexum_manifest::Manifest;
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 /// What asked for a refresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,15 +42,13 @@ pub enum RefreshOutcome {
 /// The work runs as its own task: once a provider has rotated a refresh token, the new one
 /// must be saved even if the caller (a request, a call past its deadline) gives up.
 pub async fn refresh(
-    state: &AppState,
+    state: &Arc<AppState>,
     workspace_id: &str,
     connection_id: &str,
     reason: RefreshReason,
     stale_access_token: Option<&str>,
 ) -> Result<RefreshOutcome, OAuthError> {
-    let Some(app) = state.oauth.app_state() else {
-        return refresh_now(state, workspace_id, connection_id, reason, stale_access_token).await;
-    };
+    let app = state.clone();
     let (ws, id) = (workspace_id.to_string(), connection_id.to_string());
     let stale = stale_access_token.map(|s| zeroize::Zeroizing::new(s.to_string()));
     tokio::spawn(async move { refresh_now(&app, &ws, &id, reason, stale.as_ref().map(|s| s.as_str())).await })
@@ -137,9 +130,9 @@ async fn refresh_now(
         lock.release().await?;
         return Err(OAuthError::NotFound("connection"));
     };
-    if reason != RefreshReason::Forced && ConnectionStatus::is_sticky(&record.status) {
+    if reason != RefreshReason::Forced && is_sticky(record.status) {
         lock.release().await?;
-        return Err(if record.status == ConnectionStatus::Expired.as_str() {
+        return Err(if record.status == ConnectionStatus::Expired {
             OAuthError::Expired
         } else {
             OAuthError::Exhausted(record.refresh_failures)
@@ -186,7 +179,7 @@ async fn refresh_now(
             secret: None,
             token_expires_at: expires_at,
             refresh_failures: record.refresh_failures,
-            status: ConnectionStatus::Expired,
+            status: next_status(record.status, Observation::TokenExpired),
             last_error: Some(&OAuthError::Expired.to_string()),
             failed_event: None,
         })
@@ -211,7 +204,7 @@ async fn refresh_now(
                 secret: Some(&sealed),
                 token_expires_at: super::expires_at_of(&fresh),
                 refresh_failures: 0,
-                status: ConnectionStatus::Connected,
+                status: next_status(record.status, Observation::RefreshSucceeded),
                 last_error: None,
                 failed_event: None,
             })
@@ -237,24 +230,17 @@ async fn refresh_now(
     };
     let transient = matches!(&failure, OAuthError::Provider(p) if p.is_transient());
     let message = failure.to_string();
-    let (failures, status) = if transient {
-        // A provider outage is not the account's fault: it does not count towards
-        // exhaustion, and the connection only turns `error` once its token is unusable.
-        let status = if expires_at.is_some_and(|e| e <= now) {
-            ConnectionStatus::Error
-        } else {
-            status_of(&record.status)
-        };
-        (record.refresh_failures, status)
-    } else {
-        let failures = record.refresh_failures + 1;
-        let status = if failures >= i64::from(state.oauth.max_refresh_failures) {
-            ConnectionStatus::RefreshExhausted
-        } else {
-            ConnectionStatus::Error
-        };
-        (failures, status)
-    };
+    // A provider outage is not the account's fault: it does not count towards exhaustion.
+    let failures = record.refresh_failures + i64::from(!transient);
+    let status = next_status(
+        record.status,
+        Observation::RefreshFailed {
+            transient,
+            token_lapsed: expires_at.is_some_and(|e| e <= now),
+            failures,
+            max_failures: state.oauth.max_refresh_failures,
+        },
+    );
     lock.finish(TokenUpdate {
         secret: None,
         token_expires_at: expires_at,
@@ -266,112 +252,11 @@ async fn refresh_now(
             "error": message,
             "transient": transient,
             "consecutive_failures": failures,
-            "status": status.as_str(),
+            "status": status,
         })),
     })
     .await?;
     state.connections.evict(connection_id);
     tracing::warn!(connection = %connection_id, reason = ?reason, error = %message, "OAuth2 token refresh failed");
     Err(failure)
-}
-
-fn status_of(stored: &str) -> ConnectionStatus {
-    match stored {
-        "error" => ConnectionStatus::Error,
-        "disconnected" => ConnectionStatus::Disconnected,
-        "refresh_exhausted" => ConnectionStatus::RefreshExhausted,
-        "expired" => ConnectionStatus::Expired,
-        _ => ConnectionStatus::Connected,
-    }
-}
-
-/// Before a call: refresh the connection's OAuth2 token if it expires within the margin,
-/// and return the connection as it should be called. A failed refresh of a token that is
-/// still valid does not fail the call; an unusable token does, with a clear 409.
-pub async fn ensure_fresh(state: &AppState, resolved: Arc<Resolved>) -> Result<Arc<Resolved>, ApiError> {
-    let Some(credential) = resolved
-        .connection
-        .credentials
-        .iter()
-        .find(|c| matches!(c.scheme.kind, AuthKind::OAuth2(_)))
-    else {
-        return Ok(resolved);
-    };
-    if resolved.record.status == ConnectionStatus::Expired.as_str() {
-        return Err(OAuthError::Expired.into());
-    }
-    let AuthKind::OAuth2(endpoints) = &credential.scheme.kind else {
-        return Ok(resolved);
-    };
-    let now = now_ms();
-    if !needs_refresh(
-        credential.expires_at,
-        credential.issued_at,
-        endpoints.refresh_margin_secs,
-        now,
-    ) {
-        return Ok(resolved);
-    }
-    let still_valid = credential.expires_at.is_some_and(|e| e > now);
-    let (workspace_id, id) = (&resolved.record.workspace_id, &resolved.record.id);
-    match refresh(state, workspace_id, id, RefreshReason::Proactive, None).await {
-        Ok(_) => {
-            state.connections.evict(id);
-            resolve(state, workspace_id, id).await
-        }
-        Err(_) if still_valid => Ok(resolved),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The runtime's hook for renewing a connection's token after an upstream 401.
-#[derive(Debug)]
-pub struct ConnectionRefresher {
-    state: Weak<AppState>,
-    workspace_id: String,
-    connection_id: String,
-}
-
-impl ConnectionRefresher {
-    /// A refresher for one connection.
-    pub fn new(state: Weak<AppState>, workspace_id: &str, connection_id: &str) -> Self {
-        Self {
-            state,
-            workspace_id: workspace_id.into(),
-            connection_id: connection_id.into(),
-        }
-    }
-}
-
-impl CredentialRefresher for ConnectionRefresher {
-    fn refresh_after_unauthorized<'a>(
-        &'a self,
-        stale: &'a Connection,
-    ) -> Pin<Box<dyn Future<Output = Option<Arc<Connection>>> + Send + 'a>> {
-        Box::pin(async move {
-            let state = self.state.upgrade()?;
-            let stale_token = stale
-                .credentials
-                .iter()
-                .find(|c| matches!(c.scheme.kind, AuthKind::OAuth2(_)))
-                .map(|c| zeroize::Zeroizing::new(c.raw_token().to_string()))?;
-            if let Err(e) = refresh(
-                &state,
-                &self.workspace_id,
-                &self.connection_id,
-                RefreshReason::Unauthorized,
-                Some(stale_token.as_str()),
-            )
-            .await
-            {
-                tracing::info!(connection = %self.connection_id, error = %e, "no token renewal after a 401");
-                return None;
-            }
-            state.connections.evict(&self.connection_id);
-            resolve(&state, &self.workspace_id, &self.connection_id)
-                .await
-                .ok()
-                .map(|r| r.connection.clone())
-        })
-    }
 }

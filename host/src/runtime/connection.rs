@@ -2,7 +2,7 @@
 
 use crate::broker::EgressRules;
 use crate::vault::Credential;
-use nexum_marketplace::manifest::{Manifest, ManifestError};
+use nexum_manifest::{Manifest, ManifestError};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;

@@ -6,7 +6,7 @@ use super::bindings::nexum::connector::types::CredentialKind;
 use super::state::{CallState, CredentialHandle};
 use crate::vault::Credential;
 use hmac::{Hmac, KeyInit, Mac};
-use nexum_marketplace::manifest::AuthKind;
+use nexum_manifest::AuthKind;
 use sha2::Sha256;
 use wasmtime::component::Resource;
 

@@ -6,10 +6,10 @@
 use super::bindings::nexum::connector::http::{Host, HostRequest};
 use super::bindings::nexum::connector::types::{self, HttpError, HttpResponse};
 use super::state::{
-    CallState, CredentialHandle, MAX_REQUEST_HEADER_BYTES, MAX_REQUEST_HEADERS, MAX_URL_BYTES, OutgoingRequest,
+    CallState, CredentialHandle, OutgoingRequest,
 };
 use crate::broker::{BrokerError, OutboundRequest};
-use nexum_marketplace::manifest::AuthKind;
+use nexum_manifest::AuthKind;
 use reqwest::Method;
 use wasmtime::component::Resource;
 
@@ -33,11 +33,13 @@ impl HostRequest for CallState {
         name: String,
         value: String,
     ) -> wasmtime::Result<Result<(), HttpError>> {
+        let caps = self.broker.config();
+        let (max_headers, max_header_bytes) = (caps.max_request_headers, caps.max_request_header_bytes);
         let request = self.table.get_mut(&request)?;
         let bytes = request.header_bytes + name.len() + value.len();
-        if request.headers.len() >= MAX_REQUEST_HEADERS || bytes > MAX_REQUEST_HEADER_BYTES {
+        if request.headers.len() >= max_headers || bytes > max_header_bytes {
             return Ok(Err(HttpError::InvalidRequest(format!(
-                "a request may carry at most {MAX_REQUEST_HEADERS} headers and {MAX_REQUEST_HEADER_BYTES} bytes of them"
+                "a request may carry at most {max_headers} headers and {max_header_bytes} bytes of them"
             ))));
         }
         request.header_bytes = bytes;
@@ -77,9 +79,10 @@ impl Host for CallState {
                 self.limits.max_http_requests
             ))));
         }
-        if request.url.len() > MAX_URL_BYTES {
+        let max_url_bytes = self.broker.config().max_url_bytes;
+        if request.url.len() > max_url_bytes {
             return Ok(Err(HttpError::InvalidRequest(format!(
-                "URLs may be at most {MAX_URL_BYTES} bytes"
+                "URLs may be at most {max_url_bytes} bytes"
             ))));
         }
         let credential_index = match &auth {

@@ -32,7 +32,7 @@ use bindings::{Connector, ConnectorPre};
 use cache::ComponentCache;
 use engine::EpochTicker;
 use jsonschema::Validator;
-use nexum_marketplace::manifest::Manifest;
+use nexum_manifest::Manifest;
 use serde_json::Value;
 use state::{CallLimiter, CallLimits, CallState};
 use std::collections::HashMap;

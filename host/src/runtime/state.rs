@@ -26,13 +26,6 @@ pub struct OutgoingRequest {
     pub(crate) body: Option<Vec<u8>>,
 }
 
-/// Most headers one request may carry.
-pub(crate) const MAX_REQUEST_HEADERS: usize = 100;
-/// Most bytes of header names and values one request may carry.
-pub(crate) const MAX_REQUEST_HEADER_BYTES: usize = 64 * 1024;
-/// Longest URL a request may have.
-pub(crate) const MAX_URL_BYTES: usize = 16 * 1024;
-
 /// Per-call store data.
 pub struct CallState {
     pub(crate) wasi: WasiCtx,

@@ -32,12 +32,24 @@ impl ConnectionStatus {
         }
     }
 
-    /// Whether only a reconnect or a forced refresh may leave this status (a successful call
-    /// with a still-valid token does not make a dying connection healthy).
-    pub fn is_sticky(status: &str) -> bool {
-        status == Self::RefreshExhausted.as_str() || status == Self::Expired.as_str()
+}
+
+impl std::str::FromStr for ConnectionStatus {
+    type Err = super::StoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "connected" => Self::Connected,
+            "disconnected" => Self::Disconnected,
+            "error" => Self::Error,
+            "refresh_exhausted" => Self::RefreshExhausted,
+            "expired" => Self::Expired,
+            _ => return Err(super::StoreError::Corrupt("connections.status")),
+        })
     }
 }
+
+super::text_column!(ConnectionStatus);
 
 /// A stored connection (its secret lives in `secrets`, owned by the connection id).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -54,8 +66,8 @@ pub struct ConnectionRecord {
     pub auth_scheme: Option<String>,
     /// JSON object of variable values.
     pub variables: String,
-    /// `connected`, `disconnected`, `error`, `refresh_exhausted` or `expired`.
-    pub status: String,
+    /// Health, as the status rules in `connections::status` last decided it.
+    pub status: ConnectionStatus,
     /// Last failure, scrubbed.
     pub last_error: Option<String>,
     /// Unix ms of the last health check.
@@ -157,7 +169,7 @@ impl ConnectionRecord {
             name: name.into(),
             auth_scheme: auth_scheme.map(str::to_string),
             variables: variables.into(),
-            status: ConnectionStatus::Connected.as_str().into(),
+            status: ConnectionStatus::Connected,
             last_error: None,
             last_health_check: None,
             last_used_at: None,
@@ -258,20 +270,23 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Record a health check, call or refresh outcome. A change of status is written to the
-    /// event outbox (`connection.status_changed`) in the same transaction.
+    /// Record a health check or call outcome. `decide` gets the stored status (read in the
+    /// same transaction) and returns the next one, or `None` to leave status and last error
+    /// as they are. A change of status is written to the event outbox
+    /// (`connection.status_changed`) in the same transaction. Returns the status stored
+    /// afterwards (`None` when the connection is gone).
     pub async fn set_connection_status(
         &self,
         workspace_id: &str,
         id: &str,
-        status: ConnectionStatus,
+        decide: impl FnOnce(ConnectionStatus) -> Option<ConnectionStatus> + Send,
         last_error: Option<&str>,
         health_checked: bool,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Option<ConnectionStatus>> {
         let mut tx = self.pool().begin().await?;
-        set_status_in(&mut tx, workspace_id, id, status, last_error, health_checked, true).await?;
+        let stored = set_status_in(&mut tx, workspace_id, id, decide, last_error, health_checked).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(stored)
     }
 
     /// Record last use of connections (batched by the flusher).
@@ -313,43 +328,43 @@ impl Db {
 }
 
 /// Set a connection's status inside a transaction, emitting `connection.status_changed` when
-/// it changes. With `keep_sticky` (call and health-check outcomes), a stored
-/// `refresh_exhausted` or `expired` stays: only a refresh or reconnect may leave it.
+/// it changes. `decide` maps the stored status to the next (`None`: leave status and error
+/// alone, only note the health check). Returns the status stored afterwards, `None` when the
+/// connection does not exist.
 pub(crate) async fn set_status_in(
     conn: &mut sqlx::AnyConnection,
     workspace_id: &str,
     id: &str,
-    status: ConnectionStatus,
+    decide: impl FnOnce(ConnectionStatus) -> Option<ConnectionStatus>,
     last_error: Option<&str>,
     health_checked: bool,
-    keep_sticky: bool,
-) -> StoreResult<bool> {
+) -> StoreResult<Option<ConnectionStatus>> {
     let now = now_ms();
-    let previous: Option<(String,)> =
+    let previous: Option<(ConnectionStatus,)> =
         sqlx::query_as("SELECT status FROM connections WHERE workspace_id = $1 AND id = $2")
             .bind(workspace_id)
             .bind(id)
             .fetch_optional(&mut *conn)
             .await?;
     let Some((previous,)) = previous else {
-        return Ok(false);
+        return Ok(None);
     };
-    if keep_sticky && ConnectionStatus::is_sticky(&previous) {
+    let Some(status) = decide(previous) else {
         if health_checked {
             sqlx::query("UPDATE connections SET last_health_check = $1 WHERE workspace_id = $2 AND id = $3")
-                .bind(now_ms())
+                .bind(now)
                 .bind(workspace_id)
                 .bind(id)
                 .execute(&mut *conn)
                 .await?;
         }
-        return Ok(true);
-    }
+        return Ok(Some(previous));
+    };
     let health_check = if health_checked { Some(now) } else { None };
     sqlx::query(
         "UPDATE connections SET status = $1, last_error = $2, last_health_check = COALESCE($3, last_health_check), updated_at = $4 WHERE workspace_id = $5 AND id = $6",
     )
-    .bind(status.as_str())
+    .bind(status)
     .bind(last_error)
     .bind(health_check)
     .bind(now)
@@ -357,7 +372,7 @@ pub(crate) async fn set_status_in(
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    if previous != status.as_str() {
+    if previous != status {
         super::events::insert_event(
             conn,
             workspace_id,
@@ -365,11 +380,11 @@ pub(crate) async fn set_status_in(
             &serde_json::json!({
                 "connection_id": id,
                 "from": previous,
-                "to": status.as_str(),
+                "to": status,
                 "reason": last_error,
             }),
         )
         .await?;
     }
-    Ok(true)
+    Ok(Some(status))
 }

@@ -27,6 +27,36 @@ pub use secrets::SecretRecord;
 pub use usage::UsageRecord;
 pub use workspaces::{MemberRecord, Role, WorkspaceRecord};
 
+/// Store a type as a text column through sqlx's `Any` driver: it is written with its
+/// `as_str()` and read back with its `FromStr` (a value that does not parse is an error, not a
+/// silent default). Used for status enums and typed ids.
+macro_rules! text_column {
+    ($ty:ty) => {
+        impl sqlx::Type<sqlx::Any> for $ty {
+            fn type_info() -> sqlx::any::AnyTypeInfo {
+                <str as sqlx::Type<sqlx::Any>>::type_info()
+            }
+        }
+
+        impl<'q> sqlx::Encode<'q, sqlx::Any> for $ty {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <sqlx::Any as sqlx::Database>::ArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <String as sqlx::Encode<'q, sqlx::Any>>::encode(self.as_str().to_string(), buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Any> for $ty {
+            fn decode(value: <sqlx::Any as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<'r, sqlx::Any>>::decode(value)?;
+                Ok(text.parse::<$ty>()?)
+            }
+        }
+    };
+}
+pub(crate) use text_column;
+
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 use std::time::Duration;

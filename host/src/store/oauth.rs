@@ -376,7 +376,7 @@ impl RefreshLock {
         if let Some(secret) = update.secret {
             super::secrets::put_secret_in(&mut tx, secret).await?;
         }
-        set_status_in(&mut tx, &ws, &id, update.status, update.last_error, false, false).await?;
+        set_status_in(&mut tx, &ws, &id, |_| Some(update.status), update.last_error, false).await?;
         if let Some(payload) = &update.failed_event {
             super::events::insert_event(&mut tx, &ws, "connection.refresh_failed", payload).await?;
         }

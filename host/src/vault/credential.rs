@@ -2,7 +2,7 @@
 //! connector may know about it (kind, scheme id, label).
 
 use base64::Engine as _;
-use nexum_marketplace::manifest::{AuthKind, AuthScheme};
+use nexum_manifest::{AuthKind, AuthScheme};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use zeroize::Zeroizing;

@@ -30,11 +30,12 @@ pub use actions::{Actions, Connector};
 pub use error::Error;
 pub use http::{Request, Response};
 
-/// Raw bindings generated from the `nexum:connector` WIT package. Prefer the SDK types.
+/// Raw bindings generated from the `nexum:connector@0.1.0` WIT package (`wit/0.1/`). Prefer
+/// the SDK types.
 #[allow(missing_docs, unsafe_code)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/0.1",
         world: "connector",
         pub_export_macro: true,
         export_macro_name: "__export_connector_world",

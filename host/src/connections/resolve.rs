@@ -3,12 +3,12 @@
 //! configured TTL (and evicted on local changes) so an action call usually touches no
 //! database row and decrypts nothing.
 
-use super::AppState;
-use crate::error::ApiError;
+use super::{ConnectionError, ConnectionResult, ConnectionRefresher};
 use crate::runtime::{Connection, LoadedConnector};
+use crate::state::AppState;
 use crate::store::{ConnectionRecord, InstallationRecord};
 use crate::vault::Credential;
-use nexum_marketplace::manifest::Manifest;
+use nexum_manifest::Manifest;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,8 +47,10 @@ impl ConnectionCache {
     }
 }
 
-/// Resolve `connection_id` in `workspace_id` (404 when it is not there).
-pub async fn resolve(state: &AppState, workspace_id: &str, connection_id: &str) -> Result<Arc<Resolved>, ApiError> {
+/// Resolve `connection_id` in `workspace_id` ([`ConnectionError::NotFound`] when it is not
+/// there). Takes the shared state by `Arc` so an OAuth2 connection's 401 renewal hook can
+/// reach it later without a back-pointer.
+pub async fn resolve(state: &Arc<AppState>, workspace_id: &str, connection_id: &str) -> ConnectionResult<Arc<Resolved>> {
     let ttl = Duration::from_millis(state.config.cache_ttl_ms);
     if let Some((at, resolved)) = state
         .connections
@@ -65,24 +67,24 @@ pub async fn resolve(state: &AppState, workspace_id: &str, connection_id: &str) 
         .db
         .connection(workspace_id, connection_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("connection"))?;
+        .ok_or(ConnectionError::NotFound("connection"))?;
     let installation = state
         .db
         .installation(workspace_id, &record.installation_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("connector installation"))?;
+        .ok_or(ConnectionError::NotFound("connector installation"))?;
     let connector = load_connector(state, &installation).await?;
     let credentials = open_credentials(state, &record, &connector.manifest).await?;
     let variables: BTreeMap<String, String> = serde_json::from_str(&record.variables)
-        .map_err(|_| ApiError::internal(&crate::store::StoreError::Corrupt("connections.variables")))?;
+        .map_err(|_| ConnectionError::Corrupt("connection variables"))?;
     let uses_oauth = credentials
         .iter()
-        .any(|c| matches!(c.scheme.kind, nexum_marketplace::manifest::AuthKind::OAuth2(_)));
+        .any(|c| matches!(c.scheme.kind, nexum_manifest::AuthKind::OAuth2(_)));
     let mut connection = Connection::new(record.id.clone(), &connector.manifest, &variables, credentials)
-        .map_err(|e| ApiError::unprocessable("invalid_connection", e.to_string()))?;
-    if uses_oauth && let Some(app) = state.oauth.app_state() {
-        connection = connection.with_refresher(Arc::new(crate::oauth::ConnectionRefresher::new(
-            Arc::downgrade(&app),
+        .map_err(|e| ConnectionError::invalid("invalid_connection", e.to_string()))?;
+    if uses_oauth {
+        connection = connection.with_refresher(Arc::new(ConnectionRefresher::new(
+            Arc::downgrade(state),
             workspace_id,
             connection_id,
         )));
@@ -102,10 +104,7 @@ pub async fn resolve(state: &AppState, workspace_id: &str, connection_id: &str) 
 }
 
 /// The compiled connector of an installation (compiled once per digest and manifest).
-pub async fn load_connector(
-    state: &AppState,
-    installation: &InstallationRecord,
-) -> Result<Arc<LoadedConnector>, ApiError> {
+pub async fn load_connector(state: &AppState, installation: &InstallationRecord) -> ConnectionResult<Arc<LoadedConnector>> {
     let manifest_hash = crate::runtime::digest(installation.manifest.as_bytes());
     let key = (installation.digest.clone(), manifest_hash);
     if let Some(c) = state
@@ -117,17 +116,17 @@ pub async fn load_connector(
     {
         return Ok(c.clone());
     }
-    let manifest = Manifest::parse(&installation.manifest).map_err(|e| ApiError::internal(&e))?;
+    let manifest = Manifest::parse(&installation.manifest).map_err(|e| ConnectionError::Load(Box::new(e)))?;
     let bytes = state
         .db
         .component(&installation.digest)
         .await?
-        .ok_or_else(|| ApiError::internal(&crate::store::StoreError::Corrupt("components")))?;
+        .ok_or(ConnectionError::Corrupt("connector component"))?;
     let runtime = state.runtime.clone();
     let loaded = tokio::task::spawn_blocking(move || runtime.load(manifest, &bytes))
         .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(|e| ApiError::internal(&e))?;
+        .map_err(|e| ConnectionError::Load(Box::new(e)))?
+        .map_err(|e| ConnectionError::Load(Box::new(e)))?;
     state
         .connections
         .connectors
@@ -137,37 +136,34 @@ pub async fn load_connector(
     Ok(loaded)
 }
 
+/// The one place a connection's stored secret is decrypted: into credential handles the
+/// broker injects from and the guest can only hold.
 async fn open_credentials(
     state: &AppState,
     record: &ConnectionRecord,
     manifest: &Manifest,
-) -> Result<Vec<Credential>, ApiError> {
+) -> ConnectionResult<Vec<Credential>> {
     let Some(scheme_id) = &record.auth_scheme else {
         return Ok(Vec::new());
     };
     let scheme = manifest.auth_scheme(scheme_id).ok_or_else(|| {
-        ApiError::unprocessable(
+        ConnectionError::invalid(
             "invalid_connection",
             format!("the connector no longer has auth scheme `{scheme_id}`"),
         )
     })?;
     let Some(secret) = state.db.secret_of(&record.workspace_id, &record.id).await? else {
-        return Err(ApiError::unprocessable(
+        return Err(ConnectionError::invalid(
             "missing_credentials",
             "this connection has no stored credentials; update it",
         ));
     };
     let fields = state.vault.open_fields(&secret).map_err(|e| {
         tracing::error!(connection = %record.id, error = %e, "stored credentials could not be opened");
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "credentials_unreadable",
-            "Internal server error",
-            "the connection's stored credentials could not be decrypted; reconnect it",
-        )
+        ConnectionError::CredentialsUnreadable(e)
     })?;
     let label = record.name.clone();
     Credential::from_fields(scheme, &fields.0, label)
         .map(|c| vec![c])
-        .map_err(|e| ApiError::unprocessable("invalid_credentials", e.to_string()))
+        .map_err(|e| ConnectionError::invalid("invalid_credentials", e.to_string()))
 }

@@ -1,5 +1,7 @@
 //! The connector manifest, `connector.toml`: everything the host must know about a connector
-//! before running it, and everything an admin reviews before installing it.
+//! before running it, and everything an admin reviews before installing it. It is the
+//! connector's contract, so it has its own crate: the runtime, broker and vault depend on it
+//! without depending on the marketplace.
 //!
 //! Parsing is strict: unknown keys are refused, and every semantic error names the field
 //! (`auth[1].hosts[0]`, `actions.send_message.input`, …).

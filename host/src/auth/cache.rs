@@ -1,0 +1,44 @@
+//! Recently verified API keys, so the hot path does not hit the database per request.
+
+use crate::store::ApiKeyRecord;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Recently verified keys by hash, so the hot path does not hit the database per request.
+/// Entries expire after the cache TTL; revoking on this node evicts immediately.
+#[derive(Default)]
+pub struct KeyCache {
+    entries: Mutex<HashMap<Vec<u8>, CachedKey>>,
+}
+
+/// When a key was read from the database, and the record.
+type CachedKey = (Instant, Arc<ApiKeyRecord>);
+
+impl KeyCache {
+    /// A key verified within `ttl`, by hash.
+    pub fn get(&self, hash: &[u8], ttl: Duration) -> Option<Arc<ApiKeyRecord>> {
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(hash)
+            .filter(|(at, _)| at.elapsed() < ttl)
+            .map(|(_, k)| k.clone())
+    }
+
+    /// Remember a verified key.
+    pub fn put(&self, record: Arc<ApiKeyRecord>) {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 10_000 {
+            map.clear();
+        }
+        map.insert(record.hash.clone(), (Instant::now(), record));
+    }
+
+    /// Forget a key (after revocation).
+    pub fn evict_id(&self, key_id: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (_, k)| k.id != key_id);
+    }
+}
+

@@ -1,0 +1,73 @@
+//! The one owner of outbound HTTP on a host, as Spin's outbound-networking factor is: the
+//! address policy, the policed resolver, the connection pool and the caps live here, built
+//! once at start-up. Connector traffic ([`super::Broker`]), OAuth token endpoints,
+//! remote-marketplace fetches and webhook deliveries all send through [`Outbound::client`],
+//! so "where is the egress policy?" has one answer: this module and [`super::address`].
+
+use super::address::{self, AddressPolicy, BlockedAddress};
+use super::{BrokerBuildError, BrokerConfig};
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+/// Outbound HTTP for the whole host.
+pub struct Outbound {
+    client: reqwest::Client,
+    policy: Arc<AddressPolicy>,
+    config: BrokerConfig,
+}
+
+/// Why a host-initiated URL (token endpoint, marketplace, webhook endpoint) is refused
+/// before anything is sent.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum UrlRefused {
+    /// Not an absolute `http(s)` URL.
+    #[error("{0}: an absolute http(s) URL is required")]
+    Invalid(String),
+    /// An IP literal in a range the address policy refuses.
+    #[error(transparent)]
+    Blocked(#[from] BlockedAddress),
+}
+
+impl Outbound {
+    /// Build the shared client: it dials only addresses the policy allows (checked after
+    /// DNS resolution), follows no redirects (callers re-check each hop or refuse them) and
+    /// ignores proxy settings from the environment.
+    pub fn new(config: BrokerConfig) -> Result<Arc<Self>, BrokerBuildError> {
+        crate::tls::install_crypto_provider();
+        let policy = Arc::new(config.address_policy.clone());
+        let client = address::policed_client_builder(policy.clone())
+            .user_agent(config.user_agent.clone())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(BrokerBuildError)?;
+        Ok(Arc::new(Self { client, policy, config }))
+    }
+
+    /// The policed, pooled client. Set a per-request timeout on every request.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The address policy every connection is dialled under.
+    pub fn policy(&self) -> &AddressPolicy {
+        &self.policy
+    }
+
+    /// Settings and caps.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// Parse and check a host-initiated URL before sending: absolute `http(s)`, and an IP
+    /// literal host must be allowed (host names are checked when they resolve).
+    pub fn check_url(&self, raw: &str) -> Result<Url, UrlRefused> {
+        let url = Url::parse(raw).map_err(|_| UrlRefused::Invalid(raw.chars().take(200).collect()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(UrlRefused::Invalid(raw.chars().take(200).collect()));
+        }
+        self.policy.check_url(&url)?;
+        Ok(url)
+    }
+}

@@ -1,0 +1,121 @@
+//! Running an action on a connection: resolve it, keep its token fresh, execute in the
+//! runtime, then the bookkeeping every call owes (usage, marketplace execution counts, the
+//! `secret.use` audit record, metrics) and the status change the result implies.
+
+use super::status::{Observation, is_sticky, next_status};
+use super::{ConnectionResult, ensure_fresh, resolve};
+use crate::runtime::{CallError, CallOutcome, Invocation};
+use crate::state::AppState;
+use crate::store::{AuditEntry, now_ms};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Connector error codes that mean the connection's credentials or account are bad.
+pub const AUTH_FAILURE_CODES: &[&str] = &[
+    "unauthorized",
+    "invalid_auth",
+    "not_authed",
+    "token_revoked",
+    "token_expired",
+    "account_inactive",
+    "forbidden",
+];
+
+/// The outcome of one action call (the connector's result and the call's trace).
+pub type ActionRun = CallOutcome;
+
+/// Run `action` with `input` on connection `id` of `workspace_id`, as `actor` (an API key
+/// id, or `system`). Fails before the connector runs when the connection cannot be resolved
+/// or its token is unusable; otherwise the connector's own result is in the outcome.
+pub async fn run_action(
+    state: &Arc<AppState>,
+    workspace_id: &str,
+    actor: &str,
+    id: &str,
+    action: &str,
+    input: Value,
+) -> ConnectionResult<ActionRun> {
+    let resolved = resolve(state, workspace_id, id).await?;
+    let resolved = ensure_fresh(state, resolved).await?;
+    let outcome = state
+        .runtime
+        .execute(
+            &resolved.connector,
+            resolved.connection.clone(),
+            Invocation::Action {
+                name: action.to_string(),
+                input,
+            },
+        )
+        .await;
+    let duration_ms = outcome.trace.duration_ms;
+    let ran = !matches!(
+        outcome.result,
+        Err(CallError::UnknownAction { .. } | CallError::InvalidInput { .. })
+    );
+    if ran {
+        state
+            .recorder
+            .call(workspace_id, id, now_ms(), duration_ms, outcome.result.is_err());
+        if let Some(package) = resolved.installation.source.strip_prefix("marketplace:") {
+            state.recorder.execution(package, &resolved.installation.version);
+        }
+        if resolved.record.auth_scheme.is_some() {
+            state
+                .recorder
+                .audit(AuditEntry::new(workspace_id, actor, "secret.use", id, action));
+        }
+        let code = outcome.result.as_ref().err().map(CallError::code).unwrap_or("ok");
+        state.metrics.action(code, duration_ms / 1000.0);
+        track_status(state, workspace_id, resolved.record.status, id, &outcome.result).await;
+    }
+    Ok(outcome)
+}
+
+/// What a call's result says about the connection's credentials.
+fn observe(result: &Result<Value, CallError>) -> Observation {
+    match result {
+        Ok(_) => Observation::CallSucceeded,
+        Err(CallError::Connector { code, .. }) if AUTH_FAILURE_CODES.contains(&code.as_str()) => {
+            Observation::CallAuthFailed
+        }
+        Err(_) => Observation::CallFailedOtherwise,
+    }
+}
+
+/// Write the status a call's result implies, when it changes it. The resolved record's
+/// status (possibly a few seconds old) decides whether to write at all, so a steady stream
+/// of successful calls costs no writes; the store re-applies the rule to the row it reads.
+async fn track_status(
+    state: &AppState,
+    workspace_id: &str,
+    cached: super::ConnectionStatus,
+    id: &str,
+    result: &Result<Value, CallError>,
+) {
+    let observation = observe(result);
+    if next_status(cached, observation) == cached {
+        return;
+    }
+    let error = match result {
+        Err(CallError::Connector { code, message, .. }) => Some(format!("{code}: {message}")),
+        _ => None,
+    };
+    let decided = state
+        .db
+        .set_connection_status(
+            workspace_id,
+            id,
+            |current| {
+                let next = next_status(current, observation);
+                (next != current && !is_sticky(current)).then_some(next)
+            },
+            error.as_deref(),
+            false,
+        )
+        .await;
+    if let Err(e) = decided {
+        tracing::warn!(error = %e, "could not record a connection status change");
+    }
+    state.connections.evict(id);
+}

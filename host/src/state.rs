@@ -1,0 +1,44 @@
+//! The shared state of a running host: every capability reaches its collaborators through
+//! [`AppState`]. It lives here, below `api/`, so domain code never imports the HTTP layer.
+
+use crate::auth::{KeyCache, KeyRateLimiter};
+use crate::broker::Outbound;
+use crate::config::Config;
+use crate::connections::ConnectionCache;
+use crate::jobs::Recorder;
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+use crate::store::Db;
+use crate::vault::Vault;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// Everything a handler, a job or a capability can reach.
+pub struct AppState {
+    /// Settings.
+    pub config: Config,
+    /// Database.
+    pub db: Db,
+    /// The one owner of outbound HTTP (address policy, policed resolver, pool, caps).
+    pub outbound: Arc<Outbound>,
+    /// Secrets.
+    pub vault: Arc<Vault>,
+    /// Connector runtime (its broker owns all outbound traffic).
+    pub runtime: Arc<Runtime>,
+    /// Verified API keys.
+    pub keys: KeyCache,
+    /// Per-key rate limits.
+    pub rate: KeyRateLimiter,
+    /// Resolved connections and compiled connectors.
+    pub connections: ConnectionCache,
+    /// Batched usage, last-use and audit writes.
+    pub recorder: Arc<Recorder>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// Set when shutdown begins (readiness turns 503).
+    pub shutting_down: AtomicBool,
+    /// Which connector bundles this host installs.
+    pub trust: nexum_marketplace::signing::TrustPolicy,
+    /// OAuth2 flows and token refresh.
+    pub oauth: crate::oauth::OAuthService,
+}

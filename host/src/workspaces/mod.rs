@@ -1,0 +1,75 @@
+//! Workspaces (tenants): creating one with its owner and the owner's first API key, and the
+//! first start's bootstrap workspace.
+
+use crate::auth::{ALL_SCOPES, Scope, generate_key};
+use crate::state::AppState;
+use crate::store::{ApiKeyRecord, AuditEntry, NewApiKey, Role, StoreResult, WorkspaceRecord, new_id};
+
+/// A new workspace, its owner's first key record and that key's secret (show it once).
+pub struct ProvisionedWorkspace {
+    /// The workspace.
+    pub workspace: WorkspaceRecord,
+    /// The owner's key as stored (hash only).
+    pub key: ApiKeyRecord,
+    /// The full key.
+    pub secret: zeroize::Zeroizing<String>,
+}
+
+/// Create a workspace, its owner member and an owner API key with `scopes`.
+pub async fn create_with_owner(
+    state: &AppState,
+    name: &str,
+    owner_email: &str,
+    scopes: &[Scope],
+) -> StoreResult<ProvisionedWorkspace> {
+    let workspace = state.db.create_workspace(name).await?;
+    let owner = state
+        .db
+        .add_member(&workspace.id, owner_email, "Owner", Role::Owner)
+        .await?;
+    let generated = generate_key();
+    let key = state
+        .db
+        .insert_api_key(&NewApiKey {
+            id: new_id("key"),
+            workspace_id: workspace.id.clone(),
+            member_id: Some(owner.id),
+            name: "owner".into(),
+            prefix: generated.prefix.clone(),
+            hash: generated.hash.clone(),
+            scopes: Scope::join(scopes),
+            rate_limit_per_minute: i64::from(state.config.default_key_rate_limit_per_minute),
+            expires_at: None,
+        })
+        .await?;
+    Ok(ProvisionedWorkspace {
+        workspace,
+        key,
+        secret: generated.secret,
+    })
+}
+
+/// Scopes of a bootstrap (operator) key: all of them.
+pub fn operator_scopes() -> Vec<Scope> {
+    ALL_SCOPES.to_vec()
+}
+
+/// On first start (no workspace yet): workspace `default` and its operator key (all
+/// scopes). Returns the key's secret to print once, or `None` when a workspace exists.
+pub async fn bootstrap(state: &AppState) -> StoreResult<Option<zeroize::Zeroizing<String>>> {
+    if state.db.count_workspaces().await? > 0 {
+        return Ok(None);
+    }
+    let made = create_with_owner(state, "default", "admin@localhost", &operator_scopes()).await?;
+    state
+        .db
+        .append_audit(&[AuditEntry::new(
+            &made.workspace.id,
+            "system",
+            "workspace.bootstrap",
+            &made.workspace.id,
+            "",
+        )])
+        .await?;
+    Ok(Some(made.secret))
+}
