@@ -126,7 +126,7 @@ async fn admin_create_key_mints_a_working_key() {
 async fn keys_rotate_from_the_cli_while_the_server_serves() {
     let slack = fakes::slack().await;
     let app =
-        nexum_tests::app::TestApp::start_with(nexum_tests::app::Backend::Sqlite, &[("NEXUM_CACHE_TTL_MS", "0")]).await;
+        nexum_tests::app::TestApp::start_with(nexum_tests::app::Backend::Sqlite, |c| c.cache_ttl_ms = 0).await;
     let conn = app.connect_slack(&app.key, &slack).await;
     let run = format!("/api/v1/connections/{conn}/actions/send_message");
     let input = serde_json::json!({ "channel": "C1", "text": "x" });
@@ -213,13 +213,10 @@ async fn scaffold_to_published_to_executed() {
     let key_line = nexum_marketplace::signing::PublicKey::parse(&public)
         .expect("key")
         .base64;
-    let app = nexum_tests::app::TestApp::start_with(
-        nexum_tests::app::Backend::Sqlite,
-        &[
-            ("NEXUM_ALLOW_UNSIGNED_CONNECTORS", "false"),
-            ("NEXUM_TRUSTED_PUBLISHER_KEYS", &key_line),
-        ],
-    )
+    let app = nexum_tests::app::TestApp::start_with(nexum_tests::app::Backend::Sqlite, |c| {
+        c.allow_unsigned_connectors = false;
+        c.trusted_publisher_keys = vec![key_line.clone()];
+    })
     .await;
     let reg = app
         .post(

@@ -5,7 +5,8 @@
 //! `?debug=true` adds the redacted trace of brokered requests and logs.
 
 use super::AppState;
-use super::extract::{ApiBytes, ApiQuery, Principal, json_rejection};
+use super::extract::{ApiBytes, ApiQuery, Principal, json_rejection, path_id};
+use crate::ids::ConnectionId;
 use crate::auth::Scope;
 use crate::connections::run_action;
 use crate::error::{ApiError, ApiResult};
@@ -79,6 +80,7 @@ async fn execute_inner(
     principal
         .require(Scope::ActionsExecute)
         .map_err(IntoResponse::into_response)?;
+    let id: ConnectionId = path_id(id).map_err(IntoResponse::into_response)?;
     let input = parse_input(headers, &body).map_err(IntoResponse::into_response)?;
 
     let idempotency_key = headers.get("idempotency-key").map(|v| v.to_str().map(str::to_string));
@@ -94,7 +96,7 @@ async fn execute_inner(
     if let Some(key) = &idempotency_key {
         let fingerprint = hex::encode(
             Sha256::new()
-                .chain_update(id)
+                .chain_update(id.as_str())
                 .chain_update([0])
                 .chain_update(action)
                 .chain_update([0])
@@ -126,7 +128,7 @@ async fn execute_inner(
         }
     }
 
-    let response = run(state, principal, id, action, debug, input).await;
+    let response = run(state, principal, &id, action, debug, input).await;
     if let Some(key) = &idempotency_key {
         let status = response.0;
         if status.is_server_error() && status != StatusCode::BAD_GATEWAY && status != StatusCode::GATEWAY_TIMEOUT {
@@ -172,7 +174,7 @@ type Rendered = (StatusCode, String, bool);
 async fn run(
     state: &Arc<AppState>,
     principal: &Principal,
-    id: &str,
+    id: &ConnectionId,
     action: &str,
     debug: bool,
     input: Value,

@@ -2,7 +2,8 @@
 //! non-secret settings; status, health checks and usage.
 
 use super::AppState;
-use super::extract::{ApiJson, ApiQuery, Pagination, Principal};
+use super::extract::{ApiJson, ApiQuery, Pagination, Principal, path_id};
+use crate::ids::ConnectionId;
 use crate::auth::Scope;
 use crate::connections::{ConnectionStatus, HealthReport, check_health, manage};
 use crate::error::{ApiError, ApiResult};
@@ -22,11 +23,11 @@ use std::sync::Arc;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConnectionView {
     /// `conn_…`
-    pub id: String,
+    pub id: ConnectionId,
     /// Display name.
     pub name: String,
     /// The installed connector (`plg_…`).
-    pub installation_id: String,
+    pub installation_id: crate::ids::InstallationId,
     /// The connector's id (e.g. `slack`).
     pub connector_id: String,
     /// Auth scheme the credentials satisfy.
@@ -96,7 +97,7 @@ async fn view(
         .and_then(|s| manifest.auth_scheme(s))
         .map(|s| s.secret_fields().iter().map(|f| f.to_string()).collect())
         .unwrap_or_default();
-    let usage = state.db.usage(&record.workspace_id, &record.id).await?;
+    let usage = state.db.usage(&record.workspace_id, record.id.as_str()).await?;
     let usage = match usage {
         Some(u) => UsageView {
             calls: u.calls,
@@ -201,6 +202,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<ConnectionView>> {
     principal.require(Scope::ConnectionsRead)?;
+    let id: ConnectionId = path_id(&id)?;
     let _ = state.recorder.flush(&state.db).await;
     let record = state
         .db
@@ -231,6 +233,7 @@ pub async fn update(
     ApiJson(body): ApiJson<UpdateConnection>,
 ) -> ApiResult<Json<ConnectionView>> {
     principal.require(Scope::ConnectionsWrite)?;
+    let id: ConnectionId = path_id(&id)?;
     let change = manage::ConnectionChange {
         name: body.name,
         variables: body.variables,
@@ -249,6 +252,7 @@ pub async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     principal.require(Scope::ConnectionsWrite)?;
+    let id: ConnectionId = path_id(&id)?;
     manage::delete(&state, &principal.workspace_id, &principal.key_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -261,6 +265,7 @@ pub async fn test(
     Path(id): Path<String>,
 ) -> ApiResult<Json<HealthReport>> {
     principal.require(Scope::ConnectionsWrite)?;
+    let id: ConnectionId = path_id(&id)?;
     Ok(Json(
         check_health(&state, &principal.workspace_id, &id, &principal.key_id).await?,
     ))

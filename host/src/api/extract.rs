@@ -1,5 +1,6 @@
 //! Request extractors that answer with problem+json: JSON bodies, pagination, the caller.
 
+use crate::ids::WorkspaceId;
 use crate::auth::Scope;
 use crate::error::ApiError;
 use axum::extract::rejection::JsonRejection;
@@ -92,7 +93,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// The workspace every query is scoped to.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// The API key used.
     pub key_id: String,
     /// Its scopes.
@@ -148,4 +149,10 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
                 }
             })
     }
+}
+
+/// Parse an id taken from the URL path into its typed kind. A malformed id answers 404 like
+/// an unknown one: it names nothing, and a caller learns nothing from the difference.
+pub fn path_id<T: std::str::FromStr<Err = crate::ids::InvalidId>>(raw: &str) -> Result<T, ApiError> {
+    raw.parse().map_err(|e: crate::ids::InvalidId| ApiError::not_found(e.kind))
 }

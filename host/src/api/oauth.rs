@@ -2,7 +2,8 @@
 //! provider's callback, polling a flow, forcing a refresh, and reading the event outbox.
 
 use super::AppState;
-use super::extract::{ApiJson, ApiQuery, Pagination, Principal};
+use super::extract::{ApiJson, ApiQuery, Pagination, Principal, path_id};
+use crate::ids::ConnectionId;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::oauth::flow::{self, CallbackOutcome, CallbackParams, FlowRequest};
@@ -68,7 +69,7 @@ pub async fn authorize(
             workspace_id: principal.workspace_id.clone(),
             actor: principal.key_id.clone(),
             connector: body.connector,
-            connection_id: body.connection_id,
+            connection_id: body.connection_id.as_deref().map(path_id::<ConnectionId>).transpose()?,
             name: body.name,
             auth_scheme: body.auth_scheme,
             variables: body.variables,
@@ -96,7 +97,7 @@ pub struct FlowView {
     /// `pending`, `exchanging`, `connected` or `failed`.
     pub status: String,
     /// The connection created or reconnected.
-    pub connection_id: Option<String>,
+    pub connection_id: Option<ConnectionId>,
     /// Why it failed.
     pub error: Option<String>,
     /// Unix ms.
@@ -165,7 +166,7 @@ pub async fn callback(State(state): State<Arc<AppState>>, Query(query): Query<Ha
                     &[
                         ("status", "connected"),
                         ("flow_id", &flow.id),
-                        ("connection_id", &connection_id),
+                        ("connection_id", connection_id.as_str()),
                     ],
                 ),
                 None => (
@@ -244,6 +245,7 @@ pub async fn force_refresh(
     Path(id): Path<String>,
 ) -> ApiResult<Json<RefreshResult>> {
     principal.require(Scope::ConnectionsWrite)?;
+    let id: ConnectionId = path_id(&id)?;
     let outcome = crate::oauth::refresh(&state, &principal.workspace_id, &id, RefreshReason::Forced, None).await?;
     state.connections.evict(&id);
     let record = state
@@ -257,7 +259,7 @@ pub async fn force_refresh(
             &principal.workspace_id,
             &principal.key_id,
             "secret.refresh",
-            &id,
+            id.as_str(),
             "forced",
         )])
         .await?;
@@ -341,7 +343,7 @@ pub async fn put_app(
     ApiJson(body): ApiJson<PutOAuthApp>,
 ) -> ApiResult<Json<OAuthAppView>> {
     principal.require(Scope::Admin)?;
-    let owner = principal.workspace_id.clone();
+    let owner = principal.workspace_id.to_string();
     put_app_for(&state, &principal, &owner, &connector_id, body).await
 }
 
@@ -423,7 +425,7 @@ pub async fn delete_app(
     principal.require(Scope::Admin)?;
     if !state
         .db
-        .delete_oauth_app(&principal.workspace_id, &connector_id)
+        .delete_oauth_app(principal.workspace_id.as_str(), &connector_id)
         .await?
     {
         return Err(ApiError::not_found("OAuth app"));

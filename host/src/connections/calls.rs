@@ -2,6 +2,7 @@
 //! runtime, then the bookkeeping every call owes (usage, marketplace execution counts, the
 //! `secret.use` audit record, metrics) and the status change the result implies.
 
+use crate::ids::{ConnectionId, WorkspaceId};
 use super::status::{Observation, is_sticky, next_status};
 use super::{ConnectionResult, ensure_fresh, resolve};
 use crate::runtime::{CallError, CallOutcome, Invocation};
@@ -29,9 +30,9 @@ pub type ActionRun = CallOutcome;
 /// or its token is unusable; otherwise the connector's own result is in the outcome.
 pub async fn run_action(
     state: &Arc<AppState>,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     actor: &str,
-    id: &str,
+    id: &ConnectionId,
     action: &str,
     input: Value,
 ) -> ConnectionResult<ActionRun> {
@@ -56,14 +57,14 @@ pub async fn run_action(
     if ran {
         state
             .recorder
-            .call(workspace_id, id, now_ms(), duration_ms, outcome.result.is_err());
+            .call(workspace_id, id.as_str(), now_ms(), duration_ms, outcome.result.is_err());
         if let Some(package) = resolved.installation.source.strip_prefix("marketplace:") {
             state.recorder.execution(package, &resolved.installation.version);
         }
         if resolved.record.auth_scheme.is_some() {
             state
                 .recorder
-                .audit(AuditEntry::new(workspace_id, actor, "secret.use", id, action));
+                .audit(AuditEntry::new(workspace_id, actor, "secret.use", id.as_str(), action));
         }
         let code = outcome.result.as_ref().err().map(CallError::code).unwrap_or("ok");
         state.metrics.action(code, duration_ms / 1000.0);
@@ -88,9 +89,9 @@ fn observe(result: &Result<Value, CallError>) -> Observation {
 /// of successful calls costs no writes; the store re-applies the rule to the row it reads.
 async fn track_status(
     state: &AppState,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     cached: super::ConnectionStatus,
-    id: &str,
+    id: &ConnectionId,
     result: &Result<Value, CallError>,
 ) {
     let observation = observe(result);

@@ -3,6 +3,7 @@
 //! upstream 401 ([`ConnectionRefresher`], the runtime's hook). The refresh itself
 //! (single-flight, rotation, failure accounting) is `oauth::refresh`.
 
+use crate::ids::{ConnectionId, WorkspaceId};
 use super::{ConnectionResult, ConnectionStatus, Resolved, resolve};
 use crate::oauth::{OAuthError, RefreshReason, needs_refresh, refresh};
 use crate::runtime::{Connection, CredentialRefresher};
@@ -56,17 +57,17 @@ pub async fn ensure_fresh(state: &Arc<AppState>, resolved: Arc<Resolved>) -> Con
 #[derive(Debug)]
 pub struct ConnectionRefresher {
     state: Weak<AppState>,
-    workspace_id: String,
-    connection_id: String,
+    workspace_id: WorkspaceId,
+    connection_id: ConnectionId,
 }
 
 impl ConnectionRefresher {
     /// A refresher for one connection.
-    pub fn new(state: Weak<AppState>, workspace_id: &str, connection_id: &str) -> Self {
+    pub fn new(state: Weak<AppState>, workspace_id: &WorkspaceId, connection_id: &ConnectionId) -> Self {
         Self {
             state,
-            workspace_id: workspace_id.into(),
-            connection_id: connection_id.into(),
+            workspace_id: workspace_id.clone(),
+            connection_id: connection_id.clone(),
         }
     }
 }

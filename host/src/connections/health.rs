@@ -2,6 +2,7 @@
 //! (`POST /connections/{id}/test`) or by the periodic health-check job, with the status the
 //! result implies written back.
 
+use crate::ids::{ConnectionId, WorkspaceId};
 use super::status::{Observation, next_status};
 use super::{ConnectionError, ConnectionResult, ConnectionStatus, ensure_fresh, resolve};
 use crate::runtime::{CallError, Invocation};
@@ -30,8 +31,8 @@ pub struct HealthReport {
 /// reported and marked `error`; one that does not exist is [`ConnectionError::NotFound`].
 pub async fn check_health(
     state: &Arc<AppState>,
-    workspace_id: &str,
-    id: &str,
+    workspace_id: &WorkspaceId,
+    id: &ConnectionId,
     actor: &str,
 ) -> ConnectionResult<HealthReport> {
     let (account, failure) = match probe(state, workspace_id, id, actor).await {
@@ -77,7 +78,7 @@ pub async fn check_health(
 
 /// Resolve, refresh if due, and run test-connection. `Ok(None)` when the connector does not
 /// implement it (nothing to learn, so it counts as passing).
-async fn probe(state: &Arc<AppState>, workspace_id: &str, id: &str, actor: &str) -> ConnectionResult<Option<Value>> {
+async fn probe(state: &Arc<AppState>, workspace_id: &WorkspaceId, id: &ConnectionId, actor: &str) -> ConnectionResult<Option<Value>> {
     let resolved = resolve(state, workspace_id, id).await?;
     let resolved = ensure_fresh(state, resolved).await?;
     let outcome = state
@@ -92,7 +93,7 @@ async fn probe(state: &Arc<AppState>, workspace_id: &str, id: &str, actor: &str)
         workspace_id,
         actor,
         "secret.use",
-        id,
+        id.as_str(),
         "test-connection",
     ));
     match outcome.result {

@@ -3,6 +3,7 @@
 //! and frozen (defaults written in); a change that would move where a stored secret is sent
 //! needs the secret again.
 
+use crate::ids::{ConnectionId, InstallationId, WorkspaceId};
 use super::status::{Observation, next_status};
 use super::{ConnectionError, ConnectionResult};
 use crate::state::AppState;
@@ -49,13 +50,13 @@ fn parse_manifest(installation: &InstallationRecord) -> ConnectionResult<Manifes
 /// Create a connection in `workspace_id` as `actor`. Returns it with its installation.
 pub async fn create(
     state: &AppState,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     actor: &str,
     new: NewConnection,
 ) -> ConnectionResult<(ConnectionRecord, InstallationRecord)> {
     check_name(&new.name)?;
-    let installation = if new.connector.starts_with("plg_") {
-        state.db.installation(workspace_id, &new.connector).await?
+    let installation = if let Ok(id) = new.connector.parse::<InstallationId>() {
+        state.db.installation(workspace_id, &id).await?
     } else {
         state.db.installation_by_connector(workspace_id, &new.connector).await?
     }
@@ -81,7 +82,7 @@ pub async fn create(
     );
     if scheme.is_some() {
         record.token_expires_at = crate::oauth::expires_at_of(&fields);
-        let sealed = state.vault.seal_fields(workspace_id, &record.id, &fields)?;
+        let sealed = state.vault.seal_fields(workspace_id, record.id.as_str(), &fields)?;
         state.db.insert_connection_with_secret(&record, &sealed).await?;
         state
             .db
@@ -89,7 +90,7 @@ pub async fn create(
                 workspace_id,
                 actor,
                 "secret.create",
-                &record.id,
+                record.id.as_str(),
                 format!("scheme={}", scheme.as_deref().unwrap_or_default()),
             )])
             .await?;
@@ -108,7 +109,7 @@ pub async fn create(
 /// tokens (`access_token`, optional `refresh_token`) and otherwise point to the flow.
 async fn oauth_fields(
     state: &AppState,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     manifest: &Manifest,
     scheme: &nexum_manifest::AuthScheme,
     fields: SecretFields,
@@ -255,9 +256,9 @@ fn check_credentials_and_variables(
 /// Returns the stored connection afterwards, with its installation.
 pub async fn update(
     state: &AppState,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     actor: &str,
-    id: &str,
+    id: &ConnectionId,
     change: ConnectionChange,
 ) -> ConnectionResult<(ConnectionRecord, InstallationRecord)> {
     let fields = change.credentials;
@@ -305,7 +306,7 @@ pub async fn update(
     if let Some(f) = &fields
         && record.auth_scheme.is_some()
     {
-        let sealed = state.vault.seal_fields(workspace_id, id, f)?;
+        let sealed = state.vault.seal_fields(workspace_id, id.as_str(), f)?;
         let is_oauth = record
             .auth_scheme
             .as_deref()
@@ -314,7 +315,7 @@ pub async fn update(
         if is_oauth {
             // New tokens replace the old under the refresh lock, with their expiry, and give
             // the connection a fresh start (failures reset, `expired` or `exhausted` left).
-            let _local = state.oauth.lock(id).await;
+            let _local = state.oauth.lock(id.as_str()).await;
             let lock = state.db.lock_for_refresh(workspace_id, id).await?;
             lock.finish(crate::store::TokenUpdate {
                 secret: Some(&sealed),
@@ -330,7 +331,7 @@ pub async fn update(
         }
         state
             .db
-            .append_audit(&[AuditEntry::new(workspace_id, actor, "secret.update", id, "")])
+            .append_audit(&[AuditEntry::new(workspace_id, actor, "secret.update", id.as_str(), "")])
             .await?;
     }
     state.connections.evict(id);
@@ -343,14 +344,14 @@ pub async fn update(
 }
 
 /// Delete a connection: disconnects it and wipes its secret, as `actor`.
-pub async fn delete(state: &AppState, workspace_id: &str, actor: &str, id: &str) -> ConnectionResult<()> {
+pub async fn delete(state: &AppState, workspace_id: &WorkspaceId, actor: &str, id: &ConnectionId) -> ConnectionResult<()> {
     if !state.db.delete_connection(workspace_id, id).await? {
         return Err(ConnectionError::NotFound("connection"));
     }
     state.connections.evict(id);
     state
         .db
-        .append_audit(&[AuditEntry::new(workspace_id, actor, "secret.delete", id, "")])
+        .append_audit(&[AuditEntry::new(workspace_id, actor, "secret.delete", id.as_str(), "")])
         .await?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! configured TTL (and evicted on local changes) so an action call usually touches no
 //! database row and decrypts nothing.
 
+use crate::ids::{ConnectionId, WorkspaceId};
 use super::{ConnectionError, ConnectionResult, ConnectionRefresher};
 use crate::runtime::{Connection, LoadedConnector};
 use crate::state::AppState;
@@ -28,13 +29,13 @@ pub struct Resolved {
 /// Resolved connections by id, plus compiled connectors by (digest, manifest).
 #[derive(Default)]
 pub struct ConnectionCache {
-    connections: Mutex<HashMap<String, (Instant, Arc<Resolved>)>>,
+    connections: Mutex<HashMap<ConnectionId, (Instant, Arc<Resolved>)>>,
     connectors: Mutex<HashMap<(String, String), Arc<LoadedConnector>>>,
 }
 
 impl ConnectionCache {
     /// Forget a connection (after an update or delete on this node).
-    pub fn evict(&self, connection_id: &str) {
+    pub fn evict(&self, connection_id: &ConnectionId) {
         self.connections
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -50,7 +51,7 @@ impl ConnectionCache {
 /// Resolve `connection_id` in `workspace_id` ([`ConnectionError::NotFound`] when it is not
 /// there). Takes the shared state by `Arc` so an OAuth2 connection's 401 renewal hook can
 /// reach it later without a back-pointer.
-pub async fn resolve(state: &Arc<AppState>, workspace_id: &str, connection_id: &str) -> ConnectionResult<Arc<Resolved>> {
+pub async fn resolve(state: &Arc<AppState>, workspace_id: &WorkspaceId, connection_id: &ConnectionId) -> ConnectionResult<Arc<Resolved>> {
     let ttl = Duration::from_millis(state.config.cache_ttl_ms);
     if let Some((at, resolved)) = state
         .connections
@@ -59,7 +60,7 @@ pub async fn resolve(state: &Arc<AppState>, workspace_id: &str, connection_id: &
         .unwrap_or_else(|p| p.into_inner())
         .get(connection_id)
         && at.elapsed() < ttl
-        && resolved.record.workspace_id == workspace_id
+        && &resolved.record.workspace_id == workspace_id
     {
         return Ok(resolved.clone());
     }
@@ -80,7 +81,7 @@ pub async fn resolve(state: &Arc<AppState>, workspace_id: &str, connection_id: &
     let uses_oauth = credentials
         .iter()
         .any(|c| matches!(c.scheme.kind, nexum_manifest::AuthKind::OAuth2(_)));
-    let mut connection = Connection::new(record.id.clone(), &connector.manifest, &variables, credentials)
+    let mut connection = Connection::new(record.id.to_string(), &connector.manifest, &variables, credentials)
         .map_err(|e| ConnectionError::invalid("invalid_connection", e.to_string()))?;
     if uses_oauth {
         connection = connection.with_refresher(Arc::new(ConnectionRefresher::new(
@@ -99,7 +100,7 @@ pub async fn resolve(state: &Arc<AppState>, workspace_id: &str, connection_id: &
     if map.len() > 50_000 {
         map.clear();
     }
-    map.insert(connection_id.to_string(), (Instant::now(), resolved.clone()));
+    map.insert(connection_id.clone(), (Instant::now(), resolved.clone()));
     Ok(resolved)
 }
 
@@ -152,7 +153,7 @@ async fn open_credentials(
             format!("the connector no longer has auth scheme `{scheme_id}`"),
         )
     })?;
-    let Some(secret) = state.db.secret_of(&record.workspace_id, &record.id).await? else {
+    let Some(secret) = state.db.secret_of(&record.workspace_id, record.id.as_str()).await? else {
         return Err(ConnectionError::invalid(
             "missing_credentials",
             "this connection has no stored credentials; update it",

@@ -3,6 +3,7 @@
 //! authorization flows are forgotten. Safe on many nodes at once: each refresh is
 //! single-flight and re-reads the token under its lock.
 
+use crate::ids::{InstallationId, WorkspaceId};
 use super::{Job, JobFuture, JobReport};
 use crate::config::Config;
 use crate::oauth::{RefreshReason, needs_refresh, refresh};
@@ -49,7 +50,7 @@ pub async fn sweep(state: &Arc<AppState>) -> usize {
             return 0;
         }
     };
-    let mut margins: HashMap<String, Option<u64>> = HashMap::new();
+    let mut margins: HashMap<InstallationId, Option<u64>> = HashMap::new();
     let mut attempted = 0;
     for connection in due {
         let margin = match margins.get(&connection.installation_id) {
@@ -87,7 +88,7 @@ pub async fn sweep(state: &Arc<AppState>) -> usize {
     attempted
 }
 
-async fn margin_of(state: &AppState, workspace_id: &str, installation_id: &str, scheme: Option<&str>) -> Option<u64> {
+async fn margin_of(state: &AppState, workspace_id: &WorkspaceId, installation_id: &InstallationId, scheme: Option<&str>) -> Option<u64> {
     let installation = state.db.installation(workspace_id, installation_id).await.ok()??;
     let manifest = Manifest::parse(&installation.manifest).ok()?;
     match &manifest.auth_scheme(scheme?)?.kind {

@@ -1,6 +1,7 @@
 //! Hot-path bookkeeping without hot-path writes: every call adds to in-memory totals, and a
 //! flusher writes them in one transaction per table every half second (and at shutdown).
 
+use crate::ids::WorkspaceId;
 use crate::store::{AuditEntry, Db, StoreResult, UsageRecord};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -46,7 +47,7 @@ impl Recorder {
     }
 
     /// A call on a connection finished.
-    pub fn call(&self, workspace_id: &str, connection_id: &str, at: i64, latency_ms: f64, failed: bool) {
+    pub fn call(&self, workspace_id: &WorkspaceId, connection_id: &str, at: i64, latency_ms: f64, failed: bool) {
         self.with(|p| {
             p.connection_uses.insert(connection_id.to_string(), at);
             let delta = p.usage.entry(connection_id.to_string()).or_default();

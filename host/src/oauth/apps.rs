@@ -1,6 +1,7 @@
 //! Which OAuth client a connection authenticates as: client credentials stored with the
 //! connection itself, else the workspace's app for the connector, else the operator's.
 
+use crate::ids::WorkspaceId;
 use super::{ClientApp, OAuthError};
 use crate::state::AppState;
 use crate::store::OPERATOR_OWNER;
@@ -39,7 +40,7 @@ impl AppSource {
 /// register its own app, or it could collect the operator's secret.
 pub async fn client_app(
     state: &AppState,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     connector_id: &str,
     stored: Option<&SecretFields>,
     manifest: &Manifest,
@@ -61,7 +62,7 @@ pub async fn client_app(
     // registered (or removed) its own app since.
     let recorded = stored.and_then(|f| f.0.get("oauth_app")).map(String::as_str);
     if recorded != Some(AppSource::Operator.as_str())
-        && let Some(app) = open_app(state, workspace_id, connector_id).await?
+        && let Some(app) = open_app(state, workspace_id.as_str(), connector_id).await?
     {
         return Ok((app, AppSource::Workspace));
     }

@@ -6,6 +6,7 @@
 //! flow by its state exactly once, exchanges the code, and creates (or reconnects) the
 //! connection with its tokens in one transaction; any failure leaves no connection behind.
 
+use crate::ids::{ConnectionId, InstallationId, WorkspaceId};
 use super::{FLOW_TTL, OAuthError, apps, endpoints_of, provider, token_fields, token_url};
 use crate::state::AppState;
 use crate::store::{
@@ -23,13 +24,13 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone)]
 pub struct FlowRequest {
     /// Workspace.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// API key id that starts it.
     pub actor: String,
     /// `plg_…` or connector id (ignored when reconnecting).
     pub connector: Option<String>,
     /// Reconnect this connection instead of creating one.
-    pub connection_id: Option<String>,
+    pub connection_id: Option<ConnectionId>,
     /// Name of the new connection.
     pub name: Option<String>,
     /// Auth scheme id (defaults to the connector's only OAuth2 scheme).
@@ -70,8 +71,10 @@ pub async fn start(state: &AppState, request: FlowRequest) -> Result<StartedFlow
     };
     let installation = match (&existing, &request.connector) {
         (Some(c), _) => state.db.installation(ws, &c.installation_id).await?,
-        (None, Some(connector)) if connector.starts_with("plg_") => state.db.installation(ws, connector).await?,
-        (None, Some(connector)) => state.db.installation_by_connector(ws, connector).await?,
+        (None, Some(connector)) => match connector.parse::<InstallationId>() {
+            Ok(id) => state.db.installation(ws, &id).await?,
+            Err(_) => state.db.installation_by_connector(ws, connector).await?,
+        },
         (None, None) => {
             return Err(OAuthError::Invalid {
                 code: "connector_required",
@@ -242,7 +245,7 @@ pub enum CallbackOutcome {
         /// The flow.
         flow: OAuthFlowRecord,
         /// The connection created or reconnected.
-        connection_id: String,
+        connection_id: ConnectionId,
     },
     /// Refused, with a problem code and message; `flow` when the state named one.
     Failed {
@@ -301,7 +304,7 @@ pub async fn complete(state: &AppState, params: CallbackParams) -> Result<Callba
         Ok(connection_id) => {
             state
                 .db
-                .finish_oauth_flow(&flow.id, "connected", Some(&connection_id), None)
+                .finish_oauth_flow(&flow.id, "connected", Some(connection_id.as_str()), None)
                 .await?;
             Ok(CallbackOutcome::Connected { flow, connection_id })
         }
@@ -322,7 +325,7 @@ pub async fn complete(state: &AppState, params: CallbackParams) -> Result<Callba
 
 type ExchangeError = (&'static str, String, bool);
 
-async fn exchange(state: &AppState, flow: &OAuthFlowRecord, params: &CallbackParams) -> Result<String, ExchangeError> {
+async fn exchange(state: &AppState, flow: &OAuthFlowRecord, params: &CallbackParams) -> Result<ConnectionId, ExchangeError> {
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(flow = %flow.id, error = %e, "OAuth callback failed");
         (
@@ -394,8 +397,8 @@ async fn exchange(state: &AppState, flow: &OAuthFlowRecord, params: &CallbackPar
     let expires_at = super::expires_at_of(&fields);
 
     if let Some(id) = &flow.connection_id {
-        let sealed = state.vault.seal_fields(ws, id, &fields).map_err(|e| internal(&e))?;
-        let _local = state.oauth.lock(id).await;
+        let sealed = state.vault.seal_fields(ws, id.as_str(), &fields).map_err(|e| internal(&e))?;
+        let _local = state.oauth.lock(id.as_str()).await;
         let mut lock = state.db.lock_for_refresh(ws, id).await.map_err(|e| internal(&e))?;
         if lock.connection().await.map_err(|e| internal(&e))?.is_none() {
             let _ = lock.release().await;
@@ -412,7 +415,7 @@ async fn exchange(state: &AppState, flow: &OAuthFlowRecord, params: &CallbackPar
         .await
         .map_err(|e| internal(&e))?;
         state.connections.evict(id);
-        audit(state, flow, id, "secret.update").await;
+        audit(state, flow, id.as_str(), "secret.update").await;
         return Ok(id.clone());
     }
     let mut record = ConnectionRecord::new(
@@ -425,14 +428,14 @@ async fn exchange(state: &AppState, flow: &OAuthFlowRecord, params: &CallbackPar
     record.token_expires_at = expires_at;
     let sealed = state
         .vault
-        .seal_fields(ws, &record.id, &fields)
+        .seal_fields(ws, record.id.as_str(), &fields)
         .map_err(|e| internal(&e))?;
     state
         .db
         .insert_connection_with_secret(&record, &sealed)
         .await
         .map_err(|e| internal(&e))?;
-    audit(state, flow, &record.id, "secret.create").await;
+    audit(state, flow, record.id.as_str(), "secret.create").await;
     Ok(record.id)
 }
 

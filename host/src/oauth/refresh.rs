@@ -7,6 +7,7 @@
 //! access token it came with. `invalid_grant` re-reads once more before the connection is
 //! declared broken, in case someone rotated the token while we asked.
 
+use crate::ids::{ConnectionId, WorkspaceId};
 use super::{OAuthError, ProviderError, apps, endpoints_of, needs_refresh, token_fields, token_url};
 use crate::connections::status::{Observation, is_sticky, next_status};
 use crate::state::AppState;
@@ -43,13 +44,13 @@ pub enum RefreshOutcome {
 /// must be saved even if the caller (a request, a call past its deadline) gives up.
 pub async fn refresh(
     state: &Arc<AppState>,
-    workspace_id: &str,
-    connection_id: &str,
+    workspace_id: &WorkspaceId,
+    connection_id: &ConnectionId,
     reason: RefreshReason,
     stale_access_token: Option<&str>,
 ) -> Result<RefreshOutcome, OAuthError> {
     let app = state.clone();
-    let (ws, id) = (workspace_id.to_string(), connection_id.to_string());
+    let (ws, id) = (workspace_id.clone(), connection_id.clone());
     let stale = stale_access_token.map(|s| zeroize::Zeroizing::new(s.to_string()));
     tokio::spawn(async move { refresh_now(&app, &ws, &id, reason, stale.as_ref().map(|s| s.as_str())).await })
         .await
@@ -61,8 +62,8 @@ pub async fn refresh(
 
 async fn refresh_now(
     state: &AppState,
-    workspace_id: &str,
-    connection_id: &str,
+    workspace_id: &WorkspaceId,
+    connection_id: &ConnectionId,
     reason: RefreshReason,
     stale_access_token: Option<&str>,
 ) -> Result<RefreshOutcome, OAuthError> {
@@ -97,7 +98,7 @@ async fn refresh_now(
         })?;
     let client = async {
         let url = token_url(&manifest, scheme, &variables)?;
-        let stored = match state.db.secret_of(workspace_id, connection_id).await? {
+        let stored = match state.db.secret_of(workspace_id, connection_id.as_str()).await? {
             Some(sealed) => Some(state.vault.open_fields(&sealed)?),
             None => None,
         };
@@ -124,7 +125,7 @@ async fn refresh_now(
             code: "shutting_down",
             message: "the server is shutting down".into(),
         })?;
-    let _local = state.oauth.lock(connection_id).await;
+    let _local = state.oauth.lock(connection_id.as_str()).await;
     let mut lock = state.db.lock_for_refresh(workspace_id, connection_id).await?;
     let Some(record) = lock.connection().await? else {
         lock.release().await?;
@@ -199,7 +200,7 @@ async fn refresh_now(
     let failure = match attempt.await {
         Ok(issued) => {
             let fresh = token_fields(&issued, Some(&fields));
-            let sealed = state.vault.seal_fields(workspace_id, connection_id, &fresh)?;
+            let sealed = state.vault.seal_fields(workspace_id, connection_id.as_str(), &fresh)?;
             lock.finish(TokenUpdate {
                 secret: Some(&sealed),
                 token_expires_at: super::expires_at_of(&fresh),

@@ -1,5 +1,6 @@
 //! API keys: only a SHA-256 hash and a display prefix are stored.
 
+use crate::ids::WorkspaceId;
 use super::{Db, Page, StoreResult, now_ms};
 
 /// A stored API key (never the key itself).
@@ -8,7 +9,7 @@ pub struct ApiKeyRecord {
     /// `key_…`
     pub id: String,
     /// Workspace the key acts in.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// Member the key belongs to, if any.
     pub member_id: Option<String>,
     /// Display name.
@@ -37,7 +38,7 @@ pub struct NewApiKey {
     /// `key_…`
     pub id: String,
     /// Workspace.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// Member, if any.
     pub member_id: Option<String>,
     /// Display name.
@@ -108,7 +109,7 @@ impl Db {
     }
 
     /// One key of a workspace.
-    pub async fn api_key(&self, workspace_id: &str, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+    pub async fn api_key(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
         Ok(sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
@@ -123,7 +124,7 @@ impl Db {
     /// Keys of a workspace, a page at a time.
     pub async fn list_api_keys(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         after: &str,
         limit: usize,
     ) -> StoreResult<Page<ApiKeyRecord>> {
@@ -141,7 +142,7 @@ impl Db {
     }
 
     /// Revoke a key; false when it does not exist in this workspace.
-    pub async fn revoke_api_key(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+    pub async fn revoke_api_key(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE api_keys SET revoked_at = $1 WHERE workspace_id = $2 AND id = $3 AND revoked_at IS NULL",
         )

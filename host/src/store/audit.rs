@@ -1,5 +1,6 @@
 //! The audit log: who did what to which secret-bearing resource, and when. Never values.
 
+use crate::ids::WorkspaceId;
 use super::{Db, Page, StoreResult, new_id, now_ms};
 use serde::Serialize;
 
@@ -9,7 +10,7 @@ pub struct AuditEntry {
     /// `aud_…`
     pub id: String,
     /// Workspace.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// Who: an API key id, `system`, or `cli`.
     pub actor: String,
     /// What: e.g. `secret.create`, `secret.use`, `secret.update`, `secret.delete`, `secret.rotate`.
@@ -24,10 +25,10 @@ pub struct AuditEntry {
 
 impl AuditEntry {
     /// A new entry stamped now.
-    pub fn new(workspace_id: &str, actor: &str, action: &str, target: &str, detail: impl Into<String>) -> Self {
+    pub fn new(workspace_id: &WorkspaceId, actor: &str, action: &str, target: &str, detail: impl Into<String>) -> Self {
         Self {
             id: new_id("aud"),
-            workspace_id: workspace_id.into(),
+            workspace_id: workspace_id.clone(),
             actor: actor.into(),
             action: action.into(),
             target: target.into(),
@@ -63,7 +64,7 @@ impl Db {
     }
 
     /// A workspace's audit log, oldest first, a page at a time.
-    pub async fn list_audit(&self, workspace_id: &str, after: &str, limit: usize) -> StoreResult<Page<AuditEntry>> {
+    pub async fn list_audit(&self, workspace_id: &WorkspaceId, after: &str, limit: usize) -> StoreResult<Page<AuditEntry>> {
         let rows = sqlx::query_as(
             "SELECT id, workspace_id, actor, action, target, detail, created_at FROM audit_log WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3",
         )

@@ -1,6 +1,7 @@
 //! Connections: an installed connector plus one account's credentials and settings.
 
-use super::{Db, Page, StoreResult, new_id, now_ms};
+use crate::ids::{ConnectionId, InstallationId, WorkspaceId};
+use super::{Db, Page, StoreResult, now_ms};
 use serde::Serialize;
 
 /// Health of a connection.
@@ -55,11 +56,11 @@ super::text_column!(ConnectionStatus);
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConnectionRecord {
     /// `conn_…`
-    pub id: String,
+    pub id: ConnectionId,
     /// Workspace.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// The installation it runs.
-    pub installation_id: String,
+    pub installation_id: InstallationId,
     /// Display name.
     pub name: String,
     /// Auth scheme id the credential satisfies, if any.
@@ -98,8 +99,8 @@ impl Db {
     /// Create a connection row (its secret is written separately, in the same request).
     pub async fn insert_connection(
         &self,
-        workspace_id: &str,
-        installation_id: &str,
+        workspace_id: &WorkspaceId,
+        installation_id: &InstallationId,
         name: &str,
         auth_scheme: Option<&str>,
         variables: &str,
@@ -125,7 +126,7 @@ impl Db {
     }
 
     /// One connection by id alone (background jobs; never on a tenant request path).
-    pub async fn connection_any_workspace(&self, id: &str) -> StoreResult<Option<ConnectionRecord>> {
+    pub async fn connection_any_workspace(&self, id: &ConnectionId) -> StoreResult<Option<ConnectionRecord>> {
         Ok(
             sqlx::query_as(concat!("SELECT ", columns!(), " FROM connections WHERE id = $1"))
                 .bind(id)
@@ -155,17 +156,17 @@ impl Db {
 impl ConnectionRecord {
     /// A new, connected connection.
     pub fn new(
-        workspace_id: &str,
-        installation_id: &str,
+        workspace_id: &WorkspaceId,
+        installation_id: &InstallationId,
         name: &str,
         auth_scheme: Option<&str>,
         variables: &str,
     ) -> Self {
         let now = now_ms();
         Self {
-            id: new_id("conn"),
-            workspace_id: workspace_id.into(),
-            installation_id: installation_id.into(),
+            id: ConnectionId::generate(),
+            workspace_id: workspace_id.clone(),
+            installation_id: installation_id.clone(),
             name: name.into(),
             auth_scheme: auth_scheme.map(str::to_string),
             variables: variables.into(),
@@ -208,7 +209,7 @@ async fn insert_connection_row(conn: &mut sqlx::AnyConnection, record: &Connecti
 
 impl Db {
     /// One connection of a workspace.
-    pub async fn connection(&self, workspace_id: &str, id: &str) -> StoreResult<Option<ConnectionRecord>> {
+    pub async fn connection(&self, workspace_id: &WorkspaceId, id: &ConnectionId) -> StoreResult<Option<ConnectionRecord>> {
         Ok(sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
@@ -223,7 +224,7 @@ impl Db {
     /// Connections of a workspace, a page at a time.
     pub async fn list_connections(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         after: &str,
         limit: usize,
     ) -> StoreResult<Page<ConnectionRecord>> {
@@ -237,7 +238,7 @@ impl Db {
         .bind(limit as i64 + 1)
         .fetch_all(self.pool())
         .await?;
-        Ok(Page::from_rows(rows, limit, |r: &ConnectionRecord| r.id.clone()))
+        Ok(Page::from_rows(rows, limit, |r: &ConnectionRecord| r.id.to_string()))
     }
 
     /// Every connection not disconnected, across workspaces (for the health checker).
@@ -252,8 +253,8 @@ impl Db {
     /// Change name and variables.
     pub async fn update_connection_settings(
         &self,
-        workspace_id: &str,
-        id: &str,
+        workspace_id: &WorkspaceId,
+        id: &ConnectionId,
         name: &str,
         variables: &str,
     ) -> StoreResult<bool> {
@@ -277,8 +278,8 @@ impl Db {
     /// afterwards (`None` when the connection is gone).
     pub async fn set_connection_status(
         &self,
-        workspace_id: &str,
-        id: &str,
+        workspace_id: &WorkspaceId,
+        id: &ConnectionId,
         decide: impl FnOnce(ConnectionStatus) -> Option<ConnectionStatus> + Send,
         last_error: Option<&str>,
         health_checked: bool,
@@ -304,7 +305,7 @@ impl Db {
     }
 
     /// Delete a connection and wipe its secret, atomically.
-    pub async fn delete_connection(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+    pub async fn delete_connection(&self, workspace_id: &WorkspaceId, id: &ConnectionId) -> StoreResult<bool> {
         let mut tx = self.pool().begin().await?;
         // The connection row first: the same lock order as a token refresh (row, then secret).
         let done = sqlx::query("DELETE FROM connections WHERE workspace_id = $1 AND id = $2")
@@ -333,8 +334,8 @@ impl Db {
 /// connection does not exist.
 pub(crate) async fn set_status_in(
     conn: &mut sqlx::AnyConnection,
-    workspace_id: &str,
-    id: &str,
+    workspace_id: &WorkspaceId,
+    id: &ConnectionId,
     decide: impl FnOnce(ConnectionStatus) -> Option<ConnectionStatus>,
     last_error: Option<&str>,
     health_checked: bool,

@@ -2,6 +2,7 @@
 //! `connection.refresh_failed`, …), written in the same transaction as the change they
 //! describe so none is lost. Webhook delivery reads undelivered rows from here.
 
+use crate::ids::WorkspaceId;
 use super::{Db, Page, StoreResult, new_id, now_ms};
 
 /// A stored event.
@@ -10,7 +11,7 @@ pub struct EventRecord {
     /// `evt_…` (time-ordered).
     pub id: String,
     /// Workspace.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// Event type, e.g. `connection.status_changed`.
     #[sqlx(rename = "type")]
     pub kind: String,
@@ -25,7 +26,7 @@ pub struct EventRecord {
 /// Append an event inside a transaction.
 pub(crate) async fn insert_event(
     conn: &mut sqlx::AnyConnection,
-    workspace_id: &str,
+    workspace_id: &WorkspaceId,
     kind: &str,
     payload: &serde_json::Value,
 ) -> StoreResult<()> {
@@ -44,7 +45,7 @@ pub(crate) async fn insert_event(
 
 impl Db {
     /// Append one event.
-    pub async fn append_event(&self, workspace_id: &str, kind: &str, payload: &serde_json::Value) -> StoreResult<()> {
+    pub async fn append_event(&self, workspace_id: &WorkspaceId, kind: &str, payload: &serde_json::Value) -> StoreResult<()> {
         let mut conn = self.pool().acquire().await?;
         insert_event(&mut conn, workspace_id, kind, payload).await
     }
@@ -52,7 +53,7 @@ impl Db {
     /// A workspace's events, oldest first, optionally of one type.
     pub async fn list_events(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         kind: Option<&str>,
         after: &str,
         limit: usize,

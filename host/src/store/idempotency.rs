@@ -1,5 +1,6 @@
 //! Stripe-style idempotency keys for action execution.
 
+use crate::ids::WorkspaceId;
 use super::{Db, StoreError, StoreResult, now_ms};
 
 /// A remembered request: its fingerprint and, once finished, its response.
@@ -18,7 +19,7 @@ impl Db {
     /// was seen before (completed or still in flight).
     pub async fn claim_idempotency_key(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         key: &str,
         fingerprint: &str,
     ) -> StoreResult<Option<IdempotencyRecord>> {
@@ -49,7 +50,7 @@ impl Db {
     /// Store the response for a claimed key.
     pub async fn complete_idempotency_key(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         key: &str,
         status: u16,
         response: &str,
@@ -65,7 +66,7 @@ impl Db {
     }
 
     /// Forget a claimed key whose request failed before producing a response.
-    pub async fn release_idempotency_key(&self, workspace_id: &str, key: &str) -> StoreResult<()> {
+    pub async fn release_idempotency_key(&self, workspace_id: &WorkspaceId, key: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM idempotency_keys WHERE workspace_id = $1 AND key = $2 AND status_code IS NULL")
             .bind(workspace_id)
             .bind(key)

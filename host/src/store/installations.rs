@@ -1,15 +1,16 @@
 //! Installed connectors: a workspace's pinned connector versions. Component bytes are stored
 //! once per digest so every node sharing the database can load them.
 
+use crate::ids::{InstallationId, WorkspaceId};
 use super::{Db, Page, StoreResult, new_id, now_ms};
 
 /// A connector installed in a workspace, pinned by digest.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct InstallationRecord {
     /// `plg_…`
-    pub id: String,
+    pub id: InstallationId,
     /// Workspace.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// The manifest's connector id.
     pub connector_id: String,
     /// The manifest's version.
@@ -87,13 +88,13 @@ impl Db {
     /// Install, or re-pin an existing installation to another version, keeping history.
     pub async fn upsert_installation(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         new: &NewInstallation<'_>,
     ) -> StoreResult<InstallationRecord> {
         let existing = self.installation_by_connector(workspace_id, new.connector_id).await?;
         let record = InstallationRecord {
-            id: existing.as_ref().map(|e| e.id.clone()).unwrap_or_else(|| new_id("plg")),
-            workspace_id: workspace_id.into(),
+            id: existing.as_ref().map(|e| e.id.clone()).unwrap_or_else(|| InstallationId::generate()),
+            workspace_id: workspace_id.clone(),
             connector_id: new.connector_id.into(),
             version: new.version.into(),
             digest: new.digest.into(),
@@ -159,8 +160,8 @@ impl Db {
     /// Earlier pins of an installation, newest first (for rollback).
     pub async fn installation_history(
         &self,
-        workspace_id: &str,
-        installation_id: &str,
+        workspace_id: &WorkspaceId,
+        installation_id: &InstallationId,
     ) -> StoreResult<Vec<InstallationRecord>> {
         Ok(sqlx::query_as(
             "SELECT installation_id AS id, workspace_id, '' AS connector_id, version, digest, manifest, created_at, signer, permissions, source FROM installation_history WHERE workspace_id = $1 AND installation_id = $2 ORDER BY id DESC",
@@ -172,7 +173,7 @@ impl Db {
     }
 
     /// One installation of a workspace.
-    pub async fn installation(&self, workspace_id: &str, id: &str) -> StoreResult<Option<InstallationRecord>> {
+    pub async fn installation(&self, workspace_id: &WorkspaceId, id: &InstallationId) -> StoreResult<Option<InstallationRecord>> {
         Ok(sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
@@ -187,7 +188,7 @@ impl Db {
     /// A workspace's installation of connector `connector_id`.
     pub async fn installation_by_connector(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         connector_id: &str,
     ) -> StoreResult<Option<InstallationRecord>> {
         Ok(sqlx::query_as(concat!(
@@ -204,7 +205,7 @@ impl Db {
     /// Installations of a workspace, a page at a time.
     pub async fn list_installations(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         after: &str,
         limit: usize,
     ) -> StoreResult<Page<InstallationRecord>> {
@@ -218,11 +219,11 @@ impl Db {
         .bind(limit as i64 + 1)
         .fetch_all(self.pool())
         .await?;
-        Ok(Page::from_rows(rows, limit, |r: &InstallationRecord| r.id.clone()))
+        Ok(Page::from_rows(rows, limit, |r: &InstallationRecord| r.id.to_string()))
     }
 
     /// Uninstall; refused (false) while connections use it.
-    pub async fn delete_installation(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+    pub async fn delete_installation(&self, workspace_id: &WorkspaceId, id: &InstallationId) -> StoreResult<bool> {
         let done = sqlx::query(
             "DELETE FROM installations WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM connections WHERE installation_id = $3)",
         )

@@ -1,6 +1,7 @@
 //! The marketplace registry: publishers and their keys, packages, immutable versions with
 //! their bundles, install records and reviews.
 
+use crate::ids::WorkspaceId;
 use super::{Db, StoreResult, new_id, now_ms};
 use serde::Serialize;
 
@@ -12,7 +13,7 @@ pub struct PublisherRecord {
     /// Namespace, e.g. `acme`.
     pub namespace: String,
     /// Owning workspace.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// Unix ms.
     pub created_at: i64,
 }
@@ -77,7 +78,7 @@ pub struct ReviewRecord {
     /// The item's id (a package id).
     pub item_id: String,
     /// Reviewer's workspace.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// Reviewer (member or key id).
     pub author: String,
     /// 1–5.
@@ -114,11 +115,11 @@ macro_rules! rev_columns {
 
 impl Db {
     /// Register a namespace for a workspace.
-    pub async fn create_publisher(&self, namespace: &str, workspace_id: &str) -> StoreResult<PublisherRecord> {
+    pub async fn create_publisher(&self, namespace: &str, workspace_id: &WorkspaceId) -> StoreResult<PublisherRecord> {
         let p = PublisherRecord {
             id: new_id("pub"),
             namespace: namespace.into(),
-            workspace_id: workspace_id.into(),
+            workspace_id: workspace_id.clone(),
             created_at: now_ms(),
         };
         sqlx::query("INSERT INTO publishers (id, namespace, workspace_id, created_at) VALUES ($1, $2, $3, $4)")
@@ -345,7 +346,7 @@ impl Db {
     /// Record that a workspace installed a version (counts it once per workspace and version).
     pub async fn record_marketplace_install(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         package_id: &str,
         version: &str,
     ) -> StoreResult<()> {
@@ -389,7 +390,7 @@ impl Db {
     }
 
     /// The version a workspace installed from the marketplace, if any.
-    pub async fn marketplace_install(&self, workspace_id: &str, package_id: &str) -> StoreResult<Option<String>> {
+    pub async fn marketplace_install(&self, workspace_id: &WorkspaceId, package_id: &str) -> StoreResult<Option<String>> {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT version FROM marketplace_installs WHERE workspace_id = $1 AND package_id = $2")
                 .bind(workspace_id)

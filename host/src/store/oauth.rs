@@ -1,6 +1,7 @@
 //! OAuth2 persistence: provider apps, authorization flows (single-use state), and the
 //! per-connection refresh lock under which tokens are re-read and rotated.
 
+use crate::ids::{ConnectionId, InstallationId, WorkspaceId};
 use super::connections::{columns as connection_columns, set_status_in};
 use super::{Backend, ConnectionRecord, ConnectionStatus, Db, SecretRecord, StoreResult, new_id, now_ms};
 
@@ -33,13 +34,13 @@ pub struct OAuthFlowRecord {
     /// SHA-256 (hex) of the state parameter.
     pub state_hash: String,
     /// Workspace that started it.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// API key id that started it.
     pub actor: String,
     /// The installation to connect.
-    pub installation_id: String,
+    pub installation_id: InstallationId,
     /// The connection to reconnect, or the one created on success.
-    pub connection_id: Option<String>,
+    pub connection_id: Option<ConnectionId>,
     /// Name of the connection to create.
     pub name: String,
     /// OAuth2 auth scheme id.
@@ -137,7 +138,7 @@ impl Db {
     }
 
     /// Apps a workspace can use: its own and the operator's.
-    pub async fn oauth_apps_for(&self, workspace_id: &str) -> StoreResult<Vec<OAuthAppRecord>> {
+    pub async fn oauth_apps_for(&self, workspace_id: &WorkspaceId) -> StoreResult<Vec<OAuthAppRecord>> {
         Ok(sqlx::query_as(
             "SELECT id, owner, connector_id, client_id, created_at, updated_at FROM oauth_apps WHERE owner = $1 OR owner = $2 ORDER BY connector_id, owner",
         )
@@ -197,7 +198,7 @@ impl Db {
     }
 
     /// One flow of a workspace.
-    pub async fn oauth_flow(&self, workspace_id: &str, id: &str) -> StoreResult<Option<OAuthFlowRecord>> {
+    pub async fn oauth_flow(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<Option<OAuthFlowRecord>> {
         Ok(sqlx::query_as(concat!(
             "SELECT ",
             flow_columns!(),
@@ -272,7 +273,7 @@ impl Db {
     /// (`SELECT … FOR UPDATE`) held until [`RefreshLock::commit`], so nodes sharing the
     /// database refresh one at a time; SQLite is single-node, so the caller's in-process
     /// lock is enough and this just reads through the pool.
-    pub async fn lock_for_refresh(&self, workspace_id: &str, id: &str) -> StoreResult<RefreshLock> {
+    pub async fn lock_for_refresh(&self, workspace_id: &WorkspaceId, id: &ConnectionId) -> StoreResult<RefreshLock> {
         let tx = match self.backend() {
             Backend::Postgres => {
                 let mut tx = self.pool().begin().await?;
@@ -288,8 +289,8 @@ impl Db {
         Ok(RefreshLock {
             db: self.clone(),
             tx,
-            workspace_id: workspace_id.into(),
-            id: id.into(),
+            workspace_id: workspace_id.clone(),
+            id: id.clone(),
         })
     }
 }
@@ -299,8 +300,8 @@ impl Db {
 pub struct RefreshLock {
     db: Db,
     tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
-    workspace_id: String,
-    id: String,
+    workspace_id: WorkspaceId,
+    id: ConnectionId,
 }
 
 /// The outcome of a refresh to store under the lock.
@@ -346,7 +347,7 @@ impl RefreshLock {
     pub async fn secret(&mut self) -> StoreResult<Option<SecretRecord>> {
         let (ws, id) = (self.workspace_id.clone(), self.id.clone());
         let mut conn = self.conn().await?;
-        super::secrets::secret_in(conn.get(), &ws, &id).await
+        super::secrets::secret_in(conn.get(), &ws, id.as_str()).await
     }
 
     /// Write the outcome (token set, expiry, failures, status and events) and release.

@@ -7,7 +7,8 @@ use super::{Db, StoreResult, now_ms};
 pub struct SecretRecord {
     /// `sec_…`; part of the AEAD associated data.
     pub id: String,
-    /// Workspace; part of the AEAD associated data.
+    /// The scope: a workspace id, or `operator` for operator-wide OAuth apps; part of the
+    /// AEAD associated data.
     pub workspace_id: String,
     /// The row that owns the secret (a connection id).
     pub owner_id: String,
@@ -37,9 +38,9 @@ impl Db {
     }
 
     /// Delete the secret owned by `owner_id`.
-    pub async fn delete_secret(&self, workspace_id: &str, owner_id: &str) -> StoreResult<()> {
+    pub async fn delete_secret(&self, workspace_id: &(impl AsRef<str> + ?Sized), owner_id: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND owner_id = $2")
-            .bind(workspace_id)
+            .bind(workspace_id.as_ref())
             .bind(owner_id)
             .execute(self.pool())
             .await?;
@@ -47,13 +48,13 @@ impl Db {
     }
 
     /// The secret owned by `owner_id` in a workspace.
-    pub async fn secret_of(&self, workspace_id: &str, owner_id: &str) -> StoreResult<Option<SecretRecord>> {
+    pub async fn secret_of(&self, workspace_id: &(impl AsRef<str> + ?Sized), owner_id: &str) -> StoreResult<Option<SecretRecord>> {
         Ok(sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
             " FROM secrets WHERE workspace_id = $1 AND owner_id = $2"
         ))
-        .bind(workspace_id)
+        .bind(workspace_id.as_ref())
         .bind(owner_id)
         .fetch_optional(self.pool())
         .await?)
@@ -142,7 +143,7 @@ pub(crate) async fn put_secret_in(conn: &mut sqlx::AnyConnection, record: &Secre
 /// The secret owned by `owner_id`, read inside a transaction.
 pub(crate) async fn secret_in(
     conn: &mut sqlx::AnyConnection,
-    workspace_id: &str,
+    workspace_id: &(impl AsRef<str> + ?Sized),
     owner_id: &str,
 ) -> StoreResult<Option<SecretRecord>> {
     Ok(sqlx::query_as(concat!(
@@ -150,7 +151,7 @@ pub(crate) async fn secret_in(
         columns!(),
         " FROM secrets WHERE workspace_id = $1 AND owner_id = $2"
     ))
-    .bind(workspace_id)
+    .bind(workspace_id.as_ref())
     .bind(owner_id)
     .fetch_optional(&mut *conn)
     .await?)

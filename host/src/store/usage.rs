@@ -1,6 +1,7 @@
 //! Per-connection usage: calls, errors and a latency histogram, accumulated in memory and
 //! added to the stored totals in batches.
 
+use crate::ids::WorkspaceId;
 use super::{Db, StoreResult};
 
 /// Stored usage totals of one connection.
@@ -20,7 +21,7 @@ pub struct UsageRecord {
 
 impl Db {
     /// Usage of one connection.
-    pub async fn usage(&self, workspace_id: &str, connection_id: &str) -> StoreResult<Option<UsageRecord>> {
+    pub async fn usage(&self, workspace_id: &WorkspaceId, connection_id: &str) -> StoreResult<Option<UsageRecord>> {
         Ok(sqlx::query_as(
             "SELECT connection_id, workspace_id, calls, errors, latency_buckets FROM connection_usage WHERE workspace_id = $1 AND connection_id = $2",
         )

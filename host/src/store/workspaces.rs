@@ -1,13 +1,14 @@
 //! Workspaces and their members.
 
-use super::{Db, StoreResult, new_id, now_ms};
+use crate::ids::{MemberId, WorkspaceId};
+use super::{Db, StoreResult, now_ms};
 use serde::{Deserialize, Serialize};
 
 /// A workspace: the tenant boundary.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct WorkspaceRecord {
     /// `ws_…`
-    pub id: String,
+    pub id: WorkspaceId,
     /// Display name.
     pub name: String,
     /// Unix ms.
@@ -55,9 +56,9 @@ impl Role {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct MemberRecord {
     /// `mem_…`
-    pub id: String,
+    pub id: MemberId,
     /// Owning workspace.
-    pub workspace_id: String,
+    pub workspace_id: WorkspaceId,
     /// Email address (unique per workspace).
     pub email: String,
     /// Display name.
@@ -72,7 +73,7 @@ impl Db {
     /// Create a workspace.
     pub async fn create_workspace(&self, name: &str) -> StoreResult<WorkspaceRecord> {
         let ws = WorkspaceRecord {
-            id: new_id("ws"),
+            id: WorkspaceId::generate(),
             name: name.to_string(),
             created_at: now_ms(),
         };
@@ -86,7 +87,7 @@ impl Db {
     }
 
     /// A workspace by id.
-    pub async fn workspace(&self, id: &str) -> StoreResult<Option<WorkspaceRecord>> {
+    pub async fn workspace(&self, id: &WorkspaceId) -> StoreResult<Option<WorkspaceRecord>> {
         Ok(
             sqlx::query_as("SELECT id, name, created_at FROM workspaces WHERE id = $1")
                 .bind(id)
@@ -106,14 +107,14 @@ impl Db {
     /// Add a member.
     pub async fn add_member(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         email: &str,
         name: &str,
         role: Role,
     ) -> StoreResult<MemberRecord> {
         let m = MemberRecord {
-            id: new_id("mem"),
-            workspace_id: workspace_id.to_string(),
+            id: MemberId::generate(),
+            workspace_id: workspace_id.clone(),
             email: email.to_string(),
             name: name.to_string(),
             role: role.as_str().to_string(),
@@ -136,7 +137,7 @@ impl Db {
     /// Members of a workspace, a page at a time.
     pub async fn list_members(
         &self,
-        workspace_id: &str,
+        workspace_id: &WorkspaceId,
         after: &str,
         limit: usize,
     ) -> StoreResult<super::Page<MemberRecord>> {
@@ -148,11 +149,11 @@ impl Db {
         .bind(limit as i64 + 1)
         .fetch_all(self.pool())
         .await?;
-        Ok(super::Page::from_rows(rows, limit, |m| m.id.clone()))
+        Ok(super::Page::from_rows(rows, limit, |m| m.id.to_string()))
     }
 
     /// One member.
-    pub async fn member(&self, workspace_id: &str, id: &str) -> StoreResult<Option<MemberRecord>> {
+    pub async fn member(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<Option<MemberRecord>> {
         Ok(sqlx::query_as(
             "SELECT id, workspace_id, email, name, role, created_at FROM members WHERE workspace_id = $1 AND id = $2",
         )
@@ -163,7 +164,7 @@ impl Db {
     }
 
     /// Change a member's role.
-    pub async fn set_member_role(&self, workspace_id: &str, id: &str, role: Role) -> StoreResult<bool> {
+    pub async fn set_member_role(&self, workspace_id: &WorkspaceId, id: &str, role: Role) -> StoreResult<bool> {
         let done = sqlx::query("UPDATE members SET role = $1 WHERE workspace_id = $2 AND id = $3")
             .bind(role.as_str())
             .bind(workspace_id)
@@ -174,7 +175,7 @@ impl Db {
     }
 
     /// Remove a member.
-    pub async fn remove_member(&self, workspace_id: &str, id: &str) -> StoreResult<bool> {
+    pub async fn remove_member(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM members WHERE workspace_id = $1 AND id = $2")
             .bind(workspace_id)
             .bind(id)

@@ -107,7 +107,7 @@ impl Vault {
     /// Seal `fields` for `owner_id`; returns the row to store (a fresh `sec_` id each write).
     pub fn seal_fields(
         &self,
-        workspace_id: &str,
+        workspace_id: &(impl AsRef<str> + ?Sized),
         owner_id: &str,
         fields: &SecretFields,
     ) -> Result<SecretRecord, VaultError> {
@@ -116,14 +116,14 @@ impl Vault {
         let sealed = cipher::seal(
             &self.read(),
             SealContext {
-                workspace_id,
+                workspace_id: workspace_id.as_ref(),
                 row_id: &id,
             },
             &plaintext,
         )?;
         Ok(SecretRecord {
             id,
-            workspace_id: workspace_id.into(),
+            workspace_id: workspace_id.as_ref().to_string(),
             owner_id: owner_id.into(),
             key_id: sealed.key_id,
             nonce: sealed.nonce,
@@ -141,7 +141,7 @@ impl Vault {
             ciphertext: record.ciphertext.clone(),
         };
         let context = SealContext {
-            workspace_id: &record.workspace_id,
+            workspace_id: record.workspace_id.as_str(),
             row_id: &record.id,
         };
         // Bind the first attempt on its own so the read guard is released before a reload
@@ -160,10 +160,10 @@ impl Vault {
 
     /// Seal a short value stored outside `secrets` (an OAuth PKCE verifier), bound to its
     /// workspace and row.
-    pub fn seal_value(&self, workspace_id: &str, row_id: &str, plaintext: &[u8]) -> Result<Sealed, VaultError> {
+    pub fn seal_value(&self, workspace_id: &(impl AsRef<str> + ?Sized), row_id: &str, plaintext: &[u8]) -> Result<Sealed, VaultError> {
         Ok(cipher::seal(
             &self.read(),
-            SealContext { workspace_id, row_id },
+            SealContext { workspace_id: workspace_id.as_ref(), row_id },
             plaintext,
         )?)
     }
@@ -171,11 +171,11 @@ impl Vault {
     /// Open a value sealed with [`Vault::seal_value`].
     pub fn open_value(
         &self,
-        workspace_id: &str,
+        workspace_id: &(impl AsRef<str> + ?Sized),
         row_id: &str,
         sealed: &Sealed,
     ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-        let context = SealContext { workspace_id, row_id };
+        let context = SealContext { workspace_id: workspace_id.as_ref(), row_id };
         let first = cipher::open(&self.read(), context, sealed);
         Ok(match first {
             Err(CipherError::UnknownKey(_)) => {
@@ -236,7 +236,7 @@ impl Vault {
                 let fields = self.open_fields(row)?;
                 let plaintext = Zeroizing::new(serde_json::to_vec(&fields.0).map_err(|_| VaultError::Corrupt)?);
                 let context = SealContext {
-                    workspace_id: &row.workspace_id,
+                    workspace_id: row.workspace_id.as_str(),
                     row_id: &row.id,
                 };
                 let sealed = cipher::seal(&self.read(), context, &plaintext)?;

@@ -33,7 +33,7 @@ pub async fn create_with_owner(
         .insert_api_key(&NewApiKey {
             id: new_id("key"),
             workspace_id: workspace.id.clone(),
-            member_id: Some(owner.id),
+            member_id: Some(owner.id.to_string()),
             name: "owner".into(),
             prefix: generated.prefix.clone(),
             hash: generated.hash.clone(),
@@ -67,7 +67,7 @@ pub async fn bootstrap(state: &AppState) -> StoreResult<Option<zeroize::Zeroizin
             &made.workspace.id,
             "system",
             "workspace.bootstrap",
-            &made.workspace.id,
+            made.workspace.id.as_str(),
             "",
         )])
         .await?;

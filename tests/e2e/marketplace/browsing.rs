@@ -1,0 +1,42 @@
+//! Browsing the catalogue: public (no key), searched by text, category and sort, each
+//! package with its latest version, that version's permissions and all its versions.
+
+use super::{acme_slack, restarted_strict};
+use nexum_tests::app::TestApp;
+use nexum_tests::bundles::keys;
+use reqwest::StatusCode;
+use serde_json::json;
+
+on_both_databases!(the_catalogue_is_public_and_searchable);
+
+async fn the_catalogue_is_public_and_searchable(app: TestApp) {
+    let (k1, k2) = (keys(), keys());
+    let app = restarted_strict(app, &[&k1, &k2]).await;
+    acme_slack(&app, &k1, &k2).await;
+
+    // Browse (public, no key).
+    let found = app
+        .request(
+            reqwest::Method::GET,
+            "/api/v1/marketplace/packages?q=slack&category=communication&sort=installs",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(found.status, StatusCode::OK);
+    let pkg = &found.body["data"][0];
+    assert_eq!(pkg["package"], "acme/slack");
+    assert_eq!(pkg["latest_version"], "0.2.0");
+    assert_eq!(pkg["permissions"]["allowed_hosts"], json!(["{{ api_base }}"]));
+    assert_eq!(pkg["versions"].as_array().map(Vec::len), Some(2));
+    let none = app
+        .request(
+            reqwest::Method::GET,
+            "/api/v1/marketplace/packages?q=nothing-like-this",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(none.body["data"], json!([]));
+    app.shutdown().await;
+}
