@@ -6,8 +6,8 @@
 //! checkout needed, and its unit test passes out of the box.
 
 use crate::harness::{HarnessError, build_crate};
-use nexum_marketplace::bundle::{self, Bundle, COMPONENT_FILE};
 use nexum_manifest::{MANIFEST_FILE, Manifest};
+use nexum_marketplace::bundle::{self, Bundle, COMPONENT_FILE};
 use nexum_marketplace::permissions::Permissions;
 use nexum_marketplace::signing::{self, PublicKey};
 use std::collections::BTreeMap;
@@ -410,7 +410,11 @@ mod tests {
     /// an SDK pointing at a directory that does not exist; catch it here, not in a user's build.
     #[test]
     fn vendored_sdk_points_at_the_vendored_wit() {
-        assert_eq!(SDK_LIB.matches(SDK_WIT_PATH).count(), 1, "plugins/sdk/src/lib.rs no longer uses {SDK_WIT_PATH}");
+        assert_eq!(
+            SDK_LIB.matches(SDK_WIT_PATH).count(),
+            1,
+            "plugins/sdk/src/lib.rs no longer uses {SDK_WIT_PATH}"
+        );
         let lib = vendored_sdk_lib();
         assert!(lib.contains(VENDORED_WIT_PATH));
         assert!(!lib.contains(SDK_WIT_PATH));

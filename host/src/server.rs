@@ -3,11 +3,11 @@
 //! requests finish; buffered usage and audit records are flushed).
 
 use crate::api;
-use crate::state::AppState;
 use crate::broker::{AddressPolicy, Broker, BrokerConfig, Outbound};
 use crate::config::Config;
 use crate::jobs::{self, Recorder};
 use crate::runtime::{Runtime, RuntimeConfig};
+use crate::state::AppState;
 use crate::store::Db;
 use crate::vault::{KeySource, Keyring, Vault};
 use std::net::SocketAddr;

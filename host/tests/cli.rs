@@ -125,8 +125,7 @@ async fn admin_create_key_mints_a_working_key() {
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_rotate_from_the_cli_while_the_server_serves() {
     let slack = fakes::slack().await;
-    let app =
-        nexum_tests::app::TestApp::start_with(nexum_tests::app::Backend::Sqlite, |c| c.cache_ttl_ms = 0).await;
+    let app = nexum_tests::app::TestApp::start_with(nexum_tests::app::Backend::Sqlite, |c| c.cache_ttl_ms = 0).await;
     let conn = app.connect_slack(&app.key, &slack).await;
     let run = format!("/api/v1/connections/{conn}/actions/send_message");
     let input = serde_json::json!({ "channel": "C1", "text": "x" });

@@ -39,7 +39,10 @@ async fn sqlite_and_postgres_migrations_build_the_same_schema() {
     SQLITE_MIGRATIONS.run(&sqlite).await.expect("sqlite migrations apply");
 
     let (postgres, admin, schema_name) = fresh_postgres().await;
-    POSTGRES_MIGRATIONS.run(&postgres).await.expect("postgres migrations apply");
+    POSTGRES_MIGRATIONS
+        .run(&postgres)
+        .await
+        .expect("postgres migrations apply");
 
     let lite = sqlite_schema(&sqlite).await;
     let pg = postgres_schema(&postgres).await;
@@ -147,7 +150,9 @@ fn normalize_default(default: &str) -> Option<String> {
         }
         // Postgres appends casts: `'x'::text`, `0::bigint`, `'a'::character varying`.
         if let Some(at) = d.rfind("::")
-            && d[at + 2..].chars().all(|c| c.is_ascii_alphabetic() || c == ' ' || c == '_')
+            && d[at + 2..]
+                .chars()
+                .all(|c| c.is_ascii_alphabetic() || c == ' ' || c == '_')
         {
             d = d[..at].trim();
         }
@@ -156,7 +161,10 @@ fn normalize_default(default: &str) -> Option<String> {
         }
     }
     let is_string = d.len() >= 2 && d.starts_with('\'') && d.ends_with('\'');
-    let is_number = !d.is_empty() && d.trim_start_matches('-').chars().all(|c| c.is_ascii_digit() || c == '.');
+    let is_number = !d.is_empty()
+        && d.trim_start_matches('-')
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.');
     let lower = d.to_ascii_lowercase();
     if is_string || is_number {
         Some(d.to_string())
@@ -241,13 +249,12 @@ async fn sqlite_schema(db: &SqlitePool) -> Schema {
     for (table,) in tables.iter().filter(|(t,)| !IGNORED_TABLES.contains(&t.as_str())) {
         schema.insert(format!("table {table}"), String::new());
 
-        let columns: Vec<(String, String, i64, Option<String>, i64)> = sqlx::query_as(
-            r#"SELECT name, type, "notnull", dflt_value, pk FROM pragma_table_info(?1) ORDER BY cid"#,
-        )
-        .bind(table)
-        .fetch_all(db)
-        .await
-        .expect("sqlite columns");
+        let columns: Vec<(String, String, i64, Option<String>, i64)> =
+            sqlx::query_as(r#"SELECT name, type, "notnull", dflt_value, pk FROM pragma_table_info(?1) ORDER BY cid"#)
+                .bind(table)
+                .fetch_all(db)
+                .await
+                .expect("sqlite columns");
         let mut pk: Vec<(i64, String)> = Vec::new();
         for (name, declared, not_null, default, pk_pos) in columns {
             // SQLite lets a non-INTEGER PRIMARY KEY column hold NULL unless it says NOT NULL
@@ -287,11 +294,17 @@ async fn sqlite_schema(db: &SqlitePool) -> Schema {
                 .expect("sqlite index columns");
             let cols: Vec<String> = cols.into_iter().map(|(c,)| c).collect();
             if unique != 0 {
-                schema.insert(format!("unique {table} {}", columns_list(&sorted(&cols))), String::new());
+                schema.insert(
+                    format!("unique {table} {}", columns_list(&sorted(&cols))),
+                    String::new(),
+                );
             }
             if origin == "c" {
                 let kind = if unique != 0 { "unique index" } else { "index" };
-                schema.insert(format!("index {table} {}", columns_list(&cols)), format!("{kind} {index}"));
+                schema.insert(
+                    format!("index {table} {}", columns_list(&cols)),
+                    format!("{kind} {index}"),
+                );
             }
         }
     }
@@ -387,11 +400,17 @@ async fn postgres_schema(db: &PgPool) -> Schema {
             continue;
         }
         if unique {
-            schema.insert(format!("unique {table} {}", columns_list(&sorted(&cols))), String::new());
+            schema.insert(
+                format!("unique {table} {}", columns_list(&sorted(&cols))),
+                String::new(),
+            );
         }
         if !constraint {
             let kind = if unique { "unique index" } else { "index" };
-            schema.insert(format!("index {table} {}", columns_list(&cols)), format!("{kind} {index}"));
+            schema.insert(
+                format!("index {table} {}", columns_list(&cols)),
+                format!("{kind} {index}"),
+            );
         }
     }
 

@@ -6,10 +6,10 @@
 
 use super::AppState;
 use super::extract::{ApiBytes, ApiQuery, Principal, json_rejection, path_id};
-use crate::ids::ConnectionId;
 use crate::auth::Scope;
 use crate::connections::run_action;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::ConnectionId;
 use crate::runtime::{CallError, CallTrace};
 use crate::store::new_id;
 use axum::body::Bytes;

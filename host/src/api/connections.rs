@@ -3,10 +3,10 @@
 
 use super::AppState;
 use super::extract::{ApiJson, ApiQuery, Pagination, Principal, path_id};
-use crate::ids::ConnectionId;
 use crate::auth::Scope;
 use crate::connections::{ConnectionStatus, HealthReport, check_health, manage};
 use crate::error::{ApiError, ApiResult};
+use crate::ids::ConnectionId;
 use crate::jobs::{LatencySummary, summarize};
 use crate::store::{ConnectionRecord, InstallationRecord};
 use crate::vault::SecretFields;

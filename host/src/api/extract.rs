@@ -1,8 +1,8 @@
 //! Request extractors that answer with problem+json: JSON bodies, pagination, the caller.
 
-use crate::ids::WorkspaceId;
 use crate::auth::Scope;
 use crate::error::ApiError;
+use crate::ids::WorkspaceId;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -154,5 +154,6 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
 /// Parse an id taken from the URL path into its typed kind. A malformed id answers 404 like
 /// an unknown one: it names nothing, and a caller learns nothing from the difference.
 pub fn path_id<T: std::str::FromStr<Err = crate::ids::InvalidId>>(raw: &str) -> Result<T, ApiError> {
-    raw.parse().map_err(|e: crate::ids::InvalidId| ApiError::not_found(e.kind))
+    raw.parse()
+        .map_err(|e: crate::ids::InvalidId| ApiError::not_found(e.kind))
 }

@@ -3,9 +3,9 @@
 
 use super::AppState;
 use super::extract::{ApiJson, ApiQuery, Pagination, Principal, path_id};
-use crate::ids::ConnectionId;
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
+use crate::ids::ConnectionId;
 use crate::oauth::flow::{self, CallbackOutcome, CallbackParams, FlowRequest};
 use crate::oauth::{RefreshOutcome, RefreshReason};
 use crate::store::{AuditEntry, OAuthAppRecord, OPERATOR_OWNER};

@@ -41,4 +41,3 @@ impl KeyCache {
             .retain(|_, (_, k)| k.id != key_id);
     }
 }
-

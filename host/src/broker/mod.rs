@@ -442,7 +442,10 @@ impl Broker {
     }
 
     fn check_ip_literal(&self, url: &Url) -> Result<(), BrokerError> {
-        self.outbound.policy().check_url(url).map_err(BrokerError::AddressBlocked)
+        self.outbound
+            .policy()
+            .check_url(url)
+            .map_err(BrokerError::AddressBlocked)
     }
 }
 

@@ -2,9 +2,9 @@
 //! runtime, then the bookkeeping every call owes (usage, marketplace execution counts, the
 //! `secret.use` audit record, metrics) and the status change the result implies.
 
-use crate::ids::{ConnectionId, WorkspaceId};
 use super::status::{Observation, is_sticky, next_status};
 use super::{ConnectionResult, ensure_fresh, resolve};
+use crate::ids::{ConnectionId, WorkspaceId};
 use crate::runtime::{CallError, CallOutcome, Invocation};
 use crate::state::AppState;
 use crate::store::{AuditEntry, now_ms};
@@ -55,9 +55,13 @@ pub async fn run_action(
         Err(CallError::UnknownAction { .. } | CallError::InvalidInput { .. })
     );
     if ran {
-        state
-            .recorder
-            .call(workspace_id, id.as_str(), now_ms(), duration_ms, outcome.result.is_err());
+        state.recorder.call(
+            workspace_id,
+            id.as_str(),
+            now_ms(),
+            duration_ms,
+            outcome.result.is_err(),
+        );
         if let Some(package) = resolved.installation.source.strip_prefix("marketplace:") {
             state.recorder.execution(package, &resolved.installation.version);
         }

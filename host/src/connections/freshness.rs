@@ -3,8 +3,8 @@
 //! upstream 401 ([`ConnectionRefresher`], the runtime's hook). The refresh itself
 //! (single-flight, rotation, failure accounting) is `oauth::refresh`.
 
-use crate::ids::{ConnectionId, WorkspaceId};
 use super::{ConnectionResult, ConnectionStatus, Resolved, resolve};
+use crate::ids::{ConnectionId, WorkspaceId};
 use crate::oauth::{OAuthError, RefreshReason, needs_refresh, refresh};
 use crate::runtime::{Connection, CredentialRefresher};
 use crate::state::AppState;

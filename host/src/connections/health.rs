@@ -2,9 +2,9 @@
 //! (`POST /connections/{id}/test`) or by the periodic health-check job, with the status the
 //! result implies written back.
 
-use crate::ids::{ConnectionId, WorkspaceId};
 use super::status::{Observation, next_status};
 use super::{ConnectionError, ConnectionResult, ConnectionStatus, ensure_fresh, resolve};
+use crate::ids::{ConnectionId, WorkspaceId};
 use crate::runtime::{CallError, Invocation};
 use crate::state::AppState;
 use crate::store::AuditEntry;
@@ -78,7 +78,12 @@ pub async fn check_health(
 
 /// Resolve, refresh if due, and run test-connection. `Ok(None)` when the connector does not
 /// implement it (nothing to learn, so it counts as passing).
-async fn probe(state: &Arc<AppState>, workspace_id: &WorkspaceId, id: &ConnectionId, actor: &str) -> ConnectionResult<Option<Value>> {
+async fn probe(
+    state: &Arc<AppState>,
+    workspace_id: &WorkspaceId,
+    id: &ConnectionId,
+    actor: &str,
+) -> ConnectionResult<Option<Value>> {
     let resolved = resolve(state, workspace_id, id).await?;
     let resolved = ensure_fresh(state, resolved).await?;
     let outcome = state

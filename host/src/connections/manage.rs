@@ -3,9 +3,9 @@
 //! and frozen (defaults written in); a change that would move where a stored secret is sent
 //! needs the secret again.
 
-use crate::ids::{ConnectionId, InstallationId, WorkspaceId};
 use super::status::{Observation, next_status};
 use super::{ConnectionError, ConnectionResult};
+use crate::ids::{ConnectionId, InstallationId, WorkspaceId};
 use crate::state::AppState;
 use crate::store::{AuditEntry, ConnectionRecord, InstallationRecord};
 use crate::vault::{Credential, SecretFields};
@@ -38,7 +38,10 @@ pub struct ConnectionChange {
 
 fn check_name(name: &str) -> ConnectionResult<()> {
     if name.trim().is_empty() || name.len() > 200 {
-        return Err(ConnectionError::invalid("invalid_name", "name must be 1–200 characters"));
+        return Err(ConnectionError::invalid(
+            "invalid_name",
+            "name must be 1–200 characters",
+        ));
     }
     Ok(())
 }
@@ -157,7 +160,10 @@ async fn oauth_fields(
 
 /// The connection's variables with the manifest's defaults written in, so a later version
 /// of the connector changing a default never silently moves an existing connection.
-fn frozen_variables(manifest: &Manifest, given: &BTreeMap<String, String>) -> ConnectionResult<BTreeMap<String, String>> {
+fn frozen_variables(
+    manifest: &Manifest,
+    given: &BTreeMap<String, String>,
+) -> ConnectionResult<BTreeMap<String, String>> {
     manifest
         .resolve_variables(given)
         .map_err(|e| ConnectionError::invalid("invalid_variables", e.to_string()))
@@ -177,7 +183,11 @@ fn credential_hosts(
         .collect())
 }
 
-fn pick_scheme(manifest: &Manifest, requested: Option<&str>, fields: &SecretFields) -> ConnectionResult<Option<String>> {
+fn pick_scheme(
+    manifest: &Manifest,
+    requested: Option<&str>,
+    fields: &SecretFields,
+) -> ConnectionResult<Option<String>> {
     match requested {
         Some(id) => manifest.auth_scheme(id).map(|s| Some(s.id.clone())).ok_or_else(|| {
             ConnectionError::invalid(
@@ -344,7 +354,12 @@ pub async fn update(
 }
 
 /// Delete a connection: disconnects it and wipes its secret, as `actor`.
-pub async fn delete(state: &AppState, workspace_id: &WorkspaceId, actor: &str, id: &ConnectionId) -> ConnectionResult<()> {
+pub async fn delete(
+    state: &AppState,
+    workspace_id: &WorkspaceId,
+    actor: &str,
+    id: &ConnectionId,
+) -> ConnectionResult<()> {
     if !state.db.delete_connection(workspace_id, id).await? {
         return Err(ConnectionError::NotFound("connection"));
     }

@@ -3,8 +3,8 @@
 //! configured TTL (and evicted on local changes) so an action call usually touches no
 //! database row and decrypts nothing.
 
+use super::{ConnectionError, ConnectionRefresher, ConnectionResult};
 use crate::ids::{ConnectionId, WorkspaceId};
-use super::{ConnectionError, ConnectionResult, ConnectionRefresher};
 use crate::runtime::{Connection, LoadedConnector};
 use crate::state::AppState;
 use crate::store::{ConnectionRecord, InstallationRecord};
@@ -51,7 +51,11 @@ impl ConnectionCache {
 /// Resolve `connection_id` in `workspace_id` ([`ConnectionError::NotFound`] when it is not
 /// there). Takes the shared state by `Arc` so an OAuth2 connection's 401 renewal hook can
 /// reach it later without a back-pointer.
-pub async fn resolve(state: &Arc<AppState>, workspace_id: &WorkspaceId, connection_id: &ConnectionId) -> ConnectionResult<Arc<Resolved>> {
+pub async fn resolve(
+    state: &Arc<AppState>,
+    workspace_id: &WorkspaceId,
+    connection_id: &ConnectionId,
+) -> ConnectionResult<Arc<Resolved>> {
     let ttl = Duration::from_millis(state.config.cache_ttl_ms);
     if let Some((at, resolved)) = state
         .connections
@@ -76,8 +80,8 @@ pub async fn resolve(state: &Arc<AppState>, workspace_id: &WorkspaceId, connecti
         .ok_or(ConnectionError::NotFound("connector installation"))?;
     let connector = load_connector(state, &installation).await?;
     let credentials = open_credentials(state, &record, &connector.manifest).await?;
-    let variables: BTreeMap<String, String> = serde_json::from_str(&record.variables)
-        .map_err(|_| ConnectionError::Corrupt("connection variables"))?;
+    let variables: BTreeMap<String, String> =
+        serde_json::from_str(&record.variables).map_err(|_| ConnectionError::Corrupt("connection variables"))?;
     let uses_oauth = credentials
         .iter()
         .any(|c| matches!(c.scheme.kind, nexum_manifest::AuthKind::OAuth2(_)));
@@ -105,7 +109,10 @@ pub async fn resolve(state: &Arc<AppState>, workspace_id: &WorkspaceId, connecti
 }
 
 /// The compiled connector of an installation (compiled once per digest and manifest).
-pub async fn load_connector(state: &AppState, installation: &InstallationRecord) -> ConnectionResult<Arc<LoadedConnector>> {
+pub async fn load_connector(
+    state: &AppState,
+    installation: &InstallationRecord,
+) -> ConnectionResult<Arc<LoadedConnector>> {
     let manifest_hash = crate::runtime::digest(installation.manifest.as_bytes());
     let key = (installation.digest.clone(), manifest_hash);
     if let Some(c) = state

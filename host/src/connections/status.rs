@@ -115,7 +115,11 @@ mod tests {
                 (O::CallFailedOtherwise, current),
             ] {
                 let expected = if sticky { current } else { healthy_next };
-                assert_eq!(next_status(current, observation), expected, "{current:?} after {observation:?}");
+                assert_eq!(
+                    next_status(current, observation),
+                    expected,
+                    "{current:?} after {observation:?}"
+                );
             }
         }
     }

@@ -24,7 +24,10 @@ impl Job for ExpireIdempotencyKeys {
 
     fn run_once<'a>(&'a self, state: &'a Arc<AppState>) -> JobFuture<'a> {
         Box::pin(async move {
-            let expired = state.db.expire_idempotency_keys(now_ms() - IDEMPOTENCY_KEY_TTL_MS).await?;
+            let expired = state
+                .db
+                .expire_idempotency_keys(now_ms() - IDEMPOTENCY_KEY_TTL_MS)
+                .await?;
             let handled = usize::try_from(expired).unwrap_or(usize::MAX);
             Ok(JobReport { handled })
         })

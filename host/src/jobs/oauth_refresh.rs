@@ -3,9 +3,9 @@
 //! authorization flows are forgotten. Safe on many nodes at once: each refresh is
 //! single-flight and re-reads the token under its lock.
 
-use crate::ids::{InstallationId, WorkspaceId};
 use super::{Job, JobFuture, JobReport};
 use crate::config::Config;
+use crate::ids::{InstallationId, WorkspaceId};
 use crate::oauth::{RefreshReason, needs_refresh, refresh};
 use crate::state::AppState;
 use crate::store::now_ms;
@@ -88,7 +88,12 @@ pub async fn sweep(state: &Arc<AppState>) -> usize {
     attempted
 }
 
-async fn margin_of(state: &AppState, workspace_id: &WorkspaceId, installation_id: &InstallationId, scheme: Option<&str>) -> Option<u64> {
+async fn margin_of(
+    state: &AppState,
+    workspace_id: &WorkspaceId,
+    installation_id: &InstallationId,
+    scheme: Option<&str>,
+) -> Option<u64> {
     let installation = state.db.installation(workspace_id, installation_id).await.ok()??;
     let manifest = Manifest::parse(&installation.manifest).ok()?;
     match &manifest.auth_scheme(scheme?)?.kind {

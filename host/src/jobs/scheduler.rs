@@ -12,11 +12,7 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Start `jobs` (those switched on by the settings) until `stop` changes.
-    pub fn start(
-        state: &Arc<AppState>,
-        jobs: Vec<Arc<dyn Job>>,
-        stop: &tokio::sync::watch::Receiver<bool>,
-    ) -> Self {
+    pub fn start(state: &Arc<AppState>, jobs: Vec<Arc<dyn Job>>, stop: &tokio::sync::watch::Receiver<bool>) -> Self {
         let tasks = jobs
             .into_iter()
             .filter_map(|job| {

@@ -1,8 +1,8 @@
 //! Which OAuth client a connection authenticates as: client credentials stored with the
 //! connection itself, else the workspace's app for the connector, else the operator's.
 
-use crate::ids::WorkspaceId;
 use super::{ClientApp, OAuthError};
+use crate::ids::WorkspaceId;
 use crate::state::AppState;
 use crate::store::OPERATOR_OWNER;
 use crate::vault::SecretFields;

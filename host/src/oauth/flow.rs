@@ -6,8 +6,8 @@
 //! flow by its state exactly once, exchanges the code, and creates (or reconnects) the
 //! connection with its tokens in one transaction; any failure leaves no connection behind.
 
-use crate::ids::{ConnectionId, InstallationId, WorkspaceId};
 use super::{FLOW_TTL, OAuthError, apps, endpoints_of, provider, token_fields, token_url};
+use crate::ids::{ConnectionId, InstallationId, WorkspaceId};
 use crate::state::AppState;
 use crate::store::{
     AuditEntry, ConnectionRecord, ConnectionStatus, FlowClaim, InstallationRecord, OAuthFlowRecord, TokenUpdate,
@@ -325,7 +325,11 @@ pub async fn complete(state: &AppState, params: CallbackParams) -> Result<Callba
 
 type ExchangeError = (&'static str, String, bool);
 
-async fn exchange(state: &AppState, flow: &OAuthFlowRecord, params: &CallbackParams) -> Result<ConnectionId, ExchangeError> {
+async fn exchange(
+    state: &AppState,
+    flow: &OAuthFlowRecord,
+    params: &CallbackParams,
+) -> Result<ConnectionId, ExchangeError> {
     let internal = |e: &dyn std::fmt::Display| {
         tracing::error!(flow = %flow.id, error = %e, "OAuth callback failed");
         (
@@ -397,7 +401,10 @@ async fn exchange(state: &AppState, flow: &OAuthFlowRecord, params: &CallbackPar
     let expires_at = super::expires_at_of(&fields);
 
     if let Some(id) = &flow.connection_id {
-        let sealed = state.vault.seal_fields(ws, id.as_str(), &fields).map_err(|e| internal(&e))?;
+        let sealed = state
+            .vault
+            .seal_fields(ws, id.as_str(), &fields)
+            .map_err(|e| internal(&e))?;
         let _local = state.oauth.lock(id.as_str()).await;
         let mut lock = state.db.lock_for_refresh(ws, id).await.map_err(|e| internal(&e))?;
         if lock.connection().await.map_err(|e| internal(&e))?.is_none() {

@@ -7,9 +7,9 @@
 //! access token it came with. `invalid_grant` re-reads once more before the connection is
 //! declared broken, in case someone rotated the token while we asked.
 
-use crate::ids::{ConnectionId, WorkspaceId};
 use super::{OAuthError, ProviderError, apps, endpoints_of, needs_refresh, token_fields, token_url};
 use crate::connections::status::{Observation, is_sticky, next_status};
+use crate::ids::{ConnectionId, WorkspaceId};
 use crate::state::AppState;
 use crate::store::{ConnectionStatus, TokenUpdate, now_ms};
 use nexum_manifest::Manifest;

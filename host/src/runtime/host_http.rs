@@ -5,9 +5,7 @@
 
 use super::bindings::nexum::connector::http::{Host, HostRequest};
 use super::bindings::nexum::connector::types::{self, HttpError, HttpResponse};
-use super::state::{
-    CallState, CredentialHandle, OutgoingRequest,
-};
+use super::state::{CallState, CredentialHandle, OutgoingRequest};
 use crate::broker::{BrokerError, OutboundRequest};
 use nexum_manifest::AuthKind;
 use reqwest::Method;

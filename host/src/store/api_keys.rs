@@ -1,7 +1,7 @@
 //! API keys: only a SHA-256 hash and a display prefix are stored.
 
-use crate::ids::WorkspaceId;
 use super::{Db, Page, StoreResult, now_ms};
+use crate::ids::WorkspaceId;
 
 /// A stored API key (never the key itself).
 #[derive(Debug, Clone, sqlx::FromRow)]

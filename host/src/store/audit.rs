@@ -1,7 +1,7 @@
 //! The audit log: who did what to which secret-bearing resource, and when. Never values.
 
-use crate::ids::WorkspaceId;
 use super::{Db, Page, StoreResult, new_id, now_ms};
+use crate::ids::WorkspaceId;
 use serde::Serialize;
 
 /// One audit record.
@@ -64,7 +64,12 @@ impl Db {
     }
 
     /// A workspace's audit log, oldest first, a page at a time.
-    pub async fn list_audit(&self, workspace_id: &WorkspaceId, after: &str, limit: usize) -> StoreResult<Page<AuditEntry>> {
+    pub async fn list_audit(
+        &self,
+        workspace_id: &WorkspaceId,
+        after: &str,
+        limit: usize,
+    ) -> StoreResult<Page<AuditEntry>> {
         let rows = sqlx::query_as(
             "SELECT id, workspace_id, actor, action, target, detail, created_at FROM audit_log WHERE workspace_id = $1 AND id > $2 ORDER BY id LIMIT $3",
         )

@@ -1,7 +1,7 @@
 //! Connections: an installed connector plus one account's credentials and settings.
 
-use crate::ids::{ConnectionId, InstallationId, WorkspaceId};
 use super::{Db, Page, StoreResult, now_ms};
+use crate::ids::{ConnectionId, InstallationId, WorkspaceId};
 use serde::Serialize;
 
 /// Health of a connection.
@@ -32,7 +32,6 @@ impl ConnectionStatus {
             Self::Expired => "expired",
         }
     }
-
 }
 
 impl std::str::FromStr for ConnectionStatus {
@@ -209,7 +208,11 @@ async fn insert_connection_row(conn: &mut sqlx::AnyConnection, record: &Connecti
 
 impl Db {
     /// One connection of a workspace.
-    pub async fn connection(&self, workspace_id: &WorkspaceId, id: &ConnectionId) -> StoreResult<Option<ConnectionRecord>> {
+    pub async fn connection(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &ConnectionId,
+    ) -> StoreResult<Option<ConnectionRecord>> {
         Ok(sqlx::query_as(concat!(
             "SELECT ",
             columns!(),

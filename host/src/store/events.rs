@@ -2,8 +2,8 @@
 //! `connection.refresh_failed`, …), written in the same transaction as the change they
 //! describe so none is lost. Webhook delivery reads undelivered rows from here.
 
-use crate::ids::WorkspaceId;
 use super::{Db, Page, StoreResult, new_id, now_ms};
+use crate::ids::WorkspaceId;
 
 /// A stored event.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -45,7 +45,12 @@ pub(crate) async fn insert_event(
 
 impl Db {
     /// Append one event.
-    pub async fn append_event(&self, workspace_id: &WorkspaceId, kind: &str, payload: &serde_json::Value) -> StoreResult<()> {
+    pub async fn append_event(
+        &self,
+        workspace_id: &WorkspaceId,
+        kind: &str,
+        payload: &serde_json::Value,
+    ) -> StoreResult<()> {
         let mut conn = self.pool().acquire().await?;
         insert_event(&mut conn, workspace_id, kind, payload).await
     }

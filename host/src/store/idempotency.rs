@@ -1,7 +1,7 @@
 //! Stripe-style idempotency keys for action execution.
 
-use crate::ids::WorkspaceId;
 use super::{Db, StoreError, StoreResult, now_ms};
+use crate::ids::WorkspaceId;
 
 /// A remembered request: its fingerprint and, once finished, its response.
 #[derive(Debug, Clone, sqlx::FromRow)]

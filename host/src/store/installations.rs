@@ -1,8 +1,8 @@
 //! Installed connectors: a workspace's pinned connector versions. Component bytes are stored
 //! once per digest so every node sharing the database can load them.
 
-use crate::ids::{InstallationId, WorkspaceId};
 use super::{Db, Page, StoreResult, new_id, now_ms};
+use crate::ids::{InstallationId, WorkspaceId};
 
 /// A connector installed in a workspace, pinned by digest.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -93,7 +93,10 @@ impl Db {
     ) -> StoreResult<InstallationRecord> {
         let existing = self.installation_by_connector(workspace_id, new.connector_id).await?;
         let record = InstallationRecord {
-            id: existing.as_ref().map(|e| e.id.clone()).unwrap_or_else(|| InstallationId::generate()),
+            id: existing
+                .as_ref()
+                .map(|e| e.id.clone())
+                .unwrap_or_else(|| InstallationId::generate()),
             workspace_id: workspace_id.clone(),
             connector_id: new.connector_id.into(),
             version: new.version.into(),
@@ -173,7 +176,11 @@ impl Db {
     }
 
     /// One installation of a workspace.
-    pub async fn installation(&self, workspace_id: &WorkspaceId, id: &InstallationId) -> StoreResult<Option<InstallationRecord>> {
+    pub async fn installation(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &InstallationId,
+    ) -> StoreResult<Option<InstallationRecord>> {
         Ok(sqlx::query_as(concat!(
             "SELECT ",
             columns!(),

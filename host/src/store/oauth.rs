@@ -1,9 +1,9 @@
 //! OAuth2 persistence: provider apps, authorization flows (single-use state), and the
 //! per-connection refresh lock under which tokens are re-read and rotated.
 
-use crate::ids::{ConnectionId, InstallationId, WorkspaceId};
 use super::connections::{columns as connection_columns, set_status_in};
 use super::{Backend, ConnectionRecord, ConnectionStatus, Db, SecretRecord, StoreResult, new_id, now_ms};
+use crate::ids::{ConnectionId, InstallationId, WorkspaceId};
 
 /// Owner of an app every workspace may use.
 pub const OPERATOR_OWNER: &str = "operator";

@@ -48,7 +48,11 @@ impl Db {
     }
 
     /// The secret owned by `owner_id` in a workspace.
-    pub async fn secret_of(&self, workspace_id: &(impl AsRef<str> + ?Sized), owner_id: &str) -> StoreResult<Option<SecretRecord>> {
+    pub async fn secret_of(
+        &self,
+        workspace_id: &(impl AsRef<str> + ?Sized),
+        owner_id: &str,
+    ) -> StoreResult<Option<SecretRecord>> {
         Ok(sqlx::query_as(concat!(
             "SELECT ",
             columns!(),

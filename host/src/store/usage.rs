@@ -1,8 +1,8 @@
 //! Per-connection usage: calls, errors and a latency histogram, accumulated in memory and
 //! added to the stored totals in batches.
 
-use crate::ids::WorkspaceId;
 use super::{Db, StoreResult};
+use crate::ids::WorkspaceId;
 
 /// Stored usage totals of one connection.
 #[derive(Debug, Clone, sqlx::FromRow)]

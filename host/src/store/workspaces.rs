@@ -1,7 +1,7 @@
 //! Workspaces and their members.
 
-use crate::ids::{MemberId, WorkspaceId};
 use super::{Db, StoreResult, now_ms};
+use crate::ids::{MemberId, WorkspaceId};
 use serde::{Deserialize, Serialize};
 
 /// A workspace: the tenant boundary.

@@ -160,10 +160,18 @@ impl Vault {
 
     /// Seal a short value stored outside `secrets` (an OAuth PKCE verifier), bound to its
     /// workspace and row.
-    pub fn seal_value(&self, workspace_id: &(impl AsRef<str> + ?Sized), row_id: &str, plaintext: &[u8]) -> Result<Sealed, VaultError> {
+    pub fn seal_value(
+        &self,
+        workspace_id: &(impl AsRef<str> + ?Sized),
+        row_id: &str,
+        plaintext: &[u8],
+    ) -> Result<Sealed, VaultError> {
         Ok(cipher::seal(
             &self.read(),
-            SealContext { workspace_id: workspace_id.as_ref(), row_id },
+            SealContext {
+                workspace_id: workspace_id.as_ref(),
+                row_id,
+            },
             plaintext,
         )?)
     }
@@ -175,7 +183,10 @@ impl Vault {
         row_id: &str,
         sealed: &Sealed,
     ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-        let context = SealContext { workspace_id: workspace_id.as_ref(), row_id };
+        let context = SealContext {
+            workspace_id: workspace_id.as_ref(),
+            row_id,
+        };
         let first = cipher::open(&self.read(), context, sealed);
         Ok(match first {
             Err(CipherError::UnknownKey(_)) => {
