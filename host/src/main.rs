@@ -233,7 +233,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let db = server::open_db(&config).await?;
             let vault = server::open_vault(&config)?;
             let report = vault.rotate(&db, reseal_only).await?;
-            let workspaces: Vec<(String,)> = sqlx::query_as("SELECT id FROM workspaces").fetch_all(db.pool()).await?;
+            let workspaces: Vec<(nexum_host::ids::WorkspaceId,)> =
+                sqlx::query_as("SELECT id FROM workspaces").fetch_all(db.pool()).await?;
             let entries: Vec<_> = workspaces
                 .iter()
                 .map(|(ws,)| {
@@ -386,14 +387,15 @@ async fn create_key(
     let db = server::open_db(&config).await?;
     let workspace_id = match workspace {
         Some(ws) => db
-            .workspace(&ws)
+            .workspace(&ws.parse::<nexum_host::ids::WorkspaceId>()?)
             .await?
             .map(|w| w.id)
             .with_context(|| format!("no workspace {ws}"))?,
         None => {
-            let first: Option<(String,)> = sqlx::query_as("SELECT id FROM workspaces ORDER BY id LIMIT 1")
-                .fetch_optional(db.pool())
-                .await?;
+            let first: Option<(nexum_host::ids::WorkspaceId,)> =
+                sqlx::query_as("SELECT id FROM workspaces ORDER BY id LIMIT 1")
+                    .fetch_optional(db.pool())
+                    .await?;
             first
                 .map(|(id,)| id)
                 .context("no workspace yet: run `nexum serve` once to bootstrap")?

@@ -11,8 +11,8 @@ use crate::store::{AuditEntry, InstallationRecord};
 use axum::Json;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
-use nexum_marketplace::bundle::Bundle;
 use nexum_manifest::{HostPattern, Manifest};
+use nexum_marketplace::bundle::Bundle;
 use nexum_marketplace::permissions::Permissions;
 use nexum_marketplace::signing::{Signer, SigningError};
 use serde::Deserialize;
@@ -97,7 +97,7 @@ impl InstallationView {
             })
             .collect();
         Ok(Self {
-            id: record.id.clone(),
+            id: record.id.to_string(),
             connector_id: record.connector_id.clone(),
             version: record.version.clone(),
             digest: record.digest.clone(),
@@ -304,7 +304,7 @@ pub async fn install_bundle(
             &principal.workspace_id,
             &principal.key_id,
             action,
-            &record.id,
+            record.id.as_str(),
             format!(
                 "{}@{} bundle sha256:{} signer:{signer_text} source:{source}",
                 manifest.id, version, bundle.digest
@@ -334,6 +334,7 @@ pub async fn rollback(
     ApiJson(body): ApiJson<Rollback>,
 ) -> ApiResult<Json<InstallationView>> {
     principal.require(Scope::ConnectionsWrite)?;
+    let id: crate::ids::InstallationId = super::extract::path_id(&id)?;
     let current = state
         .db
         .installation(&principal.workspace_id, &id)
@@ -393,7 +394,7 @@ pub async fn rollback(
             &principal.workspace_id,
             &principal.key_id,
             "connector.rollback",
-            &id,
+            id.as_str(),
             format!("{} → {}", current.version, target.version),
         )])
         .await?;
@@ -444,6 +445,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<InstallationView>> {
     principal.require(Scope::ConnectionsRead)?;
+    let id: crate::ids::InstallationId = super::extract::path_id(&id)?;
     let record = state
         .db
         .installation(&principal.workspace_id, &id)
@@ -460,6 +462,7 @@ pub async fn uninstall(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     principal.require(Scope::ConnectionsWrite)?;
+    let id: crate::ids::InstallationId = super::extract::path_id(&id)?;
     if state.db.installation(&principal.workspace_id, &id).await?.is_none() {
         return Err(ApiError::not_found("connector"));
     }
@@ -474,7 +477,7 @@ pub async fn uninstall(
             &principal.workspace_id,
             &principal.key_id,
             "connector.uninstall",
-            &id,
+            id.as_str(),
             "",
         )])
         .await?;

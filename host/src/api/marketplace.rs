@@ -654,13 +654,13 @@ pub async fn install_from_marketplace(
                         .send()
                         .await
                         .map_err(|e| {
-                        ApiError::new(
-                            StatusCode::BAD_GATEWAY,
-                            "marketplace_unreachable",
-                            "Bad gateway",
-                            format!("the marketplace did not answer: {}", e.without_url()),
-                        )
-                    })?;
+                            ApiError::new(
+                                StatusCode::BAD_GATEWAY,
+                                "marketplace_unreachable",
+                                "Bad gateway",
+                                format!("the marketplace did not answer: {}", e.without_url()),
+                            )
+                        })?;
                     if !response.status().is_success() {
                         return Err(ApiError::new(
                             StatusCode::BAD_GATEWAY,
@@ -914,7 +914,7 @@ pub async fn write_review(
     let author = principal
         .member_id
         .clone()
-        .unwrap_or_else(|| principal.workspace_id.clone());
+        .unwrap_or_else(|| principal.workspace_id.to_string());
     let now = now_ms();
     let review = ReviewRecord {
         id: new_id("rev"),

@@ -1,8 +1,8 @@
 //! The marketplace registry: publishers and their keys, packages, immutable versions with
 //! their bundles, install records and reviews.
 
-use crate::ids::WorkspaceId;
 use super::{Db, StoreResult, new_id, now_ms};
+use crate::ids::WorkspaceId;
 use serde::Serialize;
 
 /// A publisher namespace owned by a workspace.
@@ -390,7 +390,11 @@ impl Db {
     }
 
     /// The version a workspace installed from the marketplace, if any.
-    pub async fn marketplace_install(&self, workspace_id: &WorkspaceId, package_id: &str) -> StoreResult<Option<String>> {
+    pub async fn marketplace_install(
+        &self,
+        workspace_id: &WorkspaceId,
+        package_id: &str,
+    ) -> StoreResult<Option<String>> {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT version FROM marketplace_installs WHERE workspace_id = $1 AND package_id = $2")
                 .bind(workspace_id)

@@ -139,7 +139,7 @@ async fn expire_now(app: &TestApp, connection: &str) {
     let state = app.state();
     let record = state
         .db
-        .connection_any_workspace(connection)
+        .connection_any_workspace(&connection.parse().expect("connection id"))
         .await
         .expect("db")
         .expect("row");

@@ -135,7 +135,7 @@ async fn invalid_grant_after_another_rotation_keeps_the_connection(app: TestApp)
     let state = app.state();
     let ws = state
         .db
-        .connection_any_workspace(&connection)
+        .connection_any_workspace(&connection.parse().expect("connection id"))
         .await
         .expect("db")
         .expect("row")
