@@ -11,7 +11,6 @@ use crate::connections::run_action;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::ConnectionId;
 use crate::runtime::{CallError, CallTrace};
-use crate::store::new_id;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -33,7 +32,7 @@ pub struct ExecuteParams {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Execution {
     /// `exe_…`
-    pub execution_id: String,
+    pub execution_id: crate::ids::ExecutionId,
     /// The action's output (validated against its output schema).
     #[schema(value_type = Object)]
     pub output: Value,
@@ -188,7 +187,7 @@ async fn run(
     match outcome.result {
         Ok(output) => {
             let body = Execution {
-                execution_id: new_id("exe"),
+                execution_id: crate::ids::ExecutionId::generate(),
                 output,
                 duration_ms,
                 trace,
