@@ -23,6 +23,9 @@ type Schema = BTreeMap<String, String>;
 
 const IGNORED_TABLES: &[&str] = &["_sqlx_migrations"];
 
+/// A Postgres foreign key: table, columns, referenced table, referenced columns, on-delete.
+type ForeignKeyRow = (String, Vec<String>, String, Vec<String>, String);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_and_postgres_migrations_build_the_same_schema() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -414,7 +417,7 @@ async fn postgres_schema(db: &PgPool) -> Schema {
         }
     }
 
-    let fks: Vec<(String, Vec<String>, String, Vec<String>, String)> = sqlx::query_as(
+    let fks: Vec<ForeignKeyRow> = sqlx::query_as(
         "SELECT cl.relname::text, \
                 (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord) \
                  JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum), \

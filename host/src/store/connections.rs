@@ -193,7 +193,7 @@ async fn insert_connection_row(conn: &mut sqlx::AnyConnection, record: &Connecti
     .bind(&record.name)
     .bind(&record.auth_scheme)
     .bind(&record.variables)
-    .bind(&record.status)
+    .bind(record.status)
     .bind(&record.last_error)
     .bind(record.last_health_check)
     .bind(record.last_used_at)

@@ -96,7 +96,7 @@ impl Db {
             id: existing
                 .as_ref()
                 .map(|e| e.id.clone())
-                .unwrap_or_else(|| InstallationId::generate()),
+                .unwrap_or_else(InstallationId::generate),
             workspace_id: workspace_id.clone(),
             connector_id: new.connector_id.into(),
             version: new.version.into(),

@@ -178,7 +178,7 @@ async fn refresh_race(backend: Backend) {
             let key_file = app.data_dir.path().join("master.keys");
             Some(
                 TestApp::start_on(backend, dir, app.database_url.clone(), |c| {
-                    c.master_key_file = key_file.into();
+                    c.master_key_file = key_file;
                     capacity(c);
                 })
                 .await,
