@@ -9,12 +9,14 @@
 //!   injection, scrubbing, caps, retries, rate limits, traces);
 //! - [`vault`]: secrets in memory and credential handles;
 //! - [`harness`]: `nexum connector run`, the author's local loop;
-//! - [`connections`], [`oauth`], [`workspaces`]: the capabilities under the API;
+//! - [`connections`], [`oauth`], [`workspaces`], [`marketplace`]: the capabilities under the
+//!   API (`marketplace` is the registry of signed connectors and installing from it);
 //! - [`api`] (HTTP only), [`auth`], [`store`], [`jobs`], [`state`], [`config`], [`server`]:
 //!   `nexum serve`, the REST API over SQLite or PostgreSQL.
 //!
 //! Layers point down only: `api` → capabilities (`connections`, `oauth`, `workspaces`,
-//! `jobs`) → `runtime` → `broker` / `vault` → `store`. Nothing below `api` imports it.
+//! `marketplace`, `jobs`) → `runtime` → `broker` / `vault` → `store`. Nothing below `api`
+//! imports it.
 
 pub mod api;
 pub mod auth;
@@ -26,6 +28,7 @@ pub mod error;
 pub mod harness;
 pub mod ids;
 pub mod jobs;
+pub mod marketplace;
 pub mod metrics;
 pub mod oauth;
 pub mod runtime;

@@ -1,22 +1,22 @@
 //! `/connectors`: connectors installed in the workspace, pinned by digest, with the manifest
-//! an admin reviews: actions and schemas, auth schemes, and permissions (hosts).
+//! an admin reviews: actions and schemas, auth schemes, and permissions (hosts). Installing,
+//! rolling back and uninstalling are [`crate::marketplace`]'s; this file reads the upload and
+//! shapes the answers.
 
 use super::AppState;
-use super::extract::ApiJson;
-use super::extract::{ApiQuery, Pagination, Principal};
+use super::extract::{ApiJson, ApiQuery, Pagination, Principal, path_id};
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
-use crate::store::NewInstallation;
-use crate::store::{AuditEntry, InstallationRecord};
+use crate::ids::InstallationId;
+use crate::marketplace::{self, InstallRequest};
+use crate::store::InstallationRecord;
 use axum::Json;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use nexum_manifest::{HostPattern, Manifest};
 use nexum_marketplace::bundle::Bundle;
 use nexum_marketplace::permissions::Permissions;
-use nexum_marketplace::signing::{Signer, SigningError};
-use serde::Deserialize;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -171,7 +171,7 @@ pub async fn install(
     let bundle_bytes = match (bundle, manifest_text, component) {
         (Some(b), None, None) => b,
         (None, Some(m), Some(c)) => {
-            let files = std::collections::BTreeMap::from([
+            let files = BTreeMap::from([
                 (nexum_manifest::MANIFEST_FILE.to_string(), m.into_bytes()),
                 (nexum_marketplace::bundle::COMPONENT_FILE.to_string(), c),
             ]);
@@ -187,7 +187,18 @@ pub async fn install(
     };
     let bundle = Bundle::parse(&bundle_bytes).map_err(|e| ApiError::unprocessable("invalid_bundle", e.to_string()))?;
     let accept = parse_acceptance(accept.as_deref())?;
-    let record = install_bundle(&state, &principal, &bundle, accept, "upload", replace_publisher).await?;
+    let record = marketplace::install_bundle(
+        &state,
+        &principal.workspace_id,
+        &principal.key_id,
+        InstallRequest {
+            bundle: &bundle,
+            accept,
+            source: "upload",
+            replace_publisher,
+        },
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(InstallationView::build(&record)?)))
 }
 
@@ -201,117 +212,6 @@ fn parse_acceptance(text: Option<&str>) -> ApiResult<Option<Permissions>> {
         })
     })
     .transpose()
-}
-
-/// Verify, compile and pin a bundle in the caller's workspace. The host checks the signature
-/// itself, against its own trust policy, whatever the bundle's source claims.
-pub async fn install_bundle(
-    state: &AppState,
-    principal: &Principal,
-    bundle: &Bundle,
-    accept: Option<Permissions>,
-    source: &str,
-    replace_publisher: bool,
-) -> ApiResult<InstallationRecord> {
-    let signer = state.trust.verify(bundle).map_err(|e| {
-        let code = match e {
-            SigningError::Unsigned => "unsigned_bundle",
-            SigningError::UntrustedKey { .. } => "untrusted_publisher",
-            _ => "bad_signature",
-        };
-        ApiError::unprocessable(code, e.to_string())
-    })?;
-    let manifest = &bundle.manifest;
-    let permissions = Permissions::of(manifest);
-    let existing = state
-        .db
-        .installation_by_connector(&principal.workspace_id, &manifest.id)
-        .await?;
-    let signer_text = match &signer {
-        Signer::Key(id) => id.clone(),
-        Signer::Unsigned => "unsigned".to_string(),
-    };
-    // Another publisher's connector with the same id must not silently take over the
-    // installation (and with it the connections and their secrets).
-    if let Some(e) = &existing
-        && (e.signer != signer_text || e.source != source)
-        && !replace_publisher
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "publisher_changed",
-            "Conflict",
-            format!(
-                "`{}` is installed from {} signed by {}; this one comes from {source} signed by {signer_text}. Resend with `replace_publisher: true` to switch",
-                manifest.id, e.source, e.signer
-            ),
-        ));
-    }
-    if accept.as_ref() != Some(&permissions) {
-        let previous: Option<Permissions> = existing
-            .as_ref()
-            .and_then(|e| serde_json::from_str(&e.permissions).ok());
-        let diff = previous.as_ref().map(|p| permissions.diff_from(p));
-        let extra = serde_json::json!({ "permissions": permissions, "diff": diff });
-        return Err(match diff {
-            Some(d) if d.widens() => ApiError::new(
-                StatusCode::CONFLICT,
-                "permissions_widened",
-                "Conflict",
-                "this version asks for more than the installed one; review `errors.diff` and resend with `accept_permissions` set to `errors.permissions`",
-            ),
-            _ => ApiError::unprocessable(
-                "permissions_not_accepted",
-                "send `accept_permissions` equal to the connector's permissions (see `errors.permissions`) to confirm you reviewed them",
-            ),
-        }
-        .with_extra(extra));
-    }
-    // Compile and check imports before storing anything: a bad component changes nothing.
-    let runtime = state.runtime.clone();
-    let (checked, bytes) = (manifest.clone(), bundle.component.clone());
-    let loaded = tokio::task::spawn_blocking(move || runtime.load(checked, &bytes))
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(|e| ApiError::unprocessable("invalid_component", e.to_string()))?;
-    state.db.put_component(&loaded.digest, &bundle.component).await?;
-    let permissions_json = serde_json::to_string(&permissions).map_err(|e| ApiError::internal(&e))?;
-    let version = manifest.version.to_string();
-    let record = state
-        .db
-        .upsert_installation(
-            &principal.workspace_id,
-            &NewInstallation {
-                connector_id: &manifest.id,
-                version: &version,
-                digest: &loaded.digest,
-                manifest: &bundle.manifest_text,
-                signer: &signer_text,
-                permissions: &permissions_json,
-                source,
-            },
-        )
-        .await?;
-    state.connections.evict_all();
-    let action = if existing.is_some() {
-        "connector.upgrade"
-    } else {
-        "connector.install"
-    };
-    state
-        .db
-        .append_audit(&[AuditEntry::new(
-            &principal.workspace_id,
-            &principal.key_id,
-            action,
-            record.id.as_str(),
-            format!(
-                "{}@{} bundle sha256:{} signer:{signer_text} source:{source}",
-                manifest.id, version, bundle.digest
-            ),
-        )])
-        .await?;
-    Ok(record)
 }
 
 /// Request to pin an earlier version again.
@@ -334,70 +234,16 @@ pub async fn rollback(
     ApiJson(body): ApiJson<Rollback>,
 ) -> ApiResult<Json<InstallationView>> {
     principal.require(Scope::ConnectionsWrite)?;
-    let id: crate::ids::InstallationId = super::extract::path_id(&id)?;
-    let current = state
-        .db
-        .installation(&principal.workspace_id, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("connector"))?;
-    let history = state.db.installation_history(&principal.workspace_id, &id).await?;
-    let target = history.into_iter().find(|h| h.version == body.version).ok_or_else(|| {
-        ApiError::unprocessable(
-            "unknown_version",
-            format!("this installation never had version {}", body.version),
-        )
-    })?;
-    // The old version must still pass today's trust policy…
-    if !state.trust.trusts(&target.signer) {
-        return Err(ApiError::unprocessable(
-            "untrusted_publisher",
-            format!(
-                "version {} was signed by {}, which this host no longer trusts",
-                target.version, target.signer
-            ),
-        ));
-    }
-    // …and anything it asks for beyond the current version needs acceptance again.
-    let target_permissions: Permissions =
-        serde_json::from_str(&target.permissions).map_err(|e| ApiError::internal(&e))?;
-    if let Ok(current_permissions) = serde_json::from_str::<Permissions>(&current.permissions) {
-        let diff = target_permissions.diff_from(&current_permissions);
-        if diff.widens() && body.accept_permissions.as_ref() != Some(&target_permissions) {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "permissions_widened",
-                "Conflict",
-                "the earlier version asks for more than the current one; accept `errors.permissions` to roll back",
-            )
-            .with_extra(serde_json::json!({ "permissions": target_permissions, "diff": diff })));
-        }
-    }
-    let record = state
-        .db
-        .upsert_installation(
-            &principal.workspace_id,
-            &NewInstallation {
-                connector_id: &current.connector_id,
-                version: &target.version,
-                digest: &target.digest,
-                manifest: &target.manifest,
-                signer: &target.signer,
-                permissions: &target.permissions,
-                source: &target.source,
-            },
-        )
-        .await?;
-    state.connections.evict_all();
-    state
-        .db
-        .append_audit(&[AuditEntry::new(
-            &principal.workspace_id,
-            &principal.key_id,
-            "connector.rollback",
-            id.as_str(),
-            format!("{} → {}", current.version, target.version),
-        )])
-        .await?;
+    let id: InstallationId = path_id(&id)?;
+    let record = marketplace::rollback(
+        &state,
+        &principal.workspace_id,
+        &principal.key_id,
+        &id,
+        &body.version,
+        body.accept_permissions,
+    )
+    .await?;
     Ok(Json(InstallationView::build(&record)?))
 }
 
@@ -445,7 +291,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<InstallationView>> {
     principal.require(Scope::ConnectionsRead)?;
-    let id: crate::ids::InstallationId = super::extract::path_id(&id)?;
+    let id: InstallationId = path_id(&id)?;
     let record = state
         .db
         .installation(&principal.workspace_id, &id)
@@ -462,24 +308,7 @@ pub async fn uninstall(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     principal.require(Scope::ConnectionsWrite)?;
-    let id: crate::ids::InstallationId = super::extract::path_id(&id)?;
-    if state.db.installation(&principal.workspace_id, &id).await?.is_none() {
-        return Err(ApiError::not_found("connector"));
-    }
-    if !state.db.delete_installation(&principal.workspace_id, &id).await? {
-        return Err(ApiError::conflict(
-            "connections still use this connector; delete them first",
-        ));
-    }
-    state
-        .db
-        .append_audit(&[AuditEntry::new(
-            &principal.workspace_id,
-            &principal.key_id,
-            "connector.uninstall",
-            id.as_str(),
-            "",
-        )])
-        .await?;
+    let id: InstallationId = path_id(&id)?;
+    marketplace::uninstall(&state, &principal.workspace_id, &principal.key_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

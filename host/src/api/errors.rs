@@ -3,8 +3,10 @@
 
 use crate::connections::ConnectionError;
 use crate::error::ApiError;
+use crate::marketplace::{InstallError, MarketplaceError, PermissionReview};
 use crate::oauth::{OAuthError, ProviderError};
 use axum::http::StatusCode;
+use nexum_marketplace::signing::SigningError;
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
@@ -73,6 +75,75 @@ impl From<ConnectionError> for ApiError {
             ConnectionError::Store(s) => s.into(),
             ConnectionError::Vault(v) => v.into(),
             ConnectionError::Corrupt(_) | ConnectionError::Load(_) => ApiError::internal(&e),
+        }
+    }
+}
+
+/// `errors` of a refused install: the permissions to accept and what they add (or `null`).
+fn review_extra(review: &PermissionReview) -> serde_json::Value {
+    serde_json::json!({ "permissions": review.permissions, "diff": review.diff })
+}
+
+impl From<InstallError> for ApiError {
+    fn from(e: InstallError) -> Self {
+        let detail = e.to_string();
+        match e {
+            InstallError::NotFound(what) => ApiError::not_found(what),
+            InstallError::Signature(s) => {
+                let code = match s {
+                    SigningError::Unsigned => "unsigned_bundle",
+                    SigningError::UntrustedKey { .. } => "untrusted_publisher",
+                    _ => "bad_signature",
+                };
+                ApiError::unprocessable(code, detail)
+            }
+            InstallError::PublisherChanged { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "publisher_changed", "Conflict", detail)
+            }
+            InstallError::PermissionsWidened(review) | InstallError::RollbackWidensPermissions(review) => {
+                ApiError::new(StatusCode::CONFLICT, "permissions_widened", "Conflict", detail)
+                    .with_extra(review_extra(&review))
+            }
+            InstallError::PermissionsNotAccepted(review) => {
+                ApiError::unprocessable("permissions_not_accepted", detail).with_extra(review_extra(&review))
+            }
+            InstallError::InvalidComponent(_) => ApiError::unprocessable("invalid_component", detail),
+            InstallError::UnknownVersion(_) => ApiError::unprocessable("unknown_version", detail),
+            InstallError::SignerNoLongerTrusted { .. } => ApiError::unprocessable("untrusted_publisher", detail),
+            InstallError::InUse => ApiError::conflict(detail),
+            InstallError::Store(s) => s.into(),
+            InstallError::Json(_) | InstallError::Join(_) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<MarketplaceError> for ApiError {
+    fn from(e: MarketplaceError) -> Self {
+        let detail = e.to_string();
+        match e {
+            MarketplaceError::NotFound(what) => ApiError::not_found(what),
+            MarketplaceError::Invalid { code, message } => ApiError::unprocessable(code, message),
+            MarketplaceError::NotYourNamespace(_) => {
+                ApiError::new(StatusCode::FORBIDDEN, "not_your_namespace", "Forbidden", detail)
+            }
+            MarketplaceError::NamespaceTaken(_) | MarketplaceError::VersionExists { .. } => ApiError::conflict(detail),
+            MarketplaceError::PublishSignature { ref source, .. } => {
+                let code = match source {
+                    SigningError::Unsigned => "unsigned_bundle",
+                    SigningError::UntrustedKey { .. } => "unknown_or_revoked_key",
+                    _ => "bad_signature",
+                };
+                ApiError::unprocessable(code, detail)
+            }
+            MarketplaceError::InstallRequired => {
+                ApiError::new(StatusCode::FORBIDDEN, "install_required", "Forbidden", detail)
+            }
+            MarketplaceError::Upstream { code, message } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, code, "Bad gateway", message)
+            }
+            MarketplaceError::Install(i) => i.into(),
+            MarketplaceError::Store(s) => s.into(),
+            MarketplaceError::CorruptBundle(_) | MarketplaceError::Json(_) => ApiError::internal(&e),
         }
     }
 }

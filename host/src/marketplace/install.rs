@@ -165,15 +165,19 @@ pub async fn install_from_marketplace(
             let listing = packages::package_listing(state, namespace, name).await?;
             let v = packages::pick_version(&listing, request.version.as_deref())?;
             let bytes = packages::version_bundle(state, v).await?;
-            (v.digest.clone(), v.version.clone(), bytes, Some(listing.package.id.clone()))
+            (
+                v.digest.clone(),
+                v.version.clone(),
+                bytes,
+                Some(listing.package.id.clone()),
+            )
         }
         Some(url) => {
             let fetched = remote::fetch(state, url, namespace, name, request.version.as_deref()).await?;
             (fetched.digest, fetched.version, fetched.bytes, None)
         }
     };
-    let bundle =
-        Bundle::parse(&bytes).map_err(|e| MarketplaceError::invalid("invalid_bundle", e.to_string()))?;
+    let bundle = Bundle::parse(&bytes).map_err(|e| MarketplaceError::invalid("invalid_bundle", e.to_string()))?;
     // Pin what we were shown: a marketplace cannot swap the bytes behind a digest.
     if bundle.digest != digest || bundle.manifest.version.to_string() != version || bundle.manifest.id != name {
         return Err(MarketplaceError::invalid(

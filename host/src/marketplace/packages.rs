@@ -167,7 +167,11 @@ pub fn pick_version<'a>(listing: &'a Listing, wanted: Option<&str>) -> Marketpla
 
 /// Bundle bytes by digest, as stored.
 pub async fn bundle(state: &AppState, digest: &str) -> MarketplaceResult<Vec<u8>> {
-    state.db.bundle(digest).await?.ok_or(MarketplaceError::NotFound("bundle"))
+    state
+        .db
+        .bundle(digest)
+        .await?
+        .ok_or(MarketplaceError::NotFound("bundle"))
 }
 
 /// The bundle of one published version, carrying that version's own signature.

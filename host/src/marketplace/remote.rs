@@ -51,16 +51,18 @@ pub async fn fetch(
     wanted: Option<&str>,
 ) -> MarketplaceResult<Fetched> {
     let outbound: &Outbound = &state.outbound;
-    let parsed_base = outbound
-        .check_url(base.trim_end_matches('/'))
-        .map_err(|e| match e {
-            UrlRefused::Invalid(_) => {
-                MarketplaceError::invalid("invalid_marketplace", "marketplace must be an http(s) URL")
-            }
-            blocked => MarketplaceError::invalid("marketplace_address_blocked", blocked.to_string()),
-        })?;
+    let parsed_base = outbound.check_url(base.trim_end_matches('/')).map_err(|e| match e {
+        UrlRefused::Invalid(_) => {
+            MarketplaceError::invalid("invalid_marketplace", "marketplace must be an http(s) URL")
+        }
+        blocked => MarketplaceError::invalid("marketplace_address_blocked", blocked.to_string()),
+    })?;
     let base = parsed_base.as_str().trim_end_matches('/');
-    let listing = get(outbound, format!("{base}/api/v1/marketplace/packages/{namespace}/{name}")).await?;
+    let listing = get(
+        outbound,
+        format!("{base}/api/v1/marketplace/packages/{namespace}/{name}"),
+    )
+    .await?;
     let parsed: RemoteListing = serde_json::from_slice(&listing).map_err(|_| MarketplaceError::Upstream {
         code: "marketplace_invalid",
         message: "the marketplace's answer is not a package listing".into(),
@@ -83,16 +85,17 @@ pub async fn fetch(
 
 /// GET `url` through the broker's client; a non-2xx answer is an upstream error.
 async fn get(outbound: &Outbound, url: String) -> MarketplaceResult<Vec<u8>> {
-    let response = outbound
-        .client()
-        .get(url)
-        .timeout(TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| MarketplaceError::Upstream {
-            code: "marketplace_unreachable",
-            message: format!("the marketplace did not answer: {}", e.without_url()),
-        })?;
+    let response =
+        outbound
+            .client()
+            .get(url)
+            .timeout(TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| MarketplaceError::Upstream {
+                code: "marketplace_unreachable",
+                message: format!("the marketplace did not answer: {}", e.without_url()),
+            })?;
     if !response.status().is_success() {
         return Err(MarketplaceError::Upstream {
             code: "marketplace_error",
