@@ -10,6 +10,7 @@
 //! | `runtime/` | `runtime::CallError` (per call), `runtime::RuntimeStartError` | codes are stable |
 //! | `oauth/` | `oauth::OAuthError`, `oauth::ProviderError` | never carries a token |
 //! | `connections/` | `connections::ConnectionError` | wraps the layers below with `#[from]` |
+//! | `marketplace/` | `marketplace::InstallError` (pinning), `marketplace::MarketplaceError` (registry) | the latter wraps the former |
 //! | `jobs/` | `jobs::JobError` | logged by the scheduler; a job never kills the server |
 //! | `api/` | [`ApiError`] (this module) | the only type that knows HTTP |
 //! | `main.rs` | `anyhow::Error` | the binary's edge only |
