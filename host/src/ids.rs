@@ -134,7 +134,7 @@ typed_id!(
     /// An installed connector: `plg_…`.
     InstallationId,
     "plg",
-    "connector installation"
+    "connector"
 );
 typed_id!(
     /// An API key: `key_…`.

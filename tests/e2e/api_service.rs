@@ -203,3 +203,104 @@ async fn shutdown_lets_in_flight_calls_finish() {
     let body: serde_json::Value = response.json().await.expect("json");
     assert_eq!(body["output"]["body"], "finally");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_error_codes_do_not_become_metric_labels() {
+    // A hostile connector picks a new error code on every call; if each became a label of
+    // the actions counter, the metrics registry (and every scrape) would grow without bound.
+    let app = TestApp::start(Backend::Sqlite).await;
+    let installed = app.install(&app.key, "hostile").await;
+    assert_eq!(installed.status, StatusCode::CREATED, "{:?}", installed.body);
+    let created = app
+        .post(
+            &app.key,
+            "/api/v1/connections",
+            json!({ "connector": "hostile", "name": "h", "credentials": { "token": "hostile-token-0000" } }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["id"].as_str().expect("id").to_string();
+    for bytes in [7, 8, 9] {
+        let failed = app
+            .post(
+                &app.key,
+                &format!("/api/v1/connections/{id}/actions/fail"),
+                json!({ "bytes": bytes }),
+            )
+            .await;
+        assert!(
+            failed.status.is_client_error() || failed.status.is_server_error(),
+            "{:?}",
+            failed.body
+        );
+    }
+    let metrics = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        !metrics.contains("ccccccc"),
+        "a connector's code became a label:\n{metrics}"
+    );
+    assert!(metrics.contains("connector_error"), "{metrics}");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_corrupt_row_does_not_stop_health_checks_for_everyone() {
+    let slack = fakes::slack().await;
+    let app = TestApp::start_with(Backend::Sqlite, |c| c.health_check_interval_secs = 3600).await;
+    let good = app.connect_slack(&app.key, &slack).await;
+    // Another tenant's row holds a status this version does not know (a manual edit, or a
+    // newer node's value): it must be skipped, not fail the whole cross-tenant query.
+    let other_key = app.new_workspace("other").await;
+    let created = app
+        .post(&other_key, "/api/v1/connections", json!({ "connector": "slack", "name": "x", "credentials": { "token": "xoxb-1111-2222-fake-slack-token" }, "variables": { "api_base": slack.origin() } }))
+        .await;
+    let bad = if created.status == StatusCode::CREATED {
+        created.body["id"].as_str().expect("id").to_string()
+    } else {
+        // Slack is not installed in the new workspace: install it there first.
+        assert_eq!(app.install(&other_key, "slack").await.status, StatusCode::CREATED);
+        let created = app
+            .post(&other_key, "/api/v1/connections", json!({ "connector": "slack", "name": "x", "credentials": { "token": "xoxb-1111-2222-fake-slack-token" }, "variables": { "api_base": slack.origin() } }))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+        created.body["id"].as_str().expect("id").to_string()
+    };
+    sqlx::query("UPDATE connections SET status = 'pending' WHERE id = $1")
+        .bind(&bad)
+        .execute(app.state().db.pool())
+        .await
+        .expect("corrupt the row");
+    assert_eq!(app.run_job_now("health-checks").await.handled, 1);
+    let got = app.get(&app.key, &format!("/api/v1/connections/{good}")).await;
+    assert!(got.body["last_health_check"].as_i64().is_some(), "{}", got.body);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_id_answers_exactly_like_an_unknown_one() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    for (malformed, unknown) in [
+        (
+            "/api/v1/connectors/plg_BAD",
+            "/api/v1/connectors/plg_0000000000000000000000000",
+        ),
+        (
+            "/api/v1/connections/conn_BAD",
+            "/api/v1/connections/conn_0000000000000000000000000",
+        ),
+        (
+            "/api/v1/connections/ws_000",
+            "/api/v1/connections/conn_0000000000000000000000001",
+        ),
+    ] {
+        let (a, b) = (app.get(&app.key, malformed).await, app.get(&app.key, unknown).await);
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{malformed}: {:?}", a.body);
+        assert_eq!(a.body, b.body, "{malformed} and {unknown} must be indistinguishable");
+    }
+    app.shutdown().await;
+}

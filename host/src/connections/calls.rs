@@ -70,7 +70,12 @@ pub async fn run_action(
                 .recorder
                 .audit(AuditEntry::new(workspace_id, actor, "secret.use", id.as_str(), action));
         }
-        let code = outcome.result.as_ref().err().map(CallError::code).unwrap_or("ok");
+        let code = outcome
+            .result
+            .as_ref()
+            .err()
+            .map(CallError::metric_label)
+            .unwrap_or("ok");
         state.metrics.action(code, duration_ms / 1000.0);
         track_status(state, workspace_id, resolved.record.status, id, &outcome.result).await;
     }

@@ -104,6 +104,23 @@ impl CallError {
         }
     }
 
+    /// The outcome label for metrics: the host's own codes, with every connector-chosen code
+    /// folded into `connector_error` so a connector cannot grow the metric's label set.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Connector { .. } => "connector_error",
+            Self::UnknownAction { .. } => "unknown_action",
+            Self::InvalidInput { .. } => "invalid_input",
+            Self::InvalidOutput { .. } => "invalid_output",
+            Self::OutputTooLarge { .. } => "output_too_large",
+            Self::Timeout { .. } => "timeout",
+            Self::MemoryExceeded { .. } => "memory_exceeded",
+            Self::Panicked { .. } => "connector_panicked",
+            Self::Trapped { .. } => "connector_crashed",
+            Self::AtCapacity => "at_capacity",
+        }
+    }
+
     /// Whether the same call may succeed later.
     pub fn is_retryable(&self) -> bool {
         match self {

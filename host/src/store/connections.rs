@@ -139,7 +139,7 @@ impl Db {
     /// failed wait [`ERROR_RETRY_BACKOFF_MS`] before the sweep tries again, so a provider
     /// outage cannot pin the sweep to the same rows.
     pub async fn connections_expiring(&self, before: i64, limit: usize) -> StoreResult<Vec<ConnectionRecord>> {
-        Ok(sqlx::query_as(concat!(
+        let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
             " FROM connections WHERE token_expires_at IS NOT NULL AND token_expires_at < $1 AND status NOT IN ('disconnected', 'refresh_exhausted', 'expired') AND NOT (status = 'error' AND updated_at > $2) ORDER BY token_expires_at LIMIT $3"
@@ -148,7 +148,8 @@ impl Db {
         .bind(now_ms() - ERROR_RETRY_BACKOFF_MS)
         .bind(limit as i64)
         .fetch_all(self.pool())
-        .await?)
+        .await?;
+        Ok(decode_skipping_corrupt(&rows))
     }
 }
 
@@ -246,11 +247,12 @@ impl Db {
 
     /// Every connection not disconnected, across workspaces (for the health checker).
     pub async fn connections_to_check(&self, checked_before: i64, limit: usize) -> StoreResult<Vec<ConnectionRecord>> {
-        Ok(sqlx::query_as(concat!("SELECT ", columns!(), " FROM connections WHERE status <> 'disconnected' AND (last_health_check IS NULL OR last_health_check < $1) ORDER BY id LIMIT $2"))
+        let rows = sqlx::query(concat!("SELECT ", columns!(), " FROM connections WHERE status <> 'disconnected' AND (last_health_check IS NULL OR last_health_check < $1) ORDER BY id LIMIT $2"))
         .bind(checked_before)
         .bind(limit as i64)
         .fetch_all(self.pool())
-        .await?)
+        .await?;
+        Ok(decode_skipping_corrupt(&rows))
     }
 
     /// Change name and variables.
@@ -391,4 +393,21 @@ pub(crate) async fn set_status_in(
         .await?;
     }
     Ok(Some(status))
+}
+
+/// Decode the rows of a query that spans every workspace (the background jobs' queries),
+/// skipping a row that does not decode (a bad id or status) with a warning, so one tenant's
+/// corrupt row cannot stop health checks or token refreshes for every other tenant.
+fn decode_skipping_corrupt(rows: &[sqlx::any::AnyRow]) -> Vec<ConnectionRecord> {
+    use sqlx::FromRow;
+    rows.iter()
+        .filter_map(|row| match ConnectionRecord::from_row(row) {
+            Ok(record) => Some(record),
+            Err(e) => {
+                let id: Option<String> = sqlx::Row::try_get(row, "id").ok();
+                tracing::warn!(connection = id.as_deref().unwrap_or("?"), error = %e, "skipping a connection row that does not decode");
+                None
+            }
+        })
+        .collect()
 }
