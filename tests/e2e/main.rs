@@ -32,5 +32,6 @@ mod loading;
 mod marketplace;
 mod migrations;
 mod oauth;
+mod queue;
 mod secrets;
 mod slack;

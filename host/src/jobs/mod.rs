@@ -5,15 +5,20 @@
 //! The periodic jobs: [`flush::FlushRecorder`] (batched usage, last-use and audit writes,
 //! buffered by [`Recorder`]), [`keyring::ReloadKeyring`], [`idempotency::ExpireIdempotencyKeys`],
 //! [`health::HealthChecks`] and [`oauth_refresh::OAuthRefreshSweep`].
+//!
+//! Work that must not be lost goes through the durable [`queue`] instead: jobs in the
+//! database, claimed under a lease by workers on any node.
 
 pub mod flush;
 pub mod health;
 pub mod idempotency;
 pub mod keyring;
 pub mod oauth_refresh;
+pub mod queue;
 mod recorder;
 mod scheduler;
 
+pub use queue::{Outcome, Queue, QueueHandler, WorkerSettings};
 pub use recorder::{LATENCY_BOUNDS_MS, LatencySummary, Recorder, merge_buckets, summarize};
 pub use scheduler::Scheduler;
 

@@ -9,6 +9,7 @@ mod connections;
 mod events;
 mod idempotency;
 mod installations;
+mod jobs;
 mod marketplace;
 mod oauth;
 mod secrets;
@@ -21,6 +22,7 @@ pub use connections::{ConnectionRecord, ConnectionStatus};
 pub use events::EventRecord;
 pub use idempotency::IdempotencyRecord;
 pub use installations::{InstallationRecord, NewInstallation};
+pub use jobs::{ClaimedJob, NewJob};
 pub use marketplace::{PackageRecord, PackageVersionRecord, PublisherRecord, ReviewRecord};
 pub use oauth::{FlowClaim, OAuthAppRecord, OAuthFlowRecord, OPERATOR_OWNER, RefreshLock, TokenUpdate};
 pub use secrets::SecretRecord;
@@ -112,6 +114,8 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrati
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// Kept to open a LISTEN connection on PostgreSQL; may hold a password, never logged.
+    url: std::sync::Arc<str>,
 }
 
 impl Db {
@@ -145,7 +149,11 @@ impl Db {
             _ => url.to_string(),
         };
         let pool = options.connect(&url).await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            url: url.into(),
+        })
     }
 
     /// Apply pending migrations for this backend.
@@ -165,6 +173,18 @@ impl Db {
     /// The underlying pool (for transactions spanning repositories).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// On PostgreSQL, a connection listening for `nexum_jobs` notifications (sent when a
+    /// job is enqueued, with the queue's name as payload); `None` on SQLite, where one
+    /// process owns the queue and wakes its workers in memory.
+    pub async fn job_listener(&self) -> StoreResult<Option<sqlx::postgres::PgListener>> {
+        if self.backend != Backend::Postgres {
+            return Ok(None);
+        }
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
+        listener.listen("nexum_jobs").await?;
+        Ok(Some(listener))
     }
 
     /// A cheap round-trip, for readiness checks.
