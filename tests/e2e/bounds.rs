@@ -150,3 +150,46 @@ async fn huge_connector_errors_are_truncated() {
     }
     still_serving(&host, &connector, &connection).await;
 }
+
+#[tokio::test]
+async fn unsent_requests_cannot_hoard_host_memory() {
+    let host = TestHost::new(Network::LoopbackAllowed);
+    let (connector, connection) = hostile(&host, "https://api.example.com");
+    // One reused 1 MiB guest buffer, copied into ten unsent requests: the host holds at most
+    // twice the request-body cap (8 MiB by default) for one call.
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "hoard",
+            json!({ "count": 10, "bytes": 1 << 20 }),
+        )
+        .await;
+    match out.result {
+        Err(CallError::Connector { code, message, .. }) => {
+            assert_eq!(code, "refused");
+            // The 8th body would take the buffered URLs and bodies past 8 MiB.
+            assert!(
+                message.contains("request 7") && message.contains("buffer at most"),
+                "{message}"
+            );
+        }
+        other => panic!("the host buffered 10 MiB of unsent bodies: {other:?}"),
+    }
+    // Many small unsent requests: the count is capped too, and the call ends.
+    let out = host
+        .run(&connector, &connection, "hoard", json!({ "count": 100, "bytes": 1 }))
+        .await;
+    assert!(out.result.is_err(), "100 unsent requests were kept: {:?}", out.result);
+    // Requests that are dropped or sent give their budget back within the call.
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "hoard",
+            json!({ "count": 16, "bytes": 1 << 18 }),
+        )
+        .await;
+    assert_eq!(out.result.map(|v| v["kept"].clone()), Ok(json!(16)));
+    still_serving(&host, &connector, &connection).await;
+}

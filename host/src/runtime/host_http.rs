@@ -5,7 +5,7 @@
 
 use super::bindings::nexum::connector::http::{Host, HostRequest};
 use super::bindings::nexum::connector::types::{self, HttpError, HttpResponse};
-use super::state::{CallState, CredentialHandle, OutgoingRequest};
+use super::state::{CallState, CredentialHandle, MAX_UNSENT_REQUESTS, OutgoingRequest, max_unsent_bytes};
 use crate::broker::{BrokerError, OutboundRequest};
 use nexum_manifest::AuthKind;
 use reqwest::Method;
@@ -15,6 +15,20 @@ impl types::Host for CallState {}
 
 impl HostRequest for CallState {
     async fn new(&mut self, method: types::Method, url: String) -> wasmtime::Result<Resource<OutgoingRequest>> {
+        // A constructor cannot return an `http-error`; hoarding requests ends the call.
+        if self.unsent_requests >= MAX_UNSENT_REQUESTS {
+            return Err(wasmtime::Error::msg(format!(
+                "a call may hold at most {MAX_UNSENT_REQUESTS} unsent requests"
+            )));
+        }
+        let max_unsent = max_unsent_bytes(self.broker.config().max_request_bytes);
+        if self.unsent_bytes + url.len() > max_unsent {
+            return Err(wasmtime::Error::msg(format!(
+                "unsent requests of one call may buffer at most {max_unsent} bytes"
+            )));
+        }
+        self.unsent_requests += 1;
+        self.unsent_bytes += url.len();
         let request = OutgoingRequest {
             method: to_method(method),
             url,
@@ -33,14 +47,20 @@ impl HostRequest for CallState {
     ) -> wasmtime::Result<Result<(), HttpError>> {
         let caps = self.broker.config();
         let (max_headers, max_header_bytes) = (caps.max_request_headers, caps.max_request_header_bytes);
+        let max_unsent = max_unsent_bytes(caps.max_request_bytes);
+        let added = name.len() + value.len();
+        if self.unsent_bytes + added > max_unsent {
+            return Ok(Err(unsent_bytes_exceeded(max_unsent)));
+        }
         let request = self.table.get_mut(&request)?;
-        let bytes = request.header_bytes + name.len() + value.len();
+        let bytes = request.header_bytes + added;
         if request.headers.len() >= max_headers || bytes > max_header_bytes {
             return Ok(Err(HttpError::InvalidRequest(format!(
                 "a request may carry at most {max_headers} headers and {max_header_bytes} bytes of them"
             ))));
         }
         request.header_bytes = bytes;
+        self.unsent_bytes += added;
         request.headers.push((name, value));
         Ok(Ok(()))
     }
@@ -54,12 +74,21 @@ impl HostRequest for CallState {
         if bytes.len() > limit {
             return Ok(Err(HttpError::RequestTooLarge(limit as u64)));
         }
-        self.table.get_mut(&request)?.body = Some(bytes);
+        let max_unsent = max_unsent_bytes(limit);
+        let request = self.table.get_mut(&request)?;
+        let replaced = request.body.as_ref().map_or(0, Vec::len);
+        let total = self.unsent_bytes - replaced + bytes.len();
+        if total > max_unsent {
+            return Ok(Err(unsent_bytes_exceeded(max_unsent)));
+        }
+        request.body = Some(bytes);
+        self.unsent_bytes = total;
         Ok(Ok(()))
     }
 
     async fn drop(&mut self, request: Resource<OutgoingRequest>) -> wasmtime::Result<()> {
-        self.table.delete(request)?;
+        let request = self.table.delete(request)?;
+        self.release_unsent(&request);
         Ok(())
     }
 }
@@ -71,6 +100,7 @@ impl Host for CallState {
         auth: Option<Resource<CredentialHandle>>,
     ) -> wasmtime::Result<Result<HttpResponse, HttpError>> {
         let request = self.table.delete(request)?;
+        self.release_unsent(&request);
         if self.trace.http.len() >= self.limits.max_http_requests {
             return Ok(Err(HttpError::InvalidRequest(format!(
                 "a call may make at most {} requests",
@@ -140,6 +170,20 @@ impl Host for CallState {
             })
             .map_err(to_wit_error))
     }
+}
+
+impl CallState {
+    /// A request left the guest's hands (sent or dropped): stop counting what it buffered.
+    fn release_unsent(&mut self, request: &OutgoingRequest) {
+        self.unsent_requests = self.unsent_requests.saturating_sub(1);
+        self.unsent_bytes = self.unsent_bytes.saturating_sub(request.buffered_bytes());
+    }
+}
+
+fn unsent_bytes_exceeded(limit: usize) -> HttpError {
+    HttpError::InvalidRequest(format!(
+        "unsent requests of one call may buffer at most {limit} bytes; send or drop some first"
+    ))
 }
 
 fn to_method(m: types::Method) -> Method {

@@ -279,6 +279,8 @@ impl Runtime {
                 max_http_requests: self.config.max_http_requests_per_call,
             },
             handles_issued: 0,
+            unsent_requests: 0,
+            unsent_bytes: 0,
             refreshed_after_401: false,
         };
         let mut store = Store::new(&self.engine, state);

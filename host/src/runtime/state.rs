@@ -26,6 +26,13 @@ pub struct OutgoingRequest {
     pub(crate) body: Option<Vec<u8>>,
 }
 
+impl OutgoingRequest {
+    /// Bytes the host holds for this request (URL, headers and body).
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.url.len() + self.header_bytes + self.body.as_ref().map_or(0, Vec::len)
+    }
+}
+
 /// Per-call store data.
 pub struct CallState {
     pub(crate) wasi: WasiCtx,
@@ -40,6 +47,19 @@ pub struct CallState {
     pub(crate) handles_issued: usize,
     /// Whether this call already renewed its OAuth2 token after a 401 (at most once).
     pub(crate) refreshed_after_401: bool,
+    /// Requests the guest created and has neither sent nor dropped.
+    pub(crate) unsent_requests: usize,
+    /// Bytes of URLs, headers and bodies the host holds for those requests.
+    pub(crate) unsent_bytes: usize,
+}
+
+/// Most unsent requests one call may hold at once.
+pub(crate) const MAX_UNSENT_REQUESTS: usize = 16;
+
+/// Most bytes the host buffers for one call's unsent requests: twice the request-body cap,
+/// so a guest cannot turn one reused buffer into gigabytes of host memory.
+pub(crate) fn max_unsent_bytes(max_request_bytes: usize) -> usize {
+    max_request_bytes.saturating_mul(2)
 }
 
 /// Per-call caps on host-side state a guest could otherwise grow without bound.

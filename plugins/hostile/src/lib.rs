@@ -17,6 +17,7 @@ impl Connector for Hostile {
                 panic!("hostile connector panicked on purpose")
             })
             .action("fetch", fetch)
+            .action("hoard", hoard)
             .action("oversized_output", |input: SizeInput| {
                 Ok(json!({ "blob": "x".repeat(input.bytes) }))
             })
@@ -59,6 +60,30 @@ fn memory_bomb() -> Result<Value, Error> {
 #[derive(Deserialize)]
 struct SizeInput {
     bytes: usize,
+}
+
+#[derive(Deserialize)]
+struct HoardInput {
+    /// Unsent requests to create and keep.
+    count: usize,
+    /// Body bytes to give each.
+    bytes: usize,
+}
+
+/// Make the host buffer as much as it will: many unsent requests, each with a large body
+/// from one reused guest buffer (so the guest's own memory cap never bites).
+fn hoard(input: HoardInput) -> Result<Value, Error> {
+    use nexum_connector_sdk::bindings::nexum::connector::http::Request;
+    let body = vec![0x5A; input.bytes];
+    let mut kept = Vec::new();
+    for i in 0..input.count {
+        let request = Request::new(Method::Post, "https://api.example.com/");
+        if let Err(e) = request.body(&body) {
+            return Err(Error::new("refused", format!("request {i}: {e:?}")));
+        }
+        kept.push(request);
+    }
+    Ok(json!({ "kept": kept.len() }))
 }
 
 #[derive(Deserialize)]
