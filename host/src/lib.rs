@@ -11,6 +11,7 @@
 //! - [`harness`]: `nexum connector run`, the author's local loop;
 //! - [`connections`], [`oauth`], [`workspaces`], [`marketplace`]: the capabilities under the
 //!   API (`marketplace` is the registry of signed connectors and installing from it);
+//! - [`webhooks`]: outgoing Standard Webhooks to customers' endpoints (so far only signing);
 //! - [`api`] (HTTP only), [`auth`], [`store`], [`jobs`], [`state`], [`config`], [`server`]:
 //!   `nexum serve`, the REST API over SQLite or PostgreSQL.
 //!
@@ -37,4 +38,5 @@ pub mod state;
 pub mod store;
 pub mod tls;
 pub mod vault;
+pub mod webhooks;
 pub mod workspaces;

@@ -333,7 +333,7 @@ pub async fn browse(
         .take(limit)
         .map(PackageView::from)
         .collect();
-    let next_cursor = (offset + limit < total).then(|| (offset + limit).to_string());
+    let next_cursor = (offset.saturating_add(limit) < total).then(|| (offset + limit).to_string());
     Ok(Json(PackageList { data, next_cursor }))
 }
 

@@ -70,11 +70,14 @@ impl Default for WorkerSettings {
     }
 }
 
+/// Each local worker's queue name and the bell that wakes it.
+type Wakers = Arc<Mutex<Vec<(&'static str, Arc<Notify>)>>>;
+
 /// The queue of one process: enqueue jobs and start workers.
 #[derive(Clone)]
 pub struct Queue {
     db: Db,
-    wakers: Arc<Mutex<Vec<(&'static str, Arc<Notify>)>>>,
+    wakers: Wakers,
 }
 
 impl Queue {

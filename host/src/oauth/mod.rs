@@ -214,9 +214,9 @@ pub fn needs_refresh(expires_at: Option<i64>, issued_at: Option<i64>, margin_sec
     let Some(expires_at) = expires_at else { return false };
     let mut margin = (margin_secs as i64).saturating_mul(1000);
     if let Some(issued) = issued_at {
-        margin = margin.min((expires_at - issued).max(0) / 2);
+        margin = margin.min(expires_at.saturating_sub(issued).max(0) / 2);
     }
-    expires_at - now <= margin
+    expires_at.saturating_sub(now) <= margin
 }
 
 /// The sealed fields of a token set, keeping the connection's own client credentials.
@@ -249,6 +249,14 @@ pub fn expires_at_of(fields: &SecretFields) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn absurd_expiry_values_do_not_overflow() {
+        // An imported token may claim any expiry; none may panic the sweep.
+        assert!(super::needs_refresh(Some(i64::MIN), Some(i64::MAX), 60, 1_000));
+        assert!(!super::needs_refresh(Some(i64::MAX), Some(i64::MIN), 60, 1_000));
+        assert!(super::needs_refresh(Some(i64::MIN), None, u64::MAX, i64::MAX));
+    }
+
     use super::needs_refresh;
 
     #[test]
