@@ -85,7 +85,7 @@ async fn other_workspaces_get_404_for_everything(app: TestApp) {
         .post(
             &b,
             "/api/v1/connections",
-            json!({ "connector": installation, "name": "x", "credentials": { "token": "t0k3n-b" } }),
+            json!({ "connector": installation, "name": "x", "credentials": { "token": "t0k3n-bb" } }),
         )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);

@@ -246,6 +246,7 @@ fn check_credentials_and_variables(
             .auth_scheme(id)
             .ok_or_else(|| ConnectionError::invalid("unknown_auth_scheme", id.to_string()))?;
         Credential::from_fields(scheme, &fields.0, "")
+            .and_then(|_| crate::vault::check_secret_length(scheme, &fields.0))
             .map_err(|e| ConnectionError::invalid("invalid_credentials", e.to_string()))?;
     } else if !fields.0.is_empty() {
         return Err(ConnectionError::invalid(

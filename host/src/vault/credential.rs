@@ -85,6 +85,38 @@ pub enum CredentialError {
         /// Field name.
         field: String,
     },
+    /// A secret an admin typed is too short to be a real credential, or to be scrubbed
+    /// reliably from what a connector sees.
+    #[error("the `{field}` of auth scheme `{scheme}` must be at least {MIN_SECRET_CHARS} characters")]
+    TooShort {
+        /// Scheme id.
+        scheme: String,
+        /// Field name.
+        field: String,
+    },
+}
+
+/// Shortest API key, bearer token or password an admin may store. Real credentials are far
+/// longer; a very short one would match unrelated text and could not be scrubbed safely.
+pub const MIN_SECRET_CHARS: usize = 8;
+
+/// Refuse admin-supplied secrets shorter than [`MIN_SECRET_CHARS`] (provider-issued OAuth2
+/// tokens are not checked). Called when credentials are written, not when stored ones are
+/// opened, so an existing connection keeps working.
+pub fn check_secret_length(scheme: &AuthScheme, fields: &BTreeMap<String, String>) -> Result<(), CredentialError> {
+    let field = match scheme.kind {
+        AuthKind::Basic => "password",
+        AuthKind::ApiKey { .. } => "api_key",
+        AuthKind::Bearer => "token",
+        AuthKind::OAuth2(_) => return Ok(()),
+    };
+    match fields.get(field) {
+        Some(value) if value.chars().count() < MIN_SECRET_CHARS => Err(CredentialError::TooShort {
+            scheme: scheme.id.clone(),
+            field: field.into(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 impl Credential {
@@ -160,15 +192,17 @@ impl Credential {
         }
     }
 
-    /// Every form in which this secret could appear on the wire: raw, Basic-encoded,
-    /// percent-encoded. The broker scrubs all of them from anything a connector or log sees.
+    /// Every form in which this secret could appear on the wire or in an echo: raw,
+    /// Basic-encoded, percent-encoded (either hex case), JSON-escaped, base64 (standard and
+    /// URL-safe, padded or not) and hex. The broker scrubs all of them from anything a
+    /// connector or log sees.
     pub fn redaction_needles(&self) -> Vec<Vec<u8>> {
-        let mut needles = Vec::new();
+        let mut needles: Vec<Vec<u8>> = Vec::new();
         let mut add = |s: &str| {
-            needles.push(s.as_bytes().to_vec());
-            let encoded = percent_encode(s);
-            if encoded != s {
-                needles.push(encoded.into_bytes());
+            for form in encodings(s) {
+                if !needles.contains(&form) {
+                    needles.push(form);
+                }
             }
         };
         match &self.secret {
@@ -213,4 +247,107 @@ fn basic_value(username: &str, password: &str) -> String {
 
 fn percent_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The encodings of `s` a secret may travel in.
+fn encodings(s: &str) -> Vec<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let raw = s.as_bytes();
+    let upper = percent_encode(s);
+    let lower = lowercase_escapes(&upper);
+    let json = serde_json::to_string(s).unwrap_or_default();
+    let json = json
+        .get(1..json.len().saturating_sub(1))
+        .unwrap_or_default()
+        .to_string();
+    let json_slashes = json.replace('/', "\\/");
+    let json_unicode: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_string()
+            } else {
+                let mut units = [0u16; 2];
+                c.encode_utf16(&mut units)
+                    .iter()
+                    .map(|u| format!("\\u{u:04x}"))
+                    .collect()
+            }
+        })
+        .collect();
+    let mut forms = vec![
+        raw.to_vec(),
+        upper.into_bytes(),
+        lower.into_bytes(),
+        json.into_bytes(),
+        json_slashes.into_bytes(),
+        json_unicode.into_bytes(),
+        STANDARD.encode(raw).into_bytes(),
+        STANDARD_NO_PAD.encode(raw).into_bytes(),
+        URL_SAFE.encode(raw).into_bytes(),
+        URL_SAFE_NO_PAD.encode(raw).into_bytes(),
+        hex::encode(raw).into_bytes(),
+        hex::encode_upper(raw).into_bytes(),
+    ];
+    forms.dedup();
+    forms
+}
+
+/// `%2F` → `%2f`: the same percent-encoding with lower-case hex digits.
+fn lowercase_escapes(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut rest = 0;
+    for c in encoded.chars() {
+        if rest > 0 {
+            out.push(c.to_ascii_lowercase());
+            rest -= 1;
+        } else {
+            out.push(c);
+            if c == '%' {
+                rest = 2;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::{REDACTED, Redactor};
+
+    fn bearer(token: &str) -> Credential {
+        let scheme = AuthScheme {
+            id: "token".into(),
+            label: "Token".into(),
+            kind: AuthKind::Bearer,
+            hosts: Vec::new(),
+        };
+        let fields = BTreeMap::from([("token".to_string(), token.to_string())]);
+        Credential::from_fields(&scheme, &fields, "").expect("credential")
+    }
+
+    #[test]
+    fn every_common_encoding_of_a_secret_is_scrubbed() {
+        let secret = "s3cr3t/t0k+en=é";
+        let redactor = Redactor::new(bearer(secret).redaction_needles());
+        let json = serde_json::to_string(&serde_json::json!({ "echo": secret })).expect("json");
+        let forms = [
+            secret.to_string(),
+            "s3cr3t%2Ft0k%2Ben%3D%C3%A9".to_string(),
+            "s3cr3t%2ft0k%2ben%3d%c3%a9".to_string(),
+            json,
+            r"s3cr3t\/t0k+en=\u00e9".replace(r"\u00e9", "é"),
+            r"s3cr3t\u002ft0k\u002ben\u003d\u00e9".to_string(),
+            base64::engine::general_purpose::STANDARD.encode(secret),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+            hex::encode(secret),
+            hex::encode_upper(secret),
+        ];
+        for form in forms {
+            let scrubbed = redactor.scrub(&format!("before {form} after"));
+            assert!(scrubbed.contains(REDACTED), "not scrubbed: {form} → {scrubbed}");
+            assert!(!scrubbed.contains("s3cr3t"), "left a piece: {scrubbed}");
+        }
+    }
 }

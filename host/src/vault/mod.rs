@@ -13,7 +13,9 @@ mod credential;
 pub mod keyring;
 
 pub use cipher::{CipherError, SealContext, Sealed};
-pub use credential::{Credential, CredentialError, OAUTH2_STORED_FIELDS, SecretMaterial};
+pub use credential::{
+    Credential, CredentialError, MIN_SECRET_CHARS, OAUTH2_STORED_FIELDS, SecretMaterial, check_secret_length,
+};
 pub use keyring::{Keyring, KeyringError};
 
 use crate::store::{Db, SecretRecord, StoreError, new_id};
