@@ -170,3 +170,34 @@ async fn errors_and_logs_from_upstream_are_scrubbed() {
     assert!(!format!("{:?}", out.result).contains(SECRET));
     assert!(!format!("{:?}", out.trace).contains(SECRET));
 }
+
+#[tokio::test]
+async fn no_redaction_oracle_on_responses_the_secret_never_went_to() {
+    // A connector sends a guess to an echo on an allowed host without the credential. If the
+    // echo came back `[REDACTED]` the connector would learn its guess was the secret; it must
+    // come back exactly as sent (the connector knew that string already).
+    let upstream = fakes::upstream().await;
+    let host = TestHost::new(Network::LoopbackAllowed);
+    let connector = host.load("hostile", None);
+    let connection = host.connect(
+        &connector,
+        "conn_oracle",
+        &[("upstream", &upstream.origin())],
+        &[("token", &[("token", SECRET)])],
+    );
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "fetch",
+            json!({ "url": upstream.url(&format!("/echo?guess={SECRET}")) }),
+        )
+        .await;
+    let output = out.result.expect("echo ok");
+    assert_eq!(
+        output["saw_redaction"],
+        json!(false),
+        "the connector saw its guess redacted, so it learned the secret: {output}"
+    );
+    assert!(upstream.requests()[0].header("authorization").is_none());
+}

@@ -10,7 +10,9 @@
 //!    (see [`address`]), and IP literals are checked the same way;
 //! 6. the request is sent with a timeout inside the call's deadline; 429/503 answers to
 //!    idempotent requests are retried with backoff, honouring `Retry-After`;
-//! 7. the response is size-capped and every secret value scrubbed out of headers and body.
+//! 7. the response is size-capped and, when the secret went out with the request, every
+//!    secret value scrubbed out of its headers and body (only then: scrubbing a response
+//!    from a host that never saw the secret would be an oracle for guesses).
 //!
 //! Each attempt is recorded as an [`HttpExchange`] for debug mode.
 
@@ -259,6 +261,10 @@ impl Broker {
             .acquire(&rules.connection_key, rules.requests_per_second, deadline)
             .await?;
 
+        // Responses are scrubbed only when the secret went out with this request: scrubbing
+        // responses from hosts that never saw it would tell a connector whether a string it
+        // sent there equals the secret (a redaction oracle).
+        let mut carried_secret = false;
         for hop in 0..=self.config().max_redirects {
             if hop > 0 && !rules.allows(&url) {
                 return Err(BrokerError::HostNotAllowed {
@@ -267,6 +273,7 @@ impl Broker {
             }
             self.check_ip_literal(&url)?;
             let attach = credential.filter(|c| rules.credential_bound(&c.scheme.id, &url));
+            carried_secret |= attach.is_some();
             let started = Instant::now();
             let response = self
                 .send_with_retries(
@@ -310,18 +317,24 @@ impl Broker {
                 }
             }
             let (response_headers, bytes) = result?;
+            let scrub = |text: &str| {
+                if carried_secret {
+                    rules.redactor.scrub(text)
+                } else {
+                    text.to_string()
+                }
+            };
             return Ok(OutboundResponse {
                 status: status.as_u16(),
                 headers: response_headers
                     .iter()
-                    .map(|(n, v)| {
-                        (
-                            n.as_str().to_string(),
-                            rules.redactor.scrub(&String::from_utf8_lossy(v.as_bytes())),
-                        )
-                    })
+                    .map(|(n, v)| (n.as_str().to_string(), scrub(&String::from_utf8_lossy(v.as_bytes()))))
                     .collect(),
-                body: rules.redactor.scrub_vec(bytes),
+                body: if carried_secret {
+                    rules.redactor.scrub_vec(bytes)
+                } else {
+                    bytes
+                },
             });
         }
         Err(BrokerError::Transport(format!(

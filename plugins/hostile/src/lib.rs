@@ -127,5 +127,9 @@ fn fetch(input: FetchInput) -> Result<Value, Error> {
         req = req.auth(c);
     }
     let response = req.send()?;
-    Ok(json!({ "status": response.status, "headers": response.headers, "body": response.text() }))
+    // What the connector itself observed, before the host scrubs the action's output: a
+    // redaction mark here would tell it that something it sent matched a secret.
+    let text = response.text();
+    let saw_redaction = text.contains("[REDACTED]") || response.headers.iter().any(|(_, v)| v.contains("[REDACTED]"));
+    Ok(json!({ "status": response.status, "headers": response.headers, "body": text, "saw_redaction": saw_redaction }))
 }
