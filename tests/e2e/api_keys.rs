@@ -158,3 +158,88 @@ async fn rate_limits_answer_429_with_retry_after(app: TestApp) {
     assert_eq!(app.get(&app.key, "/api/v1/workspace").await.status, StatusCode::OK);
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_never_outlives_or_outpaces_its_creator() {
+    let app = TestApp::sqlite().await;
+    let child = app
+        .post(&app.key, "/api/v1/api-keys", json!({ "name": "child", "scopes": ["admin", "connections:read"], "expires_in_days": 1, "rate_limit_per_minute": 100 }))
+        .await;
+    assert_eq!(child.status, StatusCode::CREATED, "{:?}", child.body);
+    let child_key = child.body["key"].as_str().expect("key").to_string();
+    let child_expiry = child.body["api_key"]["expires_at"].as_i64().expect("expiry");
+
+    let longer = app
+        .post(
+            &child_key,
+            "/api/v1/api-keys",
+            json!({ "name": "g", "scopes": ["connections:read"], "expires_in_days": 30 }),
+        )
+        .await;
+    assert_eq!(
+        (longer.status, longer.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "expiry_exceeds_parent")
+    );
+    let faster = app
+        .post(
+            &child_key,
+            "/api/v1/api-keys",
+            json!({ "name": "g", "scopes": ["connections:read"], "rate_limit_per_minute": 1000 }),
+        )
+        .await;
+    assert_eq!(
+        (faster.status, faster.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "rate_limit_exceeds_parent")
+    );
+
+    let defaults = app
+        .post(
+            &child_key,
+            "/api/v1/api-keys",
+            json!({ "name": "g", "scopes": ["connections:read"] }),
+        )
+        .await;
+    assert_eq!(defaults.status, StatusCode::CREATED, "{:?}", defaults.body);
+    assert_eq!(defaults.body["api_key"]["expires_at"].as_i64(), Some(child_expiry));
+    assert!(
+        defaults.body["api_key"]["rate_limit_per_minute"]
+            .as_i64()
+            .is_some_and(|r| r <= 100)
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_member_revokes_their_keys() {
+    let app = TestApp::sqlite().await;
+    let owner_key = app.new_workspace("acme").await;
+    let minted = app
+        .post(
+            &owner_key,
+            "/api/v1/api-keys",
+            json!({ "name": "laptop", "scopes": ["connections:read"] }),
+        )
+        .await;
+    assert_eq!(minted.status, StatusCode::CREATED, "{:?}", minted.body);
+    let laptop = minted.body["key"].as_str().expect("key").to_string();
+    assert_eq!(app.get(&laptop, "/api/v1/connections").await.status, StatusCode::OK);
+
+    let members = app.get(&owner_key, "/api/v1/members").await;
+    let owner = members.body["data"][0]["id"]
+        .as_str()
+        .expect("owner member")
+        .to_string();
+    let removed = app.delete(&owner_key, &format!("/api/v1/members/{owner}")).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{:?}", removed.body);
+    // Both of the member's keys stopped working at once, rather than living on as keys of
+    // the workspace.
+    assert_eq!(
+        app.get(&laptop, "/api/v1/connections").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get(&owner_key, "/api/v1/connections").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    app.shutdown().await;
+}

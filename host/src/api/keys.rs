@@ -82,7 +82,8 @@ pub struct CreateApiKey {
     pub rate_limit_per_minute: Option<u32>,
 }
 
-/// Create a key (`admin`). The response holds the only copy of the key.
+/// Create a key (`admin`). The response holds the only copy of the key. A new key holds
+/// no scope, expiry or rate beyond those of the key that creates it.
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = CreateApiKey, responses((status = 201, body = CreatedApiKey)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
@@ -101,6 +102,38 @@ pub async fn create(
             format!("a key cannot grant `{}`, which it does not hold", escalation.as_str()),
         ));
     }
+    // A key never outlives or outpaces the key that minted it.
+    let parent = state
+        .db
+        .api_key(&principal.workspace_id, &principal.key_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    let expires_at = body
+        .expires_in_days
+        .map(|d| now_ms().saturating_add(i64::from(d).saturating_mul(86_400_000)));
+    let expires_at = match (expires_at, parent.expires_at) {
+        (Some(child), Some(limit)) if child > limit => {
+            return Err(ApiError::unprocessable(
+                "expiry_exceeds_parent",
+                "a key cannot expire after the key that creates it",
+            ));
+        }
+        (None, limit) => limit,
+        (child, _) => child,
+    };
+    let rate_limit_per_minute = match body.rate_limit_per_minute {
+        Some(r) if i64::from(r) > parent.rate_limit_per_minute => {
+            return Err(ApiError::unprocessable(
+                "rate_limit_exceeds_parent",
+                format!(
+                    "a key cannot allow more than its creator's {} requests per minute",
+                    parent.rate_limit_per_minute
+                ),
+            ));
+        }
+        Some(r) => i64::from(r.max(1)),
+        None => i64::from(state.config.default_key_rate_limit_per_minute.max(1)).min(parent.rate_limit_per_minute),
+    };
     let generated = generate_key();
     let record = state
         .db
@@ -113,12 +146,8 @@ pub async fn create(
             prefix: generated.prefix.clone(),
             hash: generated.hash.clone(),
             scopes: Scope::join(&body.scopes),
-            rate_limit_per_minute: i64::from(
-                body.rate_limit_per_minute
-                    .unwrap_or(state.config.default_key_rate_limit_per_minute)
-                    .max(1),
-            ),
-            expires_at: body.expires_in_days.map(|d| now_ms() + i64::from(d) * 86_400_000),
+            rate_limit_per_minute,
+            expires_at,
         })
         .await?;
     state

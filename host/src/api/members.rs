@@ -4,7 +4,7 @@ use super::AppState;
 use super::extract::{ApiJson, ApiQuery, Pagination, Principal};
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
-use crate::store::{MemberRecord, Role};
+use crate::store::{AuditEntry, MemberRecord, Role};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -120,7 +120,7 @@ pub async fn update(
         .ok_or_else(|| ApiError::not_found("member"))
 }
 
-/// Remove a member (`admin`).
+/// Remove a member (`admin`); their API keys are revoked with them.
 #[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "members", responses((status = 204)))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
@@ -128,9 +128,26 @@ pub async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     principal.require(Scope::Admin)?;
-    if state.db.remove_member(&principal.workspace_id, &id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("member"))
+    let Some(revoked) = state.db.remove_member(&principal.workspace_id, &id).await? else {
+        return Err(ApiError::not_found("member"));
+    };
+    let mut audit = vec![AuditEntry::new(
+        &principal.workspace_id,
+        &principal.key_id,
+        "member.remove",
+        &id,
+        "",
+    )];
+    for key in &revoked {
+        state.keys.evict_id(key);
+        audit.push(AuditEntry::new(
+            &principal.workspace_id,
+            &principal.key_id,
+            "api_key.revoke",
+            key,
+            "member removed",
+        ));
     }
+    state.db.append_audit(&audit).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

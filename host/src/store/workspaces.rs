@@ -174,13 +174,35 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Remove a member.
-    pub async fn remove_member(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<bool> {
+    /// Remove a member and revoke their keys; returns the revoked key ids, or `None` when
+    /// the member is not in this workspace.
+    pub async fn remove_member(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<Option<Vec<String>>> {
+        // The member's keys are revoked in the same transaction: left alone, the foreign key
+        // would turn them into workspace keys that outlive the person who held them.
+        let mut tx = self.pool().begin().await?;
+        let keys: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM api_keys WHERE workspace_id = $1 AND member_id = $2 AND revoked_at IS NULL")
+                .bind(workspace_id)
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+        sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE workspace_id = $2 AND member_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(workspace_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         let done = sqlx::query("DELETE FROM members WHERE workspace_id = $1 AND id = $2")
             .bind(workspace_id)
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        tx.commit().await?;
+        Ok(Some(keys.into_iter().map(|(k,)| k).collect()))
     }
 }
