@@ -6,7 +6,11 @@ use nexum_tests::fakes;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-on_both_databases!(keys_are_checked_and_scoped, rate_limits_answer_429_with_retry_after);
+on_both_databases!(
+    keys_are_checked_and_scoped,
+    rate_limits_answer_429_with_retry_after,
+    revoking_a_key_revokes_every_key_it_minted
+);
 
 async fn keys_are_checked_and_scoped(app: TestApp) {
     let slack = fakes::slack().await;
@@ -241,5 +245,37 @@ async fn removing_a_member_revokes_their_keys() {
         app.get(&owner_key, "/api/v1/connections").await.status,
         StatusCode::UNAUTHORIZED
     );
+    app.shutdown().await;
+}
+
+async fn revoking_a_key_revokes_every_key_it_minted(app: TestApp) {
+    let mint = |key: String, name: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .post(&key, "/api/v1/api-keys", json!({ "name": name, "scopes": ["admin", "connections:read"] }))
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+            (
+                r.body["api_key"]["id"].as_str().expect("id").to_string(),
+                r.body["key"].as_str().expect("key").to_string(),
+            )
+        }
+    };
+    let (child_id, child) = mint(app.key.clone(), "child").await;
+    let (_, grandchild) = mint(child.clone(), "grandchild").await;
+    let (_, sibling) = mint(app.key.clone(), "sibling").await;
+    for key in [&child, &grandchild, &sibling] {
+        assert_eq!(app.get(key, "/api/v1/connections").await.status, StatusCode::OK);
+    }
+    let revoked = app.delete(&app.key, &format!("/api/v1/api-keys/{child_id}")).await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{:?}", revoked.body);
+    assert_eq!(app.get(&child, "/api/v1/connections").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get(&grandchild, "/api/v1/connections").await.status,
+        StatusCode::UNAUTHORIZED,
+        "a key minted by a revoked key kept working"
+    );
+    assert_eq!(app.get(&sibling, "/api/v1/connections").await.status, StatusCode::OK);
     app.shutdown().await;
 }

@@ -148,6 +148,7 @@ pub async fn create(
             scopes: Scope::join(&body.scopes),
             rate_limit_per_minute,
             expires_at,
+            parent_id: Some(principal.key_id.clone()),
         })
         .await?;
     state
@@ -203,7 +204,8 @@ pub async fn get(
     Ok(Json(ApiKeyView::from(&record)))
 }
 
-/// Revoke a key (`admin`). Takes effect at once on this node and within the cache TTL on others.
+/// Revoke a key (`admin`), and every key minted from it. Takes effect at once on this node
+/// and within the cache TTL on others.
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", responses((status = 204), (status = 404, body = crate::error::Problem)))]
 pub async fn revoke(
     State(state): State<Arc<AppState>>,
@@ -214,17 +216,19 @@ pub async fn revoke(
     if state.db.api_key(&principal.workspace_id, &id).await?.is_none() {
         return Err(ApiError::not_found("API key"));
     }
-    state.db.revoke_api_key(&principal.workspace_id, &id).await?;
-    state.keys.evict_id(&id);
-    state
-        .db
-        .append_audit(&[AuditEntry::new(
+    let revoked = state.db.revoke_api_key(&principal.workspace_id, &id).await?;
+    let mut audit = Vec::with_capacity(revoked.len());
+    for key in &revoked {
+        state.keys.evict_id(key);
+        let detail = if *key == id { "" } else { "minted by a revoked key" };
+        audit.push(AuditEntry::new(
             &principal.workspace_id,
             &principal.key_id,
             "api_key.revoke",
-            &id,
-            "",
-        )])
-        .await?;
+            key,
+            detail,
+        ));
+    }
+    state.db.append_audit(&audit).await?;
     Ok(StatusCode::NO_CONTENT)
 }

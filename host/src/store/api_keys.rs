@@ -53,6 +53,8 @@ pub struct NewApiKey {
     pub rate_limit_per_minute: i64,
     /// Expiry (unix ms).
     pub expires_at: Option<i64>,
+    /// The key that minted it (revoking that key revokes this one too).
+    pub parent_id: Option<String>,
 }
 
 macro_rules! columns {
@@ -66,8 +68,8 @@ impl Db {
     pub async fn insert_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKeyRecord> {
         let created_at = now_ms();
         sqlx::query(
-            "INSERT INTO api_keys (id, workspace_id, member_id, name, prefix, hash, scopes, rate_limit_per_minute, expires_at, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO api_keys (id, workspace_id, member_id, name, prefix, hash, scopes, rate_limit_per_minute, expires_at, created_at, parent_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&key.id)
         .bind(&key.workspace_id)
@@ -79,6 +81,7 @@ impl Db {
         .bind(key.rate_limit_per_minute)
         .bind(key.expires_at)
         .bind(created_at)
+        .bind(&key.parent_id)
         .execute(self.pool())
         .await?;
         Ok(ApiKeyRecord {
@@ -141,17 +144,20 @@ impl Db {
         Ok(Page::from_rows(rows, limit, |k: &ApiKeyRecord| k.id.clone()))
     }
 
-    /// Revoke a key; false when it does not exist in this workspace.
-    pub async fn revoke_api_key(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1 WHERE workspace_id = $2 AND id = $3 AND revoked_at IS NULL",
+    /// Revoke a key and every key minted from it, at any depth, in this workspace. Returns
+    /// the ids revoked now (empty when the key is unknown or was revoked already).
+    pub async fn revoke_api_key(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<Vec<String>> {
+        let revoked: Vec<(String,)> = sqlx::query_as(
+            "WITH RECURSIVE tree(id) AS (SELECT id FROM api_keys WHERE workspace_id = $2 AND id = $3 \
+             UNION SELECT k.id FROM api_keys k JOIN tree t ON k.parent_id = t.id WHERE k.workspace_id = $2) \
+             UPDATE api_keys SET revoked_at = $1 WHERE workspace_id = $2 AND revoked_at IS NULL AND id IN (SELECT id FROM tree) RETURNING id",
         )
         .bind(now_ms())
         .bind(workspace_id)
         .bind(id)
-        .execute(self.pool())
+        .fetch_all(self.pool())
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(revoked.into_iter().map(|(k,)| k).collect())
     }
 
     /// Record last use of keys (batched by the flusher).

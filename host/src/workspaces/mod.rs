@@ -40,6 +40,7 @@ pub async fn create_with_owner(
             scopes: Scope::join(scopes),
             rate_limit_per_minute: i64::from(state.config.default_key_rate_limit_per_minute),
             expires_at: None,
+            parent_id: None,
         })
         .await?;
     Ok(ProvisionedWorkspace {
