@@ -253,7 +253,11 @@ async fn revoking_a_key_revokes_every_key_it_minted(app: TestApp) {
         let app = &app;
         async move {
             let r = app
-                .post(&key, "/api/v1/api-keys", json!({ "name": name, "scopes": ["admin", "connections:read"] }))
+                .post(
+                    &key,
+                    "/api/v1/api-keys",
+                    json!({ "name": name, "scopes": ["admin", "connections:read"] }),
+                )
                 .await;
             assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
             (
@@ -270,12 +274,57 @@ async fn revoking_a_key_revokes_every_key_it_minted(app: TestApp) {
     }
     let revoked = app.delete(&app.key, &format!("/api/v1/api-keys/{child_id}")).await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{:?}", revoked.body);
-    assert_eq!(app.get(&child, "/api/v1/connections").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.get(&child, "/api/v1/connections").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(
         app.get(&grandchild, "/api/v1/connections").await.status,
         StatusCode::UNAUTHORIZED,
         "a key minted by a revoked key kept working"
     );
     assert_eq!(app.get(&sibling, "/api/v1/connections").await.status, StatusCode::OK);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewers_keys_cannot_write() {
+    let app = TestApp::sqlite().await;
+    let owner_key = app.new_workspace("acme").await;
+    let minted = app
+        .post(
+            &owner_key,
+            "/api/v1/api-keys",
+            json!({ "name": "ci", "scopes": ["connections:read", "connections:write"] }),
+        )
+        .await;
+    assert_eq!(minted.status, StatusCode::CREATED, "{:?}", minted.body);
+    let ci = minted.body["key"].as_str().expect("key").to_string();
+    let write = json!({ "connector": "nope", "name": "x" });
+    let before = app.post(&ci, "/api/v1/connections", write.clone()).await;
+    assert_ne!(before.code(), "missing_scope", "{:?}", before.body);
+
+    let members = app.get(&owner_key, "/api/v1/members").await;
+    let owner = members.body["data"][0]["id"].as_str().expect("member").to_string();
+    let demoted = app
+        .patch(
+            &owner_key,
+            &format!("/api/v1/members/{owner}"),
+            json!({ "role": "viewer" }),
+        )
+        .await;
+    assert_eq!(demoted.status, StatusCode::OK, "{:?}", demoted.body);
+
+    // The key still holds `connections:write`, but its member may now only read.
+    let after = app.post(&ci, "/api/v1/connections", write).await;
+    assert_eq!(
+        (after.status, after.code()),
+        (StatusCode::FORBIDDEN, "missing_scope"),
+        "{:?}",
+        after.body
+    );
+    assert_eq!(app.get(&ci, "/api/v1/connections").await.status, StatusCode::OK);
+    let admin = app.get(&owner_key, "/api/v1/api-keys").await;
+    assert_eq!(admin.status, StatusCode::FORBIDDEN, "a viewer's own key kept admin");
     app.shutdown().await;
 }

@@ -72,12 +72,28 @@ pub async fn require_api_key(State(state): State<Arc<AppState>>, mut request: Re
     request.extensions_mut().insert(Principal {
         workspace_id: record.workspace_id.clone(),
         key_id: record.id.clone(),
-        scopes: Scope::parse_list(&record.scopes),
+        scopes: effective_scopes(&record),
         member_id: record.member_id.clone(),
     });
     let mut response = next.run(request).await;
     rate_headers(&mut response, decision);
     response
+}
+
+/// The key's scopes that its member's role allows (a key of no member keeps them all; an
+/// unknown role counts as `viewer`).
+fn effective_scopes(record: &crate::store::ApiKeyRecord) -> Vec<Scope> {
+    let scopes = Scope::parse_list(&record.scopes);
+    match record.member_id.as_ref().and(record.member_role.as_deref()) {
+        None => scopes,
+        Some(role) => {
+            let role = crate::store::Role::parse(role).unwrap_or(crate::store::Role::Viewer);
+            scopes
+                .into_iter()
+                .filter(|s| crate::auth::role_allows(role, *s))
+                .collect()
+        }
+    }
 }
 
 fn rate_headers(response: &mut Response, d: crate::auth::RateDecision) {

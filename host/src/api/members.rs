@@ -112,6 +112,8 @@ pub async fn update(
     {
         return Err(ApiError::not_found("member"));
     }
+    // The member's keys act with the new role from their next request on this node.
+    state.keys.evict_member(&id);
     state
         .db
         .member(&principal.workspace_id, &id)

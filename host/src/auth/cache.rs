@@ -33,7 +33,15 @@ impl KeyCache {
         map.insert(record.hash.clone(), (Instant::now(), record));
     }
 
-    /// Forget a key (after revocation).
+    /// Forget every key of a member (after their role changed).
+    pub fn evict_member(&self, member_id: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (_, k)| k.member_id.as_deref() != Some(member_id));
+    }
+
+    /// Forget one key (after it was revoked on this node).
     pub fn evict_id(&self, key_id: &str) {
         self.entries
             .lock()

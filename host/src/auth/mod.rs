@@ -10,7 +10,7 @@ mod scopes;
 
 pub use cache::KeyCache;
 pub use rate_limit::{KeyRateLimiter, RateDecision};
-pub use scopes::{ALL_SCOPES, Scope};
+pub use scopes::{ALL_SCOPES, Scope, role_allows};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;

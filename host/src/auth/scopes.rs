@@ -63,3 +63,18 @@ impl Scope {
         scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
     }
 }
+
+/// Whether a member with `role` may use `scope` at all: a key acts with the scopes it holds
+/// that its member's role allows. Owners and admins may use every scope; members use and
+/// manage connections and run actions; viewers only read.
+pub fn role_allows(role: crate::store::Role, scope: Scope) -> bool {
+    use crate::store::Role;
+    match role {
+        Role::Owner | Role::Admin => true,
+        Role::Member => matches!(
+            scope,
+            Scope::ConnectionsRead | Scope::ConnectionsWrite | Scope::ActionsExecute
+        ),
+        Role::Viewer => scope == Scope::ConnectionsRead,
+    }
+}

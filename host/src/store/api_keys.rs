@@ -30,6 +30,10 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<i64>,
     /// Unix ms.
     pub created_at: i64,
+    /// The role of the member the key belongs to (read at authentication only; `None` for
+    /// keys of no member, or when not read).
+    #[sqlx(default)]
+    pub member_role: Option<String>,
 }
 
 /// What is needed to store a new key.
@@ -97,14 +101,19 @@ impl Db {
             revoked_at: None,
             last_used_at: None,
             created_at,
+            member_role: None,
         })
     }
 
-    /// The key with this hash (authentication; not workspace-scoped by design: the key
-    /// determines the workspace).
+    /// The key with this hash, with its member's role (authentication; not workspace-scoped
+    /// by design: the key determines the workspace).
     pub async fn api_key_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ApiKeyRecord>> {
         Ok(
-            sqlx::query_as(concat!("SELECT ", columns!(), " FROM api_keys WHERE hash = $1"))
+            sqlx::query_as(
+                "SELECT k.id, k.workspace_id, k.member_id, k.name, k.prefix, k.hash, k.scopes, k.rate_limit_per_minute, \
+                 k.expires_at, k.revoked_at, k.last_used_at, k.created_at, m.role AS member_role \
+                 FROM api_keys k LEFT JOIN members m ON m.id = k.member_id AND m.workspace_id = k.workspace_id WHERE k.hash = $1",
+            )
                 .bind(hash)
                 .fetch_optional(self.pool())
                 .await?,
