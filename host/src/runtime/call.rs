@@ -88,19 +88,11 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// A stable machine-readable code, used as the problem `code` in API responses.
+    /// The stable code: the host's own, or the connector's for a connector error.
     pub fn code(&self) -> &str {
         match self {
-            Self::UnknownAction { .. } => "unknown_action",
-            Self::InvalidInput { .. } => "invalid_input",
             Self::Connector { code, .. } => code,
-            Self::InvalidOutput { .. } => "invalid_output",
-            Self::OutputTooLarge { .. } => "output_too_large",
-            Self::Timeout { .. } => "timeout",
-            Self::MemoryExceeded { .. } => "memory_exceeded",
-            Self::Panicked { .. } => "connector_panicked",
-            Self::Trapped { .. } => "connector_crashed",
-            Self::AtCapacity => "at_capacity",
+            other => other.metric_label(),
         }
     }
 
