@@ -17,6 +17,10 @@ pub struct AuthScheme {
     pub kind: AuthKind,
     /// The only hosts this secret is ever sent to.
     pub hosts: Vec<HostTemplate>,
+    /// Whether the connector may compute HMAC-SHA256 with this secret (`hmac = true`, e.g.
+    /// for a provider's request-signing scheme). Off by default: a MAC under a password or
+    /// token sent to another host would let that host attack the secret offline.
+    pub hmac: bool,
 }
 
 /// The kind of secret and its injection point.

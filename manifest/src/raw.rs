@@ -58,6 +58,7 @@ struct RawAuth {
     #[serde(default)]
     extra_token_params: BTreeMap<String, String>,
     refresh_margin_secs: Option<u64>,
+    hmac: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -348,6 +349,7 @@ impl RawAuth {
             label,
             kind,
             hosts,
+            hmac: self.hmac.unwrap_or(false),
         })
     }
 }

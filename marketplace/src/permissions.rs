@@ -37,6 +37,9 @@ pub struct AuthGrant {
     /// OAuth scopes requested (oauth2 only).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub scopes: BTreeSet<String>,
+    /// Whether the connector may compute HMACs with the secret.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hmac: bool,
 }
 
 /// What a new version adds over an old one.
@@ -50,6 +53,8 @@ pub struct PermissionDiff {
     pub added_credential_hosts: Vec<String>,
     /// New OAuth scopes, as `scheme: scope`.
     pub added_scopes: Vec<String>,
+    /// Schemes whose secret newly may key HMACs.
+    pub added_hmac: Vec<String>,
     /// Limits that grew, as `name: old → new`.
     pub raised_limits: Vec<String>,
     /// Host-variable defaults that changed or appeared, as `name: old → new`.
@@ -63,6 +68,7 @@ impl PermissionDiff {
             && self.added_auth.is_empty()
             && self.added_credential_hosts.is_empty()
             && self.added_scopes.is_empty()
+            && self.added_hmac.is_empty()
             && self.raised_limits.is_empty()
             && self.changed_host_defaults.is_empty())
     }
@@ -88,6 +94,7 @@ impl Permissions {
                         kind: kind.into(),
                         hosts,
                         scopes,
+                        hmac: a.hmac,
                     },
                 )
             })
@@ -136,6 +143,9 @@ impl Permissions {
                         .extend(grant.hosts.difference(&prev.hosts).map(|h| format!("{id}: {h}")));
                     d.added_scopes
                         .extend(grant.scopes.difference(&prev.scopes).map(|s| format!("{id}: {s}")));
+                    if grant.hmac && !prev.hmac {
+                        d.added_hmac.push(id.clone());
+                    }
                 }
             }
         }

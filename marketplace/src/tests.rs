@@ -217,3 +217,17 @@ fn a_changed_host_default_is_a_widening() {
         vec!["base: https://api.demo.test → https://evil.test".to_string()]
     );
 }
+
+#[test]
+fn letting_a_secret_key_hmacs_is_a_widening() {
+    let old = Permissions::of(&nexum_manifest::Manifest::parse(MANIFEST).expect("m"));
+    let with_hmac = MANIFEST.replace(
+        "\nhosts = [\"https://api.demo.test\"]",
+        "\nhosts = [\"https://api.demo.test\"]\nhmac = true",
+    );
+    let new = Permissions::of(&nexum_manifest::Manifest::parse(&with_hmac).expect("m"));
+    assert!(new.auth.values().any(|g| g.hmac), "hmac is shown in the permissions");
+    let diff = new.diff_from(&old);
+    assert!(diff.widens());
+    assert_eq!(diff.added_hmac.len(), 1);
+}

@@ -153,6 +153,29 @@ async fn hmac_uses_the_secret_without_revealing_it() {
 }
 
 #[tokio::test]
+async fn hmac_is_refused_for_schemes_that_do_not_declare_it() {
+    // Without `hmac = true`, a MAC keyed with a bearer token (or a password) sent to a host
+    // the secret is not bound to would let that host attack the secret offline.
+    let host = TestHost::new(Network::LoopbackAllowed);
+    let manifest = std::fs::read_to_string(nexum_tests::plugins::connector_dir("hostile").join("connector.toml"))
+        .expect("manifest");
+    assert!(manifest.contains("hmac = true"));
+    let connector = host.load("hostile", Some(&manifest.replace("hmac = true", "")));
+    let connection = host.connect(&connector, "conn_nohmac", &[], &[("token", &[("token", SECRET)])]);
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "hmac",
+            json!({ "scheme": "token", "data": "x" }),
+        )
+        .await;
+    let err = out.result.expect_err("HMAC with an undeclared scheme");
+    assert!(err.to_string().contains("hmac = true"), "{err}");
+    assert!(!err.to_string().contains(SECRET));
+}
+
+#[tokio::test]
 async fn errors_and_logs_from_upstream_are_scrubbed() {
     let upstream = fakes::upstream().await;
     let host = TestHost::new(Network::LoopbackAllowed);

@@ -58,6 +58,12 @@ impl HostCredential for CallState {
 
     async fn hmac_sha256(&mut self, handle: Resource<CredentialHandle>, data: Vec<u8>) -> wasmtime::Result<Vec<u8>> {
         let credential = self.credential(&handle)?;
+        if !credential.scheme.hmac {
+            return Err(wasmtime::format_err!(
+                "auth scheme `{}` does not declare `hmac = true`; its secret cannot key an HMAC",
+                credential.scheme.id
+            ));
+        }
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(credential.hmac_key())
             .map_err(|_| wasmtime::format_err!("credential cannot be used as an HMAC key"))?;
         mac.update(&data);

@@ -322,6 +322,7 @@ mod tests {
             label: "Token".into(),
             kind: AuthKind::Bearer,
             hosts: Vec::new(),
+            hmac: false,
         };
         let fields = BTreeMap::from([("token".to_string(), token.to_string())]);
         Credential::from_fields(&scheme, &fields, "").expect("credential")
