@@ -61,6 +61,10 @@ pub struct Config {
     pub oauth_max_refresh_failures: u32,
     /// Timeout of one token endpoint request (ms).
     pub oauth_token_timeout_ms: u64,
+    /// How long a claimed Idempotency-Key stays "in progress" without an answer before a
+    /// retry may run the request (its first run died with its process). Longer than any
+    /// request can take.
+    pub idempotency_lease_secs: u64,
 }
 
 /// Log output format.
@@ -118,6 +122,7 @@ struct FileConfig {
     oauth_refresh_sweep_secs: Option<u64>,
     oauth_max_refresh_failures: Option<u32>,
     oauth_token_timeout_ms: Option<u64>,
+    idempotency_lease_secs: Option<u64>,
 }
 
 impl Config {
@@ -221,9 +226,21 @@ impl Config {
             .map(|v| comma_list(&v))
             .or(f.trusted_publisher_keys)
             .unwrap_or_default();
+        // Key ids name signers (installations record them, operator OAuth apps are bound to
+        // them), so two trusted keys may not share one.
+        let first_party = nexum_marketplace::signing::PublicKey::parse(FIRST_PARTY_PUBLIC_KEY)
+            .map(|k| k.key_id)
+            .unwrap_or_default();
+        let mut key_ids = std::collections::BTreeSet::from([first_party]);
         for key in &trusted_publisher_keys {
-            nexum_marketplace::signing::PublicKey::parse(key)
+            let parsed = nexum_marketplace::signing::PublicKey::parse(key)
                 .map_err(|e| invalid("NEXUM_TRUSTED_PUBLISHER_KEYS", format!("`{key}`: {e}")))?;
+            if !key_ids.insert(parsed.key_id.clone()) {
+                return Err(invalid(
+                    "NEXUM_TRUSTED_PUBLISHER_KEYS",
+                    format!("two trusted keys share the key id {}", parsed.key_id),
+                ));
+            }
         }
         let allow_unsigned_connectors = match env("NEXUM_ALLOW_UNSIGNED_CONNECTORS").as_deref() {
             Some("true" | "1" | "yes") => true,
@@ -281,6 +298,7 @@ impl Config {
                 1000,
             )? as u32,
             oauth_token_timeout_ms: num("oauth_token_timeout_ms", f.oauth_token_timeout_ms, 15_000, 100, 120_000)?,
+            idempotency_lease_secs: num("idempotency_lease_secs", f.idempotency_lease_secs, 300, 1, 86_400)?,
             trusted_publisher_keys,
             allow_unsigned_connectors,
             listen,

@@ -63,6 +63,7 @@ struct Inner {
     stale_refresh_uses: AtomicUsize,
     resource_hits: AtomicUsize,
     exchanges: AtomicUsize,
+    token_requests: AtomicUsize,
 }
 
 /// A running fake provider.
@@ -141,6 +142,11 @@ impl FakeOAuth {
     /// Requests to the protected resource.
     pub fn resource_hits(&self) -> usize {
         self.inner.resource_hits.load(Ordering::SeqCst)
+    }
+
+    /// Requests to the token endpoint, whatever they carried.
+    pub fn token_requests(&self) -> usize {
+        self.inner.token_requests.load(Ordering::SeqCst)
     }
 
     /// Successful code exchanges.
@@ -236,6 +242,7 @@ fn oauth_error(status: StatusCode, code: &str, description: &str) -> Response {
 }
 
 async fn token(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
+    inner.token_requests.fetch_add(1, Ordering::SeqCst);
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     // Client authentication: HTTP Basic or form fields.
     let (id, secret) = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {

@@ -8,7 +8,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::ids::ConnectionId;
 use crate::oauth::flow::{self, CallbackOutcome, CallbackParams, FlowRequest};
 use crate::oauth::{RefreshOutcome, RefreshReason};
-use crate::store::{AuditEntry, OAuthAppRecord, OPERATOR_OWNER};
+use crate::store::{AppBinding, AuditEntry, OAuthAppRecord, OPERATOR_OWNER};
 use crate::vault::SecretFields;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -285,6 +285,12 @@ pub struct OAuthAppView {
     pub owner: String,
     /// Public client id.
     pub client_id: String,
+    /// Operator apps: the only token endpoint origin the client secret is sent to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_origin: Option<String>,
+    /// Operator apps: the publisher key id a connector must be signed by to use the app.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
     /// The redirect URI to register with the provider.
     pub redirect_uri: String,
     /// Unix ms.
@@ -306,6 +312,14 @@ pub struct PutOAuthApp {
     pub client_id: String,
     /// Client secret from the provider (write-only; sealed in the vault).
     pub client_secret: String,
+    /// Operator apps only, required there: the origin of the provider's token endpoint
+    /// (`https://slack.com`). The secret is never sent anywhere else.
+    #[serde(default)]
+    pub token_origin: Option<String>,
+    /// Operator apps only, required there: the trusted publisher key id (minisign) whose
+    /// signed connector may use the app. A same-named connector from anyone else may not.
+    #[serde(default)]
+    pub signer: Option<String>,
 }
 
 fn app_view(state: &AppState, app: OAuthAppRecord) -> OAuthAppView {
@@ -318,6 +332,8 @@ fn app_view(state: &AppState, app: OAuthAppRecord) -> OAuthAppView {
         id: app.id,
         connector_id: app.connector_id,
         client_id: app.client_id,
+        token_origin: app.token_origin,
+        signer: app.signer,
         redirect_uri: state.oauth.redirect_uri(),
         updated_at: app.updated_at,
     }
@@ -343,14 +359,20 @@ pub async fn put_app(
     ApiJson(body): ApiJson<PutOAuthApp>,
 ) -> ApiResult<Json<OAuthAppView>> {
     principal.require(Scope::Admin)?;
+    if body.token_origin.is_some() || body.signer.is_some() {
+        return Err(ApiError::unprocessable(
+            "binding_not_allowed",
+            "`token_origin` and `signer` bind operator apps; a workspace app is used only by this workspace's own connectors",
+        ));
+    }
     let owner = principal.workspace_id.to_string();
-    put_app_for(&state, &principal, &owner, &connector_id, body).await
+    put_app_for(&state, &principal, &owner, &connector_id, body, None).await
 }
 
 /// Register or replace the operator's app for a connector, shared by every workspace
 /// (operator keys: `workspaces:create`).
 #[utoipa::path(put, path = "/api/v1/operator/oauth-apps/{connector_id}", tag = "oauth", request_body = PutOAuthApp,
-    responses((status = 200, body = OAuthAppView)))]
+    responses((status = 200, body = OAuthAppView), (status = 422, description = "Missing or invalid binding (`binding_required`, `invalid_token_origin`, `untrusted_signer`) or credentials", body = crate::error::Problem)))]
 pub async fn put_operator_app(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -358,7 +380,39 @@ pub async fn put_operator_app(
     ApiJson(body): ApiJson<PutOAuthApp>,
 ) -> ApiResult<Json<OAuthAppView>> {
     principal.require(Scope::WorkspacesCreate)?;
-    put_app_for(&state, &principal, OPERATOR_OWNER, &connector_id, body).await
+    let binding = operator_binding(&state, &body)?;
+    put_app_for(&state, &principal, OPERATOR_OWNER, &connector_id, body, Some(binding)).await
+}
+
+/// What an operator app is bound to, checked: an origin with nothing after it, and a
+/// publisher key this host trusts.
+fn operator_binding(state: &AppState, body: &PutOAuthApp) -> ApiResult<AppBinding> {
+    let (Some(origin), Some(signer)) = (body.token_origin.as_deref(), body.signer.as_deref()) else {
+        return Err(ApiError::unprocessable(
+            "binding_required",
+            "an operator app is shared by every workspace, so it needs `token_origin` (the provider's token endpoint origin, e.g. https://slack.com) and `signer` (the publisher key id of the connector allowed to use it)",
+        ));
+    };
+    let parsed = url::Url::parse(origin)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
+        .filter(|u| u.path() == "/" && u.query().is_none() && u.fragment().is_none() && u.username().is_empty());
+    let Some(parsed) = parsed else {
+        return Err(ApiError::unprocessable(
+            "invalid_token_origin",
+            "`token_origin` must be an http(s) origin with no path, query or credentials, e.g. https://slack.com",
+        ));
+    };
+    if signer == "unsigned" || !state.trust.trusts(signer) {
+        return Err(ApiError::unprocessable(
+            "untrusted_signer",
+            "`signer` must be the key id of a publisher key this host trusts (NEXUM_TRUSTED_PUBLISHER_KEYS or the first-party key)",
+        ));
+    }
+    Ok(AppBinding {
+        token_origin: parsed.origin().ascii_serialization(),
+        signer: signer.to_string(),
+    })
 }
 
 async fn put_app_for(
@@ -367,6 +421,7 @@ async fn put_app_for(
     owner: &str,
     connector_id: &str,
     body: PutOAuthApp,
+    binding: Option<AppBinding>,
 ) -> ApiResult<Json<OAuthAppView>> {
     let secret = SecretFields(BTreeMap::from([("client_secret".to_string(), body.client_secret)]));
     let valid_id = |s: &str| {
@@ -392,7 +447,10 @@ async fn put_app_for(
             "client_secret must be 1–2000 printable characters",
         ));
     }
-    let app = state.db.put_oauth_app(owner, connector_id, client_id).await?;
+    let app = state
+        .db
+        .put_oauth_app(owner, connector_id, client_id, binding.as_ref())
+        .await?;
     let sealed = state.vault.seal_fields(owner, &app.id, &secret)?;
     state.db.put_secret(&sealed).await?;
     state

@@ -7,7 +7,7 @@ use super::status::{Observation, next_status};
 use super::{ConnectionError, ConnectionResult};
 use crate::ids::{ConnectionId, InstallationId, WorkspaceId};
 use crate::state::AppState;
-use crate::store::{AuditEntry, ConnectionRecord, InstallationRecord};
+use crate::store::{AuditEntry, ConnectionRecord, ConnectionSettings, InstallationRecord};
 use crate::vault::{Credential, SecretFields};
 use nexum_manifest::{AuthKind, Manifest};
 use std::collections::BTreeMap;
@@ -69,7 +69,7 @@ pub async fn create(
     let scheme = pick_scheme(&manifest, new.auth_scheme.as_deref(), &fields)?;
     let fields = match scheme.as_deref().and_then(|id| manifest.auth_scheme(id)) {
         Some(s) if matches!(s.kind, AuthKind::OAuth2(_)) => {
-            oauth_fields(state, workspace_id, &manifest, s, fields, &new.variables).await?
+            oauth_fields(state, workspace_id, &installation, &manifest, s, fields, &new.variables).await?
         }
         _ => fields,
     };
@@ -113,6 +113,7 @@ pub async fn create(
 async fn oauth_fields(
     state: &AppState,
     workspace_id: &WorkspaceId,
+    installation: &InstallationRecord,
     manifest: &Manifest,
     scheme: &nexum_manifest::AuthScheme,
     fields: SecretFields,
@@ -141,12 +142,14 @@ async fn oauth_fields(
     let token_url = crate::oauth::token_url(manifest, scheme, &resolved)?;
     let (app, _) = crate::oauth::apps::client_app(
         state,
-        workspace_id,
-        &manifest.id,
-        Some(&fields),
-        manifest,
-        scheme,
-        &token_url,
+        crate::oauth::apps::AppLookup {
+            workspace_id,
+            connector_id: &manifest.id,
+            signer: &installation.signer,
+            stored: Some(&fields),
+            token_url: &token_url,
+            client_credentials: true,
+        },
     )
     .await?;
     let issued = state
@@ -310,36 +313,48 @@ pub async fn update(
     }
     let variables_json =
         serde_json::to_string(&variables).map_err(|_| ConnectionError::Corrupt("connection variables"))?;
-    state
+    // Variables and secret change together or not at all, and only if nobody changed the
+    // variables since they were read above: otherwise, between two writes (or two racing
+    // PATCHes), one host could receive the secret entered for another.
+    let settings = ConnectionSettings {
+        name: name.trim(),
+        variables: &variables_json,
+        expected_variables: &record.variables,
+    };
+    let sealed = match &fields {
+        Some(f) if record.auth_scheme.is_some() => Some(state.vault.seal_fields(workspace_id, id.as_str(), f)?),
+        _ => None,
+    };
+    let is_oauth = record
+        .auth_scheme
+        .as_deref()
+        .and_then(|s| manifest.auth_scheme(s))
+        .is_some_and(|s| matches!(s.kind, AuthKind::OAuth2(_)));
+    if let (Some(sealed), Some(f), true) = (&sealed, &fields, is_oauth) {
+        // New tokens replace the old under the refresh lock, with their expiry, and give
+        // the connection a fresh start (failures reset, `expired` or `exhausted` left).
+        let _local = state.oauth.lock(id.as_str()).await;
+        let lock = state.db.lock_for_refresh(workspace_id, id).await?;
+        lock.finish(crate::store::TokenUpdate {
+            secret: Some(sealed),
+            token_expires_at: crate::oauth::expires_at_of(f),
+            refresh_failures: 0,
+            status: next_status(record.status, Observation::Reconnected),
+            last_error: None,
+            failed_event: None,
+            settings: Some(settings),
+            expected_variables: None,
+        })
+        .await
+        .map_err(changed)?;
+    } else if !state
         .db
-        .update_connection_settings(workspace_id, id, name.trim(), &variables_json)
-        .await?;
-    if let Some(f) = &fields
-        && record.auth_scheme.is_some()
+        .update_connection_settings(workspace_id, id, &settings, sealed.as_ref())
+        .await?
     {
-        let sealed = state.vault.seal_fields(workspace_id, id.as_str(), f)?;
-        let is_oauth = record
-            .auth_scheme
-            .as_deref()
-            .and_then(|s| manifest.auth_scheme(s))
-            .is_some_and(|s| matches!(s.kind, AuthKind::OAuth2(_)));
-        if is_oauth {
-            // New tokens replace the old under the refresh lock, with their expiry, and give
-            // the connection a fresh start (failures reset, `expired` or `exhausted` left).
-            let _local = state.oauth.lock(id.as_str()).await;
-            let lock = state.db.lock_for_refresh(workspace_id, id).await?;
-            lock.finish(crate::store::TokenUpdate {
-                secret: Some(&sealed),
-                token_expires_at: crate::oauth::expires_at_of(f),
-                refresh_failures: 0,
-                status: next_status(record.status, Observation::Reconnected),
-                last_error: None,
-                failed_event: None,
-            })
-            .await?;
-        } else {
-            state.db.put_secret(&sealed).await?;
-        }
+        return Err(changed(crate::store::StoreError::Changed));
+    }
+    if sealed.is_some() {
         state
             .db
             .append_audit(&[AuditEntry::new(workspace_id, actor, "secret.update", id.as_str(), "")])
@@ -352,6 +367,14 @@ pub async fn update(
         .await?
         .ok_or(ConnectionError::NotFound("connection"))?;
     Ok((record, installation))
+}
+
+/// A compare-and-set that lost: the connection changed (or went away) since it was read.
+fn changed(e: crate::store::StoreError) -> ConnectionError {
+    match e {
+        crate::store::StoreError::Changed => ConnectionError::Changed,
+        other => other.into(),
+    }
 }
 
 /// Delete a connection: disconnects it and wipes its secret, as `actor`.

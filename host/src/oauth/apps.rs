@@ -1,14 +1,13 @@
 //! Which OAuth client a connection authenticates as: client credentials stored with the
-//! connection itself, else the workspace's app for the connector, else the operator's.
+//! connection itself, else the workspace's app for the connector, else the operator's (only
+//! where its binding holds).
 
 use super::{ClientApp, OAuthError};
 use crate::ids::WorkspaceId;
 use crate::state::AppState;
-use crate::store::OPERATOR_OWNER;
+use crate::store::{OAuthAppRecord, OPERATOR_OWNER};
 use crate::vault::SecretFields;
-use nexum_manifest::{AuthScheme, Manifest};
 use secrecy::SecretString;
-use std::collections::BTreeMap;
 use url::Url;
 
 /// Where a connection's app came from.
@@ -33,21 +32,34 @@ impl AppSource {
     }
 }
 
-/// The app for a connection of `connector_id` in `workspace_id`.
+/// What choosing a connection's app depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct AppLookup<'a> {
+    /// The connection's workspace.
+    pub workspace_id: &'a WorkspaceId,
+    /// The installation's connector id.
+    pub connector_id: &'a str,
+    /// The installation's signer: a trusted key id, or `unsigned`.
+    pub signer: &'a str,
+    /// Fields stored with the connection (its own client credentials, the app its tokens
+    /// were issued to).
+    pub stored: Option<&'a SecretFields>,
+    /// Where the client secret would be sent.
+    pub token_url: &'a Url,
+    /// Whether the grant is client credentials (a token for the app's own account).
+    pub client_credentials: bool,
+}
+
+/// The app for a connection.
 ///
-/// The operator's client secret is only ever sent to the token URL the connector declares
-/// by default: a workspace that points the connector elsewhere (through a variable) must
-/// register its own app, or it could collect the operator's secret.
-pub async fn client_app(
-    state: &AppState,
-    workspace_id: &WorkspaceId,
-    connector_id: &str,
-    stored: Option<&SecretFields>,
-    manifest: &Manifest,
-    scheme: &AuthScheme,
-    token_url: &Url,
-) -> Result<(ClientApp, AppSource), OAuthError> {
-    if let Some(fields) = stored
+/// The operator's app is shared by every workspace, so it is used only where it cannot
+/// leak: never for the client-credentials grant (that token is the operator's own account
+/// at the provider), only toward the token endpoint origin it was registered for, and only
+/// for a connector signed by the publisher key it was registered for. A tenant's connector
+/// with the same id, signed by someone else or pointing elsewhere, never gets it.
+pub async fn client_app(state: &AppState, lookup: AppLookup<'_>) -> Result<(ClientApp, AppSource), OAuthError> {
+    let connector_id = lookup.connector_id;
+    if let Some(fields) = lookup.stored
         && let (Some(id), Some(secret)) = (fields.0.get("client_id"), fields.0.get("client_secret"))
     {
         return Ok((
@@ -60,35 +72,38 @@ pub async fn client_app(
     }
     // Tokens were issued to one app: refresh them with that one, even if the workspace has
     // registered (or removed) its own app since.
-    let recorded = stored.and_then(|f| f.0.get("oauth_app")).map(String::as_str);
+    let recorded = lookup.stored.and_then(|f| f.0.get("oauth_app")).map(String::as_str);
     if recorded != Some(AppSource::Operator.as_str())
-        && let Some(app) = open_app(state, workspace_id.as_str(), connector_id).await?
+        && let Some((app, _)) = open_app(state, lookup.workspace_id.as_str(), connector_id).await?
     {
         return Ok((app, AppSource::Workspace));
     }
-    if recorded == Some(AppSource::Workspace.as_str()) {
+    if recorded == Some(AppSource::Workspace.as_str()) || lookup.client_credentials {
         return Err(OAuthError::AppMissing(connector_id.to_string()));
     }
-    if let Some(app) = open_app(state, OPERATOR_OWNER, connector_id).await? {
-        let default_url = manifest
-            .resolve_variables(&BTreeMap::new())
-            .ok()
-            .and_then(|vars| super::token_url(manifest, scheme, &vars).ok());
-        if default_url.as_ref() != Some(token_url) {
-            return Err(OAuthError::Invalid {
-                code: "operator_app_not_allowed",
-                message: format!(
-                    "the operator's OAuth app for `{connector_id}` is only used with the connector's default token URL; register a workspace app (PUT /api/v1/oauth-apps/{connector_id}) to use {}",
-                    token_url.origin().ascii_serialization()
-                ),
-            });
-        }
-        return Ok((app, AppSource::Operator));
+    let Some((app, record)) = open_app(state, OPERATOR_OWNER, connector_id).await? else {
+        return Err(OAuthError::AppMissing(connector_id.to_string()));
+    };
+    let origin = lookup.token_url.origin().ascii_serialization();
+    let bound = record.token_origin.as_deref() == Some(origin.as_str())
+        && record.signer.as_deref() == Some(lookup.signer)
+        && lookup.signer != "unsigned";
+    if !bound {
+        return Err(OAuthError::Invalid {
+            code: "operator_app_not_allowed",
+            message: format!(
+                "the operator's OAuth app for `{connector_id}` is only used by the connector signed by the key it was registered for, with its token endpoint on the origin it was registered for; register a workspace app (PUT /api/v1/oauth-apps/{connector_id}) to use {origin}"
+            ),
+        });
     }
-    Err(OAuthError::AppMissing(connector_id.to_string()))
+    Ok((app, AppSource::Operator))
 }
 
-async fn open_app(state: &AppState, owner: &str, connector_id: &str) -> Result<Option<ClientApp>, OAuthError> {
+async fn open_app(
+    state: &AppState,
+    owner: &str,
+    connector_id: &str,
+) -> Result<Option<(ClientApp, OAuthAppRecord)>, OAuthError> {
     let Some(record) = state.db.oauth_app(owner, connector_id).await? else {
         return Ok(None);
     };
@@ -97,8 +112,11 @@ async fn open_app(state: &AppState, owner: &str, connector_id: &str) -> Result<O
     };
     let fields = state.vault.open_fields(&sealed)?;
     let secret = fields.0.get("client_secret").cloned().unwrap_or_default();
-    Ok(Some(ClientApp {
-        client_id: record.client_id,
-        client_secret: SecretString::from(secret),
-    }))
+    Ok(Some((
+        ClientApp {
+            client_id: record.client_id.clone(),
+            client_secret: SecretString::from(secret),
+        },
+        record,
+    )))
 }

@@ -146,7 +146,18 @@ pub async fn start(state: &AppState, request: FlowRequest) -> Result<StartedFlow
             ),
         })?;
     let token_url = token_url(&manifest, scheme, &variables)?;
-    let (app, _) = apps::client_app(state, ws, &manifest.id, None, &manifest, scheme, &token_url).await?;
+    let (app, _) = apps::client_app(
+        state,
+        apps::AppLookup {
+            workspace_id: ws,
+            connector_id: &manifest.id,
+            signer: &installation.signer,
+            stored: None,
+            token_url: &token_url,
+            client_credentials: false,
+        },
+    )
+    .await?;
     let name = match (&existing, &request.name) {
         (Some(c), _) => c.name.clone(),
         (None, Some(n)) if !n.trim().is_empty() && n.len() <= 200 => n.trim().to_string(),
@@ -169,6 +180,17 @@ pub async fn start(state: &AppState, request: FlowRequest) -> Result<StartedFlow
         return Err(OAuthError::Invalid {
             code: "invalid_scopes",
             message: "scopes must be non-empty words without spaces".into(),
+        });
+    }
+    // The admin accepted the scopes the installed manifest declares; a flow may ask for
+    // fewer, never others.
+    if let Some(extra) = scopes.iter().find(|s| !endpoints.scopes.contains(s)) {
+        return Err(OAuthError::Invalid {
+            code: "scope_not_accepted",
+            message: format!(
+                "scope `{extra}` is not among the scopes accepted when the connector was installed ({})",
+                endpoints.scopes.join(" ")
+            ),
         });
     }
 
@@ -376,9 +398,19 @@ async fn exchange(
     let variables: BTreeMap<String, String> = serde_json::from_str(&flow.variables).unwrap_or_default();
     let token_url =
         token_url(&manifest, scheme, &variables).map_err(|e| ("invalid_connection", e.to_string(), false))?;
-    let (app, source) = apps::client_app(state, ws, &manifest.id, None, &manifest, scheme, &token_url)
-        .await
-        .map_err(|e| ("oauth_app_missing", e.to_string(), false))?;
+    let (app, source) = apps::client_app(
+        state,
+        apps::AppLookup {
+            workspace_id: ws,
+            connector_id: &manifest.id,
+            signer: &installation.signer,
+            stored: None,
+            token_url: &token_url,
+            client_credentials: false,
+        },
+    )
+    .await
+    .map_err(|e| ("oauth_app_missing", e.to_string(), false))?;
     let sealed = Sealed {
         key_id: flow.verifier_key_id.clone(),
         nonce: flow.verifier_nonce.clone(),
@@ -407,9 +439,22 @@ async fn exchange(
             .map_err(|e| internal(&e))?;
         let _local = state.oauth.lock(id.as_str()).await;
         let mut lock = state.db.lock_for_refresh(ws, id).await.map_err(|e| internal(&e))?;
-        if lock.connection().await.map_err(|e| internal(&e))?.is_none() {
+        let Some(current) = lock.connection().await.map_err(|e| internal(&e))? else {
             let _ = lock.release().await;
             return Err(("invalid_connection", "the connection was deleted".into(), false));
+        };
+        // The tokens were granted for the hosts of the variables the flow started with; if
+        // the connection was pointed elsewhere meanwhile, they are not stored.
+        let now_resolved = serde_json::from_str::<BTreeMap<String, String>>(&current.variables)
+            .ok()
+            .and_then(|v| manifest.resolve_variables(&v).ok());
+        if now_resolved.as_ref() != Some(&variables) {
+            let _ = lock.release().await;
+            return Err((
+                "connection_changed",
+                "the connection's variables changed while the flow was open; start the reconnect again".into(),
+                false,
+            ));
         }
         lock.finish(TokenUpdate {
             secret: Some(&sealed),
@@ -418,9 +463,18 @@ async fn exchange(
             status: ConnectionStatus::Connected,
             last_error: None,
             failed_event: None,
+            settings: None,
+            expected_variables: Some(&current.variables),
         })
         .await
-        .map_err(|e| internal(&e))?;
+        .map_err(|e| match e {
+            crate::store::StoreError::Changed => (
+                "connection_changed",
+                "the connection's variables changed while the flow was open; start the reconnect again".to_string(),
+                false,
+            ),
+            other => internal(&other),
+        })?;
         state.connections.evict(id);
         audit(state, flow, id.as_str(), "secret.update").await;
         return Ok(id.clone());

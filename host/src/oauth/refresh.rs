@@ -104,12 +104,14 @@ async fn refresh_now(
         };
         let (app, _) = apps::client_app(
             state,
-            workspace_id,
-            &installation.connector_id,
-            stored.as_ref(),
-            &manifest,
-            scheme,
-            &url,
+            apps::AppLookup {
+                workspace_id,
+                connector_id: &installation.connector_id,
+                signer: &installation.signer,
+                stored: stored.as_ref(),
+                token_url: &url,
+                client_credentials: endpoints.uses_client_credentials(),
+            },
         )
         .await?;
         Ok::<_, OAuthError>((url, app))
@@ -183,6 +185,8 @@ async fn refresh_now(
             status: next_status(record.status, Observation::TokenExpired),
             last_error: Some(&OAuthError::Expired.to_string()),
             failed_event: None,
+            settings: None,
+            expected_variables: None,
         })
         .await?;
         state.connections.evict(connection_id);
@@ -208,6 +212,8 @@ async fn refresh_now(
                 status: next_status(record.status, Observation::RefreshSucceeded),
                 last_error: None,
                 failed_event: None,
+                settings: None,
+                expected_variables: None,
             })
             .await?;
             state.connections.evict(connection_id);
@@ -255,6 +261,8 @@ async fn refresh_now(
             "consecutive_failures": failures,
             "status": status,
         })),
+        settings: None,
+        expected_variables: None,
     })
     .await?;
     state.connections.evict(connection_id);

@@ -17,14 +17,14 @@ mod usage;
 mod workspaces;
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
-pub use audit::AuditEntry;
-pub use connections::{ConnectionRecord, ConnectionStatus};
+pub use audit::{AuditEntry, AuditWriter};
+pub use connections::{ConnectionRecord, ConnectionSettings, ConnectionStatus};
 pub use events::EventRecord;
 pub use idempotency::IdempotencyRecord;
 pub use installations::{InstallationRecord, NewInstallation};
 pub use jobs::{ClaimedJob, NewJob};
 pub use marketplace::{PackageRecord, PackageVersionRecord, PublisherRecord, ReviewRecord};
-pub use oauth::{FlowClaim, OAuthAppRecord, OAuthFlowRecord, OPERATOR_OWNER, RefreshLock, TokenUpdate};
+pub use oauth::{AppBinding, FlowClaim, OAuthAppRecord, OAuthFlowRecord, OPERATOR_OWNER, RefreshLock, TokenUpdate};
 pub use secrets::SecretRecord;
 pub use usage::UsageRecord;
 pub use workspaces::{MemberRecord, Role, WorkspaceRecord};
@@ -90,6 +90,13 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("corrupt stored value in {0}")]
     Corrupt(&'static str),
+    /// A write that must be durable before going on could not be made (the database
+    /// refused it); the request is refused rather than done unrecorded.
+    #[error("the {0} cannot be written right now")]
+    Unavailable(&'static str),
+    /// A compare-and-set write found the row changed since it was read.
+    #[error("changed by someone else meanwhile; read it again and retry")]
+    Changed,
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -2,7 +2,7 @@
 //! per-connection refresh lock under which tokens are re-read and rotated.
 
 use super::connections::{columns as connection_columns, set_status_in};
-use super::{Backend, ConnectionRecord, ConnectionStatus, Db, SecretRecord, StoreResult, new_id, now_ms};
+use super::{Backend, ConnectionRecord, ConnectionStatus, Db, SecretRecord, StoreError, StoreResult, new_id, now_ms};
 use crate::ids::{ConnectionId, InstallationId, WorkspaceId};
 
 /// Owner of an app every workspace may use.
@@ -24,6 +24,26 @@ pub struct OAuthAppRecord {
     pub created_at: i64,
     /// Unix ms.
     pub updated_at: i64,
+    /// Operator apps: the token endpoint origin the client secret may be sent to.
+    pub token_origin: Option<String>,
+    /// Operator apps: the publisher key id that must have signed the connector.
+    pub signer: Option<String>,
+}
+
+/// What an operator app is bound to (workspace apps are bound to nothing: the workspace
+/// chose to use them with its own connectors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppBinding {
+    /// Origin (`https://slack.com`) of the token endpoint.
+    pub token_origin: String,
+    /// Trusted publisher key id that signs the connector.
+    pub signer: String,
+}
+
+macro_rules! app_columns {
+    () => {
+        "id, owner, connector_id, client_id, created_at, updated_at, token_origin, signer"
+    };
 }
 
 /// An authorization-code flow in progress or finished.
@@ -91,18 +111,32 @@ pub enum FlowClaim {
 impl Db {
     /// Register or replace the app of `owner` for `connector_id`; the client secret is
     /// written by the caller under the returned id.
-    pub async fn put_oauth_app(&self, owner: &str, connector_id: &str, client_id: &str) -> StoreResult<OAuthAppRecord> {
+    pub async fn put_oauth_app(
+        &self,
+        owner: &str,
+        connector_id: &str,
+        client_id: &str,
+        binding: Option<&AppBinding>,
+    ) -> StoreResult<OAuthAppRecord> {
         let now = now_ms();
+        let token_origin = binding.map(|b| b.token_origin.clone());
+        let signer = binding.map(|b| b.signer.clone());
         if let Some(existing) = self.oauth_app(owner, connector_id).await? {
-            sqlx::query("UPDATE oauth_apps SET client_id = $1, updated_at = $2 WHERE id = $3")
-                .bind(client_id)
-                .bind(now)
-                .bind(&existing.id)
-                .execute(self.pool())
-                .await?;
+            sqlx::query(
+                "UPDATE oauth_apps SET client_id = $1, updated_at = $2, token_origin = $3, signer = $4 WHERE id = $5",
+            )
+            .bind(client_id)
+            .bind(now)
+            .bind(&token_origin)
+            .bind(&signer)
+            .bind(&existing.id)
+            .execute(self.pool())
+            .await?;
             return Ok(OAuthAppRecord {
                 client_id: client_id.into(),
                 updated_at: now,
+                token_origin,
+                signer,
                 ..existing
             });
         }
@@ -113,24 +147,34 @@ impl Db {
             client_id: client_id.into(),
             created_at: now,
             updated_at: now,
+            token_origin,
+            signer,
         };
-        sqlx::query("INSERT INTO oauth_apps (id, owner, connector_id, client_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&record.id)
-            .bind(&record.owner)
-            .bind(&record.connector_id)
-            .bind(&record.client_id)
-            .bind(record.created_at)
-            .bind(record.updated_at)
-            .execute(self.pool())
-            .await?;
+        sqlx::query(concat!(
+            "INSERT INTO oauth_apps (",
+            app_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(&record.id)
+        .bind(&record.owner)
+        .bind(&record.connector_id)
+        .bind(&record.client_id)
+        .bind(record.created_at)
+        .bind(record.updated_at)
+        .bind(&record.token_origin)
+        .bind(&record.signer)
+        .execute(self.pool())
+        .await?;
         Ok(record)
     }
 
     /// The app of `owner` for `connector_id`.
     pub async fn oauth_app(&self, owner: &str, connector_id: &str) -> StoreResult<Option<OAuthAppRecord>> {
-        Ok(sqlx::query_as(
-            "SELECT id, owner, connector_id, client_id, created_at, updated_at FROM oauth_apps WHERE owner = $1 AND connector_id = $2",
-        )
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            app_columns!(),
+            " FROM oauth_apps WHERE owner = $1 AND connector_id = $2"
+        ))
         .bind(owner)
         .bind(connector_id)
         .fetch_optional(self.pool())
@@ -139,9 +183,11 @@ impl Db {
 
     /// Apps a workspace can use: its own and the operator's.
     pub async fn oauth_apps_for(&self, workspace_id: &WorkspaceId) -> StoreResult<Vec<OAuthAppRecord>> {
-        Ok(sqlx::query_as(
-            "SELECT id, owner, connector_id, client_id, created_at, updated_at FROM oauth_apps WHERE owner = $1 OR owner = $2 ORDER BY connector_id, owner",
-        )
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            app_columns!(),
+            " FROM oauth_apps WHERE owner = $1 OR owner = $2 ORDER BY connector_id, owner"
+        ))
         .bind(workspace_id)
         .bind(OPERATOR_OWNER)
         .fetch_all(self.pool())
@@ -318,6 +364,12 @@ pub struct TokenUpdate<'a> {
     pub last_error: Option<&'a str>,
     /// Also record `connection.refresh_failed` with this payload.
     pub failed_event: Option<serde_json::Value>,
+    /// Also change name and variables (an admin's PATCH with new tokens), in the same
+    /// transaction; refused with [`StoreError::Changed`] if the variables moved meanwhile.
+    pub settings: Option<super::connections::ConnectionSettings<'a>>,
+    /// Store the tokens only if the connection's variables are still these (JSON): a
+    /// reconnect's tokens were granted for the hosts of the variables its flow started with.
+    pub expected_variables: Option<&'a str>,
 }
 
 impl RefreshLock {
@@ -373,6 +425,24 @@ impl RefreshLock {
         if !exists {
             tx.rollback().await?;
             return Ok(());
+        }
+        if let Some(expected) = update.expected_variables {
+            let current: Option<(String,)> =
+                sqlx::query_as("SELECT variables FROM connections WHERE workspace_id = $1 AND id = $2")
+                    .bind(&ws)
+                    .bind(&id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if current.map(|(v,)| v).as_deref() != Some(expected) {
+                tx.rollback().await?;
+                return Err(StoreError::Changed);
+            }
+        }
+        if let Some(settings) = &update.settings
+            && !super::connections::update_settings_in(&mut tx, &ws, &id, settings).await?
+        {
+            tx.rollback().await?;
+            return Err(StoreError::Changed);
         }
         if let Some(secret) = update.secret {
             super::secrets::put_secret_in(&mut tx, secret).await?;

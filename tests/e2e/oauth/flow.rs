@@ -4,13 +4,14 @@
 
 use super::{assert_no_secret_leaked, call_me, connect, consent, oauth_manifest, setup, visit};
 use nexum_tests::app::TestApp;
-use nexum_tests::oauth_provider::CLIENT_ID;
+use nexum_tests::oauth_provider::{CLIENT_ID, FakeOAuth};
 use reqwest::StatusCode;
 use serde_json::json;
 
 on_both_databases!(
     authorization_code_flow_connects_and_executes,
     refused_states_leave_no_connection,
+    flows_stay_within_what_was_accepted,
 );
 
 async fn authorization_code_flow_connects_and_executes(app: TestApp) {
@@ -178,4 +179,50 @@ async fn install_in(app: &TestApp, key: &str) {
     let bundle = nexum_tests::bundles::bundle("http", Some(&manifest), None);
     let installed = app.install_bundle(key, bundle, Some(&accept)).await;
     assert_eq!(installed.status, StatusCode::CREATED, "{:?}", installed.body);
+}
+
+/// A flow asks only for scopes the admin accepted, and a reconnect's tokens are not stored
+/// if the connection was pointed at other hosts while the user was at the provider.
+async fn flows_stay_within_what_was_accepted(app: TestApp) {
+    let fake = setup(&app, "").await;
+    let elsewhere = FakeOAuth::start().await;
+    let start = |scopes: serde_json::Value| json!({ "connector": "http", "name": "x", "variables": { "base_url": fake.origin() }, "scopes": scopes });
+    let wider = app
+        .post(
+            &app.key,
+            "/api/v1/connections/oauth/authorize",
+            start(json!(["read", "admin"])),
+        )
+        .await;
+    assert_eq!(wider.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", wider.body);
+    assert_eq!(wider.code(), "scope_not_accepted");
+    let narrower = app
+        .post(&app.key, "/api/v1/connections/oauth/authorize", start(json!(["read"])))
+        .await;
+    assert_eq!(narrower.status, StatusCode::CREATED, "{:?}", narrower.body);
+
+    let connection = connect(&app, &app.key, &fake).await;
+    let (flow_id, callback) = consent(&app, &app.key, &fake, json!({ "connection_id": connection })).await;
+    // Meanwhile an admin points the connection elsewhere, with tokens for there.
+    let (token, _) = elsewhere.mint();
+    let moved = app
+        .patch(
+            &app.key,
+            &format!("/api/v1/connections/{connection}"),
+            json!({ "variables": { "base_url": elsewhere.origin() }, "credentials": { "access_token": token } }),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    let (status, body, _) = visit(&callback).await;
+    assert_ne!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("connection_changed"), "{body}");
+    let flow = app
+        .get(&app.key, &format!("/api/v1/connections/oauth/flows/{flow_id}"))
+        .await;
+    assert_eq!(flow.body["status"], "failed", "{:?}", flow.body);
+    // The tokens for the new hosts stayed: calls go to the new hosts with them.
+    let called = call_me(&app, &app.key, &connection).await;
+    assert_eq!(called.status, StatusCode::OK, "{:?}", called.body);
+    assert_eq!(called.body["output"]["status"], 200, "{:?}", called.body);
+    assert_eq!(elsewhere.resource_hits(), 1);
 }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 mod client_credentials;
 mod flow;
+mod operator_app;
 mod refresh;
 mod slack;
 mod sweep;
