@@ -90,3 +90,59 @@ async fn precompiled_artifacts_are_reused_and_tampered_ones_ignored() {
         "the bad artifact was replaced"
     );
 }
+
+/// A component that instantiates one core module `instances` times, each instance with
+/// `memories_each` memories of one page (hand-made: no toolchain makes such a thing).
+fn component_with(instances: u32, memories_each: u32) -> Vec<u8> {
+    use wasm_encoder::{Component, InstanceSection, MemorySection, MemoryType, Module, ModuleArg, ModuleSection};
+    let mut module = Module::new();
+    let mut memories = MemorySection::new();
+    for _ in 0..memories_each {
+        memories.memory(MemoryType {
+            minimum: 1,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        });
+    }
+    module.section(&memories);
+    let mut component = Component::new();
+    component.section(&ModuleSection(&module));
+    let mut section = InstanceSection::new();
+    for _ in 0..instances {
+        section.instantiate(0, Vec::<(&str, ModuleArg)>::new());
+    }
+    component.section(&section);
+    component.finish()
+}
+
+#[test]
+fn a_component_with_hundreds_of_core_instances_is_refused_at_load() {
+    // 300 instances would take every core-instance slot of the pool, leaving every other
+    // tenant's call at capacity; the loader refuses it instead.
+    let (_, manifest) = plugins::connector("slack");
+    let manifest = Manifest::parse(&manifest).expect("manifest");
+    let err = runtime(None)
+        .load(manifest, &component_with(300, 0))
+        .expect_err("refused");
+    assert!(matches!(err, LoadError::InvalidComponent(_)), "{err}");
+    assert!(err.to_string().contains("core module instances"), "{err}");
+}
+
+#[test]
+fn a_component_with_many_memories_is_refused_at_load() {
+    // Each memory alone would be under the call's memory cap; many of them would multiply it.
+    let (_, manifest) = plugins::connector("slack");
+    let manifest = Manifest::parse(&manifest).expect("manifest");
+    for (instances, memories_each) in [(1, 40), (4, 1)] {
+        let err = runtime(None)
+            .load(manifest.clone(), &component_with(instances, memories_each))
+            .expect_err("refused");
+        let text = err.to_string();
+        assert!(
+            text.contains("linear memories") || text.contains("defined memories count"),
+            "{err}"
+        );
+    }
+}

@@ -10,14 +10,29 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// How often the epoch advances; a looping guest yields at least this often.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Most core module instances one connector component may contain.
+pub const CORE_INSTANCES_PER_CALL: u32 = 8;
+/// Most linear memories one connector component may contain (their total size is capped
+/// by the call's memory limit as a whole, not each alone).
+pub const MEMORIES_PER_CALL: u32 = 2;
+/// Most tables one connector component may contain.
+pub const TABLES_PER_CALL: u32 = 8;
+
 /// Build the engine the whole host shares.
 pub fn build_engine(config: &RuntimeConfig) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     let instances = config.max_concurrent_calls;
+    // Per-component caps match each call's share of the pool, so no component can take
+    // more than one slot's worth (a component declaring hundreds of core instances would
+    // otherwise take them all and every tenant would get 503). A component over a cap is
+    // refused when it is loaded. First-party connectors use 1 memory, ≤ 4 core instances.
     pool.total_component_instances(instances)
-        .total_core_instances(instances * 8)
-        .total_memories(instances * 2)
-        .total_tables(instances * 8)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_CALL)
+        .max_memories_per_component(MEMORIES_PER_CALL)
+        .max_tables_per_component(TABLES_PER_CALL)
+        .total_core_instances(instances * CORE_INSTANCES_PER_CALL)
+        .total_memories(instances * MEMORIES_PER_CALL)
+        .total_tables(instances * TABLES_PER_CALL)
         .total_stacks(instances)
         .max_memory_size(config.max_memory_mb as usize * 1024 * 1024)
         // Keeping a little memory resident avoids madvise/page-fault churn on every call;

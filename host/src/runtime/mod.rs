@@ -263,10 +263,7 @@ impl Runtime {
         let state = CallState {
             wasi: WasiCtxBuilder::new().stderr(stderr.clone()).build(),
             table: ResourceTable::new(),
-            limiter: CallLimiter {
-                memory_cap: memory_mb as usize * 1024 * 1024,
-                memory_refused: false,
-            },
+            limiter: CallLimiter::new(memory_mb as usize * 1024 * 1024),
             stderr,
             connection,
             broker: self.broker.clone(),

@@ -80,23 +80,84 @@ impl WasiView for CallState {
     }
 }
 
-/// Caps linear memory at the connector's limit and remembers whether it refused a growth,
-/// so an out-of-memory abort is reported as such rather than as a bare trap.
+/// Caps the call's linear memory, all memories together, at the connector's limit and
+/// remembers whether it refused a growth, so an out-of-memory abort is reported as such
+/// rather than as a bare trap.
 pub struct CallLimiter {
     pub(crate) memory_cap: usize,
     pub(crate) memory_refused: bool,
+    /// Bytes of every linear memory of the call so far (initial sizes count: wasmtime asks
+    /// the limiter for them at instantiation).
+    pub(crate) memory_total: usize,
 }
 
+impl CallLimiter {
+    /// A limiter allowing `memory_cap` bytes in all.
+    pub(crate) fn new(memory_cap: usize) -> Self {
+        Self {
+            memory_cap,
+            memory_refused: false,
+            memory_total: 0,
+        }
+    }
+}
+
+/// Most table elements one call may have, all tables together.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
 impl ResourceLimiter for CallLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.memory_cap {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let total = self.memory_total.saturating_sub(current).saturating_add(desired);
+        if total > self.memory_cap {
             self.memory_refused = true;
             return Ok(false);
         }
+        self.memory_total = total;
         Ok(true)
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        super::engine::CORE_INSTANCES_PER_CALL as usize
+    }
+
+    fn memories(&self) -> usize {
+        super::engine::MEMORIES_PER_CALL as usize
+    }
+
+    fn tables(&self) -> usize {
+        super::engine::TABLES_PER_CALL as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CallLimiter;
+    use wasmtime::ResourceLimiter;
+
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn the_memory_cap_covers_every_memory_of_a_call_together() {
+        let mut limiter = CallLimiter::new(4 * MIB);
+        // Two memories of 3 MiB each: the second would take the call to 6 MiB.
+        assert!(limiter.memory_growing(0, 3 * MIB, None).expect("grow"));
+        assert!(!limiter.memory_growing(0, 3 * MIB, None).expect("grow"));
+        assert!(limiter.memory_refused);
+        // Growing the first memory within what is left is fine; past it is not.
+        assert!(limiter.memory_growing(3 * MIB, 4 * MIB, None).expect("grow"));
+        assert!(!limiter.memory_growing(0, 64 * 1024, None).expect("grow"));
+    }
+
+    #[test]
+    fn a_memory_alone_under_the_cap_still_grows() {
+        let mut limiter = CallLimiter::new(4 * MIB);
+        assert!(limiter.memory_growing(0, MIB, None).expect("grow"));
+        assert!(limiter.memory_growing(MIB, 4 * MIB, None).expect("grow"));
+        assert!(!limiter.memory_refused);
+        assert!(!limiter.memory_growing(4 * MIB, 4 * MIB + 1, None).expect("grow"));
     }
 }
