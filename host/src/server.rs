@@ -95,6 +95,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     );
     let state = Arc::new(AppState {
         config,
+        audit: crate::store::AuditWriter::start(db.clone()),
         db,
         outbound,
         vault: Arc::new(vault),

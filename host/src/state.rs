@@ -31,8 +31,11 @@ pub struct AppState {
     pub rate: KeyRateLimiter,
     /// Resolved connections and compiled connectors.
     pub connections: ConnectionCache,
-    /// Batched usage, last-use and audit writes.
+    /// Batched usage and last-use writes (approximate: up to half a second of them is lost
+    /// if the process is killed).
     pub recorder: Arc<Recorder>,
+    /// Durable, group-committed audit appends (`secret.use` is written before the call).
+    pub audit: crate::store::AuditWriter,
     /// Prometheus metrics.
     pub metrics: Metrics,
     /// Set when shutdown begins (readiness turns 503).

@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 on_both_databases!(
+    a_change_decided_against_stale_variables_is_refused,
     bootstrap_to_executed_action,
     connection_lifecycle,
     idempotent_execution,
@@ -243,5 +244,59 @@ async fn moving_a_secret_needs_the_secret_again() {
     // Defaults are frozen into the connection at creation.
     let got = app.get(&app.key, &path).await;
     assert_eq!(got.body["variables"]["api_base"], evil.origin());
+    app.shutdown().await;
+}
+
+/// Variables and secret change in one compare-and-set write: a change decided against
+/// variables another request has since replaced (two racing PATCHes, another node) is
+/// refused, so a new secret is never paired with the old hosts or the reverse.
+async fn a_change_decided_against_stale_variables_is_refused(app: TestApp) {
+    use nexum_host::ids::{ConnectionId, WorkspaceId};
+    use nexum_host::store::ConnectionSettings;
+    let slack = fakes::slack().await;
+    let other = fakes::upstream().await;
+    let conn = app.connect_slack(&app.key, &slack).await;
+    let workspace = app.get(&app.key, "/api/v1/workspace").await;
+    let ws: WorkspaceId = workspace.body["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("workspace id");
+    let id: ConnectionId = conn.parse().expect("connection id");
+    let state = app.state();
+    let before = state.db.connection(&ws, &id).await.expect("db").expect("connection");
+
+    // Another request moves the connection, with a fresh secret.
+    let moved = app
+        .patch(
+            &app.key,
+            &format!("/api/v1/connections/{conn}"),
+            json!({ "variables": { "api_base": other.origin() }, "credentials": { "token": "xoxb-moved-token-1" } }),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+
+    // A write decided against the variables read before that loses, and changes nothing.
+    let stale = ConnectionSettings {
+        name: "stale rename",
+        variables: &before.variables,
+        expected_variables: &before.variables,
+    };
+    let written = state
+        .db
+        .update_connection_settings(&ws, &id, &stale, None)
+        .await
+        .expect("db");
+    assert!(!written, "a stale compare-and-set must not write");
+    let (now, secret) = state
+        .db
+        .connection_with_secret(&ws, &id)
+        .await
+        .expect("db")
+        .expect("connection");
+    assert!(now.variables.contains(&other.origin()), "{}", now.variables);
+    assert_ne!(now.name, "stale rename");
+    let fields = state.vault.open_fields(&secret.expect("secret")).expect("opens");
+    assert_eq!(fields.0.get("token").map(String::as_str), Some("xoxb-moved-token-1"));
     app.shutdown().await;
 }

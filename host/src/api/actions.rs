@@ -104,7 +104,12 @@ async fn execute_inner(
         );
         match state
             .db
-            .claim_idempotency_key(&principal.workspace_id, key, &fingerprint)
+            .claim_idempotency_key(
+                &principal.workspace_id,
+                key,
+                &fingerprint,
+                i64::try_from(state.config.idempotency_lease_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            )
             .await
         {
             Ok(None) => {}

@@ -14,6 +14,19 @@ impl From<crate::store::StoreError> for ApiError {
             crate::store::StoreError::Conflict => {
                 ApiError::conflict("a resource with these unique fields already exists")
             }
+            crate::store::StoreError::Unavailable(what) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                "Service unavailable",
+                format!("the {what} cannot be written right now, so nothing was done; retry shortly"),
+            )
+            .with_retry_after(1),
+            crate::store::StoreError::Changed => ApiError::new(
+                StatusCode::CONFLICT,
+                "changed_meanwhile",
+                "Conflict",
+                "it was changed by another request meanwhile; read it again and retry",
+            ),
             other => ApiError::internal(&other),
         }
     }
@@ -55,6 +68,12 @@ impl From<ConnectionError> for ApiError {
     fn from(e: ConnectionError) -> Self {
         match e {
             ConnectionError::NotFound(what) => ApiError::not_found(what),
+            ConnectionError::Changed => ApiError::new(
+                StatusCode::CONFLICT,
+                "changed_meanwhile",
+                "Conflict",
+                ConnectionError::Changed.to_string(),
+            ),
             ConnectionError::Invalid { code, message } => ApiError::unprocessable(code, message),
             ConnectionError::CredentialsUnreadable(ref cause) => {
                 tracing::error!(error = %crate::error::cause_chain(cause), "stored credentials could not be opened");

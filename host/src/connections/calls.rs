@@ -38,6 +38,13 @@ pub async fn run_action(
 ) -> ConnectionResult<ActionRun> {
     let resolved = resolve(state, workspace_id, id).await?;
     let resolved = ensure_fresh(state, resolved).await?;
+    if resolved.record.auth_scheme.is_some() && resolved.connector.manifest.actions.contains_key(action) {
+        // Durable before the secret is used: a call the log cannot show is not made.
+        state
+            .audit
+            .append(AuditEntry::new(workspace_id, actor, "secret.use", id.as_str(), action))
+            .await?;
+    }
     let outcome = state
         .runtime
         .execute(
@@ -64,11 +71,6 @@ pub async fn run_action(
         );
         if let Some(package) = resolved.installation.source.strip_prefix("marketplace:") {
             state.recorder.execution(package, &resolved.installation.version);
-        }
-        if resolved.record.auth_scheme.is_some() {
-            state
-                .recorder
-                .audit(AuditEntry::new(workspace_id, actor, "secret.use", id.as_str(), action));
         }
         let code = outcome
             .result

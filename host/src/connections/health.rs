@@ -86,6 +86,16 @@ async fn probe(
 ) -> ConnectionResult<Option<Value>> {
     let resolved = resolve(state, workspace_id, id).await?;
     let resolved = ensure_fresh(state, resolved).await?;
+    state
+        .audit
+        .append(AuditEntry::new(
+            workspace_id,
+            actor,
+            "secret.use",
+            id.as_str(),
+            "test-connection",
+        ))
+        .await?;
     let outcome = state
         .runtime
         .execute(
@@ -94,13 +104,6 @@ async fn probe(
             Invocation::TestConnection,
         )
         .await;
-    state.recorder.audit(AuditEntry::new(
-        workspace_id,
-        actor,
-        "secret.use",
-        id.as_str(),
-        "test-connection",
-    ));
     match outcome.result {
         Ok(account) => Ok(Some(account)),
         Err(CallError::Connector { code, .. }) if code == "not_supported" => Ok(None),

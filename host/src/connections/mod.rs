@@ -51,6 +51,9 @@ pub enum ConnectionError {
     /// The connector component could not be compiled or loaded; a server fault.
     #[error("the connector could not be loaded")]
     Load(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The connection was changed (or deleted) by another request since this one read it.
+    #[error("the connection was changed by another request meanwhile; read it again and retry")]
+    Changed,
     /// The connector's test-connection reported a failure.
     #[error("{0}")]
     TestFailed(String),

@@ -68,9 +68,11 @@ pub async fn resolve(
     {
         return Ok(resolved.clone());
     }
-    let record = state
+    // Variables and secret from one snapshot: a change to both on another node is seen
+    // entirely or not at all, so the secret never goes to hosts it was not entered for.
+    let (record, secret) = state
         .db
-        .connection(workspace_id, connection_id)
+        .connection_with_secret(workspace_id, connection_id)
         .await?
         .ok_or(ConnectionError::NotFound("connection"))?;
     let installation = state
@@ -79,7 +81,7 @@ pub async fn resolve(
         .await?
         .ok_or(ConnectionError::NotFound("connector installation"))?;
     let connector = load_connector(state, &installation).await?;
-    let credentials = open_credentials(state, &record, &connector.manifest).await?;
+    let credentials = open_credentials(state, &record, secret, &connector.manifest)?;
     let variables: BTreeMap<String, String> =
         serde_json::from_str(&record.variables).map_err(|_| ConnectionError::Corrupt("connection variables"))?;
     let uses_oauth = credentials
@@ -146,9 +148,10 @@ pub async fn load_connector(
 
 /// The one place a connection's stored secret is decrypted: into credential handles the
 /// broker injects from and the guest can only hold.
-async fn open_credentials(
+fn open_credentials(
     state: &AppState,
     record: &ConnectionRecord,
+    secret: Option<crate::store::SecretRecord>,
     manifest: &Manifest,
 ) -> ConnectionResult<Vec<Credential>> {
     let Some(scheme_id) = &record.auth_scheme else {
@@ -160,7 +163,7 @@ async fn open_credentials(
             format!("the connector no longer has auth scheme `{scheme_id}`"),
         )
     })?;
-    let Some(secret) = state.db.secret_of(&record.workspace_id, record.id.as_str()).await? else {
+    let Some(secret) = secret else {
         return Err(ConnectionError::invalid(
             "missing_credentials",
             "this connection has no stored credentials; update it",

@@ -1,8 +1,10 @@
 //! Hot-path bookkeeping without hot-path writes: every call adds to in-memory totals, and a
 //! flusher writes them in one transaction per table every half second (and at shutdown).
+//! These figures are approximate: a process killed outright loses up to half a second of
+//! them. The audit log is not kept here; it is durable (`store::AuditWriter`).
 
 use crate::ids::WorkspaceId;
-use crate::store::{AuditEntry, Db, StoreResult, UsageRecord};
+use crate::store::{Db, StoreResult, UsageRecord};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,11 +26,10 @@ struct Pending {
     usage: HashMap<String, UsageDelta>,
     key_uses: HashMap<String, i64>,
     connection_uses: HashMap<String, i64>,
-    audit: Vec<AuditEntry>,
     executions: HashMap<(String, String), i64>,
 }
 
-/// Buffers usage, last-use times and audit records until the next flush.
+/// Buffers usage and last-use times until the next flush.
 #[derive(Default)]
 pub struct Recorder {
     pending: Mutex<Pending>,
@@ -72,12 +73,6 @@ impl Recorder {
         });
     }
 
-    /// Buffer an audit record (used for high-volume `secret.use`; rarer events are written
-    /// directly).
-    pub fn audit(&self, entry: AuditEntry) {
-        self.with(|p| p.audit.push(entry));
-    }
-
     /// Write everything buffered. On failure the batch is put back for the next attempt.
     pub async fn flush(&self, db: &Db) -> StoreResult<()> {
         let pending = self.with(std::mem::take);
@@ -95,7 +90,6 @@ impl Recorder {
         let keys: Vec<(String, i64)> = pending.key_uses.iter().map(|(k, v)| (k.clone(), *v)).collect();
         let connections: Vec<(String, i64)> = pending.connection_uses.iter().map(|(k, v)| (k.clone(), *v)).collect();
         let result = async {
-            db.append_audit(&pending.audit).await?;
             db.add_usage(&usage, merge_buckets).await?;
             if !keys.is_empty() {
                 db.touch_api_keys(&keys).await?;
@@ -133,9 +127,6 @@ impl Recorder {
                     *p.executions.entry(k).or_default() += n;
                 }
                 p.connection_uses.extend(pending.connection_uses);
-                let mut audit = pending.audit;
-                audit.append(&mut p.audit);
-                p.audit = audit;
             });
         }
         result

@@ -1,6 +1,6 @@
 //! The audit log: who did what to which secret-bearing resource, and when. Never values.
 
-use super::{Db, Page, StoreResult, new_id, now_ms};
+use super::{Db, Page, StoreError, StoreResult, new_id, now_ms};
 use crate::ids::WorkspaceId;
 use serde::Serialize;
 
@@ -79,5 +79,55 @@ impl Db {
         .fetch_all(self.pool())
         .await?;
         Ok(Page::from_rows(rows, limit, |e: &AuditEntry| e.id.clone()))
+    }
+}
+
+/// Durable audit appends without one transaction per call: callers wait until their entry
+/// is committed, and every entry that arrives while a commit is running shares the next
+/// one (group commit). A call that uses a secret is audited before it runs, so nothing is
+/// done that the log does not show, even if the process is killed a moment later.
+#[derive(Clone)]
+pub struct AuditWriter {
+    queue: tokio::sync::mpsc::Sender<(AuditEntry, tokio::sync::oneshot::Sender<bool>)>,
+}
+
+/// Most entries one group commit writes.
+const GROUP_COMMIT_MAX: usize = 512;
+
+impl AuditWriter {
+    /// Start the writer task on `db` (it ends when the last writer handle is dropped).
+    pub fn start(db: Db) -> Self {
+        let (queue, mut incoming) =
+            tokio::sync::mpsc::channel::<(AuditEntry, tokio::sync::oneshot::Sender<bool>)>(GROUP_COMMIT_MAX * 8);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(GROUP_COMMIT_MAX);
+            while incoming.recv_many(&mut batch, GROUP_COMMIT_MAX).await > 0 {
+                let entries: Vec<AuditEntry> = batch.iter().map(|(e, _)| e.clone()).collect();
+                let written = match db.append_audit(&entries).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::error!(error = %e, entries = entries.len(), "audit records could not be written");
+                        false
+                    }
+                };
+                for (_, done) in batch.drain(..) {
+                    let _ = done.send(written);
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Append `entry` and wait until it is committed.
+    pub async fn append(&self, entry: AuditEntry) -> StoreResult<()> {
+        let (done, committed) = tokio::sync::oneshot::channel();
+        self.queue
+            .send((entry, done))
+            .await
+            .map_err(|_| StoreError::Unavailable("audit log"))?;
+        match committed.await {
+            Ok(true) => Ok(()),
+            _ => Err(StoreError::Unavailable("audit log")),
+        }
     }
 }

@@ -255,25 +255,59 @@ impl Db {
         Ok(decode_skipping_corrupt(&rows))
     }
 
-    /// Change name and variables.
+    /// Change name and variables, and the secret with them, in one transaction, only if the
+    /// variables are still `settings.expected_variables` (compare-and-set: a change decided
+    /// against variables that another writer has since replaced is refused, so no secret is
+    /// ever paired with hosts it was not entered for). Returns whether it was written.
     pub async fn update_connection_settings(
         &self,
         workspace_id: &WorkspaceId,
         id: &ConnectionId,
-        name: &str,
-        variables: &str,
+        settings: &ConnectionSettings<'_>,
+        secret: Option<&super::SecretRecord>,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE connections SET name = $1, variables = $2, updated_at = $3 WHERE workspace_id = $4 AND id = $5",
-        )
-        .bind(name)
-        .bind(variables)
-        .bind(now_ms())
+        let mut tx = self.pool().begin().await?;
+        if !update_settings_in(&mut tx, workspace_id, id, settings).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(secret) = secret {
+            super::secrets::put_secret_in(&mut tx, secret).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A connection and its sealed secret as of one moment: read in one transaction
+    /// (repeatable read on PostgreSQL), so variables and secret always belong together even
+    /// while another node changes both.
+    pub async fn connection_with_secret(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &ConnectionId,
+    ) -> StoreResult<Option<(ConnectionRecord, Option<super::SecretRecord>)>> {
+        let mut tx = self.pool().begin().await?;
+        if self.backend() == super::Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let record: Option<ConnectionRecord> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM connections WHERE workspace_id = $1 AND id = $2"
+        ))
         .bind(workspace_id)
         .bind(id)
-        .execute(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let Some(record) = record else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let secret = super::secrets::secret_in(&mut tx, workspace_id, id.as_str()).await?;
+        tx.commit().await?;
+        Ok(Some((record, secret)))
     }
 
     /// Record a health check or call outcome. `decide` gets the stored status (read in the
@@ -410,4 +444,37 @@ fn decode_skipping_corrupt(rows: &[sqlx::any::AnyRow]) -> Vec<ConnectionRecord> 
             }
         })
         .collect()
+}
+
+/// A connection's new name and variables, and the variables the change was decided against.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionSettings<'a> {
+    /// New display name.
+    pub name: &'a str,
+    /// New variables (JSON object).
+    pub variables: &'a str,
+    /// The stored variables (JSON) the caller read and checked the change against.
+    pub expected_variables: &'a str,
+}
+
+/// Write name and variables inside a transaction, if the variables are still the expected
+/// ones. Returns whether the row was updated.
+pub(crate) async fn update_settings_in(
+    conn: &mut sqlx::AnyConnection,
+    workspace_id: &WorkspaceId,
+    id: &ConnectionId,
+    settings: &ConnectionSettings<'_>,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE connections SET name = $1, variables = $2, updated_at = $3 WHERE workspace_id = $4 AND id = $5 AND variables = $6",
+    )
+    .bind(settings.name)
+    .bind(settings.variables)
+    .bind(now_ms())
+    .bind(workspace_id)
+    .bind(id)
+    .bind(settings.expected_variables)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

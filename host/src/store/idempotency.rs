@@ -15,33 +15,55 @@ pub struct IdempotencyRecord {
 }
 
 impl Db {
-    /// Claim `key`: `Ok(None)` when this request is the first, `Ok(Some(record))` when the key
-    /// was seen before (completed or still in flight).
+    /// Claim `key` for `lease_ms`: `Ok(None)` when this request may run (the key is new, or
+    /// its earlier claim for the same request ended without an answer and its lease ran
+    /// out), `Ok(Some(record))` when the key was seen before (completed or still in flight).
     pub async fn claim_idempotency_key(
         &self,
         workspace_id: &WorkspaceId,
         key: &str,
         fingerprint: &str,
+        lease_ms: i64,
     ) -> StoreResult<Option<IdempotencyRecord>> {
+        let now = now_ms();
+        let lease_until = now.saturating_add(lease_ms);
         let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (workspace_id, key, fingerprint, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO idempotency_keys (workspace_id, key, fingerprint, created_at, lease_until) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(workspace_id)
         .bind(key)
         .bind(fingerprint)
-        .bind(now_ms())
+        .bind(now)
+        .bind(lease_until)
         .execute(self.pool())
         .await;
         match inserted {
             Ok(_) => Ok(None),
             Err(e) => match StoreError::from(e) {
-                StoreError::Conflict => Ok(sqlx::query_as(
+                StoreError::Conflict => {
+                    // Take over an abandoned claim of the same request (one winner).
+                    let taken = sqlx::query(
+                        "UPDATE idempotency_keys SET lease_until = $1 WHERE workspace_id = $2 AND key = $3 AND fingerprint = $4 AND status_code IS NULL AND (lease_until IS NULL OR lease_until < $5)",
+                    )
+                    .bind(lease_until)
+                    .bind(workspace_id)
+                    .bind(key)
+                    .bind(fingerprint)
+                    .bind(now)
+                    .execute(self.pool())
+                    .await?
+                    .rows_affected();
+                    if taken == 1 {
+                        return Ok(None);
+                    }
+                    Ok(sqlx::query_as(
                     "SELECT fingerprint, status_code, response FROM idempotency_keys WHERE workspace_id = $1 AND key = $2",
                 )
                 .bind(workspace_id)
                 .bind(key)
                 .fetch_optional(self.pool())
-                .await?),
+                .await?)
+                }
                 other => Err(other),
             },
         }
