@@ -140,6 +140,21 @@ impl TestApp {
         Self::start(Backend::Postgres).await
     }
 
+    /// A client for a server running elsewhere (a child process): no in-process state, so
+    /// [`TestApp::state`] is unavailable.
+    pub fn attach(base: &str, key: &str, backend: Backend, database_url: &str) -> Self {
+        nexum_host::tls::install_crypto_provider();
+        Self {
+            server: None,
+            base: base.to_string(),
+            key: key.to_string(),
+            backend,
+            data_dir: tempfile::tempdir().expect("tempdir"),
+            database_url: database_url.to_string(),
+            client: reqwest::Client::builder().no_proxy().build().expect("client"),
+        }
+    }
+
     /// Shut the server down gracefully; returns the data directory for a restart.
     pub async fn shutdown(mut self) -> (tempfile::TempDir, String) {
         if let Some(server) = self.server.take() {

@@ -10,3 +10,4 @@ pub mod host;
 pub mod logs;
 pub mod oauth_provider;
 pub mod plugins;
+pub mod process;

@@ -27,10 +27,6 @@ pub async fn list(
     ApiQuery(page): ApiQuery<Pagination>,
 ) -> ApiResult<Json<AuditList>> {
     principal.require(Scope::Admin)?;
-    // Make recent `secret.use` records visible before answering.
-    if let Err(e) = state.recorder.flush(&state.db).await {
-        tracing::warn!(error = %e, "audit flush before listing failed");
-    }
     let p = state
         .db
         .list_audit(&principal.workspace_id, page.after(), page.limit()?)
