@@ -326,5 +326,99 @@ async fn a_viewers_keys_cannot_write() {
     assert_eq!(app.get(&ci, "/api/v1/connections").await.status, StatusCode::OK);
     let admin = app.get(&owner_key, "/api/v1/api-keys").await;
     assert_eq!(admin.status, StatusCode::FORBIDDEN, "a viewer's own key kept admin");
+    // Nor may a viewer rate a connector in the public marketplace.
+    let review = app
+        .post(
+            &ci,
+            "/api/v1/marketplace/packages/acme/anything/reviews",
+            json!({ "stars": 1, "body": "viewer spam" }),
+        )
+        .await;
+    assert_eq!(review.code(), "missing_scope", "{:?}", review.body);
+    app.shutdown().await;
+}
+
+/// Another node still trusts a revoked key from its cache for a few seconds; in that window
+/// the key can mint nothing that would outlive the revocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_mints_nothing_on_another_node() {
+    let a = TestApp::postgres().await;
+    let key_file = a.data_dir.path().join("master.keys");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = TestApp::start_on(a.backend, dir, a.database_url.clone(), |c| {
+        c.master_key_file = key_file;
+        c.cache_ttl_ms = 60_000;
+    })
+    .await;
+    let parent = a
+        .post(
+            &a.key,
+            "/api/v1/api-keys",
+            json!({ "name": "p", "scopes": ["admin", "connections:read"] }),
+        )
+        .await;
+    let (parent_key, parent_id) = (
+        parent.body["key"].as_str().expect("key").to_string(),
+        parent.body["api_key"]["id"].as_str().expect("id").to_string(),
+    );
+    // Node B verifies (and caches) the key, then node A revokes it.
+    assert_eq!(b.get(&parent_key, "/api/v1/api-keys").await.status, StatusCode::OK);
+    let revoked = a
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/api-keys/{parent_id}"),
+            Some(&a.key),
+            None,
+        )
+        .await;
+    assert!(revoked.status.is_success(), "{:?}", revoked.body);
+    let minted = b
+        .post(
+            &parent_key,
+            "/api/v1/api-keys",
+            json!({ "name": "escape", "scopes": ["connections:read"] }),
+        )
+        .await;
+    assert_ne!(minted.status, StatusCode::CREATED, "{:?}", minted.body);
+    let keys = a.get(&a.key, "/api/v1/api-keys").await;
+    assert!(
+        !keys.body.to_string().contains("\"escape\""),
+        "no key was minted: {:?}",
+        keys.body
+    );
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+/// A workspace's first key inherits the limits of the key that created the workspace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_workspaces_key_never_outlives_its_creator() {
+    let app = TestApp::sqlite().await;
+    let operator = app
+        .post(
+            &app.key,
+            "/api/v1/api-keys",
+            json!({ "name": "short", "scopes": ["workspaces:create"], "expires_in_days": 1, "rate_limit_per_minute": 30 }),
+        )
+        .await;
+    assert_eq!(operator.status, StatusCode::CREATED, "{:?}", operator.body);
+    let short = operator.body["key"].as_str().expect("key").to_string();
+    let expiry = operator.body["api_key"]["expires_at"].as_i64().expect("expiry");
+    let made = app
+        .post(
+            &short,
+            "/api/v1/workspaces",
+            json!({ "name": "w", "owner_email": "o@w.test" }),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    assert_eq!(made.body["owner_key"]["api_key"]["expires_at"].as_i64(), Some(expiry));
+    assert!(
+        made.body["owner_key"]["api_key"]["rate_limit_per_minute"]
+            .as_i64()
+            .is_some_and(|r| r <= 30),
+        "{:?}",
+        made.body
+    );
     app.shutdown().await;
 }

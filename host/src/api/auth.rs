@@ -32,14 +32,14 @@ pub async fn require_api_key(State(state): State<Arc<AppState>>, mut request: Re
     let ttl = Duration::from_millis(state.config.cache_ttl_ms);
     let record = match state.keys.get(&hash, ttl) {
         Some(r) => r,
-        None => match state.db.api_key_by_hash(&hash).await {
-            Ok(Some(r)) => {
+        None => match (state.keys.generation(), state.db.api_key_by_hash(&hash).await) {
+            (generation, Ok(Some(r))) => {
                 let r = Arc::new(r);
-                state.keys.put(r.clone());
+                state.keys.put(r.clone(), generation);
                 r
             }
-            Ok(None) => return ApiError::unauthorized("invalid API key").into_response(),
-            Err(e) => return ApiError::from(e).into_response(),
+            (_, Ok(None)) => return ApiError::unauthorized("invalid API key").into_response(),
+            (_, Err(e)) => return ApiError::from(e).into_response(),
         },
     };
     if !hashes_match(&record.hash, &hash) {
@@ -81,12 +81,13 @@ pub async fn require_api_key(State(state): State<Arc<AppState>>, mut request: Re
 }
 
 /// The key's scopes that its member's role allows (a key of no member keeps them all; an
-/// unknown role counts as `viewer`).
+/// unknown role counts as `viewer`; a key whose member row is gone has none).
 fn effective_scopes(record: &crate::store::ApiKeyRecord) -> Vec<Scope> {
     let scopes = Scope::parse_list(&record.scopes);
-    match record.member_id.as_ref().and(record.member_role.as_deref()) {
-        None => scopes,
-        Some(role) => {
+    match (record.member_id.as_ref(), record.member_role.as_deref()) {
+        (None, _) => scopes,
+        (Some(_), None) => Vec::new(),
+        (Some(_), Some(role)) => {
             let role = crate::store::Role::parse(role).unwrap_or(crate::store::Role::Viewer);
             scopes
                 .into_iter()

@@ -108,6 +108,9 @@ pub async fn create(
         .api_key(&principal.workspace_id, &principal.key_id)
         .await?
         .ok_or_else(|| ApiError::not_found("API key"))?;
+    if parent.revoked_at.is_some() || parent.expires_at.is_some_and(|at| at <= now_ms()) {
+        return Err(ApiError::unauthorized("this API key has been revoked or has expired"));
+    }
     let expires_at = body
         .expires_in_days
         .map(|d| now_ms().saturating_add(i64::from(d).saturating_mul(86_400_000)));

@@ -60,11 +60,20 @@ pub async fn create(
             "owner_email must be an email address",
         ));
     }
+    let creator = state
+        .db
+        .api_key(&principal.workspace_id, &principal.key_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))?;
     let made = crate::workspaces::create_with_owner(
         &state,
         &body.name,
         &body.owner_email,
         &Scope::parse_list("connections:read connections:write actions:execute marketplace:publish admin"),
+        crate::workspaces::CreatorLimits {
+            expires_at: creator.expires_at,
+            rate_limit_per_minute: Some(creator.rate_limit_per_minute),
+        },
     )
     .await?;
     Ok((

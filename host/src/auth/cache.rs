@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 #[derive(Default)]
 pub struct KeyCache {
     entries: Mutex<HashMap<Vec<u8>, CachedKey>>,
+    /// Bumped on every eviction: a record read from the database before an eviction is
+    /// not cached after it (it may be the revoked or demoted key the eviction removed).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// When a key was read from the database, and the record.
@@ -24,9 +27,18 @@ impl KeyCache {
             .map(|(_, k)| k.clone())
     }
 
-    /// Remember a verified key.
-    pub fn put(&self, record: Arc<ApiKeyRecord>) {
+    /// The eviction generation; take it before reading a key from the database and hand it
+    /// to [`KeyCache::put`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Remember a verified key read at `generation`, unless an eviction happened since.
+    pub fn put(&self, record: Arc<ApiKeyRecord>, generation: u64) {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if self.generation() != generation {
+            return;
+        }
         if map.len() > 10_000 {
             map.clear();
         }
@@ -35,17 +47,15 @@ impl KeyCache {
 
     /// Forget every key of a member (after their role changed).
     pub fn evict_member(&self, member_id: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, (_, k)| k.member_id.as_deref() != Some(member_id));
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        map.retain(|_, (_, k)| k.member_id.as_deref() != Some(member_id));
     }
 
     /// Forget one key (after it was revoked on this node).
     pub fn evict_id(&self, key_id: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, (_, k)| k.id != key_id);
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        map.retain(|_, (_, k)| k.id != key_id);
     }
 }

@@ -1,6 +1,6 @@
 //! API keys: only a SHA-256 hash and a display prefix are stored.
 
-use super::{Db, Page, StoreResult, now_ms};
+use super::{Backend, Db, Page, StoreError, StoreResult, now_ms};
 use crate::ids::WorkspaceId;
 
 /// A stored API key (never the key itself).
@@ -67,10 +67,39 @@ macro_rules! columns {
     };
 }
 
+/// A live (unrevoked, unexpired) parent key: workspace `$1`, id `$2`, now `$3`.
+macro_rules! live_parent {
+    () => {
+        "SELECT id FROM api_keys WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)"
+    };
+}
+
 impl Db {
     /// Store a new key.
+    ///
+    /// A key with a parent is inserted only while the parent is live (not revoked, not
+    /// expired), checked in the same transaction with the parent row share-locked on
+    /// PostgreSQL, so a revocation running at the same time either sees the new key or makes
+    /// this insert fail with [`StoreError::Changed`]: no child outlives its parent.
     pub async fn insert_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKeyRecord> {
         let created_at = now_ms();
+        let mut tx = self.pool().begin().await?;
+        if let Some(parent) = &key.parent_id {
+            let check = match self.backend() {
+                Backend::Postgres => concat!(live_parent!(), " FOR SHARE"),
+                Backend::Sqlite => live_parent!(),
+            };
+            let live: Option<(String,)> = sqlx::query_as(check)
+                .bind(&key.workspace_id)
+                .bind(parent)
+                .bind(created_at)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if live.is_none() {
+                tx.rollback().await?;
+                return Err(StoreError::Changed);
+            }
+        }
         sqlx::query(
             "INSERT INTO api_keys (id, workspace_id, member_id, name, prefix, hash, scopes, rate_limit_per_minute, expires_at, created_at, parent_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -86,8 +115,9 @@ impl Db {
         .bind(key.expires_at)
         .bind(created_at)
         .bind(&key.parent_id)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(ApiKeyRecord {
             id: key.id.clone(),
             workspace_id: key.workspace_id.clone(),
@@ -155,18 +185,32 @@ impl Db {
 
     /// Revoke a key and every key minted from it, at any depth, in this workspace. Returns
     /// the ids revoked now (empty when the key is unknown or was revoked already).
+    ///
+    /// The tree is revoked again until a pass finds nothing new: a child committed by a
+    /// concurrent mint (which waited on its parent's row lock) is caught by the next pass,
+    /// and any mint after that sees its parent revoked.
     pub async fn revoke_api_key(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<Vec<String>> {
-        let revoked: Vec<(String,)> = sqlx::query_as(
-            "WITH RECURSIVE tree(id) AS (SELECT id FROM api_keys WHERE workspace_id = $2 AND id = $3 \
-             UNION SELECT k.id FROM api_keys k JOIN tree t ON k.parent_id = t.id WHERE k.workspace_id = $2) \
-             UPDATE api_keys SET revoked_at = $1 WHERE workspace_id = $2 AND revoked_at IS NULL AND id IN (SELECT id FROM tree) RETURNING id",
-        )
-        .bind(now_ms())
-        .bind(workspace_id)
-        .bind(id)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(revoked.into_iter().map(|(k,)| k).collect())
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let mut all = Vec::new();
+        for _ in 0..64 {
+            let revoked: Vec<(String,)> = sqlx::query_as(
+                "WITH RECURSIVE tree(id) AS (SELECT id FROM api_keys WHERE workspace_id = $2 AND id = $3 \
+                 UNION SELECT k.id FROM api_keys k JOIN tree t ON k.parent_id = t.id WHERE k.workspace_id = $2) \
+                 UPDATE api_keys SET revoked_at = $1 WHERE workspace_id = $2 AND revoked_at IS NULL AND id IN (SELECT id FROM tree) RETURNING id",
+            )
+            .bind(now)
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            if revoked.is_empty() {
+                break;
+            }
+            all.extend(revoked.into_iter().map(|(k,)| k));
+        }
+        tx.commit().await?;
+        Ok(all)
     }
 
     /// Record last use of keys (batched by the flusher).

@@ -15,12 +15,24 @@ pub struct ProvisionedWorkspace {
     pub secret: zeroize::Zeroizing<String>,
 }
 
-/// Create a workspace, its owner member and an owner API key with `scopes`.
+/// Limits the owner key inherits from the key that creates the workspace, so an expiring
+/// or rate-capped key cannot mint a permanent, faster one through a new workspace.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreatorLimits {
+    /// The creator's expiry (unix ms), if any.
+    pub expires_at: Option<i64>,
+    /// The creator's requests per minute, if capped.
+    pub rate_limit_per_minute: Option<i64>,
+}
+
+/// Create a workspace, its owner member and an owner API key with `scopes`, never
+/// outliving or outpacing `creator`.
 pub async fn create_with_owner(
     state: &AppState,
     name: &str,
     owner_email: &str,
     scopes: &[Scope],
+    creator: CreatorLimits,
 ) -> StoreResult<ProvisionedWorkspace> {
     let workspace = state.db.create_workspace(name).await?;
     let owner = state
@@ -38,8 +50,11 @@ pub async fn create_with_owner(
             prefix: generated.prefix.clone(),
             hash: generated.hash.clone(),
             scopes: Scope::join(scopes),
-            rate_limit_per_minute: i64::from(state.config.default_key_rate_limit_per_minute),
-            expires_at: None,
+            rate_limit_per_minute: creator
+                .rate_limit_per_minute
+                .unwrap_or(i64::MAX)
+                .min(i64::from(state.config.default_key_rate_limit_per_minute)),
+            expires_at: creator.expires_at,
             parent_id: None,
         })
         .await?;
@@ -61,7 +76,14 @@ pub async fn bootstrap(state: &AppState) -> StoreResult<Option<zeroize::Zeroizin
     if state.db.count_workspaces().await? > 0 {
         return Ok(None);
     }
-    let made = create_with_owner(state, "default", "admin@localhost", &operator_scopes()).await?;
+    let made = create_with_owner(
+        state,
+        "default",
+        "admin@localhost",
+        &operator_scopes(),
+        CreatorLimits::default(),
+    )
+    .await?;
     state
         .db
         .append_audit(&[AuditEntry::new(
