@@ -343,13 +343,21 @@ impl RawAuth {
                 ));
             }
         };
+        let hmac = self.hmac.unwrap_or(false);
+        if hmac && matches!(kind, AuthKind::Basic) {
+            // An HMAC of a password is an offline oracle on it; Basic secrets never key one.
+            return Err(ManifestError::invalid(
+                field("hmac"),
+                "a basic (username and password) scheme cannot declare `hmac = true`",
+            ));
+        }
         let label = self.label.unwrap_or_else(|| self.id.clone());
         Ok(AuthScheme {
             id: self.id,
             label,
             kind,
             hosts,
-            hmac: self.hmac.unwrap_or(false),
+            hmac,
         })
     }
 }

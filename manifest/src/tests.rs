@@ -200,3 +200,15 @@ fn oauth_endpoints_may_be_templates_over_declared_variables() {
     let not_http = format!("{base}token_url = \"ftp://demo.test/token\"\n[actions.ping]\ndescription = \"p\"\n");
     assert!(Manifest::parse(&not_http).is_err());
 }
+
+#[test]
+fn a_basic_scheme_cannot_key_an_hmac() {
+    let text = MINIMAL.replace(
+        "type = \"api_key\"\nin = \"header\"\nname = \"X-Api-Key\"",
+        "type = \"basic\"\nhmac = true",
+    );
+    assert_eq!(err_field(&text), "auth[0].hmac");
+    // An API key may, when it says so.
+    let text = MINIMAL.replace("name = \"X-Api-Key\"", "name = \"X-Api-Key\"\nhmac = true");
+    assert!(Manifest::parse(&text).expect("valid").auth[0].hmac);
+}

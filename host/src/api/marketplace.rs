@@ -506,7 +506,7 @@ pub struct WriteReview {
 }
 
 /// Rate a connector your workspace installed from this marketplace; again to edit
-/// (`connections:read`). One review per user per item.
+/// (`connections:write`: a viewer's keys cannot). One review per user per item.
 #[utoipa::path(post, path = "/api/v1/marketplace/packages/{namespace}/{name}/reviews", tag = "marketplace", request_body = WriteReview, responses((status = 200, body = ReviewRecord), (status = 403, body = crate::error::Problem)))]
 pub async fn write_review(
     State(state): State<Arc<AppState>>,
@@ -514,7 +514,7 @@ pub async fn write_review(
     Path((namespace, name)): Path<(String, String)>,
     ApiJson(body): ApiJson<WriteReview>,
 ) -> ApiResult<Json<ReviewRecord>> {
-    principal.require(Scope::ConnectionsRead)?;
+    principal.require(Scope::ConnectionsWrite)?;
     let review = NewReview {
         stars: body.stars,
         body: body.body,

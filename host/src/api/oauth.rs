@@ -437,14 +437,16 @@ async fn put_app_for(
             "client_id must be 1–500 printable characters",
         ));
     }
-    let client_secret_ok = secret
-        .0
-        .get("client_secret")
-        .is_some_and(|s| !s.is_empty() && s.len() <= 2000 && !s.bytes().any(|b| b < 0x20));
+    let client_secret_ok = secret.0.get("client_secret").is_some_and(|s| {
+        s.chars().count() >= crate::vault::MIN_SECRET_CHARS && s.len() <= 2000 && !s.bytes().any(|b| b < 0x20)
+    });
     if !client_secret_ok {
         return Err(ApiError::unprocessable(
             "invalid_client_secret",
-            "client_secret must be 1–2000 printable characters",
+            format!(
+                "client_secret must be {}–2000 printable characters",
+                crate::vault::MIN_SECRET_CHARS
+            ),
         ));
     }
     let app = state

@@ -212,7 +212,7 @@ pub fn token_url(
 /// refreshed on every call).
 pub fn needs_refresh(expires_at: Option<i64>, issued_at: Option<i64>, margin_secs: u64, now: i64) -> bool {
     let Some(expires_at) = expires_at else { return false };
-    let mut margin = (margin_secs as i64).saturating_mul(1000);
+    let mut margin = i64::try_from(margin_secs).unwrap_or(i64::MAX).saturating_mul(1000);
     if let Some(issued) = issued_at {
         margin = margin.min(expires_at.saturating_sub(issued).max(0) / 2);
     }
@@ -255,6 +255,9 @@ mod tests {
         assert!(super::needs_refresh(Some(i64::MIN), Some(i64::MAX), 60, 1_000));
         assert!(!super::needs_refresh(Some(i64::MAX), Some(i64::MIN), 60, 1_000));
         assert!(super::needs_refresh(Some(i64::MIN), None, u64::MAX, i64::MAX));
+        // A margin beyond i64 must mean "always early", not wrap to a negative margin.
+        let now = 1_700_000_000_000;
+        assert!(super::needs_refresh(Some(now + 86_400_000), None, u64::MAX, now));
     }
 
     use super::needs_refresh;

@@ -58,7 +58,7 @@ impl HostCredential for CallState {
 
     async fn hmac_sha256(&mut self, handle: Resource<CredentialHandle>, data: Vec<u8>) -> wasmtime::Result<Vec<u8>> {
         let credential = self.credential(&handle)?;
-        if !credential.scheme.hmac {
+        if !credential.scheme.hmac || matches!(credential.scheme.kind, nexum_manifest::AuthKind::Basic) {
             return Err(wasmtime::format_err!(
                 "auth scheme `{}` does not declare `hmac = true`; its secret cannot key an HMAC",
                 credential.scheme.id

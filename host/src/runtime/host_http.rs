@@ -21,8 +21,14 @@ impl HostRequest for CallState {
                 "a call may hold at most {MAX_UNSENT_REQUESTS} unsent requests"
             )));
         }
+        let max_url_bytes = self.broker.config().max_url_bytes;
+        if url.len() > max_url_bytes {
+            return Err(wasmtime::Error::msg(format!(
+                "URLs may be at most {max_url_bytes} bytes"
+            )));
+        }
         let max_unsent = max_unsent_bytes(self.broker.config().max_request_bytes);
-        if self.unsent_bytes + url.len() > max_unsent {
+        if self.unsent_bytes.saturating_add(url.len()) > max_unsent {
             return Err(wasmtime::Error::msg(format!(
                 "unsent requests of one call may buffer at most {max_unsent} bytes"
             )));
@@ -49,7 +55,7 @@ impl HostRequest for CallState {
         let (max_headers, max_header_bytes) = (caps.max_request_headers, caps.max_request_header_bytes);
         let max_unsent = max_unsent_bytes(caps.max_request_bytes);
         let added = name.len() + value.len();
-        if self.unsent_bytes + added > max_unsent {
+        if self.unsent_bytes.saturating_add(added) > max_unsent {
             return Ok(Err(unsent_bytes_exceeded(max_unsent)));
         }
         let request = self.table.get_mut(&request)?;
@@ -77,7 +83,7 @@ impl HostRequest for CallState {
         let max_unsent = max_unsent_bytes(limit);
         let request = self.table.get_mut(&request)?;
         let replaced = request.body.as_ref().map_or(0, Vec::len);
-        let total = self.unsent_bytes - replaced + bytes.len();
+        let total = self.unsent_bytes.saturating_sub(replaced).saturating_add(bytes.len());
         if total > max_unsent {
             return Ok(Err(unsent_bytes_exceeded(max_unsent)));
         }

@@ -38,5 +38,16 @@ async fn the_catalogue_is_public_and_searchable(app: TestApp) {
         )
         .await;
     assert_eq!(none.body["data"], json!([]));
+    // A cursor at the end of u64 is past the last page, not an overflow.
+    let far = app
+        .request(
+            reqwest::Method::GET,
+            "/api/v1/marketplace/packages?cursor=18446744073709551615",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(far.status, StatusCode::OK, "{:?}", far.body);
+    assert_eq!(far.body["data"], json!([]));
     app.shutdown().await;
 }
