@@ -65,6 +65,11 @@ pub struct Config {
     /// retry may run the request (its first run died with its process). Longer than any
     /// request can take.
     pub idempotency_lease_secs: u64,
+    /// Connector calls one workspace may run at once (its share of `max_concurrent_calls`);
+    /// more answer 429 `workspace_busy`.
+    pub max_calls_per_workspace: u32,
+    /// OAuth token refreshes one workspace may run at once; more wait their turn.
+    pub max_refreshes_per_workspace: u32,
 }
 
 /// Log output format.
@@ -123,6 +128,8 @@ struct FileConfig {
     oauth_max_refresh_failures: Option<u32>,
     oauth_token_timeout_ms: Option<u64>,
     idempotency_lease_secs: Option<u64>,
+    max_calls_per_workspace: Option<u32>,
+    max_refreshes_per_workspace: Option<u32>,
 }
 
 impl Config {
@@ -285,6 +292,13 @@ impl Config {
         {
             oauth_return_origins.push(parsed.origin().ascii_serialization());
         }
+        let max_concurrent_calls = num(
+            "max_concurrent_calls",
+            f.max_concurrent_calls.map(u64::from),
+            128,
+            1,
+            10_000,
+        )? as u32;
         Ok(Self {
             oauth_return_origins,
             public_url,
@@ -299,6 +313,20 @@ impl Config {
             )? as u32,
             oauth_token_timeout_ms: num("oauth_token_timeout_ms", f.oauth_token_timeout_ms, 15_000, 100, 120_000)?,
             idempotency_lease_secs: num("idempotency_lease_secs", f.idempotency_lease_secs, 300, 1, 86_400)?,
+            max_calls_per_workspace: num(
+                "max_calls_per_workspace",
+                f.max_calls_per_workspace.map(u64::from),
+                u64::from((max_concurrent_calls / 2).max(1)),
+                1,
+                100_000,
+            )? as u32,
+            max_refreshes_per_workspace: num(
+                "max_refreshes_per_workspace",
+                f.max_refreshes_per_workspace.map(u64::from),
+                2,
+                1,
+                1_000,
+            )? as u32,
             trusted_publisher_keys,
             allow_unsigned_connectors,
             listen,
@@ -333,13 +361,7 @@ impl Config {
                 1024,
                 512 << 20,
             )? as usize,
-            max_concurrent_calls: num(
-                "max_concurrent_calls",
-                f.max_concurrent_calls.map(u64::from),
-                128,
-                1,
-                10_000,
-            )? as u32,
+            max_concurrent_calls,
             max_memory_mb: num("max_memory_mb", f.max_memory_mb.map(u64::from), 128, 1, 4096)? as u32,
             db_max_connections: num("db_max_connections", f.db_max_connections.map(u64::from), 8, 1, 1000)? as u32,
             cache_ttl_ms: num("cache_ttl_ms", f.cache_ttl_ms, 5_000, 0, 3_600_000)?,

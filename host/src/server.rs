@@ -92,10 +92,13 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         config.oauth_return_url.clone(),
         config.oauth_return_origins.clone(),
         (config.db_max_connections as usize / 2).max(1),
+        config.max_refreshes_per_workspace as usize,
     );
+    let call_share = crate::workspaces::fair_share::FairShare::new(config.max_calls_per_workspace as usize);
     let state = Arc::new(AppState {
         config,
         audit: crate::store::AuditWriter::start(db.clone()),
+        call_share,
         db,
         outbound,
         vault: Arc::new(vault),

@@ -34,6 +34,8 @@ pub struct AppState {
     /// Batched usage and last-use writes (approximate: up to half a second of them is lost
     /// if the process is killed).
     pub recorder: Arc<Recorder>,
+    /// Each workspace's share of the connector-call slots.
+    pub call_share: crate::workspaces::fair_share::FairShare,
     /// Durable, group-committed audit appends (`secret.use` is written before the call).
     pub audit: crate::store::AuditWriter,
     /// Prometheus metrics.

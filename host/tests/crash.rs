@@ -5,13 +5,11 @@
 use nexum_tests::app::{Backend, TestApp, fresh_postgres_schema};
 use nexum_tests::fakes;
 use nexum_tests::process::NexumProcess;
+use nexum_tests::stall::Stall;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_nexum");
 
@@ -74,37 +72,11 @@ async fn audit_records_survive_sigkill_postgres() {
     audit_survives(Backend::Postgres).await;
 }
 
-/// An upstream whose first request never gets an answer and every later one gets
-/// `{"ok":true}`; counts the requests that arrived.
-async fn stalling_upstream() -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let origin = format!("http://{}", listener.local_addr().expect("addr"));
-    let arrived = Arc::new(AtomicUsize::new(0));
-    let counter = arrived.clone();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let mut buf = vec![0u8; 16 * 1024];
-            let _ = socket.read(&mut buf).await;
-            if counter.fetch_add(1, Ordering::SeqCst) == 0 {
-                held.push(socket);
-                continue;
-            }
-            let body = r#"{"ok":true}"#;
-            let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-        }
-    });
-    (origin, arrived)
-}
-
 async fn idempotency_claim_lapses(backend: Backend) {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = database(backend, dir.path()).await;
-    let (upstream, arrived) = stalling_upstream().await;
+    let stall = Stall::start(1).await;
+    let upstream = stall.origin.clone();
     let lease = [("NEXUM_IDEMPOTENCY_LEASE_SECS", "2")];
     let first = NexumProcess::start(Path::new(BINARY), dir.path(), &url, &lease);
     let key = first.first_key.clone().expect("operator key");
@@ -131,14 +103,7 @@ async fn idempotency_claim_lapses(backend: Backend) {
         let (app, path, body) = (first.app(&key, backend, &url), path.clone(), body.clone());
         tokio::spawn(async move { app.post_raw(&app.key, &path, body, &headers).await })
     };
-    let waited = Instant::now();
-    while arrived.load(Ordering::SeqCst) == 0 {
-        assert!(
-            waited.elapsed() < Duration::from_secs(60),
-            "the first attempt never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    stall.wait_for(1).await;
     first.kill9();
     let _ = in_flight.await;
 
@@ -157,7 +122,7 @@ async fn idempotency_claim_lapses(backend: Backend) {
     };
     assert_eq!(retried.status, StatusCode::OK, "{:?}", retried.body);
     assert_eq!(retried.body["output"]["body"], json!({ "ok": true }));
-    assert_eq!(arrived.load(Ordering::SeqCst), 2);
+    assert_eq!(stall.arrived(), 2);
     // From now on the key replays that answer without running anything.
     let replayed = app.post_raw(&key, &path, body, &headers).await;
     assert_eq!(replayed.status, StatusCode::OK);
@@ -166,7 +131,7 @@ async fn idempotency_claim_lapses(backend: Backend) {
         replayed.headers.get("idempotent-replayed").map(|v| v.as_bytes()),
         Some(&b"true"[..])
     );
-    assert_eq!(arrived.load(Ordering::SeqCst), 2);
+    assert_eq!(stall.arrived(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

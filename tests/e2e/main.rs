@@ -27,6 +27,7 @@ mod api_tenants;
 mod api_vault;
 mod bounds;
 mod egress;
+mod fairness;
 mod http_connector;
 mod loading;
 mod marketplace;

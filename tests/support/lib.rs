@@ -11,3 +11,4 @@ pub mod logs;
 pub mod oauth_provider;
 pub mod plugins;
 pub mod process;
+pub mod stall;

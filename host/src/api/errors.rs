@@ -68,6 +68,16 @@ impl From<ConnectionError> for ApiError {
     fn from(e: ConnectionError) -> Self {
         match e {
             ConnectionError::NotFound(what) => ApiError::not_found(what),
+            ConnectionError::WorkspaceBusy(busy) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "workspace_busy",
+                "Too many requests",
+                format!(
+                    "this workspace already runs {} connector calls at once; retry when one finishes",
+                    busy.limit
+                ),
+            )
+            .with_retry_after(1),
             ConnectionError::Changed => ApiError::new(
                 StatusCode::CONFLICT,
                 "changed_meanwhile",

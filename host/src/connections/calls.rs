@@ -37,6 +37,11 @@ pub async fn run_action(
     input: Value,
 ) -> ConnectionResult<ActionRun> {
     let resolved = resolve(state, workspace_id, id).await?;
+    // The workspace's share of call slots: one tenant's slow upstream cannot fill the pool.
+    let _slot = state
+        .call_share
+        .acquire_within(workspace_id, super::CALL_SLOT_PATIENCE)
+        .await?;
     let resolved = ensure_fresh(state, resolved).await?;
     if resolved.record.auth_scheme.is_some() && resolved.connector.manifest.actions.contains_key(action) {
         // Durable before the secret is used: a call the log cannot show is not made.

@@ -85,6 +85,10 @@ async fn probe(
     actor: &str,
 ) -> ConnectionResult<Option<Value>> {
     let resolved = resolve(state, workspace_id, id).await?;
+    let _slot = state
+        .call_share
+        .acquire_within(workspace_id, super::CALL_SLOT_PATIENCE)
+        .await?;
     let resolved = ensure_fresh(state, resolved).await?;
     state
         .audit

@@ -28,6 +28,9 @@ use crate::oauth::OAuthError;
 use crate::store::StoreError;
 use crate::vault::VaultError;
 
+/// How long a call waits for one of its workspace's call slots before 429 `workspace_busy`.
+pub const CALL_SLOT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Why a connection operation failed. Never carries secret material.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
@@ -51,6 +54,9 @@ pub enum ConnectionError {
     /// The connector component could not be compiled or loaded; a server fault.
     #[error("the connector could not be loaded")]
     Load(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The workspace already runs its share of connector calls.
+    #[error(transparent)]
+    WorkspaceBusy(#[from] crate::workspaces::fair_share::WorkspaceBusy),
     /// The connection was changed (or deleted) by another request since this one read it.
     #[error("the connection was changed by another request meanwhile; read it again and retry")]
     Changed,

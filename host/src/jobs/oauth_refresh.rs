@@ -9,6 +9,7 @@ use crate::ids::{InstallationId, WorkspaceId};
 use crate::oauth::{RefreshReason, needs_refresh, refresh};
 use crate::state::AppState;
 use crate::store::now_ms;
+use futures_util::StreamExt;
 use nexum_manifest::{AuthKind, Manifest};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -51,7 +52,7 @@ pub async fn sweep(state: &Arc<AppState>) -> usize {
         }
     };
     let mut margins: HashMap<InstallationId, Option<u64>> = HashMap::new();
-    let mut attempted = 0;
+    let mut work = Vec::new();
     for connection in due {
         let margin = match margins.get(&connection.installation_id) {
             Some(m) => *m,
@@ -72,21 +73,31 @@ pub async fn sweep(state: &Arc<AppState>) -> usize {
         if !needs_refresh(connection.token_expires_at, None, margin, now) {
             continue;
         }
-        attempted += 1;
-        if let Err(e) = refresh(
-            state,
-            &connection.workspace_id,
-            &connection.id,
-            RefreshReason::Sweep,
-            None,
-        )
-        .await
-        {
-            tracing::info!(connection = %connection.id, error = %e, "sweep could not refresh a token");
-        }
+        work.push(connection);
     }
+    // Refreshes run side by side (each workspace within its share of the refresh slots),
+    // so one slow token endpoint delays only its own workspace's turn.
+    let attempted = work.len();
+    futures_util::stream::iter(work)
+        .for_each_concurrent(SWEEP_CONCURRENCY, |connection| async move {
+            if let Err(e) = refresh(
+                state,
+                &connection.workspace_id,
+                &connection.id,
+                RefreshReason::Sweep,
+                None,
+            )
+            .await
+            {
+                tracing::info!(connection = %connection.id, error = %e, "sweep could not refresh a token");
+            }
+        })
+        .await;
     attempted
 }
+
+/// Refreshes one sweep runs at once (the host-wide refresh slots bound them further).
+const SWEEP_CONCURRENCY: usize = 16;
 
 async fn margin_of(
     state: &AppState,

@@ -42,6 +42,8 @@ pub struct OAuthService {
     pub return_origins: Vec<String>,
     /// Refreshes that may hold a database lock at once (well below the pool size).
     pub(crate) refresh_slots: tokio::sync::Semaphore,
+    /// Each workspace's share of the refresh slots.
+    pub(crate) refresh_share: crate::workspaces::fair_share::FairShare,
     public_url: OnceLock<String>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -55,6 +57,7 @@ impl OAuthService {
         return_url: Option<String>,
         return_origins: Vec<String>,
         concurrent_refreshes: usize,
+        refreshes_per_workspace: usize,
     ) -> Self {
         let cell = OnceLock::new();
         if let Some(u) = public_url {
@@ -66,6 +69,7 @@ impl OAuthService {
             return_url,
             return_origins,
             refresh_slots: tokio::sync::Semaphore::new(concurrent_refreshes.max(1)),
+            refresh_share: crate::workspaces::fair_share::FairShare::new(refreshes_per_workspace),
             public_url: cell,
             locks: Mutex::new(HashMap::new()),
         }

@@ -118,16 +118,21 @@ async fn refresh_now(
     }
     .await;
 
-    let _slot = state
-        .oauth
-        .refresh_slots
-        .acquire()
-        .await
-        .map_err(|_| OAuthError::Invalid {
-            code: "shutting_down",
-            message: "the server is shutting down".into(),
-        })?;
+    // The connection's own lock first: callers waiting for the same refresh hold no slot.
+    // Then the workspace's share, so one workspace's slow token endpoint cannot take every
+    // slot, then a slot of the whole host.
     let _local = state.oauth.lock(connection_id.as_str()).await;
+    let shutting_down = || OAuthError::Invalid {
+        code: "shutting_down",
+        message: "the server is shutting down".into(),
+    };
+    let _share = state
+        .oauth
+        .refresh_share
+        .acquire(workspace_id)
+        .await
+        .ok_or_else(shutting_down)?;
+    let _slot = state.oauth.refresh_slots.acquire().await.map_err(|_| shutting_down())?;
     let mut lock = state.db.lock_for_refresh(workspace_id, connection_id).await?;
     let Some(record) = lock.connection().await? else {
         lock.release().await?;

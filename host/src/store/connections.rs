@@ -138,15 +138,25 @@ impl Db {
     /// refreshed automatically (for the refresh sweep). Connections whose last refresh
     /// failed wait [`ERROR_RETRY_BACKOFF_MS`] before the sweep tries again, so a provider
     /// outage cannot pin the sweep to the same rows.
+    ///
+    /// Workspaces take turns: each workspace's most urgent connection comes first, then each
+    /// one's second, and so on, so no workspace fills the batch. An expiry in the past (an
+    /// imported token may claim any) counts as now, so claiming one does not jump the queue.
     pub async fn connections_expiring(&self, before: i64, limit: usize) -> StoreResult<Vec<ConnectionRecord>> {
+        let now = now_ms();
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
-            " FROM connections WHERE token_expires_at IS NOT NULL AND token_expires_at < $1 AND status NOT IN ('disconnected', 'refresh_exhausted', 'expired') AND NOT (status = 'error' AND updated_at > $2) ORDER BY token_expires_at LIMIT $3"
+            " FROM (SELECT ",
+            columns!(),
+            ", ROW_NUMBER() OVER (PARTITION BY workspace_id ORDER BY CASE WHEN token_expires_at < $4 THEN $4 ELSE token_expires_at END, id) AS turn",
+            " FROM connections WHERE token_expires_at IS NOT NULL AND token_expires_at < $1 AND status NOT IN ('disconnected', 'refresh_exhausted', 'expired') AND NOT (status = 'error' AND updated_at > $2)) due",
+            " ORDER BY turn, CASE WHEN token_expires_at < $4 THEN $4 ELSE token_expires_at END, id LIMIT $3"
         ))
         .bind(before)
-        .bind(now_ms() - ERROR_RETRY_BACKOFF_MS)
+        .bind(now.saturating_sub(ERROR_RETRY_BACKOFF_MS))
         .bind(limit as i64)
+        .bind(now)
         .fetch_all(self.pool())
         .await?;
         Ok(decode_skipping_corrupt(&rows))

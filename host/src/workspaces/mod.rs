@@ -1,5 +1,7 @@
-//! Workspaces (tenants): creating one with its owner and the owner's first API key, and the
-//! first start's bootstrap workspace.
+//! Workspaces (tenants): creating one with its owner and the owner's first API key, the
+//! first start's bootstrap workspace, and fair sharing of the host between them.
+
+pub mod fair_share;
 
 use crate::auth::{ALL_SCOPES, Scope, generate_key};
 use crate::state::AppState;

@@ -77,3 +77,54 @@ async fn sweep_refreshes_ahead_and_expires_what_cannot_refresh(app: TestApp) {
     assert_eq!(view.body["status"], "expired", "{:?}", view.body);
     assert_no_secret_leaked(&fake, &[imported.body.to_string(), view.body.to_string()]);
 }
+
+on_both_databases!(workspaces_take_turns_in_the_sweep);
+
+/// One workspace with many tokens claiming to have expired long ago cannot fill the sweep's
+/// batch: every workspace's most urgent connection comes first.
+async fn workspaces_take_turns_in_the_sweep(app: TestApp) {
+    use nexum_host::ids::{InstallationId, WorkspaceId};
+    let other_key = app.new_workspace("other").await;
+    for key in [&app.key, &other_key] {
+        assert_eq!(app.install(key, "http").await.status, StatusCode::CREATED);
+    }
+    let db = app.state().db.clone();
+    let installs: Vec<(String, String)> =
+        sqlx::query_as("SELECT workspace_id, id FROM installations ORDER BY created_at")
+            .fetch_all(db.pool())
+            .await
+            .expect("installations");
+    let [(greedy_ws, greedy_inst), (other_ws, other_inst)] = installs.as_slice() else {
+        panic!("two installations expected: {installs:?}");
+    };
+    let now = nexum_host::store::now_ms();
+    let add = |ws: &str, inst: &str, expires: i64| {
+        let db = db.clone();
+        let ws: WorkspaceId = ws.parse().expect("workspace id");
+        let inst: InstallationId = inst.parse().expect("installation id");
+        async move {
+            let record = db
+                .insert_connection(&ws, &inst, "c", Some("api"), "{}")
+                .await
+                .expect("insert");
+            sqlx::query("UPDATE connections SET token_expires_at = $1 WHERE id = $2")
+                .bind(expires)
+                .bind(&record.id)
+                .execute(db.pool())
+                .await
+                .expect("expiry");
+            record.id
+        }
+    };
+    // Tokens claiming to have expired at the dawn of time, all in one workspace.
+    for _ in 0..5 {
+        add(greedy_ws, greedy_inst, i64::MIN).await;
+    }
+    let honest = add(other_ws, other_inst, now + 60_000).await;
+    let batch = db.connections_expiring(now + 3_600_000, 2).await.expect("due");
+    assert_eq!(batch.len(), 2);
+    assert!(
+        batch.iter().any(|c| c.id == honest),
+        "the other workspace gets its turn in the first batch"
+    );
+}
