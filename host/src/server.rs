@@ -112,7 +112,26 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         trust,
         oauth,
     });
+    upgrade_sealed_secrets(&state).await?;
     Ok(state)
+}
+
+/// Re-seal, in the background, secrets written before their owner was bound into the
+/// associated data (they keep working meanwhile).
+async fn upgrade_sealed_secrets(state: &Arc<AppState>) -> Result<(), StartError> {
+    let pending = state.db.count_secrets_needing_upgrade().await?;
+    if pending == 0 {
+        return Ok(());
+    }
+    tracing::info!(secrets = pending, "re-sealing secrets with their owner bound");
+    let state = state.clone();
+    tokio::spawn(async move {
+        match state.vault.rotate(&state.db, true).await {
+            Ok(report) => tracing::info!(resealed = report.resealed, "secrets re-sealed"),
+            Err(e) => tracing::warn!(error = %e, "re-sealing secrets failed; the next start tries again"),
+        }
+    });
+    Ok(())
 }
 
 /// Create the first workspace and an operator key when the database has none. Returns the

@@ -9,6 +9,8 @@ use serde_json::json;
 
 on_both_databases!(
     a_ciphertext_moved_to_another_row_fails,
+    a_secret_given_to_another_owner_fails,
+    older_secrets_are_resealed_with_their_owner,
     rotation_keeps_every_secret_readable
 );
 
@@ -158,4 +160,103 @@ async fn rotation_keeps_every_secret_readable(app: TestApp) {
         }
         assert!(checked >= 1);
     }
+}
+
+/// Pointing a secret row at another connection (its `owner_id` changed in the database)
+/// does not hand that connection the secret: the owner is part of the associated data.
+async fn a_secret_given_to_another_owner_fails(app: TestApp) {
+    let slack = fakes::slack().await;
+    let first = app.connect_slack(&app.key, &slack).await;
+    let second = app
+        .post(&app.key, "/api/v1/connections", json!({ "connector": "slack", "name": "Other", "credentials": { "token": "xoxb-other-token-2" }, "variables": { "api_base": slack.origin() } }))
+        .await
+        .body["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let db = &app.state().db;
+    // Drop B's own secret and give A's row to B.
+    sqlx::query("DELETE FROM secrets WHERE owner_id = $1")
+        .bind(&second)
+        .execute(db.pool())
+        .await
+        .expect("delete");
+    sqlx::query("UPDATE secrets SET owner_id = $1 WHERE owner_id = $2")
+        .bind(&second)
+        .bind(&first)
+        .execute(db.pool())
+        .await
+        .expect("reassign");
+    app.state().connections.evict_all();
+    let run = app
+        .post(
+            &app.key,
+            &format!("/api/v1/connections/{second}/actions/send_message"),
+            json!({ "channel": "C1", "text": "x" }),
+        )
+        .await;
+    assert_eq!(run.code(), "credentials_unreadable", "{:?}", run.body);
+    assert!(
+        slack.requests().is_empty(),
+        "nothing was sent with another connection's secret"
+    );
+    app.shutdown().await;
+}
+
+/// Rows sealed in the older, ownerless format keep working and are re-sealed with their
+/// owner at the next start.
+async fn older_secrets_are_resealed_with_their_owner(app: TestApp) {
+    let slack = fakes::slack().await;
+    let connection = app.connect_slack(&app.key, &slack).await;
+    let state = app.state().clone();
+    let ws = app.get(&app.key, "/api/v1/workspace").await.body["id"]
+        .as_str()
+        .expect("ws")
+        .to_string();
+    let row = state
+        .db
+        .secret_of(&ws, &connection)
+        .await
+        .expect("query")
+        .expect("secret");
+    let fields = state.vault.open_fields(&row).expect("opens");
+    // Write it back as an older server would have: version 1 associated data.
+    let legacy = state
+        .vault
+        .seal_value(&ws, &row.id, &serde_json::to_vec(&fields.0).expect("json"))
+        .expect("seal");
+    state
+        .db
+        .overwrite_secret_raw(&row.id, &legacy.key_id, &legacy.nonce, &legacy.ciphertext)
+        .await
+        .expect("legacy");
+    sqlx::query("UPDATE secrets SET aad_version = 1 WHERE id = $1")
+        .bind(&row.id)
+        .execute(state.db.pool())
+        .await
+        .expect("version");
+    state.connections.evict_all();
+    let path = format!("/api/v1/connections/{connection}/actions/send_message");
+    let run = app
+        .post(&app.key, &path, json!({ "channel": "C1", "text": "old" }))
+        .await;
+    assert_eq!(run.status, StatusCode::OK, "an older row still opens: {:?}", run.body);
+    assert_eq!(state.db.count_secrets_needing_upgrade().await.expect("count"), 1);
+    // The next start re-seals it.
+    let backend = app.backend;
+    let key = app.key.clone();
+    let (dir, url) = app.shutdown().await;
+    let key_file = dir.path().join("master.keys");
+    let app = TestApp::start_on(backend, dir, url, |c| c.master_key_file = key_file).await;
+    let started = std::time::Instant::now();
+    while app.state().db.count_secrets_needing_upgrade().await.expect("count") > 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "never re-sealed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let run = app.post(&key, &path, json!({ "channel": "C1", "text": "new" })).await;
+    assert_eq!(run.status, StatusCode::OK, "{:?}", run.body);
+    app.shutdown().await;
 }

@@ -25,7 +25,7 @@ pub use installations::{InstallationRecord, NewInstallation};
 pub use jobs::{ClaimedJob, NewJob};
 pub use marketplace::{PackageRecord, PackageVersionRecord, PublisherRecord, ReviewRecord};
 pub use oauth::{AppBinding, FlowClaim, OAuthAppRecord, OAuthFlowRecord, OPERATOR_OWNER, RefreshLock, TokenUpdate};
-pub use secrets::SecretRecord;
+pub use secrets::{AAD_VERSION, SecretRecord};
 pub use usage::UsageRecord;
 pub use workspaces::{MemberRecord, Role, WorkspaceRecord};
 

@@ -20,11 +20,16 @@ pub struct SecretRecord {
     pub ciphertext: Vec<u8>,
     /// Unix ms.
     pub updated_at: i64,
+    /// Which associated data sealed it: 2 binds the owner too, 1 is the older format.
+    pub aad_version: i64,
 }
+
+/// The associated-data version every new seal uses.
+pub const AAD_VERSION: i64 = 2;
 
 macro_rules! columns {
     () => {
-        "id, workspace_id, owner_id, key_id, nonce, ciphertext, updated_at"
+        "id, workspace_id, owner_id, key_id, nonce, ciphertext, updated_at, aad_version"
     };
 }
 
@@ -64,21 +69,33 @@ impl Db {
         .await?)
     }
 
-    /// Secrets not sealed with `key_id`, a batch at a time (key rotation).
+    /// Secrets not sealed with `key_id` and the current associated-data version, a batch at
+    /// a time (key rotation, and the upgrade of older rows at start).
     pub async fn secrets_not_sealed_with(&self, key_id: &str, limit: usize) -> StoreResult<Vec<SecretRecord>> {
         Ok(sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
-            " FROM secrets WHERE key_id <> $1 ORDER BY id LIMIT $2"
+            " FROM secrets WHERE key_id <> $1 OR aad_version <> $3 ORDER BY id LIMIT $2"
         ))
         .bind(key_id)
         .bind(limit as i64)
+        .bind(AAD_VERSION)
         .fetch_all(self.pool())
         .await?)
     }
 
+    /// Secrets sealed with an older associated-data version.
+    pub async fn count_secrets_needing_upgrade(&self) -> StoreResult<i64> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM secrets WHERE aad_version <> $1")
+            .bind(AAD_VERSION)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n)
+    }
+
     /// Replace a secret's ciphertext only if it still has the ciphertext we re-encrypted
-    /// (a concurrent update wins; rotation retries the row later).
+    /// (a concurrent update wins; rotation retries the row later). The new ciphertext is
+    /// sealed with the current associated-data version.
     pub async fn reseal_secret(
         &self,
         old: &SecretRecord,
@@ -87,7 +104,7 @@ impl Db {
         ciphertext: &[u8],
     ) -> StoreResult<bool> {
         let done = sqlx::query(
-            "UPDATE secrets SET key_id = $1, nonce = $2, ciphertext = $3, updated_at = $4 WHERE id = $5 AND key_id = $6 AND nonce = $7",
+            "UPDATE secrets SET key_id = $1, nonce = $2, ciphertext = $3, updated_at = $4, aad_version = $8 WHERE id = $5 AND key_id = $6 AND nonce = $7",
         )
         .bind(key_id)
         .bind(nonce)
@@ -96,6 +113,7 @@ impl Db {
         .bind(&old.id)
         .bind(&old.key_id)
         .bind(&old.nonce)
+        .bind(AAD_VERSION)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
@@ -130,7 +148,7 @@ pub(crate) async fn put_secret_in(conn: &mut sqlx::AnyConnection, record: &Secre
     sqlx::query(concat!(
         "INSERT INTO secrets (",
         columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     ))
     .bind(&record.id)
     .bind(&record.workspace_id)
@@ -139,6 +157,7 @@ pub(crate) async fn put_secret_in(conn: &mut sqlx::AnyConnection, record: &Secre
     .bind(&record.nonce)
     .bind(&record.ciphertext)
     .bind(now_ms())
+    .bind(record.aad_version)
     .execute(&mut *conn)
     .await?;
     Ok(())

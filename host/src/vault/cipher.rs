@@ -1,6 +1,7 @@
 //! AES-256-GCM sealing of secret payloads. Every write gets a fresh random 96-bit nonce, and
-//! the associated data binds the ciphertext to its workspace and row, so a ciphertext copied
-//! into another row (or workspace) fails to open.
+//! the associated data binds the ciphertext to its workspace, its row and (version 2) the
+//! row that owns it, so a ciphertext copied into another row, workspace or owner fails to
+//! open.
 
 use super::keyring::Keyring;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -25,11 +26,18 @@ pub struct SealContext<'a> {
     pub workspace_id: &'a str,
     /// The row that holds the ciphertext (e.g. the secret's id).
     pub row_id: &'a str,
+    /// The row the secret belongs to (a connection or app id); `None` only for values
+    /// sealed before owners were bound (associated data version 1) and for values stored
+    /// in their owner's own row (an OAuth flow's verifier).
+    pub owner_id: Option<&'a str>,
 }
 
 impl SealContext<'_> {
     fn aad(&self) -> Vec<u8> {
-        format!("nexum/v1|{}|{}", self.workspace_id, self.row_id).into_bytes()
+        match self.owner_id {
+            Some(owner) => format!("nexum/v2|{}|{}|{}", self.workspace_id, owner, self.row_id).into_bytes(),
+            None => format!("nexum/v1|{}|{}", self.workspace_id, self.row_id).into_bytes(),
+        }
     }
 }
 
@@ -100,7 +108,29 @@ mod tests {
         SealContext {
             workspace_id: ws,
             row_id: row,
+            owner_id: None,
         }
+    }
+
+    #[test]
+    fn a_ciphertext_given_to_another_owner_fails() {
+        let keyring = Keyring::generate();
+        let owned = |owner| SealContext {
+            workspace_id: "ws_1",
+            row_id: "sec_1",
+            owner_id: Some(owner),
+        };
+        let sealed = seal(&keyring, owned("conn_a"), b"token").expect("seal");
+        assert_eq!(&*open(&keyring, owned("conn_a"), &sealed).expect("open"), b"token");
+        assert_eq!(
+            open(&keyring, owned("conn_b"), &sealed),
+            Err(CipherError::Authentication)
+        );
+        // Nor does claiming the older, ownerless format help.
+        assert_eq!(
+            open(&keyring, ctx("ws_1", "sec_1"), &sealed),
+            Err(CipherError::Authentication)
+        );
     }
 
     #[test]

@@ -120,6 +120,7 @@ impl Vault {
             SealContext {
                 workspace_id: workspace_id.as_ref(),
                 row_id: &id,
+                owner_id: Some(owner_id),
             },
             &plaintext,
         )?;
@@ -131,6 +132,7 @@ impl Vault {
             nonce: sealed.nonce,
             ciphertext: sealed.ciphertext,
             updated_at: crate::store::now_ms(),
+            aad_version: crate::store::AAD_VERSION,
         })
     }
 
@@ -142,10 +144,7 @@ impl Vault {
             nonce: record.nonce.clone(),
             ciphertext: record.ciphertext.clone(),
         };
-        let context = SealContext {
-            workspace_id: record.workspace_id.as_str(),
-            row_id: &record.id,
-        };
+        let context = record_context(record);
         // Bind the first attempt on its own so the read guard is released before a reload
         // takes the write lock.
         let first = cipher::open(&self.read(), context, &sealed);
@@ -173,6 +172,7 @@ impl Vault {
             SealContext {
                 workspace_id: workspace_id.as_ref(),
                 row_id,
+                owner_id: None,
             },
             plaintext,
         )?)
@@ -188,6 +188,7 @@ impl Vault {
         let context = SealContext {
             workspace_id: workspace_id.as_ref(),
             row_id,
+            owner_id: None,
         };
         let first = cipher::open(&self.read(), context, sealed);
         Ok(match first {
@@ -251,6 +252,7 @@ impl Vault {
                 let context = SealContext {
                     workspace_id: row.workspace_id.as_str(),
                     row_id: &row.id,
+                    owner_id: Some(&row.owner_id),
                 };
                 let sealed = cipher::seal(&self.read(), context, &plaintext)?;
                 if db
@@ -271,5 +273,14 @@ impl Vault {
             active_key: active,
             resealed,
         })
+    }
+}
+
+/// The associated data a stored row was sealed with: its owner is bound from version 2.
+fn record_context(record: &SecretRecord) -> SealContext<'_> {
+    SealContext {
+        workspace_id: record.workspace_id.as_str(),
+        row_id: &record.id,
+        owner_id: (record.aad_version >= 2).then_some(record.owner_id.as_str()),
     }
 }
