@@ -9,6 +9,7 @@ use serde_json::json;
 
 on_both_databases!(
     a_namespace_is_registered_once,
+    a_key_id_cannot_be_squatted,
     only_current_keys_publish_across_a_rotation,
 );
 
@@ -69,5 +70,39 @@ async fn only_current_keys_publish_across_a_rotation(app: TestApp) {
         )
         .await;
     assert_eq!(v2.status, StatusCode::CREATED, "{:?}", v2.body);
+    app.shutdown().await;
+}
+
+/// Key ids are self-chosen: a publisher that registers a key claiming someone else's key id
+/// first does not lock the rightful owner out of registering (and publishing with) it.
+async fn a_key_id_cannot_be_squatted(app: TestApp) {
+    use base64::Engine;
+    use nexum_marketplace::signing::PublicKey;
+    let real = keys();
+    let app = restarted_strict(app, &[&real]).await;
+    // A forged key: the victim's key id, other key bytes.
+    let line = PublicKey::parse(&real.public).expect("public").base64;
+    let mut raw = base64::engine::general_purpose::STANDARD.decode(&line).expect("base64");
+    let last = raw.len() - 1;
+    raw[last] ^= 0x55;
+    let forged = base64::engine::general_purpose::STANDARD.encode(&raw);
+    assert_eq!(PublicKey::parse(&forged).expect("parses").key_id, real.key_id);
+    let squatter = app.new_workspace("squatter").await;
+    let squat = app
+        .post(
+            &squatter,
+            "/api/v1/marketplace/publishers",
+            json!({ "namespace": "squat", "public_key": forged }),
+        )
+        .await;
+    assert_eq!(squat.status, StatusCode::CREATED, "{:?}", squat.body);
+
+    registered_publisher(&app, &app.key, "acme", &real).await;
+    published(&app, &app.key, "acme", bundle("slack", None, Some(&real))).await;
+    // The squatter cannot publish the victim's signed bundle as its own either.
+    let stolen = app
+        .publish(&squatter, "squat", bundle("slack", None, Some(&real)))
+        .await;
+    assert!(stolen.status.is_client_error(), "{:?}", stolen.body);
     app.shutdown().await;
 }
