@@ -110,24 +110,40 @@ pub struct BrowseFilter {
 }
 
 /// Every package matching `filter` that has an installable version, in `filter.sort` order.
+/// The filtering happens in the database, in a fixed number of queries.
 pub async fn browse(state: &AppState, filter: &BrowseFilter) -> MarketplaceResult<Vec<Listing>> {
-    let q = filter.q.as_deref().map(str::to_lowercase);
-    let mut listings = Vec::new();
-    for p in state.db.all_packages().await? {
-        if filter.category.as_deref().is_some_and(|c| c != p.category) || (filter.featured_only && p.featured == 0) {
-            continue;
-        }
-        if let Some(q) = &q {
-            let hay = format!("{} {} {} {}", p.namespace, p.name, p.display_name, p.description).to_lowercase();
-            if !hay.contains(q.as_str()) {
-                continue;
-            }
-        }
-        let found = listing(state, p).await?;
-        if found.latest().is_some() {
-            listings.push(found);
-        }
+    let rows = state
+        .db
+        .browse_packages(
+            filter.category.as_deref().unwrap_or(""),
+            filter.featured_only,
+            filter.q.as_deref().unwrap_or(""),
+            reviews::CONNECTOR,
+        )
+        .await?;
+    let mut versions: std::collections::HashMap<String, Vec<PackageVersionRecord>> = Default::default();
+    for v in rows.versions {
+        versions.entry(v.package_id.clone()).or_default().push(v);
     }
+    let ratings: std::collections::HashMap<String, (i64, i64)> = rows
+        .reviews
+        .into_iter()
+        .map(|(id, count, stars)| (id, (count, stars)))
+        .collect();
+    let mut listings: Vec<Listing> = rows
+        .packages
+        .into_iter()
+        .map(|package| {
+            let (count, stars) = ratings.get(&package.id).copied().unwrap_or((0, 0));
+            Listing {
+                versions: versions.remove(&package.id).unwrap_or_default(),
+                rating: (count > 0).then(|| stars as f64 / count as f64),
+                reviews: usize::try_from(count).unwrap_or(0),
+                package,
+            }
+        })
+        .filter(|l| l.latest().is_some())
+        .collect();
     match filter.sort {
         Sort::Newest => listings.sort_by_key(|l| std::cmp::Reverse(l.package.created_at)),
         Sort::Rating => listings.sort_by(|a, b| {

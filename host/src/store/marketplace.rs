@@ -97,6 +97,18 @@ pub struct ReviewRecord {
     pub updated_at: i64,
 }
 
+/// What one browse reads: the matching packages, their versions, and per package the
+/// number of reviews and the sum of their stars.
+#[derive(Debug, Default)]
+pub struct BrowseRows {
+    /// Matching packages.
+    pub packages: Vec<PackageRecord>,
+    /// Their versions, oldest first.
+    pub versions: Vec<PackageVersionRecord>,
+    /// `(package id, reviews, total stars)`.
+    pub reviews: Vec<(String, i64, i64)>,
+}
+
 macro_rules! pkg_columns {
     () => {
         "id, publisher_id, namespace, name, display_name, description, category, featured, created_at"
@@ -193,12 +205,71 @@ impl Db {
     }
 
     /// Every package (browse filters and sorts in memory; the registry is small).
-    pub async fn all_packages(&self) -> StoreResult<Vec<PackageRecord>> {
-        Ok(
-            sqlx::query_as(concat!("SELECT ", pkg_columns!(), " FROM packages ORDER BY id"))
-                .fetch_all(self.pool())
-                .await?,
-        )
+    /// Packages matching a browse filter, with all their versions and their review counts
+    /// and star totals, in three queries whatever the catalogue's size. `category` and
+    /// `needle` are ignored when empty; `needle` is matched case-insensitively as a
+    /// substring of namespace, name, display name and description.
+    pub async fn browse_packages(
+        &self,
+        category: &str,
+        featured_only: bool,
+        needle: &str,
+        review_item_type: &str,
+    ) -> StoreResult<BrowseRows> {
+        let pattern = format!(
+            "%{}%",
+            needle
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        macro_rules! matching {
+            () => {
+                "SELECT id FROM packages WHERE ($1 = '' OR category = $1) AND ($2 = 0 OR featured <> 0) AND ($3 = '%%' OR LOWER(namespace || ' ' || name || ' ' || display_name || ' ' || description) LIKE $3 ESCAPE '\\')"
+            };
+        }
+        let featured = i64::from(featured_only);
+        let packages: Vec<PackageRecord> = sqlx::query_as(concat!(
+            "SELECT ",
+            pkg_columns!(),
+            " FROM packages WHERE id IN (",
+            matching!(),
+            ") ORDER BY id"
+        ))
+        .bind(category)
+        .bind(featured)
+        .bind(&pattern)
+        .fetch_all(self.pool())
+        .await?;
+        let versions: Vec<PackageVersionRecord> = sqlx::query_as(concat!(
+            "SELECT ",
+            ver_columns!(),
+            " FROM package_versions WHERE package_id IN (",
+            matching!(),
+            ") ORDER BY created_at"
+        ))
+        .bind(category)
+        .bind(featured)
+        .bind(&pattern)
+        .fetch_all(self.pool())
+        .await?;
+        let reviews: Vec<(String, i64, i64)> = sqlx::query_as(concat!(
+            "SELECT item_id, COUNT(*), COALESCE(SUM(stars), 0) FROM reviews WHERE item_type = $4 AND item_id IN (",
+            matching!(),
+            ") GROUP BY item_id"
+        ))
+        .bind(category)
+        .bind(featured)
+        .bind(&pattern)
+        .bind(review_item_type)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(BrowseRows {
+            packages,
+            versions,
+            reviews,
+        })
     }
 
     /// Mark a package featured or not.

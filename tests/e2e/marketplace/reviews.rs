@@ -95,7 +95,7 @@ async fn one_editable_review_per_reviewer_with_the_publishers_reply(app: TestApp
         .post(
             &b,
             "/api/v1/api-keys",
-            json!({ "name": "sock", "scopes": ["connections:read"] }),
+            json!({ "name": "sock", "scopes": ["connections:read", "connections:write"] }),
         )
         .await
         .body["key"]
