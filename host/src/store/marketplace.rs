@@ -255,7 +255,7 @@ impl Db {
         .fetch_all(self.pool())
         .await?;
         let reviews: Vec<(String, i64, i64)> = sqlx::query_as(concat!(
-            "SELECT item_id, COUNT(*), COALESCE(SUM(stars), 0) FROM reviews WHERE item_type = $4 AND item_id IN (",
+            "SELECT item_id, CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(stars), 0) AS BIGINT) FROM reviews WHERE item_type = $4 AND item_id IN (",
             matching!(),
             ") GROUP BY item_id"
         ))
