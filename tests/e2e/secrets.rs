@@ -57,7 +57,11 @@ async fn basic_auth_and_query_keys_are_scrubbed_in_every_encoding() {
     let base = std::fs::read_to_string(nexum_tests::plugins::connector_dir("hostile").join("connector.toml"))
         .expect("manifest");
 
-    let basic = host.load("hostile", Some(&base.replace("type = \"bearer\"", "type = \"basic\"")));
+    // A Basic scheme cannot declare `hmac = true`.
+    let basic_manifest = base
+        .replace("type = \"bearer\"", "type = \"basic\"")
+        .replace("hmac = true", "");
+    let basic = host.load("hostile", Some(&basic_manifest));
     let connection = host.connect(
         &basic,
         "conn_basic",
@@ -194,18 +198,34 @@ async fn errors_and_logs_from_upstream_are_scrubbed() {
     assert!(!format!("{:?}", out.trace).contains(SECRET));
 }
 
+/// A manifest whose connector may reach `upstream` (the credential's only host) and `other`
+/// (allowed, but no credential is bound to it).
+fn two_host_manifest() -> String {
+    let base = std::fs::read_to_string(nexum_tests::plugins::connector_dir("hostile").join("connector.toml"))
+        .expect("manifest");
+    base.replace(
+        "allowed_hosts = [\"{{ upstream }}\"]",
+        "allowed_hosts = [\"{{ upstream }}\", \"{{ other }}\"]",
+    )
+    .replace(
+        "[variables.upstream]",
+        "[variables.other]\ndescription = \"second origin\"\n\n[variables.upstream]",
+    )
+}
+
 #[tokio::test]
-async fn no_redaction_oracle_on_responses_the_secret_never_went_to() {
-    // A connector sends a guess to an echo on an allowed host without the credential. If the
-    // echo came back `[REDACTED]` the connector would learn its guess was the secret; it must
-    // come back exactly as sent (the connector knew that string already).
-    let upstream = fakes::upstream().await;
+async fn no_redaction_oracle_on_responses_from_hosts_the_secret_is_not_bound_to() {
+    // A connector sends a guess to an echo on an allowed host the credential is not bound to.
+    // If the echo came back `[REDACTED]` the connector would learn its guess was the secret;
+    // it must come back exactly as sent (the connector knew that string already).
+    let bound = fakes::upstream().await;
+    let unbound = fakes::upstream().await;
     let host = TestHost::new(Network::LoopbackAllowed);
-    let connector = host.load("hostile", None);
+    let connector = host.load("hostile", Some(&two_host_manifest()));
     let connection = host.connect(
         &connector,
         "conn_oracle",
-        &[("upstream", &upstream.origin())],
+        &[("upstream", &bound.origin()), ("other", &unbound.origin())],
         &[("token", &[("token", SECRET)])],
     );
     let out = host
@@ -213,7 +233,7 @@ async fn no_redaction_oracle_on_responses_the_secret_never_went_to() {
             &connector,
             &connection,
             "fetch",
-            json!({ "url": upstream.url(&format!("/echo?guess={SECRET}")) }),
+            json!({ "url": unbound.url(&format!("/echo?guess={SECRET}")) }),
         )
         .await;
     let output = out.result.expect("echo ok");
@@ -222,5 +242,133 @@ async fn no_redaction_oracle_on_responses_the_secret_never_went_to() {
         json!(false),
         "the connector saw its guess redacted, so it learned the secret: {output}"
     );
+    assert!(unbound.requests()[0].header("authorization").is_none());
+    // The copies that leave the call are scrubbed all the same.
+    assert!(!output.to_string().contains(SECRET), "{output}");
+    assert!(!serde_json::to_string(&out.trace).expect("trace").contains(SECRET));
+}
+
+#[tokio::test]
+async fn a_bound_hosts_echo_is_scrubbed_even_without_the_credential() {
+    // A host the credential is bound to may hold the secret and echo it to any request, so
+    // its answers are scrubbed even when this request did not carry the credential.
+    let upstream = fakes::upstream().await;
+    let host = TestHost::new(Network::LoopbackAllowed);
+    let connector = host.load("hostile", None);
+    let connection = host.connect(
+        &connector,
+        "conn_bound_echo",
+        &[("upstream", &upstream.origin())],
+        &[("token", &[("token", SECRET)])],
+    );
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "fetch",
+            json!({ "url": upstream.url(&format!("/echo?stored={SECRET}")) }),
+        )
+        .await;
+    let output = out.result.expect("echo ok");
     assert!(upstream.requests()[0].header("authorization").is_none());
+    assert_eq!(output["saw_redaction"], json!(true), "{output}");
+    assert!(
+        output["body"].as_str().expect("body").contains("stored=[REDACTED]"),
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn errors_about_what_the_connector_wrote_are_no_redaction_oracle() {
+    // Refusals that quote the connector's own URL or header name come back to it as written:
+    // were the secret scrubbed out of them, it could test guesses with no request ever sent.
+    let upstream = fakes::upstream().await;
+    let host = TestHost::new(Network::LoopbackAllowed);
+    let connector = host.load("hostile", None);
+    let connection = host.connect(
+        &connector,
+        "conn_error_oracle",
+        &[("upstream", &upstream.origin())],
+        &[("token", &[("token", SECRET)])],
+    );
+    let guesses = [
+        (
+            "host_not_allowed",
+            json!({ "url": format!("https://not-allowed.invalid/{SECRET}"), "report_error": true }),
+        ),
+        (
+            "invalid_request",
+            json!({
+                "url": upstream.url("/ok"),
+                "headers": [[format!("bad name {SECRET}"), "v"]],
+                "report_error": true,
+            }),
+        ),
+    ];
+    for (code, input) in guesses {
+        let out = host.run(&connector, &connection, "fetch", input).await;
+        let output = out.result.expect("reported");
+        assert_eq!(output["error"], code, "{output}");
+        assert_eq!(
+            output["saw_redaction"],
+            json!(false),
+            "the connector saw its guess redacted in an error: {output}"
+        );
+        // What leaves the call (its output, its trace) is scrubbed as ever.
+        assert!(
+            output["message"].as_str().expect("message").contains("[REDACTED]"),
+            "{output}"
+        );
+        assert!(!output.to_string().contains(SECRET), "{output}");
+        assert!(!serde_json::to_string(&out.trace).expect("trace").contains(SECRET));
+    }
+    assert!(upstream.requests().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn a_redirect_echoing_a_guess_is_no_redaction_oracle() {
+    // A host that never had the secret redirects to a URL carrying the connector's guess: the
+    // redirect is followed like any other (refusing it only for the right guess would answer
+    // the guess). From a host bound to the credential, which may hold the secret, it is
+    // refused as before.
+    let bound = fakes::upstream().await;
+    let unbound = fakes::upstream().await;
+    let host = TestHost::new(Network::LoopbackAllowed);
+    let connector = host.load("hostile", Some(&two_host_manifest()));
+    let connection = host.connect(
+        &connector,
+        "conn_redirect_oracle",
+        &[("upstream", &bound.origin()), ("other", &unbound.origin())],
+        &[("token", &[("token", SECRET)])],
+    );
+    let to = unbound.url(&format!("/echo?g={SECRET}"));
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "fetch",
+            json!({ "url": unbound.url(&format!("/redirect?to={to}")) }),
+        )
+        .await;
+    let output = out.result.expect("redirect followed");
+    assert_eq!(output["status"], 200, "{output}");
+    assert_eq!(output["saw_redaction"], json!(false), "{output}");
+    assert_eq!(unbound.requests().len(), 2);
+    assert!(!output.to_string().contains(SECRET), "{output}");
+    assert!(!serde_json::to_string(&out.trace).expect("trace").contains(SECRET));
+
+    unbound.clear();
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "fetch",
+            json!({ "url": bound.url(&format!("/redirect?to={to}")) }),
+        )
+        .await;
+    let err = out
+        .result
+        .expect_err("a bound host's redirect carrying the secret is refused");
+    assert_eq!(err.code(), "transport");
+    assert!(unbound.requests().is_empty());
 }

@@ -70,4 +70,10 @@ impl EgressRules {
             .get(scheme)
             .is_some_and(|hosts| hosts.iter().any(|p| p.matches(url)))
     }
+
+    /// Whether any auth scheme's secret may be sent to `url`: such a host may hold the secret
+    /// and echo it even to a request that did not carry it.
+    pub fn bound_to_any_credential(&self, url: &Url) -> bool {
+        self.credential_hosts.values().flatten().any(|p| p.matches(url))
+    }
 }

@@ -10,9 +10,16 @@
 //!    (see [`address`]), and IP literals are checked the same way;
 //! 6. the request is sent with a timeout inside the call's deadline; 429/503 answers to
 //!    idempotent requests are retried with backoff, honouring `Retry-After`;
-//! 7. the response is size-capped and, when the secret went out with the request, every
-//!    secret value scrubbed out of its headers and body (only then: scrubbing a response
-//!    from a host that never saw the secret would be an oracle for guesses).
+//! 7. the response is size-capped and every secret value scrubbed out of its headers and
+//!    body when it may hold the secret: the secret went out with this request, or the host
+//!    that answered is bound to a credential (it may echo a secret it stored earlier).
+//!
+//! Scrubbing is no oracle: text a connector could have written itself (a refused URL, a
+//! header name, an echo from a host that never saw the secret) goes back to it unscrubbed,
+//! because a `[REDACTED]` in it would tell the connector that a guess was right. The same
+//! rule decides whether an upstream's error text is scrubbed and whether a redirect target
+//! carrying a secret is refused. Traces are always scrubbed, and the runtime scrubs what a
+//! connector logs or returns.
 //!
 //! Each attempt is recorded as an [`HttpExchange`] for debug mode.
 
@@ -86,7 +93,8 @@ impl Default for BrokerConfig {
     }
 }
 
-/// Why the broker did not return a response. Messages never contain secret values.
+/// Why the broker did not return a response. Messages carry a secret value only where the
+/// connector wrote it itself (it knew it already); everything else is scrubbed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum BrokerError {
     /// The origin is not among the connector's allowed hosts.
@@ -210,8 +218,26 @@ impl Broker {
         deadline: Instant,
         exchanges: &mut Vec<HttpExchange>,
     ) -> Result<OutboundResponse, BrokerError> {
-        let result = self.send_inner(rules, request, credential, deadline, exchanges).await;
-        result.map_err(|e| redact_error(e, &rules.redactor))
+        let mut upstream_may_hold_secret = false;
+        let result = self
+            .send_inner(
+                rules,
+                request,
+                credential,
+                deadline,
+                exchanges,
+                &mut upstream_may_hold_secret,
+            )
+            .await;
+        // Scrubbing an error made of the connector's own text (or of an answer from a host
+        // that never had the secret) would tell it whether that text matched a secret.
+        result.map_err(|e| {
+            if upstream_may_hold_secret {
+                redact_error(e, &rules.redactor)
+            } else {
+                e
+            }
+        })
     }
 
     async fn send_inner(
@@ -221,6 +247,7 @@ impl Broker {
         credential: Option<&Credential>,
         deadline: Instant,
         exchanges: &mut Vec<HttpExchange>,
+        may_hold_secret: &mut bool,
     ) -> Result<OutboundResponse, BrokerError> {
         let mut url = parse_url(&request.url)?;
         let mut headers = HeaderMap::new();
@@ -261,9 +288,12 @@ impl Broker {
             .acquire(&rules.connection_key, rules.requests_per_second, deadline)
             .await?;
 
-        // Responses are scrubbed only when the secret went out with this request: scrubbing
-        // responses from hosts that never saw it would tell a connector whether a string it
-        // sent there equals the secret (a redaction oracle).
+        // What a host answers may hold the secret when the secret went out with this request
+        // or the host is bound to a credential. Only then is its answer scrubbed (and a
+        // redirect it sends checked): scrubbing an answer from a host that never had the
+        // secret would tell a connector whether a string it sent there equals the secret.
+        // Until a hop is sent, `may_hold_secret` describes the previous hop, which supplied
+        // the URL being checked.
         let mut carried_secret = false;
         for hop in 0..=self.config().max_redirects {
             if hop > 0 && !rules.allows(&url) {
@@ -274,6 +304,7 @@ impl Broker {
             self.check_ip_literal(&url)?;
             let attach = credential.filter(|c| rules.credential_bound(&c.scheme.id, &url));
             carried_secret |= attach.is_some();
+            *may_hold_secret = carried_secret || rules.bound_to_any_credential(&url);
             let started = Instant::now();
             let response = self
                 .send_with_retries(
@@ -292,7 +323,7 @@ impl Broker {
             if status.is_redirection()
                 && let Some(next) = redirect_target(&url, response.headers())
             {
-                if rules.redactor.contains(next.as_str()) {
+                if *may_hold_secret && rules.redactor.contains(next.as_str()) {
                     return Err(BrokerError::Transport(
                         "the upstream redirected to a URL carrying the credential; refused".into(),
                     ));
@@ -318,7 +349,7 @@ impl Broker {
             }
             let (response_headers, bytes) = result?;
             let scrub = |text: &str| {
-                if carried_secret {
+                if *may_hold_secret {
                     rules.redactor.scrub(text)
                 } else {
                     text.to_string()
@@ -330,7 +361,7 @@ impl Broker {
                     .iter()
                     .map(|(n, v)| (n.as_str().to_string(), scrub(&String::from_utf8_lossy(v.as_bytes()))))
                     .collect(),
-                body: if carried_secret {
+                body: if *may_hold_secret {
                     rules.redactor.scrub_vec(bytes)
                 } else {
                     bytes
@@ -570,8 +601,13 @@ pub(crate) fn classify(e: reqwest::Error) -> BrokerError {
     BrokerError::Transport(message)
 }
 
+/// `e` with secrets scrubbed from every part an upstream or a redirect could have supplied.
 fn redact_error(e: BrokerError, redactor: &Redactor) -> BrokerError {
     match e {
+        BrokerError::AddressBlocked(b) => BrokerError::AddressBlocked(BlockedAddress {
+            host: redactor.scrub(&b.host),
+            ..b
+        }),
         BrokerError::Transport(m) => BrokerError::Transport(redactor.scrub(&m)),
         BrokerError::InvalidRequest(m) => BrokerError::InvalidRequest(redactor.scrub(&m)),
         BrokerError::HostNotAllowed { url } => BrokerError::HostNotAllowed {

@@ -193,9 +193,12 @@ impl Credential {
     }
 
     /// Every form in which this secret could appear on the wire or in an echo: raw,
-    /// Basic-encoded, percent-encoded (either hex case), JSON-escaped, base64 (standard and
-    /// URL-safe, padded or not) and hex. The broker scrubs all of them from anything a
-    /// connector or log sees.
+    /// Basic-encoded, base64 (standard and URL-safe alphabets, at each of the three
+    /// alignments it can have inside a longer encoded blob) and hex. The [`Redactor`] also
+    /// matches each of them with any character JSON- or percent-escaped, so the broker
+    /// scrubs all of these from anything a connector or log sees.
+    ///
+    /// [`Redactor`]: crate::broker::Redactor
     pub fn redaction_needles(&self) -> Vec<Vec<u8>> {
         let mut needles: Vec<Vec<u8>> = Vec::new();
         let mut add = |s: &str| {
@@ -245,70 +248,29 @@ fn basic_value(username: &str, password: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
 }
 
-fn percent_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// The encodings of `s` a secret may travel in.
+/// The encodings of `s` a secret may travel in (escaped forms are the redactor's business).
 fn encodings(s: &str) -> Vec<Vec<u8>> {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
     let raw = s.as_bytes();
-    let upper = percent_encode(s);
-    let lower = lowercase_escapes(&upper);
-    let json = serde_json::to_string(s).unwrap_or_default();
-    let json = json
-        .get(1..json.len().saturating_sub(1))
-        .unwrap_or_default()
-        .to_string();
-    let json_slashes = json.replace('/', "\\/");
-    let json_unicode: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_string()
-            } else {
-                let mut units = [0u16; 2];
-                c.encode_utf16(&mut units)
-                    .iter()
-                    .map(|u| format!("\\u{u:04x}"))
-                    .collect()
-            }
-        })
-        .collect();
     let mut forms = vec![
         raw.to_vec(),
-        upper.into_bytes(),
-        lower.into_bytes(),
-        json.into_bytes(),
-        json_slashes.into_bytes(),
-        json_unicode.into_bytes(),
-        STANDARD.encode(raw).into_bytes(),
-        STANDARD_NO_PAD.encode(raw).into_bytes(),
-        URL_SAFE.encode(raw).into_bytes(),
-        URL_SAFE_NO_PAD.encode(raw).into_bytes(),
         hex::encode(raw).into_bytes(),
         hex::encode_upper(raw).into_bytes(),
     ];
-    forms.dedup();
-    forms
-}
-
-/// `%2F` → `%2f`: the same percent-encoding with lower-case hex digits.
-fn lowercase_escapes(encoded: &str) -> String {
-    let mut out = String::with_capacity(encoded.len());
-    let mut rest = 0;
-    for c in encoded.chars() {
-        if rest > 0 {
-            out.push(c.to_ascii_lowercase());
-            rest -= 1;
-        } else {
-            out.push(c);
-            if c == '%' {
-                rest = 2;
+    // Inside a longer blob the secret starts 0, 1 or 2 bytes into a 3-byte group. Encode it
+    // behind that many filler bytes and keep only the characters made of secret bits alone:
+    // from ceil(8k/6) to floor(8(k+n)/6); the others depend on the neighbours.
+    for k in 0..3 {
+        let mut shifted = vec![b'x'; k];
+        shifted.extend_from_slice(raw);
+        let (first, last) = ((8 * k).div_ceil(6), 8 * shifted.len() / 6);
+        for engine in [STANDARD_NO_PAD, URL_SAFE_NO_PAD] {
+            if let Some(core) = engine.encode(&shifted).get(first..last) {
+                forms.push(core.as_bytes().to_vec());
             }
         }
     }
-    out
+    forms
 }
 
 #[cfg(test)]
@@ -349,6 +311,55 @@ mod tests {
             let scrubbed = redactor.scrub(&format!("before {form} after"));
             assert!(scrubbed.contains(REDACTED), "not scrubbed: {form} → {scrubbed}");
             assert!(!scrubbed.contains("s3cr3t"), "left a piece: {scrubbed}");
+        }
+    }
+
+    #[test]
+    fn json_and_percent_forms_real_encoders_write_are_scrubbed() {
+        let secret = "s3cr3t/t0k+en=é&<x>'";
+        let redactor = Redactor::new(bearer(secret).redaction_needles());
+        let forms = [
+            // .NET System.Text.Json: `+<>&'` and non-ASCII, upper-case hex.
+            r"s3cr3t/t0k\u002Ben=\u00E9\u0026\u003Cx\u003E\u0027",
+            // Python json.dumps: only non-ASCII, `/` raw.
+            r"s3cr3t/t0k+en=\u00e9&<x>'",
+            // PHP json_encode: `\/` and `\u00e9` together.
+            r"s3cr3t\/t0k+en=\u00e9&<x>'",
+            // Go encoding/json: only `<>&`, non-ASCII raw.
+            r"s3cr3t/t0k+en=é\u0026\u003cx\u003e'",
+            // Percent-encoding with mixed-case hex.
+            "s3cr3t%2Ft0k%2ben%3D%C3%a9%26%3cx%3E%27",
+        ];
+        for form in forms {
+            assert_eq!(
+                redactor.scrub(&format!("before {form} after")),
+                format!("before {REDACTED} after"),
+                "{form}"
+            );
+        }
+    }
+
+    #[test]
+    fn base64_is_scrubbed_at_every_alignment() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+        let secret = "s3cr3t/t0k+en=é?>";
+        let redactor = Redactor::new(bearer(secret).redaction_needles());
+        for (prefix, suffix) in [("", ""), ("x", ""), ("xy", ""), ("xy", "tail")] {
+            let blob = format!("{prefix}{secret}{suffix}");
+            for encoded in [
+                STANDARD.encode(&blob),
+                URL_SAFE.encode(&blob),
+                URL_SAFE_NO_PAD.encode(&blob),
+            ] {
+                let scrubbed = redactor.scrub(&format!("<{encoded}>"));
+                let (head, tail) = scrubbed
+                    .trim_matches(['<', '>'])
+                    .split_once(REDACTED)
+                    .unwrap_or_else(|| panic!("not scrubbed: {encoded}"));
+                // What is left are the characters that mix secret bits with the neighbours'.
+                assert!(head.len() <= 3, "{encoded} → {scrubbed}");
+                assert!(tail.len() <= 3 + 4 * suffix.len().div_ceil(3), "{encoded} → {scrubbed}");
+            }
         }
     }
 }

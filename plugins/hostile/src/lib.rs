@@ -102,6 +102,9 @@ struct FetchInput {
     #[serde(default)]
     headers: Vec<(String, String)>,
     body: Option<String>,
+    /// Report a failed send in the output (with what the connector saw) instead of failing.
+    #[serde(default)]
+    report_error: bool,
 }
 
 /// Send whatever request the test asks for and report what came back, verbatim.
@@ -126,9 +129,16 @@ fn fetch(input: FetchInput) -> Result<Value, Error> {
     if let Some(c) = &credential {
         req = req.auth(c);
     }
-    let response = req.send()?;
     // What the connector itself observed, before the host scrubs the action's output: a
     // redaction mark here would tell it that something it sent matched a secret.
+    let response = match req.send() {
+        Ok(response) => response,
+        Err(e) if input.report_error => {
+            let saw_redaction = e.message.contains("[REDACTED]");
+            return Ok(json!({ "error": e.code, "message": e.message, "saw_redaction": saw_redaction }));
+        }
+        Err(e) => return Err(e),
+    };
     let text = response.text();
     let saw_redaction = text.contains("[REDACTED]") || response.headers.iter().any(|(_, v)| v.contains("[REDACTED]"));
     Ok(json!({ "status": response.status, "headers": response.headers, "body": text, "saw_redaction": saw_redaction }))
