@@ -25,6 +25,7 @@ async fn bad_input_is_refused_and_changes_nothing(app: TestApp) {
         (app.post(&app.key, "/api/v1/connections", json!({ "connector": "slack", "name": 5 })).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
         (app.post(&app.key, "/api/v1/connections", json!({ "connector": "slack", "name": "x", "credentials": { "token": "t0k3n-long" }, "variables": { "api_base": "*://*:*" } })).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_variables"),
         (app.post(&app.key, "/api/v1/connections", json!({ "connector": "slack", "name": "x", "credentials": { "token": "xoxb-1" } })).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_credentials"),
+        (app.post(&app.key, "/api/v1/connections", json!({ "connector": "slack", "name": "x", "auth_scheme": "oauth", "credentials": { "access_token": "abc" } })).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_credentials"),
         (app.post(&app.key, "/api/v1/connections", json!({ "connector": "slack", "name": "x", "extra": true })).await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body"),
         (app.get(&app.key, "/api/v1/connections?limit=1000").await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_limit"),
         (app.get(&app.key, "/api/v1/nowhere").await, StatusCode::NOT_FOUND, "not_found"),

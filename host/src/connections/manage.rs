@@ -67,6 +67,7 @@ pub async fn create(
     let manifest = parse_manifest(&installation)?;
     let fields = new.credentials;
     let scheme = pick_scheme(&manifest, new.auth_scheme.as_deref(), &fields)?;
+    check_typed_secrets(&manifest, scheme.as_deref(), &fields)?;
     let fields = match scheme.as_deref().and_then(|id| manifest.auth_scheme(id)) {
         Some(s) if matches!(s.kind, AuthKind::OAuth2(_)) => {
             oauth_fields(state, workspace_id, &installation, &manifest, s, fields, &new.variables).await?
@@ -238,6 +239,15 @@ fn pick_scheme(
     }
 }
 
+/// Secrets an admin typed (not ones a provider issued) must not be too short to scrub.
+fn check_typed_secrets(manifest: &Manifest, scheme: Option<&str>, fields: &SecretFields) -> ConnectionResult<()> {
+    match scheme.and_then(|id| manifest.auth_scheme(id)) {
+        Some(scheme) => crate::vault::check_secret_length(scheme, &fields.0)
+            .map_err(|e| ConnectionError::invalid("invalid_credentials", e.to_string())),
+        None => Ok(()),
+    }
+}
+
 fn check_credentials_and_variables(
     manifest: &Manifest,
     scheme: Option<&str>,
@@ -249,7 +259,6 @@ fn check_credentials_and_variables(
             .auth_scheme(id)
             .ok_or_else(|| ConnectionError::invalid("unknown_auth_scheme", id.to_string()))?;
         Credential::from_fields(scheme, &fields.0, "")
-            .and_then(|_| crate::vault::check_secret_length(scheme, &fields.0))
             .map_err(|e| ConnectionError::invalid("invalid_credentials", e.to_string()))?;
     } else if !fields.0.is_empty() {
         return Err(ConnectionError::invalid(
@@ -295,7 +304,10 @@ pub async fn update(
         None => stored_variables.clone(),
     };
     match &fields {
-        Some(f) => check_credentials_and_variables(&manifest, record.auth_scheme.as_deref(), f, &variables)?,
+        Some(f) => {
+            check_typed_secrets(&manifest, record.auth_scheme.as_deref(), f)?;
+            check_credentials_and_variables(&manifest, record.auth_scheme.as_deref(), f, &variables)?
+        }
         None => check_credentials_and_variables(&manifest, None, &SecretFields::default(), &variables)?,
     }
     let variables = frozen_variables(&manifest, &variables)?;

@@ -100,23 +100,28 @@ pub enum CredentialError {
 /// longer; a very short one would match unrelated text and could not be scrubbed safely.
 pub const MIN_SECRET_CHARS: usize = 8;
 
-/// Refuse admin-supplied secrets shorter than [`MIN_SECRET_CHARS`] (provider-issued OAuth2
-/// tokens are not checked). Called when credentials are written, not when stored ones are
-/// opened, so an existing connection keeps working.
+/// Refuse admin-supplied secrets shorter than [`MIN_SECRET_CHARS`]: the scheme's secret, and
+/// for OAuth2 the tokens and client secret an admin imports or types (tokens the provider
+/// issues never pass through here). Called when credentials are written, not when stored
+/// ones are opened, so an existing connection keeps working.
 pub fn check_secret_length(scheme: &AuthScheme, fields: &BTreeMap<String, String>) -> Result<(), CredentialError> {
-    let field = match scheme.kind {
-        AuthKind::Basic => "password",
-        AuthKind::ApiKey { .. } => "api_key",
-        AuthKind::Bearer => "token",
-        AuthKind::OAuth2(_) => return Ok(()),
+    let checked: &[&str] = match scheme.kind {
+        AuthKind::Basic => &["password"],
+        AuthKind::ApiKey { .. } => &["api_key"],
+        AuthKind::Bearer => &["token"],
+        AuthKind::OAuth2(_) => &["access_token", "refresh_token", "client_secret"],
     };
-    match fields.get(field) {
-        Some(value) if value.chars().count() < MIN_SECRET_CHARS => Err(CredentialError::TooShort {
-            scheme: scheme.id.clone(),
-            field: field.into(),
-        }),
-        _ => Ok(()),
+    for field in checked {
+        if let Some(value) = fields.get(*field)
+            && value.chars().count() < MIN_SECRET_CHARS
+        {
+            return Err(CredentialError::TooShort {
+                scheme: scheme.id.clone(),
+                field: (*field).into(),
+            });
+        }
     }
+    Ok(())
 }
 
 impl Credential {
