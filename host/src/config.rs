@@ -70,6 +70,9 @@ pub struct Config {
     pub max_calls_per_workspace: u32,
     /// OAuth token refreshes one workspace may run at once; more wait their turn.
     pub max_refreshes_per_workspace: u32,
+    /// Redis holding rate-limit and quota counters shared by every node
+    /// (`redis://127.0.0.1:6379`); without it each node counts for itself.
+    pub redis_url: Option<String>,
 }
 
 /// Log output format.
@@ -130,6 +133,7 @@ struct FileConfig {
     idempotency_lease_secs: Option<u64>,
     max_calls_per_workspace: Option<u32>,
     max_refreshes_per_workspace: Option<u32>,
+    redis_url: Option<String>,
 }
 
 impl Config {
@@ -292,6 +296,11 @@ impl Config {
         {
             oauth_return_origins.push(parsed.origin().ascii_serialization());
         }
+        let redis_url = match env("NEXUM_REDIS_URL").or(f.redis_url) {
+            Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => Some(u),
+            Some(_) => return Err(invalid("NEXUM_REDIS_URL", "must start with redis:// or rediss://")),
+            None => None,
+        };
         let max_concurrent_calls = num(
             "max_concurrent_calls",
             f.max_concurrent_calls.map(u64::from),
@@ -300,6 +309,7 @@ impl Config {
             10_000,
         )? as u32;
         Ok(Self {
+            redis_url,
             oauth_return_origins,
             public_url,
             oauth_return_url,

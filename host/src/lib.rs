@@ -29,6 +29,7 @@ pub mod error;
 pub mod harness;
 pub mod ids;
 pub mod jobs;
+pub mod limits;
 pub mod marketplace;
 pub mod metrics;
 pub mod oauth;

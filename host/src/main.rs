@@ -433,6 +433,8 @@ async fn create_key(
             rate_limit_per_minute: i64::from(rate_limit_per_minute.unwrap_or(config.default_key_rate_limit_per_minute)),
             expires_at: expires_in_days.map(|d| now_ms() + i64::from(d) * 86_400_000),
             parent_id: None,
+            quota_per_hour: None,
+            quota_per_day: None,
         })
         .await?;
     db.append_audit(&[AuditEntry::new(&workspace_id, "cli", "api_key.create", &record.id, "")])

@@ -74,6 +74,12 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         ..BrokerConfig::default()
     })
     .map_err(|e| StartError::Runtime(e.to_string()))?;
+    let counters = Arc::new(match &config.redis_url {
+        Some(url) => crate::limits::Counters::redis(url)
+            .await
+            .map_err(|e| StartError::Runtime(e.to_string()))?,
+        None => crate::limits::Counters::local(),
+    });
     let runtime = Runtime::new(
         RuntimeConfig {
             max_memory_mb: config.max_memory_mb,
@@ -81,7 +87,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
             artifact_dir: Some(config.artifact_dir()),
             ..RuntimeConfig::default()
         },
-        Broker::with_outbound(outbound.clone()),
+        Broker::with_counters(outbound.clone(), counters.clone()),
     )
     .map_err(|e| StartError::Runtime(e.to_string()))?;
     let tokens = crate::oauth::TokenClient::new(outbound.clone(), Duration::from_millis(config.oauth_token_timeout_ms));
@@ -104,7 +110,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         vault: Arc::new(vault),
         runtime: Arc::new(runtime),
         keys: Default::default(),
-        rate: Default::default(),
+        counters,
         connections: Default::default(),
         recorder: Arc::new(Recorder::default()),
         metrics: Default::default(),

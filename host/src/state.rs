@@ -1,7 +1,7 @@
 //! The shared state of a running host: every capability reaches its collaborators through
 //! [`AppState`]. It lives here, below `api/`, so domain code never imports the HTTP layer.
 
-use crate::auth::{KeyCache, KeyRateLimiter};
+use crate::auth::KeyCache;
 use crate::broker::Outbound;
 use crate::config::Config;
 use crate::connections::ConnectionCache;
@@ -27,8 +27,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     /// Verified API keys.
     pub keys: KeyCache,
-    /// Per-key rate limits.
-    pub rate: KeyRateLimiter,
+    /// Rate-limit and quota counters (per key, per connection), in Redis when configured.
+    pub counters: Arc<crate::limits::Counters>,
     /// Resolved connections and compiled connectors.
     pub connections: ConnectionCache,
     /// Batched usage and last-use writes (approximate: up to half a second of them is lost

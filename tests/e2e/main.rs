@@ -24,6 +24,7 @@ mod api_keys;
 mod api_main;
 mod api_service;
 mod api_tenants;
+mod api_usage;
 mod api_vault;
 mod bounds;
 mod egress;

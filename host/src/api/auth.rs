@@ -1,17 +1,20 @@
 //! The authentication middleware: API key → workspace and scopes, per-key rate limit with
-//! `RateLimit-*` headers, and a batched `last_used_at`.
+//! `RateLimit-*` headers, hourly and daily quotas with `Quota-*` headers, a batched
+//! `last_used_at`, and the per-key usage record of every request.
 
 use super::AppState;
 use super::extract::Principal;
 use crate::auth::{Scope, hash_key, hashes_match, looks_like_key};
 use crate::error::ApiError;
+use crate::limits::{QuotaDecision, Window};
 use crate::store::now_ms;
+use axum::extract::MatchedPath;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Authenticate the request or answer 401/429.
 pub async fn require_api_key(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
@@ -52,10 +55,14 @@ pub async fn require_api_key(State(state): State<Arc<AppState>>, mut request: Re
     if record.expires_at.is_some_and(|at| at <= now) {
         return ApiError::unauthorized("this API key has expired").into_response();
     }
-    let decision = state.rate.check(
-        &record.id,
-        record.rate_limit_per_minute.clamp(1, u32::MAX as i64) as u32,
-    );
+    let decision = state
+        .counters
+        .rate(
+            &format!("key:{}", record.id),
+            record.rate_limit_per_minute.clamp(1, u32::MAX as i64) as u32,
+            Duration::from_secs(60),
+        )
+        .await;
     if !decision.allowed {
         let mut response = ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
@@ -68,16 +75,84 @@ pub async fn require_api_key(State(state): State<Arc<AppState>>, mut request: Re
         rate_headers(&mut response, decision);
         return response;
     }
+    // Hourly and daily quotas; a refused request does not count against them.
+    let mut quotas = Vec::new();
+    for (window, limit) in [
+        (Window::Hour, record.quota_per_hour),
+        (Window::Day, record.quota_per_day),
+    ] {
+        let Some(limit) = limit else { continue };
+        let quota = state
+            .counters
+            .quota(&format!("key:{}", record.id), u64::try_from(limit).unwrap_or(0), window)
+            .await;
+        quotas.push((window, quota));
+        if !quota.allowed {
+            // The quotas already passed counted a request that is not served.
+            for (passed, counted) in quotas.iter_mut().filter(|(w, q)| *w != window && q.allowed) {
+                state.counters.refund(&format!("key:{}", record.id), *passed).await;
+                counted.remaining = counted.remaining.saturating_add(1).min(counted.limit);
+            }
+            let mut response = ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                "Quota exceeded",
+                format!("this API key allows {limit} requests per {}", window.as_str()),
+            )
+            .with_retry_after(quota.reset_secs)
+            .into_response();
+            rate_headers(&mut response, decision);
+            quota_headers(&mut response, &quotas);
+            return response;
+        }
+    }
     state.recorder.key_used(&record.id, now);
+    let endpoint = format!(
+        "{} {}",
+        request.method(),
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("(unmatched)", MatchedPath::as_str)
+    );
     request.extensions_mut().insert(Principal {
         workspace_id: record.workspace_id.clone(),
         key_id: record.id.clone(),
         scopes: effective_scopes(&record),
         member_id: record.member_id.clone(),
     });
+    let started = Instant::now();
     let mut response = next.run(request).await;
+    state.recorder.key_request(
+        &record.id,
+        &record.workspace_id,
+        &endpoint,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     rate_headers(&mut response, decision);
+    quota_headers(&mut response, &quotas);
     response
+}
+
+/// `Quota-Hour-Limit`, `-Remaining` and `-Reset` (and the same for `Day`) for each quota
+/// the key has.
+fn quota_headers(response: &mut Response, quotas: &[(Window, QuotaDecision)]) {
+    let headers = response.headers_mut();
+    for (window, d) in quotas {
+        let prefix = match window {
+            Window::Hour => "quota-hour",
+            Window::Day => "quota-day",
+        };
+        for (suffix, value) in [("limit", d.limit), ("remaining", d.remaining), ("reset", d.reset_secs)] {
+            if let (Ok(name), Ok(v)) = (
+                axum::http::HeaderName::from_bytes(format!("{prefix}-{suffix}").as_bytes()),
+                HeaderValue::from_str(&value.to_string()),
+            ) {
+                headers.insert(name, v);
+            }
+        }
+    }
 }
 
 /// The key's scopes that its member's role allows (a key of no member keeps them all; an
@@ -97,7 +172,7 @@ fn effective_scopes(record: &crate::store::ApiKeyRecord) -> Vec<Scope> {
     }
 }
 
-fn rate_headers(response: &mut Response, d: crate::auth::RateDecision) {
+fn rate_headers(response: &mut Response, d: crate::limits::RateDecision) {
     let headers = response.headers_mut();
     for (name, value) in [
         ("ratelimit-limit", d.limit as u64),

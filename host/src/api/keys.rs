@@ -32,6 +32,12 @@ pub struct ApiKeyView {
     pub last_used_at: Option<i64>,
     /// Unix ms.
     pub created_at: i64,
+    /// Requests allowed per UTC hour (absent = unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_per_hour: Option<i64>,
+    /// Requests allowed per UTC day (absent = unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota_per_day: Option<i64>,
 }
 
 impl From<&ApiKeyRecord> for ApiKeyView {
@@ -46,6 +52,8 @@ impl From<&ApiKeyRecord> for ApiKeyView {
             revoked_at: r.revoked_at,
             last_used_at: r.last_used_at,
             created_at: r.created_at,
+            quota_per_hour: r.quota_per_hour,
+            quota_per_day: r.quota_per_day,
         }
     }
 }
@@ -80,6 +88,12 @@ pub struct CreateApiKey {
     pub expires_in_days: Option<u32>,
     /// Requests per minute (default from server settings).
     pub rate_limit_per_minute: Option<u32>,
+    /// Requests per UTC hour (default: the creating key's, else unlimited).
+    #[serde(default)]
+    pub quota_per_hour: Option<u32>,
+    /// Requests per UTC day (default: the creating key's, else unlimited).
+    #[serde(default)]
+    pub quota_per_day: Option<u32>,
 }
 
 /// Create a key (`admin`). The response holds the only copy of the key. A new key holds
@@ -137,6 +151,8 @@ pub async fn create(
         Some(r) => i64::from(r.max(1)),
         None => i64::from(state.config.default_key_rate_limit_per_minute.max(1)).min(parent.rate_limit_per_minute),
     };
+    let quota_per_hour = capped_quota(body.quota_per_hour, parent.quota_per_hour, "quota_per_hour")?;
+    let quota_per_day = capped_quota(body.quota_per_day, parent.quota_per_day, "quota_per_day")?;
     let generated = generate_key();
     let record = state
         .db
@@ -152,6 +168,8 @@ pub async fn create(
             rate_limit_per_minute,
             expires_at,
             parent_id: Some(principal.key_id.clone()),
+            quota_per_hour,
+            quota_per_day,
         })
         .await?;
     state
@@ -189,6 +207,61 @@ pub async fn list(
         data: p.items.iter().map(ApiKeyView::from).collect(),
         next_cursor: p.next_cursor,
     }))
+}
+
+/// The window of a usage report: unix ms, `to` defaults to now and `from` to 24 hours
+/// before it; at most 90 days.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct UsageWindow {
+    /// Start (unix ms).
+    #[param(minimum = 0)]
+    pub from: Option<i64>,
+    /// End (unix ms).
+    #[param(minimum = 0)]
+    pub to: Option<i64>,
+}
+
+/// Most days one usage report covers.
+const MAX_USAGE_DAYS: i64 = 90;
+
+/// A key's usage over a window: requests, success and error rates, average and p95 latency,
+/// by endpoint and by hour (`admin`, or the key itself).
+#[utoipa::path(get, path = "/api/v1/api-keys/{id}/usage", tag = "api-keys", params(UsageWindow),
+    responses((status = 200, body = crate::auth::usage::KeyUsageReport), (status = 404, body = crate::error::Problem),
+        (status = 422, body = crate::error::Problem, description = "`from` after `to`, or a window over 90 days")))]
+pub async fn usage(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiQuery(window): ApiQuery<UsageWindow>,
+) -> ApiResult<Json<crate::auth::usage::KeyUsageReport>> {
+    if id != principal.key_id {
+        principal.require(Scope::Admin)?;
+    }
+    let to = window.to.unwrap_or_else(now_ms);
+    let from = window.from.unwrap_or(to.saturating_sub(86_400_000));
+    if from > to || to.saturating_sub(from) > MAX_USAGE_DAYS * 86_400_000 {
+        return Err(ApiError::unprocessable(
+            "invalid_window",
+            format!("`from` must be before `to`, at most {MAX_USAGE_DAYS} days apart"),
+        ));
+    }
+    state
+        .db
+        .api_key(&principal.workspace_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("API key"))?;
+    // Make the last half second of requests visible.
+    if let Err(e) = state.recorder.flush(&state.db).await {
+        tracing::warn!(error = %e, "usage flush before reporting failed");
+    }
+    let hour = crate::limits::Window::Hour;
+    let rows = state
+        .db
+        .key_usage(&principal.workspace_id, &id, hour.start(from), hour.start(to))
+        .await?;
+    Ok(Json(crate::auth::usage::summarize(&id, hour.start(from), to, &rows)))
 }
 
 /// One key (`admin`).
@@ -234,4 +307,16 @@ pub async fn revoke(
     }
     state.db.append_audit(&audit).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new key's quota: at most its creator's (and the creator's when none is asked for).
+fn capped_quota(asked: Option<u32>, parent: Option<i64>, field: &str) -> ApiResult<Option<i64>> {
+    match (asked.map(|q| i64::from(q.max(1))), parent) {
+        (Some(q), Some(limit)) if q > limit => Err(ApiError::unprocessable(
+            "quota_exceeds_parent",
+            format!("`{field}` cannot exceed the creating key's {limit}"),
+        )),
+        (Some(q), _) => Ok(Some(q)),
+        (None, limit) => Ok(limit),
+    }
 }

@@ -105,6 +105,7 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
             )
             .route("/api-keys", get(keys::list).post(keys::create))
             .route("/api-keys/{id}", get(keys::get).delete(keys::revoke))
+            .route("/api-keys/{id}/usage", get(keys::usage))
             .route(
                 "/connectors",
                 get(connectors::list)

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         workspaces::current, workspaces::create,
         members::list, members::create, members::get, members::update, members::remove,
-        keys::list, keys::create, keys::get, keys::revoke,
+        keys::list, keys::create, keys::get, keys::revoke, keys::usage,
         connectors::list, connectors::install, connectors::get, connectors::uninstall, connectors::rollback,
         marketplace::install_from_marketplace, marketplace::register_publisher, marketplace::get_publisher,
         marketplace::add_key, marketplace::revoke_key, marketplace::publish, marketplace::browse, marketplace::get_package,

@@ -73,6 +73,8 @@ pub async fn create(
         crate::workspaces::CreatorLimits {
             expires_at: creator.expires_at,
             rate_limit_per_minute: Some(creator.rate_limit_per_minute),
+            quota_per_hour: creator.quota_per_hour,
+            quota_per_day: creator.quota_per_day,
         },
     )
     .await?;

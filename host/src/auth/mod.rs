@@ -5,11 +5,10 @@
 //! stored hash is compared in constant time.
 
 mod cache;
-mod rate_limit;
 mod scopes;
+pub mod usage;
 
 pub use cache::KeyCache;
-pub use rate_limit::{KeyRateLimiter, RateDecision};
 pub use scopes::{ALL_SCOPES, Scope, role_allows};
 
 use sha2::{Digest, Sha256};

@@ -193,9 +193,15 @@ impl Broker {
 
     /// A broker sending through the host's shared outbound owner.
     pub fn with_outbound(outbound: Arc<Outbound>) -> Self {
+        Self::with_counters(outbound, Arc::new(crate::limits::Counters::local()))
+    }
+
+    /// A broker sending through `outbound`, counting connection rate limits in `counters`
+    /// (shared between nodes when they are in Redis).
+    pub fn with_counters(outbound: Arc<Outbound>, counters: Arc<crate::limits::Counters>) -> Self {
         Self {
             outbound,
-            rate_limits: ConnectionRateLimits::default(),
+            rate_limits: ConnectionRateLimits::new(counters),
         }
     }
 

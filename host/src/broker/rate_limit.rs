@@ -1,45 +1,35 @@
-//! Per-connection outbound rate limits (GCRA via `governor`).
+//! Per-connection outbound rate limits: a smooth budget of the manifest's requests per
+//! second, counted per node or, with `NEXUM_REDIS_URL`, across every node.
 
 use super::BrokerError;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota};
-use std::collections::HashMap;
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use crate::limits::Counters;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// One limiter per (connection, rate), shared by every call on that connection.
-#[derive(Default)]
+/// Every call on a connection shares one budget.
 pub(crate) struct ConnectionRateLimits {
-    limiters: Mutex<HashMap<(String, u32), Arc<DefaultDirectRateLimiter>>>,
+    counters: Arc<Counters>,
 }
 
 impl ConnectionRateLimits {
-    fn limiter(&self, key: &str, per_second: u32) -> Arc<DefaultDirectRateLimiter> {
-        let mut map = self.limiters.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.entry((key.to_string(), per_second))
-            .or_insert_with(|| {
-                let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
-                Arc::new(DefaultDirectRateLimiter::direct(Quota::per_second(rate)))
-            })
-            .clone()
+    /// Budgets kept in `counters`.
+    pub(crate) fn new(counters: Arc<Counters>) -> Self {
+        Self { counters }
     }
 
     /// Wait for a slot when it comes before `deadline`; otherwise fail with the wait needed.
     pub(crate) async fn acquire(&self, key: &str, per_second: u32, deadline: Instant) -> Result<(), BrokerError> {
-        let limiter = self.limiter(key, per_second);
-        let clock = DefaultClock::default();
+        let key = format!("conn:{key}");
         loop {
-            match limiter.check() {
-                Ok(()) => return Ok(()),
-                Err(not_until) => {
-                    let wait = not_until.wait_time_from(clock.now());
-                    if Instant::now().checked_add(wait).is_none_or(|at| at >= deadline) {
-                        return Err(BrokerError::RateLimited { retry_after: wait });
-                    }
-                    tokio::time::sleep(wait).await;
-                }
+            let decision = self.counters.rate(&key, per_second, Duration::from_secs(1)).await;
+            if decision.allowed {
+                return Ok(());
             }
+            let wait = decision.retry_after.max(Duration::from_millis(1));
+            if Instant::now().checked_add(wait).is_none_or(|at| at >= deadline) {
+                return Err(BrokerError::RateLimited { retry_after: wait });
+            }
+            tokio::time::sleep(wait).await;
         }
     }
 }

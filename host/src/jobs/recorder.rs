@@ -4,14 +4,16 @@
 //! them. The audit log is not kept here; it is durable (`store::AuditWriter`).
 
 use crate::ids::WorkspaceId;
-use crate::store::{Db, StoreResult, UsageRecord};
+use crate::store::{Db, KeyUsageRow, StoreResult, UsageRecord};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// Upper bounds (ms) of the latency histogram buckets; a final bucket catches the rest.
 pub const LATENCY_BOUNDS_MS: [u64; 14] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000];
 const BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
+const _: () = assert!(BUCKETS == crate::store::KEY_USAGE_BUCKETS);
 
 #[derive(Default)]
 struct UsageDelta {
@@ -24,6 +26,7 @@ struct UsageDelta {
 #[derive(Default)]
 struct Pending {
     usage: HashMap<String, UsageDelta>,
+    key_usage: HashMap<(String, i64, String), KeyUsageRow>,
     key_uses: HashMap<String, i64>,
     connection_uses: HashMap<String, i64>,
     executions: HashMap<(String, String), i64>,
@@ -44,6 +47,46 @@ impl Recorder {
     pub fn key_used(&self, key_id: &str, at: i64) {
         self.with(|p| {
             p.key_uses.insert(key_id.to_string(), at);
+        });
+    }
+
+    /// An authenticated API request finished: `endpoint` is `METHOD /route/{template}`.
+    pub fn key_request(
+        &self,
+        key_id: &str,
+        workspace_id: &WorkspaceId,
+        endpoint: &str,
+        status: u16,
+        latency: Duration,
+    ) {
+        let hour = crate::limits::Window::Hour.start(crate::store::now_ms());
+        let millis = latency.as_secs_f64() * 1000.0;
+        let bucket = LATENCY_BOUNDS_MS
+            .iter()
+            .position(|&b| millis <= b as f64)
+            .unwrap_or(BUCKETS - 1);
+        self.with(|p| {
+            let row = p
+                .key_usage
+                .entry((key_id.to_string(), hour, endpoint.to_string()))
+                .or_insert_with(|| KeyUsageRow {
+                    key_id: key_id.to_string(),
+                    workspace_id: workspace_id.to_string(),
+                    hour,
+                    endpoint: endpoint.to_string(),
+                    requests: 0,
+                    client_errors: 0,
+                    server_errors: 0,
+                    latency_us_sum: 0,
+                    buckets: [0; BUCKETS],
+                });
+            row.requests += 1;
+            row.client_errors += i64::from((400..500).contains(&status));
+            row.server_errors += i64::from(status >= 500);
+            row.latency_us_sum = row
+                .latency_us_sum
+                .saturating_add(i64::try_from(latency.as_micros()).unwrap_or(i64::MAX));
+            row.buckets[bucket] += 1;
         });
     }
 
@@ -89,8 +132,10 @@ impl Recorder {
             .collect();
         let keys: Vec<(String, i64)> = pending.key_uses.iter().map(|(k, v)| (k.clone(), *v)).collect();
         let connections: Vec<(String, i64)> = pending.connection_uses.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let key_usage: Vec<KeyUsageRow> = pending.key_usage.values().cloned().collect();
         let result = async {
             db.add_usage(&usage, merge_buckets).await?;
+            db.add_key_usage(&key_usage).await?;
             if !keys.is_empty() {
                 db.touch_api_keys(&keys).await?;
             }
@@ -127,6 +172,23 @@ impl Recorder {
                     *p.executions.entry(k).or_default() += n;
                 }
                 p.connection_uses.extend(pending.connection_uses);
+                for (k, d) in pending.key_usage {
+                    let cur = p.key_usage.entry(k).or_insert_with(|| KeyUsageRow {
+                        requests: 0,
+                        client_errors: 0,
+                        server_errors: 0,
+                        latency_us_sum: 0,
+                        buckets: [0; BUCKETS],
+                        ..d.clone()
+                    });
+                    cur.requests += d.requests;
+                    cur.client_errors += d.client_errors;
+                    cur.server_errors += d.server_errors;
+                    cur.latency_us_sum = cur.latency_us_sum.saturating_add(d.latency_us_sum);
+                    for (c, n) in cur.buckets.iter_mut().zip(d.buckets) {
+                        *c += n;
+                    }
+                }
             });
         }
         result

@@ -30,6 +30,10 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<i64>,
     /// Unix ms.
     pub created_at: i64,
+    /// Requests allowed per UTC hour (none = unlimited).
+    pub quota_per_hour: Option<i64>,
+    /// Requests allowed per UTC day (none = unlimited).
+    pub quota_per_day: Option<i64>,
     /// The role of the member the key belongs to (read at authentication only; `None` for
     /// keys of no member, or when not read).
     #[sqlx(default)]
@@ -59,11 +63,15 @@ pub struct NewApiKey {
     pub expires_at: Option<i64>,
     /// The key that minted it (revoking that key revokes this one too).
     pub parent_id: Option<String>,
+    /// Requests per UTC hour (none = unlimited).
+    pub quota_per_hour: Option<i64>,
+    /// Requests per UTC day (none = unlimited).
+    pub quota_per_day: Option<i64>,
 }
 
 macro_rules! columns {
     () => {
-        "id, workspace_id, member_id, name, prefix, hash, scopes, rate_limit_per_minute, expires_at, revoked_at, last_used_at, created_at"
+        "id, workspace_id, member_id, name, prefix, hash, scopes, rate_limit_per_minute, expires_at, revoked_at, last_used_at, created_at, quota_per_hour, quota_per_day"
     };
 }
 
@@ -101,8 +109,8 @@ impl Db {
             }
         }
         sqlx::query(
-            "INSERT INTO api_keys (id, workspace_id, member_id, name, prefix, hash, scopes, rate_limit_per_minute, expires_at, created_at, parent_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO api_keys (id, workspace_id, member_id, name, prefix, hash, scopes, rate_limit_per_minute, expires_at, created_at, parent_id, quota_per_hour, quota_per_day) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&key.id)
         .bind(&key.workspace_id)
@@ -115,6 +123,8 @@ impl Db {
         .bind(key.expires_at)
         .bind(created_at)
         .bind(&key.parent_id)
+        .bind(key.quota_per_hour)
+        .bind(key.quota_per_day)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -131,6 +141,8 @@ impl Db {
             revoked_at: None,
             last_used_at: None,
             created_at,
+            quota_per_hour: key.quota_per_hour,
+            quota_per_day: key.quota_per_day,
             member_role: None,
         })
     }
@@ -141,7 +153,7 @@ impl Db {
         Ok(
             sqlx::query_as(
                 "SELECT k.id, k.workspace_id, k.member_id, k.name, k.prefix, k.hash, k.scopes, k.rate_limit_per_minute, \
-                 k.expires_at, k.revoked_at, k.last_used_at, k.created_at, m.role AS member_role \
+                 k.expires_at, k.revoked_at, k.last_used_at, k.created_at, k.quota_per_hour, k.quota_per_day, m.role AS member_role \
                  FROM api_keys k LEFT JOIN members m ON m.id = k.member_id AND m.workspace_id = k.workspace_id WHERE k.hash = $1",
             )
                 .bind(hash)

@@ -25,6 +25,10 @@ pub struct CreatorLimits {
     pub expires_at: Option<i64>,
     /// The creator's requests per minute, if capped.
     pub rate_limit_per_minute: Option<i64>,
+    /// The creator's hourly quota, if any.
+    pub quota_per_hour: Option<i64>,
+    /// The creator's daily quota, if any.
+    pub quota_per_day: Option<i64>,
 }
 
 /// Create a workspace, its owner member and an owner API key with `scopes`, never
@@ -58,6 +62,8 @@ pub async fn create_with_owner(
                 .min(i64::from(state.config.default_key_rate_limit_per_minute)),
             expires_at: creator.expires_at,
             parent_id: None,
+            quota_per_hour: creator.quota_per_hour,
+            quota_per_day: creator.quota_per_day,
         })
         .await?;
     Ok(ProvisionedWorkspace {
