@@ -73,6 +73,9 @@ pub struct Config {
     /// Redis holding rate-limit and quota counters shared by every node
     /// (`redis://127.0.0.1:6379`); without it each node counts for itself.
     pub redis_url: Option<String>,
+    /// Requests per minute each client address may make to the endpoints that need no key
+    /// (public marketplace, OAuth callback); 0 switches the limit off.
+    pub public_rate_limit_per_minute: u32,
 }
 
 /// Log output format.
@@ -134,6 +137,7 @@ struct FileConfig {
     max_calls_per_workspace: Option<u32>,
     max_refreshes_per_workspace: Option<u32>,
     redis_url: Option<String>,
+    public_rate_limit_per_minute: Option<u32>,
 }
 
 impl Config {
@@ -329,6 +333,13 @@ impl Config {
                 u64::from((max_concurrent_calls / 2).max(1)),
                 1,
                 100_000,
+            )? as u32,
+            public_rate_limit_per_minute: num(
+                "public_rate_limit_per_minute",
+                f.public_rate_limit_per_minute.map(u64::from),
+                600,
+                0,
+                1_000_000,
             )? as u32,
             max_refreshes_per_workspace: num(
                 "max_refreshes_per_workspace",

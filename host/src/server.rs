@@ -177,7 +177,7 @@ impl Server {
         let app = api::router_for(state.clone(), surface);
         let mut shutdown_rx = stop_rx;
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = shutdown_rx.changed().await;
                 })

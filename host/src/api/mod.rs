@@ -16,6 +16,7 @@ mod members;
 mod metrics;
 mod oauth;
 mod openapi;
+mod public_limit;
 mod workspaces;
 
 pub use openapi::ApiDoc;
@@ -91,7 +92,11 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
         .route(
             "/marketplace/packages/{namespace}/{name}/versions/{version}/bundle",
             get(marketplace::download_version),
-        );
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            public_limit::limit_by_peer,
+        ));
 
     let mut authed = market_authed;
     if surface == Surface::Full {
@@ -151,7 +156,13 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
         .route("/openapi.json", get(openapi::document));
     if surface == Surface::Full {
         // The provider sends the user's browser here; the single-use state authenticates it.
-        api = api.route("/oauth/callback", get(oauth::callback));
+        api = api.route(
+            "/oauth/callback",
+            get(oauth::callback).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                public_limit::limit_by_peer,
+            )),
+        );
     }
 
     Router::new()

@@ -51,3 +51,22 @@ async fn the_catalogue_is_public_and_searchable(app: TestApp) {
     assert_eq!(far.body["data"], json!([]));
     app.shutdown().await;
 }
+
+/// Endpoints that need no key are limited per client address; keyed ones are not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_catalogue_is_rate_limited_per_address() {
+    let app = TestApp::start_with(nexum_tests::app::Backend::Sqlite, |c| {
+        c.public_rate_limit_per_minute = 3
+    })
+    .await;
+    let browse = || app.request(reqwest::Method::GET, "/api/v1/marketplace/packages", None, None);
+    for _ in 0..3 {
+        assert_eq!(browse().await.status, StatusCode::OK);
+    }
+    let refused = browse().await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.code(), "rate_limited");
+    assert!(refused.headers.contains_key("retry-after"));
+    assert_eq!(app.get(&app.key, "/api/v1/connections").await.status, StatusCode::OK);
+    app.shutdown().await;
+}
