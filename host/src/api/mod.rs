@@ -15,8 +15,10 @@ mod marketplace;
 mod members;
 mod metrics;
 mod oauth;
+mod oauth_begin;
 mod openapi;
 mod public_limit;
+mod ranges;
 mod workspaces;
 
 pub use openapi::ApiDoc;
@@ -103,6 +105,7 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
         authed = authed
             .route("/workspace", get(workspaces::current))
             .route("/workspaces", post(workspaces::create))
+            .route("/workspaces/{id}/allowed-ranges", get(ranges::get).put(ranges::put))
             .route("/members", get(members::list).post(members::create))
             .route(
                 "/members/{id}",
@@ -156,13 +159,10 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
         .route("/openapi.json", get(openapi::document));
     if surface == Surface::Full {
         // The provider sends the user's browser here; the single-use state authenticates it.
-        api = api.route(
-            "/oauth/callback",
-            get(oauth::callback).layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                public_limit::limit_by_peer,
-            )),
-        );
+        let limited = || axum::middleware::from_fn_with_state(state.clone(), public_limit::limit_by_peer);
+        api = api
+            .route("/oauth/callback", get(oauth::callback).layer(limited()))
+            .route("/oauth/begin", get(oauth_begin::begin).layer(limited()));
     }
 
     Router::new()

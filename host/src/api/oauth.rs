@@ -2,7 +2,7 @@
 //! provider's callback, polling a flow, forcing a refresh, and reading the event outbox.
 
 use super::AppState;
-use super::extract::{ApiJson, ApiQuery, Pagination, Principal, path_id};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Pagination, Principal, path_id};
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::ConnectionId;
@@ -11,15 +11,16 @@ use crate::oauth::{RefreshOutcome, RefreshReason};
 use crate::store::{AppBinding, AuditEntry, OAuthAppRecord, OPERATOR_OWNER};
 use crate::vault::SecretFields;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Request to start connecting an account with OAuth2.
+/// Request to start connecting an account with OAuth2: name the installed `connector` (a
+/// new connection), or the `connection_id` to reconnect.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeRequest {
@@ -27,7 +28,13 @@ pub struct AuthorizeRequest {
     pub connector: Option<String>,
     /// Reconnect this existing connection (new tokens, same id) instead of creating one.
     pub connection_id: Option<String>,
-    /// Name of the new connection.
+    /// Name of the new connection (required for one): 1–200 characters (counted as UTF-8
+    /// bytes), not only whitespace.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub name: Option<String>,
     /// OAuth2 auth scheme; defaults to the connector's only one.
     pub auth_scheme: Option<String>,
@@ -55,8 +62,11 @@ pub struct AuthorizeResponse {
 }
 
 /// Start the authorization-code flow (`connections:write`).
-#[utoipa::path(post, path = "/api/v1/connections/oauth/authorize", tag = "oauth", request_body = AuthorizeRequest,
-    responses((status = 201, body = AuthorizeResponse), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(post, path = "/api/v1/connections/oauth/authorize", tag = "oauth", operation_id = "start_oauth_flow", request_body = AuthorizeRequest,
+    responses((status = 201, body = AuthorizeResponse),
+        (status = 404, description = "No such installed connector or connection", body = crate::error::Problem),
+        (status = 422, description = "Not an OAuth2 connector, no OAuth app registered, invalid name, variables, scopes or return URL, or the body does not match the schema", body = crate::error::Problem),
+        (status = 503, description = "The database cannot record the flow right now", body = crate::error::Problem)))]
 pub async fn authorize(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -109,12 +119,13 @@ pub struct FlowView {
 }
 
 /// Poll a flow (`connections:read`). Flows of other workspaces are 404.
-#[utoipa::path(get, path = "/api/v1/connections/oauth/flows/{id}", tag = "oauth",
-    responses((status = 200, body = FlowView), (status = 404, body = crate::error::Problem)))]
+#[utoipa::path(get, path = "/api/v1/connections/oauth/flows/{id}", tag = "oauth", operation_id = "get_oauth_flow",
+    params(("id" = String, Path, description = "`oaf_…`")),
+    responses((status = 200, body = FlowView), (status = 404, description = "No such flow in this workspace", body = crate::error::Problem)))]
 pub async fn get_flow(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<FlowView>> {
     principal.require(Scope::ConnectionsRead)?;
     let flow = state
@@ -133,18 +144,47 @@ pub async fn get_flow(
     }))
 }
 
+/// What the provider appends to the redirect URI (RFC 6749 §4.1.2). Other parameters are
+/// ignored.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallbackQuery {
+    /// The single-use state the flow was started with (it names the flow).
+    pub state: Option<String>,
+    /// The authorization code (on consent).
+    pub code: Option<String>,
+    /// The provider's error code (on refusal), e.g. `access_denied`.
+    pub error: Option<String>,
+    /// The provider's description of the error.
+    pub error_description: Option<String>,
+}
+
 /// The provider redirects the user's browser here (no API key: the single-use state is the
 /// credential). On success the connection exists and the browser goes to the flow's return
 /// URL, or sees a plain page; on failure nothing is created and the reason is shown (or
 /// passed to the return URL as `error` and `error_description`).
-#[utoipa::path(get, path = "/api/v1/oauth/callback", tag = "oauth",
-    responses((status = 200, description = "Connected (plain page)"), (status = 303, description = "To the return URL"), (status = 400, body = crate::error::Problem)))]
-pub async fn callback(State(state): State<Arc<AppState>>, Query(query): Query<HashMap<String, String>>) -> Response {
+#[utoipa::path(get, path = "/api/v1/oauth/callback", tag = "oauth", operation_id = "oauth_callback", params(CallbackQuery),
+    security(()),
+    responses(
+        (status = 200, description = "Connected (plain page; when no return URL is set)", content_type = "text/html; charset=utf-8", body = String),
+        (status = 303, description = "To the return URL, with `status`, `flow_id`, and `connection_id` or `error` and `error_description`",
+            headers(("location" = String, description = "The return URL with the outcome"))),
+        (status = 400, description = "No `state`, an unknown, used or expired one, the provider's refusal, or no `code`", body = crate::error::Problem),
+        (status = 403, description = "The user denied access (`access_denied`)", body = crate::error::Problem),
+        (status = 409, description = "The connection changed meanwhile", body = crate::error::Problem),
+        (status = 502, description = "The provider's token endpoint failed", body = crate::error::Problem),
+        (status = 503, description = "The database cannot record the outcome right now", body = crate::error::Problem)))]
+pub async fn callback(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    ApiQuery(query): ApiQuery<CallbackQuery>,
+) -> Response {
     let params = CallbackParams {
-        state: query.get("state").cloned(),
-        code: query.get("code").cloned(),
-        error: query.get("error").cloned(),
-        error_description: query.get("error_description").cloned(),
+        state: query.state,
+        code: query.code,
+        error: query.error,
+        error_description: query.error_description,
+        cookies: super::oauth_begin::cookies(&headers),
     };
     let default_return = state.oauth.return_url.clone();
     // Detached: once the provider has issued tokens they are saved even if the browser
@@ -237,12 +277,18 @@ pub struct RefreshResult {
 
 /// Refresh a connection's OAuth2 token now, even after `refresh_exhausted`
 /// (`connections:write`). A failure answers with the provider's (scrubbed) reason.
-#[utoipa::path(post, path = "/api/v1/connections/{id}/refresh", tag = "oauth",
-    responses((status = 200, body = RefreshResult), (status = 502, body = crate::error::Problem)))]
+#[utoipa::path(post, path = "/api/v1/connections/{id}/refresh", tag = "oauth", operation_id = "refresh_connection",
+    params(super::connections::ConnectionPath),
+    responses((status = 200, body = RefreshResult),
+        (status = 404, description = "No such connection in this workspace", body = crate::error::Problem),
+        (status = 409, description = "Reconnect needed (`refresh_exhausted`, `token_expired`), or changed meanwhile", body = crate::error::Problem),
+        (status = 422, description = "The connection has no OAuth2 token to refresh, or no OAuth app is registered for it", body = crate::error::Problem),
+        (status = 502, description = "The provider refused or failed the refresh", body = crate::error::Problem),
+        (status = 503, description = "The audit log cannot be written right now; nothing was done", body = crate::error::Problem)))]
 pub async fn force_refresh(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<RefreshResult>> {
     principal.require(Scope::ConnectionsWrite)?;
     let id: ConnectionId = path_id(&id)?;
@@ -304,8 +350,9 @@ pub struct OAuthAppList {
     pub data: Vec<OAuthAppView>,
 }
 
-/// Register an app's credentials.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// Register an app's credentials (both endpoints read this; the document shows each its own
+/// shape: [`WorkspaceOAuthApp`], [`OperatorOAuthApp`]).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PutOAuthApp {
     /// Client id from the provider.
@@ -320,6 +367,69 @@ pub struct PutOAuthApp {
     /// signed connector may use the app. A same-named connector from anyone else may not.
     #[serde(default)]
     pub signer: Option<String>,
+}
+
+/// A workspace app's credentials.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // the document's shape of `PutOAuthApp` for `PUT /oauth-apps/{connector_id}`
+pub struct WorkspaceOAuthApp {
+    /// Client id from the provider: 1–500 characters (surrounding whitespace is trimmed), no
+    /// control characters.
+    #[schema(
+        pattern = r"^[\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\x00-\x1f]{0,498}[^\x00-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
+    client_id: String,
+    /// Client secret from the provider (write-only; sealed in the vault): 8–2000 characters,
+    /// no control characters.
+    #[schema(min_length = 8, max_length = 2000, pattern = r"^[^\x00-\x1f]*$")]
+    client_secret: String,
+    /// Operator apps only: must be absent (or `null`) here.
+    #[schema(schema_with = null_only)]
+    token_origin: Option<String>,
+    /// Operator apps only: must be absent (or `null`) here.
+    #[schema(schema_with = null_only)]
+    signer: Option<String>,
+}
+
+/// An operator app's credentials and what they are bound to.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // the document's shape of `PutOAuthApp` for `PUT /operator/oauth-apps/{connector_id}`
+pub struct OperatorOAuthApp {
+    /// Client id from the provider: 1–500 characters (surrounding whitespace is trimmed), no
+    /// control characters.
+    #[schema(
+        pattern = r"^[\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^\x00-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\x00-\x1f]{0,498}[^\x00-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?[\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$"
+    )]
+    client_id: String,
+    /// Client secret from the provider (write-only; sealed in the vault): 8–2000 characters,
+    /// no control characters.
+    #[schema(min_length = 8, max_length = 2000, pattern = r"^[^\x00-\x1f]*$")]
+    client_secret: String,
+    /// The origin of the provider's token endpoint (`https://slack.com`): an http(s) origin
+    /// with no path, query or credentials. The secret is never sent anywhere else.
+    #[schema(format = "uri")]
+    token_origin: String,
+    /// The publisher key id (minisign) this host trusts whose signed connector may use the
+    /// app. A same-named connector from anyone else may not.
+    signer: String,
+}
+
+/// A property that may only be absent or `null`.
+fn null_only() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Null)
+        .build()
+}
+
+/// `{connector_id}` of an OAuth app.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ConnectorIdPath {
+    /// The connector's id (e.g. `slack`): 1–100 of `A-Z`, `a-z`, `0-9`, `-`, `_`.
+    #[param(pattern = r"^[A-Za-z0-9_-]{1,100}$")]
+    pub connector_id: String,
 }
 
 fn app_view(state: &AppState, app: OAuthAppRecord) -> OAuthAppView {
@@ -340,7 +450,7 @@ fn app_view(state: &AppState, app: OAuthAppRecord) -> OAuthAppView {
 }
 
 /// Apps this workspace can use (`connections:read`).
-#[utoipa::path(get, path = "/api/v1/oauth-apps", tag = "oauth", responses((status = 200, body = OAuthAppList)))]
+#[utoipa::path(get, path = "/api/v1/oauth-apps", tag = "oauth", operation_id = "list_oauth_apps", responses((status = 200, body = OAuthAppList)))]
 pub async fn list_apps(State(state): State<Arc<AppState>>, principal: Principal) -> ApiResult<Json<OAuthAppList>> {
     principal.require(Scope::ConnectionsRead)?;
     let apps = state.db.oauth_apps_for(&principal.workspace_id).await?;
@@ -350,12 +460,15 @@ pub async fn list_apps(State(state): State<Arc<AppState>>, principal: Principal)
 }
 
 /// Register or replace the workspace's app for a connector (`admin`).
-#[utoipa::path(put, path = "/api/v1/oauth-apps/{connector_id}", tag = "oauth", request_body = PutOAuthApp,
-    responses((status = 200, body = OAuthAppView), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(put, path = "/api/v1/oauth-apps/{connector_id}", tag = "oauth", operation_id = "put_oauth_app",
+    params(ConnectorIdPath), request_body = WorkspaceOAuthApp,
+    responses((status = 200, body = OAuthAppView),
+        (status = 422, description = "Invalid client id or secret, `token_origin` or `signer` given (`binding_not_allowed`), or the body does not match the schema", body = crate::error::Problem),
+        (status = 503, description = "The audit log cannot be written right now; nothing was done", body = crate::error::Problem)))]
 pub async fn put_app(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(connector_id): Path<String>,
+    ApiPath(ConnectorIdPath { connector_id }): ApiPath<ConnectorIdPath>,
     ApiJson(body): ApiJson<PutOAuthApp>,
 ) -> ApiResult<Json<OAuthAppView>> {
     principal.require(Scope::Admin)?;
@@ -371,12 +484,15 @@ pub async fn put_app(
 
 /// Register or replace the operator's app for a connector, shared by every workspace
 /// (operator keys: `workspaces:create`).
-#[utoipa::path(put, path = "/api/v1/operator/oauth-apps/{connector_id}", tag = "oauth", request_body = PutOAuthApp,
-    responses((status = 200, body = OAuthAppView), (status = 422, description = "Missing or invalid binding (`binding_required`, `invalid_token_origin`, `untrusted_signer`) or credentials", body = crate::error::Problem)))]
+#[utoipa::path(put, path = "/api/v1/operator/oauth-apps/{connector_id}", tag = "oauth", operation_id = "put_operator_oauth_app",
+    params(ConnectorIdPath), request_body = OperatorOAuthApp,
+    responses((status = 200, body = OAuthAppView),
+        (status = 422, description = "Missing or invalid binding (`binding_required`, `invalid_token_origin`, `untrusted_signer`: the signer must be a publisher key this host trusts) or credentials", body = crate::error::Problem),
+        (status = 503, description = "The audit log cannot be written right now; nothing was done", body = crate::error::Problem)))]
 pub async fn put_operator_app(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(connector_id): Path<String>,
+    ApiPath(ConnectorIdPath { connector_id }): ApiPath<ConnectorIdPath>,
     ApiJson(body): ApiJson<PutOAuthApp>,
 ) -> ApiResult<Json<OAuthAppView>> {
     principal.require(Scope::WorkspacesCreate)?;
@@ -431,14 +547,14 @@ async fn put_app_for(
         return Err(ApiError::unprocessable("invalid_connector", "not a connector id"));
     }
     let client_id = body.client_id.trim();
-    if client_id.is_empty() || client_id.len() > 500 || client_id.bytes().any(|b| b < 0x20) {
+    if client_id.is_empty() || client_id.chars().count() > 500 || client_id.bytes().any(|b| b < 0x20) {
         return Err(ApiError::unprocessable(
             "invalid_client_id",
             "client_id must be 1–500 printable characters",
         ));
     }
     let client_secret_ok = secret.0.get("client_secret").is_some_and(|s| {
-        s.chars().count() >= crate::vault::MIN_SECRET_CHARS && s.len() <= 2000 && !s.bytes().any(|b| b < 0x20)
+        (crate::vault::MIN_SECRET_CHARS..=2000).contains(&s.chars().count()) && !s.bytes().any(|b| b < 0x20)
     });
     if !client_secret_ok {
         return Err(ApiError::unprocessable(
@@ -476,11 +592,13 @@ async fn put_app_for(
 }
 
 /// Remove the workspace's app for a connector (`admin`).
-#[utoipa::path(delete, path = "/api/v1/oauth-apps/{connector_id}", tag = "oauth", responses((status = 204), (status = 404, body = crate::error::Problem)))]
+#[utoipa::path(delete, path = "/api/v1/oauth-apps/{connector_id}", tag = "oauth", operation_id = "delete_oauth_app",
+    params(ConnectorIdPath),
+    responses((status = 204, description = "Removed"), (status = 404, description = "This workspace has no app for the connector", body = crate::error::Problem)))]
 pub async fn delete_app(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(connector_id): Path<String>,
+    ApiPath(ConnectorIdPath { connector_id }): ApiPath<ConnectorIdPath>,
 ) -> ApiResult<StatusCode> {
     principal.require(Scope::Admin)?;
     if !state
@@ -494,11 +612,13 @@ pub async fn delete_app(
 }
 
 /// Remove the operator's app for a connector (`workspaces:create`).
-#[utoipa::path(delete, path = "/api/v1/operator/oauth-apps/{connector_id}", tag = "oauth", responses((status = 204)))]
+#[utoipa::path(delete, path = "/api/v1/operator/oauth-apps/{connector_id}", tag = "oauth", operation_id = "delete_operator_oauth_app",
+    params(ConnectorIdPath),
+    responses((status = 204, description = "Removed"), (status = 404, description = "The operator has no app for the connector", body = crate::error::Problem)))]
 pub async fn delete_operator_app(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(connector_id): Path<String>,
+    ApiPath(ConnectorIdPath { connector_id }): ApiPath<ConnectorIdPath>,
 ) -> ApiResult<StatusCode> {
     principal.require(Scope::WorkspacesCreate)?;
     if !state.db.delete_oauth_app(OPERATOR_OWNER, &connector_id).await? {
@@ -509,12 +629,14 @@ pub async fn delete_operator_app(
 
 /// Filter of the event list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
     /// Only this type, e.g. `connection.status_changed`.
     #[serde(rename = "type")]
     pub kind: Option<String>,
     /// Page size, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -545,7 +667,8 @@ pub struct EventList {
 }
 
 /// The workspace's event outbox, oldest first (`connections:read`).
-#[utoipa::path(get, path = "/api/v1/events", tag = "oauth", params(EventQuery), responses((status = 200, body = EventList)))]
+#[utoipa::path(get, path = "/api/v1/events", tag = "oauth", operation_id = "list_events", params(EventQuery),
+    responses((status = 200, body = EventList), (status = 422, description = "`limit` outside 1–100", body = crate::error::Problem)))]
 pub async fn list_events(
     State(state): State<Arc<AppState>>,
     principal: Principal,

@@ -1,8 +1,22 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations (utoipa).
+//!
+//! The document is a contract, checked in CI by schemathesis (`scripts/schemathesis.sh`):
+//! every status and content type an operation can answer is in it, and every constraint a
+//! handler enforces is in its schemas. Each handler's annotation lists what the handler
+//! itself answers; [`Contract`] adds what the layers in front of every handler answer
+//! (authentication, rate limits and quotas, body and query extractors, server faults), so
+//! a new handler cannot forget them, and gives every problem body its media type.
 
-use super::{actions, audit, connections, connectors, keys, marketplace, members, oauth, workspaces};
+use super::{
+    actions, audit, connections, connectors, keys, marketplace, members, oauth, oauth_begin, ranges, workspaces,
+};
 use axum::Json;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use std::collections::BTreeMap;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 /// The API description served at `/api/v1/openapi.json`.
@@ -12,7 +26,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         workspaces::current, workspaces::create,
         members::list, members::create, members::get, members::update, members::remove,
-        keys::list, keys::create, keys::get, keys::revoke, keys::usage,
+        keys::list, keys::create, keys::get, keys::revoke, keys::usage, ranges::get, ranges::put, oauth_begin::begin,
         connectors::list, connectors::install, connectors::get, connectors::uninstall, connectors::rollback,
         marketplace::install_from_marketplace, marketplace::register_publisher, marketplace::get_publisher,
         marketplace::add_key, marketplace::revoke_key, marketplace::publish, marketplace::browse, marketplace::get_package,
@@ -25,7 +39,7 @@ use utoipa::{Modify, OpenApi};
         audit::list,
     ),
     components(schemas(crate::error::Problem, crate::auth::Scope, crate::store::Role)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Contract),
     security(("api_key" = [])),
     tags(
         (name = "actions", description = "Run connector actions"),
@@ -56,6 +70,145 @@ impl Modify for BearerAuth {
             ),
         );
     }
+}
+
+/// The parts of the contract that come from the layers in front of the handlers (see the
+/// module doc), applied to every operation after the annotations.
+struct Contract;
+
+impl Modify for Contract {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let global = openapi.security.clone().unwrap_or_default();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                contract_of(operation, &global);
+            }
+        }
+        if let Some(components) = openapi.components.as_mut() {
+            // `flow::start` needs one of the two to know what to connect.
+            require_one_of(components, "AuthorizeRequest", &["connector", "connection_id"]);
+        }
+    }
+}
+
+/// Add the responses the layers in front of the handler give `operation`, state its security
+/// explicitly, and give problem bodies their media type.
+fn contract_of(operation: &mut Operation, global: &[SecurityRequirement]) {
+    let security = operation.security.get_or_insert_with(|| global.to_vec());
+    let authenticated = security.iter().any(|r| *r != SecurityRequirement::default());
+    let body_types: Vec<String> = match &operation.request_body {
+        Some(RefOr::T(body)) => body.content.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let typed_body = body_types
+        .iter()
+        .any(|t| t.contains("json") || t.starts_with("multipart/"));
+    let has_query = operation
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query));
+
+    let mut added: Vec<(&str, &str)> = Vec::new();
+    if authenticated {
+        added.push(("401", "No API key, or an invalid, revoked or expired one"));
+        added.push(("403", "The API key lacks the scope this operation needs"));
+        added.push((
+            "429",
+            "The API key's rate limit or quota is used up (see `Retry-After`)",
+        ));
+    }
+    if has_query {
+        added.push(("400", "The query string cannot be read"));
+    }
+    if !body_types.is_empty() {
+        added.push(("400", "The body cannot be read (malformed JSON or multipart)"));
+        added.push(("413", "The body is larger than the server accepts"));
+    }
+    if typed_body {
+        added.push(("415", "The body is not in the media type this operation takes"));
+        added.push(("422", "The body does not match the schema"));
+    }
+    added.push(("500", "A server fault (logged under the request's `x-request-id`)"));
+
+    let responses = &mut operation.responses.responses;
+    let mut descriptions: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (status, description) in added {
+        if !responses.contains_key(status) {
+            descriptions.entry(status).or_default().push(description);
+        }
+    }
+    for (status, lines) in descriptions {
+        responses.insert(
+            status.to_string(),
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(lines.join("; or "))
+                    .content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("Problem"))))
+                    .build(),
+            ),
+        );
+    }
+    for (status, response) in responses.iter_mut() {
+        let RefOr::T(response) = response else { continue };
+        if response.description.is_empty() {
+            response.description = status
+                .parse::<u16>()
+                .ok()
+                .and_then(|s| axum::http::StatusCode::from_u16(s).ok())
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Response")
+                .to_string();
+        }
+        // Problems are always served as `application/problem+json` (crate::error).
+        if let Some(content) = response.content.shift_remove("application/json") {
+            let is_problem = matches!(&content, RefOr::T(c)
+                if matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem")));
+            let media_type = if is_problem { PROBLEM_JSON } else { "application/json" };
+            response.content.insert(media_type.to_string(), content);
+        }
+        if matches!(status.as_str(), "429" | "503") {
+            response.headers.entry("retry-after".to_string()).or_insert_with(|| {
+                HeaderBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0))))
+                    .description(Some("Seconds to wait before retrying"))
+                    .build()
+                    .into()
+            });
+        }
+    }
+}
+
+/// Media type of every problem response.
+const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Make the object schema `name` require at least one of `fields` (as a non-null string).
+fn require_one_of(components: &mut utoipa::openapi::Components, name: &str, fields: &[&str]) {
+    let Some(schema) = components.schemas.remove(name) else {
+        return;
+    };
+    let mut any_of = AnyOfBuilder::new();
+    for field in fields {
+        any_of = any_of.item(
+            ObjectBuilder::new()
+                .property(*field, ObjectBuilder::new().schema_type(Type::String))
+                .required(*field),
+        );
+    }
+    let combined = AllOfBuilder::new().item(schema).item(any_of).build();
+    components
+        .schemas
+        .insert(name.to_string(), RefOr::T(Schema::AllOf(combined)));
 }
 
 /// Serve the document.

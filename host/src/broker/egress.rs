@@ -23,6 +23,9 @@ pub struct EgressRules {
     pub requests_per_second: u32,
     /// Scrubs this connection's secret values.
     pub redactor: Redactor,
+    /// Non-public ranges the connection's workspace was granted by the operator, on top of
+    /// the host's own.
+    pub granted_ranges: Vec<ipnet::IpNet>,
 }
 
 impl EgressRules {
@@ -56,6 +59,7 @@ impl EgressRules {
             scheme_headers,
             requests_per_second: manifest.limits.requests_per_second,
             redactor,
+            granted_ranges: Vec::new(),
         })
     }
 

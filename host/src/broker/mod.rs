@@ -307,7 +307,7 @@ impl Broker {
                     url: format!("redirect to {}", origin_and_path(&url)),
                 });
             }
-            self.check_ip_literal(&url)?;
+            self.check_ip_literal(&url, &rules.granted_ranges)?;
             let attach = credential.filter(|c| rules.credential_bound(&c.scheme.id, &url));
             carried_secret |= attach.is_some();
             *may_hold_secret = carried_secret || rules.bound_to_any_credential(&url);
@@ -417,7 +417,8 @@ impl Broker {
             let started = Instant::now();
             let mut builder = self
                 .outbound
-                .client()
+                .policed_for(&rules.granted_ranges)
+                .client
                 .request(method.clone(), wire_url)
                 .headers(wire_headers)
                 .timeout(remaining.min(self.config().request_timeout));
@@ -491,9 +492,10 @@ impl Broker {
         }
     }
 
-    fn check_ip_literal(&self, url: &Url) -> Result<(), BrokerError> {
+    fn check_ip_literal(&self, url: &Url, granted: &[ipnet::IpNet]) -> Result<(), BrokerError> {
         self.outbound
-            .policy()
+            .policed_for(granted)
+            .policy
             .check_url(url)
             .map_err(BrokerError::AddressBlocked)
     }

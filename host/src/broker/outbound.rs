@@ -15,6 +15,19 @@ pub struct Outbound {
     client: reqwest::Client,
     policy: Arc<AddressPolicy>,
     config: BrokerConfig,
+    /// Clients for workspaces granted extra ranges, by the sorted extra ranges: each has its
+    /// own resolver and its own connection pool, so a connection one workspace may open is
+    /// never reused by another.
+    granted: std::sync::Mutex<std::collections::HashMap<Vec<ipnet::IpNet>, Policed>>,
+}
+
+/// A client and the policy its resolver enforces.
+#[derive(Clone)]
+pub struct Policed {
+    /// The policed, pooled client.
+    pub client: reqwest::Client,
+    /// Its address policy.
+    pub policy: Arc<AddressPolicy>,
 }
 
 /// Why a host-initiated URL (token endpoint, marketplace, webhook endpoint) is refused
@@ -36,13 +49,48 @@ impl Outbound {
     pub fn new(config: BrokerConfig) -> Result<Arc<Self>, BrokerBuildError> {
         crate::tls::install_crypto_provider();
         let policy = Arc::new(config.address_policy.clone());
-        let client = address::policed_client_builder(policy.clone())
-            .user_agent(config.user_agent.clone())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(BrokerBuildError)?;
-        Ok(Arc::new(Self { client, policy, config }))
+        let client = build_client(&config, policy.clone())?;
+        Ok(Arc::new(Self {
+            client,
+            policy,
+            config,
+            granted: Default::default(),
+        }))
+    }
+
+    /// The client and policy for a workspace granted `extra` non-public ranges on top of the
+    /// host's (the host's own when `extra` is empty).
+    pub fn policed_for(&self, extra: &[ipnet::IpNet]) -> Policed {
+        if extra.is_empty() {
+            return Policed {
+                client: self.client.clone(),
+                policy: self.policy.clone(),
+            };
+        }
+        let mut key = extra.to_vec();
+        key.sort();
+        key.dedup();
+        let mut granted = self.granted.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = granted.get(&key) {
+            return found.clone();
+        }
+        let mut policy = (*self.policy).clone();
+        policy.allowed_ranges.extend(key.iter().copied());
+        let policy = Arc::new(policy);
+        let policed = match build_client(&self.config, policy.clone()) {
+            Ok(client) => Policed { client, policy },
+            Err(e) => {
+                // Building a client only fails if TLS cannot initialise, which start-up
+                // would have hit first; fall back to the host's own, stricter policy.
+                tracing::error!(error = %e, "could not build a client for granted ranges");
+                return Policed {
+                    client: self.client.clone(),
+                    policy: self.policy.clone(),
+                };
+            }
+        };
+        granted.insert(key, policed.clone());
+        policed
     }
 
     /// The policed, pooled client. Set a per-request timeout on every request.
@@ -70,4 +118,13 @@ impl Outbound {
         self.policy.check_url(&url)?;
         Ok(url)
     }
+}
+
+fn build_client(config: &BrokerConfig, policy: Arc<AddressPolicy>) -> Result<reqwest::Client, BrokerBuildError> {
+    address::policed_client_builder(policy)
+        .user_agent(config.user_agent.clone())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(BrokerBuildError)
 }

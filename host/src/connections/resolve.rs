@@ -87,8 +87,10 @@ pub async fn resolve(
     let uses_oauth = credentials
         .iter()
         .any(|c| matches!(c.scheme.kind, nexum_manifest::AuthKind::OAuth2(_)));
+    let granted = state.db.granted_ranges(workspace_id).await?;
     let mut connection = Connection::new(record.id.to_string(), &connector.manifest, &variables, credentials)
-        .map_err(|e| ConnectionError::invalid("invalid_connection", e.to_string()))?;
+        .map_err(|e| ConnectionError::invalid("invalid_connection", e.to_string()))?
+        .with_granted_ranges(granted);
     if uses_oauth {
         connection = connection.with_refresher(Arc::new(ConnectionRefresher::new(
             Arc::downgrade(state),

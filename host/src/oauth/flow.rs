@@ -236,13 +236,78 @@ pub async fn start(state: &AppState, request: FlowRequest) -> Result<StartedFlow
         created_at: now,
         expires_at: now + FLOW_TTL.as_millis() as i64,
         completed_at: None,
+        authorize_url: Some(without_state(&url)),
+        browser_hash: None,
     };
     state.db.insert_oauth_flow(&flow).await?;
     Ok(StartedFlow {
         flow_id,
-        authorization_url: url.to_string(),
+        authorization_url: state.oauth.begin_url(&state_token),
         redirect_uri,
         expires_at: flow.expires_at,
+    })
+}
+
+/// The provider URL with its `state` taken out (kept until the browser opens the link).
+fn without_state(url: &url::Url) -> String {
+    let mut kept = url.clone();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "state")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    kept.query_pairs_mut().clear().extend_pairs(pairs);
+    kept.to_string()
+}
+
+/// The name of the cookie binding flow `flow_id` to a browser.
+pub fn binding_cookie(flow_id: &str) -> String {
+    format!("nexum_oauth_{flow_id}")
+}
+
+/// A browser opened Nexum's link for a flow: where to send it, and the cookie that binds
+/// the flow to it.
+#[derive(Debug)]
+pub struct BegunFlow {
+    /// The provider's authorization URL, with the state.
+    pub provider_url: String,
+    /// `(name, value)` of the binding cookie.
+    pub cookie: (String, String),
+}
+
+/// Bind the flow whose state is `state_token` to the browser opening the link, once. A
+/// second opening (another browser, a leaked link) is refused.
+pub async fn begin(state: &AppState, state_token: &str) -> Result<BegunFlow, OAuthError> {
+    let refused = |message: &str| OAuthError::Invalid {
+        code: "invalid_state",
+        message: message.to_string(),
+    };
+    if state_token.is_empty() || state_token.len() > 512 {
+        return Err(refused("this link has no valid state; start the connection again"));
+    }
+    let mut binding = [0u8; 32];
+    getrandom::fill(&mut binding).map_err(|_| OAuthError::Invalid {
+        code: "randomness",
+        message: "no randomness available".into(),
+    })?;
+    let binding = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(binding);
+    let flow = state
+        .db
+        .bind_oauth_flow(&hash_state(state_token), &hash_state(&binding))
+        .await?
+        .ok_or_else(|| {
+            refused("this link was already opened, has expired or is unknown; start the connection again")
+        })?;
+    let Some(base) = flow.authorize_url.as_deref() else {
+        return Err(refused(
+            "this flow was started before links were bound to browsers; start the connection again",
+        ));
+    };
+    let mut provider = url::Url::parse(base).map_err(|_| refused("the stored authorization URL is unreadable"))?;
+    provider.query_pairs_mut().append_pair("state", state_token);
+    Ok(BegunFlow {
+        provider_url: provider.to_string(),
+        cookie: (binding_cookie(&flow.id), binding),
     })
 }
 
@@ -257,6 +322,8 @@ pub struct CallbackParams {
     pub error: Option<String>,
     /// `error_description`.
     pub error_description: Option<String>,
+    /// The browser's cookies (`name → value`); the flow's binding cookie must be among them.
+    pub cookies: BTreeMap<String, String>,
 }
 
 /// How a callback ended.
@@ -297,6 +364,20 @@ pub async fn complete(state: &AppState, params: CallbackParams) -> Result<Callba
             None,
         ));
     };
+    // The browser completing the flow must be the one that opened Nexum's link: checked
+    // before the state is used up, so a stranger's visit does not burn the user's flow.
+    if let Some(pending) = state.db.oauth_flow_by_state(&hash_state(state_token)).await?
+        && pending.status == "pending"
+    {
+        let presented = params.cookies.get(&binding_cookie(&pending.id)).map(|c| hash_state(c));
+        if pending.browser_hash.is_none() || presented != pending.browser_hash {
+            return Ok(failed(
+                "browser_mismatch",
+                "this authorization was started in another browser: open the link Nexum gave you in this browser, or start the connection again".into(),
+                None,
+            ));
+        }
+    }
     let flow = match state.db.claim_oauth_flow(&hash_state(state_token)).await? {
         FlowClaim::Claimed(flow) => flow,
         FlowClaim::Unknown => {

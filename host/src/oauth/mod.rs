@@ -86,6 +86,21 @@ impl OAuthService {
         let _ = self.public_url.set(format!("http://{addr}"));
     }
 
+    /// Nexum's link that starts a flow in the user's browser: it binds the flow to that
+    /// browser, then sends it on to the provider.
+    pub fn begin_url(&self, state_token: &str) -> String {
+        let callback = self.redirect_uri();
+        let base = callback.trim_end_matches("/callback");
+        let mut url = format!("{base}/begin?state=");
+        url.extend(url::form_urlencoded::byte_serialize(state_token.as_bytes()));
+        url
+    }
+
+    /// Whether the public URL is https (browser-binding cookies are then `Secure`).
+    pub fn is_https(&self) -> bool {
+        self.redirect_uri().starts_with("https://")
+    }
+
     /// The redirect URI registered with providers: `<public_url>/api/v1/oauth/callback`.
     pub fn redirect_uri(&self) -> String {
         let base = self

@@ -56,6 +56,12 @@ impl Connection {
         })
     }
 
+    /// Let the connection also reach the non-public `ranges` its workspace was granted.
+    pub fn with_granted_ranges(mut self, ranges: Vec<ipnet::IpNet>) -> Self {
+        self.egress.granted_ranges = ranges;
+        self
+    }
+
     /// Attach a refresher (OAuth2 connections).
     pub fn with_refresher(mut self, refresher: Arc<dyn CredentialRefresher>) -> Self {
         self.refresher = Some(refresher);

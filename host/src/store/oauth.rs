@@ -87,11 +87,16 @@ pub struct OAuthFlowRecord {
     pub expires_at: i64,
     /// Unix ms.
     pub completed_at: Option<i64>,
+    /// The provider's authorization URL without `state` (added when the browser opens
+    /// Nexum's link).
+    pub authorize_url: Option<String>,
+    /// SHA-256 (hex) of the cookie given to the browser that opened the link.
+    pub browser_hash: Option<String>,
 }
 
 macro_rules! flow_columns {
     () => {
-        "id, state_hash, workspace_id, actor, installation_id, connection_id, name, auth_scheme, variables, scopes, return_url, verifier_key_id, verifier_nonce, verifier_ciphertext, status, error, created_at, expires_at, completed_at"
+        "id, state_hash, workspace_id, actor, installation_id, connection_id, name, auth_scheme, variables, scopes, return_url, verifier_key_id, verifier_nonce, verifier_ciphertext, status, error, created_at, expires_at, completed_at, authorize_url, browser_hash"
     };
 }
 
@@ -217,7 +222,7 @@ impl Db {
         sqlx::query(concat!(
             "INSERT INTO oauth_flows (",
             flow_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
         ))
         .bind(&flow.id)
         .bind(&flow.state_hash)
@@ -238,9 +243,42 @@ impl Db {
         .bind(flow.created_at)
         .bind(flow.expires_at)
         .bind(flow.completed_at)
+        .bind(&flow.authorize_url)
+        .bind(&flow.browser_hash)
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Bind a pending flow to the browser that opened its link (once): returns the flow
+    /// when this call bound it.
+    pub async fn bind_oauth_flow(&self, state_hash: &str, browser_hash: &str) -> StoreResult<Option<OAuthFlowRecord>> {
+        let bound = sqlx::query(
+            "UPDATE oauth_flows SET browser_hash = $1 WHERE state_hash = $2 AND status = 'pending' AND browser_hash IS NULL AND expires_at > $3",
+        )
+        .bind(browser_hash)
+        .bind(state_hash)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?
+        .rows_affected()
+            == 1;
+        if !bound {
+            return Ok(None);
+        }
+        self.oauth_flow_by_state(state_hash).await
+    }
+
+    /// A flow by the hash of its state.
+    pub async fn oauth_flow_by_state(&self, state_hash: &str) -> StoreResult<Option<OAuthFlowRecord>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            flow_columns!(),
+            " FROM oauth_flows WHERE state_hash = $1"
+        ))
+        .bind(state_hash)
+        .fetch_optional(self.pool())
+        .await?)
     }
 
     /// One flow of a workspace.

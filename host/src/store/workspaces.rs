@@ -206,3 +206,37 @@ impl Db {
         Ok(Some(keys.into_iter().map(|(k,)| k).collect()))
     }
 }
+
+impl Db {
+    /// Non-public ranges the operator granted `workspace_id` (unparsable entries, which the
+    /// API never writes, are skipped).
+    pub async fn granted_ranges(&self, workspace_id: &WorkspaceId) -> StoreResult<Vec<ipnet::IpNet>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT ranges FROM workspace_ranges WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row
+            .map(|(r,)| r.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+            .unwrap_or_default())
+    }
+
+    /// Replace the ranges granted to `workspace_id` (empty removes the grant).
+    pub async fn set_granted_ranges(&self, workspace_id: &WorkspaceId, ranges: &[ipnet::IpNet]) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM workspace_ranges WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .execute(&mut *tx)
+            .await?;
+        if !ranges.is_empty() {
+            let text = ranges.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+            sqlx::query("INSERT INTO workspace_ranges (workspace_id, ranges, updated_at) VALUES ($1, $2, $3)")
+                .bind(workspace_id)
+                .bind(text)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

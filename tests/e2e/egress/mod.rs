@@ -11,6 +11,7 @@ mod address_policy;
 mod allow_list;
 mod caps;
 mod credentials;
+mod granted_ranges;
 mod headers;
 mod rate_limit;
 mod redirects;

@@ -226,3 +226,46 @@ async fn flows_stay_within_what_was_accepted(app: TestApp) {
     assert_eq!(called.body["output"]["status"], 200, "{:?}", called.body);
     assert_eq!(elsewhere.resource_hits(), 1);
 }
+
+on_both_databases!(a_flow_completes_only_in_the_browser_that_opened_its_link);
+
+/// The link is bound to the first browser that opens it: a leaked link opened elsewhere is
+/// refused, and a callback arriving in another browser neither connects nor burns the
+/// user's flow.
+async fn a_flow_completes_only_in_the_browser_that_opened_its_link(app: TestApp) {
+    let fake = setup(&app, "").await;
+    let started = app
+        .post(
+            &app.key,
+            "/api/v1/connections/oauth/authorize",
+            json!({ "connector": "http", "name": "Bound", "variables": { "base_url": fake.origin() } }),
+        )
+        .await;
+    let link = started.body["authorization_url"].as_str().expect("link").to_string();
+    let flow_id = started.body["flow_id"].as_str().expect("flow").to_string();
+    let user = super::fresh_browser();
+    let provider_url = super::open_link(&user, &link).await;
+    // Opened again (forwarded, leaked): refused.
+    let again = super::fresh_browser().get(&link).send().await.expect("link");
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    // The provider sends the callback; a stranger's browser presenting it gets nothing.
+    let at_provider = user.get(&provider_url).send().await.expect("authorize");
+    let callback = at_provider.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let stranger = super::fresh_browser().get(&callback).send().await.expect("callback");
+    assert_eq!(stranger.status(), StatusCode::BAD_REQUEST);
+    assert!(stranger.text().await.unwrap_or_default().contains("browser_mismatch"));
+    let flow = app
+        .get(&app.key, &format!("/api/v1/connections/oauth/flows/{flow_id}"))
+        .await;
+    assert_eq!(flow.body["status"], "pending", "the user's flow is intact");
+    // The user's own browser completes it.
+    let mine = user.get(&callback).send().await.expect("callback");
+    assert_eq!(mine.status(), StatusCode::OK);
+    let flow = app
+        .get(&app.key, &format!("/api/v1/connections/oauth/flows/{flow_id}"))
+        .await;
+    assert_eq!(flow.body["status"], "connected", "{:?}", flow.body);
+}

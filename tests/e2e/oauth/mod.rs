@@ -56,12 +56,32 @@ async fn setup(app: &TestApp, extra: &str) -> FakeOAuth {
     fake
 }
 
+/// The user's browser: keeps cookies, follows no redirects (the tests follow them).
 fn browser() -> reqwest::Client {
+    static BROWSER: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    BROWSER.get_or_init(fresh_browser).clone()
+}
+
+/// Another browser, with no cookies.
+fn fresh_browser() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
+        .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
+}
+
+/// Open Nexum's authorization link in `browser`: it binds the flow to the browser and
+/// redirects to the provider. Returns the provider URL.
+async fn open_link(browser: &reqwest::Client, link: &str) -> String {
+    let opened = browser.get(link).send().await.expect("link");
+    assert_eq!(opened.status(), StatusCode::FOUND, "{link}");
+    assert!(opened.headers().contains_key(reqwest::header::SET_COOKIE));
+    opened.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .expect("location")
+        .to_string()
 }
 
 /// Start a flow and return (flow id, the callback URL the provider sends the browser to).
@@ -76,7 +96,12 @@ async fn consent(app: &TestApp, key: &str, fake: &FakeOAuth, extra: Value) -> (S
     }
     let started = app.post(key, "/api/v1/connections/oauth/authorize", body).await;
     assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
-    let url = started.body["authorization_url"].as_str().expect("url").to_string();
+    let link = started.body["authorization_url"].as_str().expect("url").to_string();
+    assert!(
+        link.starts_with(&format!("{}/api/v1/oauth/begin?state=", app.base)),
+        "{link}"
+    );
+    let url = open_link(&browser(), &link).await;
     assert!(url.contains("code_challenge_method=S256"), "{url}");
     assert!(url.contains("scope=read+write"), "{url}");
     let at_provider = browser().get(&url).send().await.expect("authorize");

@@ -1,6 +1,6 @@
 //! The Slack connector signing in with OAuth at the fake Slack, next to a plain bot token.
 
-use super::{browser, visit};
+use super::{browser, open_link, visit};
 use nexum_tests::app::TestApp;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -29,7 +29,8 @@ async fn slack_connects_with_oauth(app: TestApp) {
         )
         .await;
     assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
-    let url = started.body["authorization_url"].as_str().expect("url");
+    let link = started.body["authorization_url"].as_str().expect("url");
+    let url = &open_link(&browser(), link).await;
     assert!(
         url.starts_with(&format!("{}/oauth/v2/authorize?", slack.origin())),
         "{url}"
