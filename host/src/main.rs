@@ -252,6 +252,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 "active master key: {}\nre-encrypted secrets: {}",
                 report.active_key, report.resealed
             );
+            if report.unreadable > 0 {
+                eprintln!(
+                    "warning: {} secrets could not be opened and were left as they are (see the log); reconnect those connections",
+                    report.unreadable
+                );
+                return Ok(ExitCode::FAILURE);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Connector(ConnectorCommand::Run(args)) => run(args).await,

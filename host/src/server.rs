@@ -133,6 +133,11 @@ async fn upgrade_sealed_secrets(state: &Arc<AppState>) -> Result<(), StartError>
     let state = state.clone();
     tokio::spawn(async move {
         match state.vault.rotate(&state.db, true).await {
+            Ok(report) if report.unreadable > 0 => tracing::warn!(
+                resealed = report.resealed,
+                unreadable = report.unreadable,
+                "secrets re-sealed; some could not be opened and keep their old sealing"
+            ),
             Ok(report) => tracing::info!(resealed = report.resealed, "secrets re-sealed"),
             Err(e) => tracing::warn!(error = %e, "re-sealing secrets failed; the next start tries again"),
         }

@@ -354,7 +354,7 @@ async fn a_revoked_key_mints_nothing_on_another_node() {
         .post(
             &a.key,
             "/api/v1/api-keys",
-            json!({ "name": "p", "scopes": ["admin", "connections:read"] }),
+            json!({ "name": "p", "scopes": ["admin", "connections:read", "workspaces:create"] }),
         )
         .await;
     let (parent_key, parent_id) = (
@@ -386,6 +386,15 @@ async fn a_revoked_key_mints_nothing_on_another_node() {
         "no key was minted: {:?}",
         keys.body
     );
+    // Nor a workspace with a fresh owner key.
+    let escaped = b
+        .post(
+            &parent_key,
+            "/api/v1/workspaces",
+            json!({ "name": "escape", "owner_email": "e@x.test" }),
+        )
+        .await;
+    assert_ne!(escaped.status, StatusCode::CREATED, "{:?}", escaped.body);
     b.shutdown().await;
     a.shutdown().await;
 }

@@ -30,12 +30,18 @@ async fn usage_is_reported_per_key_and_endpoint(app: TestApp) {
     // Another key's requests are not this key's.
     assert_eq!(app.get(&app.key, "/api/v1/connections").await.status, StatusCode::OK);
 
+    // A made-up method (of any length) is counted under one bounded label and cannot break
+    // the recording of anything else.
+    let odd = reqwest::Method::from_bytes("X".repeat(3000).as_bytes()).expect("method");
+    let weird = app.request(odd, "/api/v1/workspace", Some(&key), None).await;
+    assert!(weird.status.is_client_error());
+
     let report = app.get(&app.key, &format!("/api/v1/api-keys/{id}/usage")).await;
     assert_eq!(report.status, StatusCode::OK, "{:?}", report.body);
-    assert_eq!(report.body["requests"], 4, "{:?}", report.body);
-    assert_eq!(report.body["client_errors"], 1);
-    assert_eq!(report.body["error_rate"], 0.25);
-    assert_eq!(report.body["success_rate"], 0.75);
+    assert_eq!(report.body["requests"], 5, "{:?}", report.body);
+    assert_eq!(report.body["client_errors"], 2);
+    assert_eq!(report.body["error_rate"], 0.4);
+    assert_eq!(report.body["success_rate"], 0.6);
     assert!(report.body["avg_latency_ms"].as_f64().is_some_and(|ms| ms > 0.0));
     assert!(report.body["p95_latency_ms"].as_u64().is_some());
     let endpoints = report.body["by_endpoint"].as_array().expect("endpoints");
@@ -43,7 +49,11 @@ async fn usage_is_reported_per_key_and_endpoint(app: TestApp) {
     assert_eq!(endpoints[0]["requests"], 3);
     assert_eq!(endpoints[1]["endpoint"], "GET /api/v1/connections/{id}");
     assert_eq!(endpoints[1]["client_errors"], 1);
-    assert_eq!(report.body["by_hour"][0]["requests"], 4);
+    assert!(
+        endpoints.iter().any(|e| e["endpoint"] == "OTHER /api/v1/workspace"),
+        "{endpoints:?}"
+    );
+    assert_eq!(report.body["by_hour"][0]["requests"], 5);
 
     // The key may read its own usage; a window in the past is empty; a bad window is a 422.
     let own = app.get(&key, &format!("/api/v1/api-keys/{id}/usage")).await;

@@ -5,14 +5,15 @@
 //! `?debug=true` adds the redacted trace of brokered requests and logs.
 
 use super::AppState;
-use super::extract::{ApiBytes, ApiQuery, Principal, json_rejection, path_id};
+use super::extract::{ApiBytes, ApiPath, ApiQuery, Principal, json_rejection, path_id};
 use crate::auth::Scope;
 use crate::connections::run_action;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::ConnectionId;
 use crate::runtime::{CallError, CallTrace};
+use crate::store::IdempotencyClaim;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 /// `?debug=true`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExecuteParams {
     /// Include the redacted request trace.
     #[serde(default)]
@@ -45,19 +47,27 @@ pub struct Execution {
 }
 
 /// Execute an action (`actions:execute`).
-#[utoipa::path(post, path = "/api/v1/connections/{id}/actions/{action}", tag = "actions", params(ExecuteParams,
-        ("Idempotency-Key" = Option<String>, Header, description = "Replay the first response for this key and body")),
-    request_body(content = Object, description = "The action input (JSON)"),
+#[utoipa::path(post, path = "/api/v1/connections/{id}/actions/{action}", tag = "actions", operation_id = "execute_action",
+    params(("id" = String, Path, description = "`conn_…`"), ("action" = String, Path, description = "The action's name in the connector's manifest"),
+        ExecuteParams,
+        ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~](?:[\t -~]{0,253}[!-~])?$",
+            description = "Replay the first response for this key and body (1–255 visible ASCII characters)")),
+    request_body(content = Object, description = "The action input (JSON, validated against the action's input schema); an empty body is `{}`"),
     responses(
-        (status = 200, body = Execution),
-        (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
-        (status = 422, body = crate::error::Problem, description = "input does not match the schema"),
-        (status = 502, body = crate::error::Problem, description = "the connector or upstream failed"),
-        (status = 504, body = crate::error::Problem, description = "the connector exceeded its deadline")))]
+        (status = 200, body = Execution,
+            headers(("idempotent-replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same Idempotency-Key"))),
+        (status = 400, description = "The body is not JSON, or the Idempotency-Key is empty or too long", body = crate::error::Problem),
+        (status = 404, description = "No such connection, or the connector has no such action (`unknown_action`)", body = crate::error::Problem),
+        (status = 409, description = "A request with this Idempotency-Key is still in progress, the connection needs reconnecting, or it changed meanwhile", body = crate::error::Problem),
+        (status = 422, description = "The input does not match the action's schema (`invalid_input`), the Idempotency-Key was used with another request, or the connection cannot run", body = crate::error::Problem),
+        (status = 429, description = "Rate limited, or the workspace already runs as many connector calls as it may", body = crate::error::Problem),
+        (status = 502, description = "The connector or its upstream failed", body = crate::error::Problem),
+        (status = 503, description = "The host is at capacity, or the audit log cannot be written right now", body = crate::error::Problem),
+        (status = 504, description = "The connector exceeded its deadline", body = crate::error::Problem)))]
 pub async fn execute(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path((id, action)): Path<(String, String)>,
+    ApiPath((id, action)): ApiPath<(String, String)>,
     ApiQuery(params): ApiQuery<ExecuteParams>,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
@@ -92,6 +102,7 @@ async fn execute_inner(
             );
         }
     };
+    let mut fence = None;
     if let Some(key) = &idempotency_key {
         let fingerprint = hex::encode(
             Sha256::new()
@@ -112,15 +123,15 @@ async fn execute_inner(
             )
             .await
         {
-            Ok(None) => {}
-            Ok(Some(previous)) if previous.fingerprint != fingerprint => {
+            Ok(IdempotencyClaim::Mine { fence: mine }) => fence = Some(mine),
+            Ok(IdempotencyClaim::Seen(previous)) if previous.fingerprint != fingerprint => {
                 return Err(ApiError::unprocessable(
                     "idempotency_key_reused",
                     "this Idempotency-Key was used with a different request; use a new key",
                 )
                 .into_response());
             }
-            Ok(Some(previous)) => {
+            Ok(IdempotencyClaim::Seen(previous)) => {
                 return Err(match (previous.status_code, previous.response) {
                     (Some(status), Some(body)) => replay(status, body),
                     _ => ApiError::conflict("a request with this Idempotency-Key is still in progress")
@@ -133,13 +144,17 @@ async fn execute_inner(
     }
 
     let response = run(state, principal, &id, action, debug, input).await;
-    if let Some(key) = &idempotency_key {
+    if let (Some(key), Some(fence)) = (&idempotency_key, fence) {
         let status = response.0;
         if status.is_server_error() && status != StatusCode::BAD_GATEWAY && status != StatusCode::GATEWAY_TIMEOUT {
             // A server fault is not an answer worth replaying: free the key for a retry. If
             // the release itself fails the key would stay claimed, so say so instead of
             // answering as if a retry could succeed.
-            if let Err(e) = state.db.release_idempotency_key(&principal.workspace_id, key).await {
+            if let Err(e) = state
+                .db
+                .release_idempotency_key(&principal.workspace_id, key, fence)
+                .await
+            {
                 tracing::error!(error = %e, "could not release an Idempotency-Key after a failed request");
                 return Err(ApiError::internal(&e)
                     .with_extra(serde_json::json!({ "idempotency_key": "still claimed; retry with a new key" }))
@@ -147,7 +162,7 @@ async fn execute_inner(
             }
         } else if let Err(e) = state
             .db
-            .complete_idempotency_key(&principal.workspace_id, key, status.as_u16(), &response.1)
+            .complete_idempotency_key(&principal.workspace_id, key, fence, status.as_u16(), &response.1)
             .await
         {
             tracing::warn!(error = %e, "could not store the idempotent response");

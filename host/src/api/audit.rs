@@ -20,7 +20,8 @@ pub struct AuditList {
 }
 
 /// The workspace's audit log (`admin`).
-#[utoipa::path(get, path = "/api/v1/audit-log", tag = "audit", params(Pagination), responses((status = 200, body = AuditList)))]
+#[utoipa::path(get, path = "/api/v1/audit-log", tag = "audit", operation_id = "list_audit_log", params(Pagination),
+    responses((status = 200, body = AuditList), (status = 422, description = "`limit` outside 1–100", body = crate::error::Problem)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     principal: Principal,

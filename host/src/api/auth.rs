@@ -10,6 +10,7 @@ use crate::limits::{QuotaDecision, Window};
 use crate::store::now_ms;
 use axum::extract::MatchedPath;
 use axum::extract::{Request, State};
+use axum::http::Method;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -107,14 +108,21 @@ pub async fn require_api_key(State(state): State<Arc<AppState>>, mut request: Re
         }
     }
     state.recorder.key_used(&record.id, now);
-    let endpoint = format!(
-        "{} {}",
-        request.method(),
-        request
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or("(unmatched)", MatchedPath::as_str)
-    );
+    // Bounded labels only: a known method and a route template (requests matching no route
+    // are not recorded).
+    let endpoint = request.extensions().get::<MatchedPath>().map(|path| {
+        let method = match *request.method() {
+            Method::GET => "GET",
+            Method::POST => "POST",
+            Method::PUT => "PUT",
+            Method::PATCH => "PATCH",
+            Method::DELETE => "DELETE",
+            Method::HEAD => "HEAD",
+            Method::OPTIONS => "OPTIONS",
+            _ => "OTHER",
+        };
+        format!("{method} {}", path.as_str().chars().take(200).collect::<String>())
+    });
     request.extensions_mut().insert(Principal {
         workspace_id: record.workspace_id.clone(),
         key_id: record.id.clone(),
@@ -123,13 +131,15 @@ pub async fn require_api_key(State(state): State<Arc<AppState>>, mut request: Re
     });
     let started = Instant::now();
     let mut response = next.run(request).await;
-    state.recorder.key_request(
-        &record.id,
-        &record.workspace_id,
-        &endpoint,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
+    if let Some(endpoint) = endpoint {
+        state.recorder.key_request(
+            &record.id,
+            &record.workspace_id,
+            &endpoint,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+    }
     rate_headers(&mut response, decision);
     quota_headers(&mut response, &quotas);
     response

@@ -2,7 +2,7 @@
 //! non-secret settings; status, health checks and usage.
 
 use super::AppState;
-use super::extract::{ApiJson, ApiQuery, Pagination, Principal, path_id};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Pagination, Principal, path_id};
 use crate::auth::Scope;
 use crate::connections::{ConnectionStatus, HealthReport, check_health, manage};
 use crate::error::{ApiError, ApiResult};
@@ -11,7 +11,7 @@ use crate::jobs::{LatencySummary, summarize};
 use crate::store::{ConnectionRecord, InstallationRecord};
 use crate::vault::SecretFields;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use nexum_manifest::Manifest;
 use serde::{Deserialize, Serialize};
@@ -130,13 +130,26 @@ async fn view(
     })
 }
 
+/// `{id}` of a connection.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ConnectionPath {
+    /// `conn_…`
+    pub id: String,
+}
+
 /// Request to create a connection.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConnection {
     /// Installed connector: its `plg_…` id or its connector id (e.g. `slack`).
     pub connector: String,
-    /// Display name.
+    /// Display name: 1–200 characters (counted as UTF-8 bytes), not only whitespace.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub name: String,
     /// Auth scheme id; may be omitted when the connector has exactly one.
     pub auth_scheme: Option<String>,
@@ -150,8 +163,13 @@ pub struct CreateConnection {
 
 /// Create a connection (`connections:write`). Credentials are validated against the auth
 /// scheme, sealed, and never returned.
-#[utoipa::path(post, path = "/api/v1/connections", tag = "connections", request_body = CreateConnection,
-    responses((status = 201, body = ConnectionView), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(post, path = "/api/v1/connections", tag = "connections", operation_id = "create_connection", request_body = CreateConnection,
+    responses((status = 201, body = ConnectionView),
+        (status = 404, description = "No such installed connector", body = crate::error::Problem),
+        (status = 409, description = "Conflicts with an existing connection", body = crate::error::Problem),
+        (status = 422, description = "Credentials or variables do not fit the connector's auth scheme and variables, or the body does not match the schema", body = crate::error::Problem),
+        (status = 502, description = "The OAuth2 provider refused or failed a client-credentials grant", body = crate::error::Problem),
+        (status = 503, description = "The audit log cannot be written right now; nothing was done", body = crate::error::Problem)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -173,7 +191,8 @@ pub async fn create(
 }
 
 /// List connections (`connections:read`).
-#[utoipa::path(get, path = "/api/v1/connections", tag = "connections", params(Pagination), responses((status = 200, body = ConnectionList)))]
+#[utoipa::path(get, path = "/api/v1/connections", tag = "connections", operation_id = "list_connections", params(Pagination),
+    responses((status = 200, body = ConnectionList), (status = 422, description = "`limit` outside 1–100", body = crate::error::Problem)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -195,11 +214,12 @@ pub async fn list(
 }
 
 /// One connection with status and usage (`connections:read`).
-#[utoipa::path(get, path = "/api/v1/connections/{id}", tag = "connections", responses((status = 200, body = ConnectionView), (status = 404, body = crate::error::Problem)))]
+#[utoipa::path(get, path = "/api/v1/connections/{id}", tag = "connections", operation_id = "get_connection", params(ConnectionPath),
+    responses((status = 200, body = ConnectionView), (status = 404, description = "No such connection in this workspace", body = crate::error::Problem)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(ConnectionPath { id }): ApiPath<ConnectionPath>,
 ) -> ApiResult<Json<ConnectionView>> {
     principal.require(Scope::ConnectionsRead)?;
     let id: ConnectionId = path_id(&id)?;
@@ -216,7 +236,12 @@ pub async fn get(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateConnection {
-    /// New name.
+    /// New name: 1–200 characters (counted as UTF-8 bytes), not only whitespace.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub name: Option<String>,
     /// Replace all variables.
     pub variables: Option<BTreeMap<String, String>>,
@@ -225,11 +250,17 @@ pub struct UpdateConnection {
 }
 
 /// Change name, variables or credentials (`connections:write`).
-#[utoipa::path(patch, path = "/api/v1/connections/{id}", tag = "connections", request_body = UpdateConnection, responses((status = 200, body = ConnectionView)))]
+#[utoipa::path(patch, path = "/api/v1/connections/{id}", tag = "connections", operation_id = "update_connection", params(ConnectionPath),
+    request_body = UpdateConnection,
+    responses((status = 200, body = ConnectionView),
+        (status = 404, description = "No such connection in this workspace", body = crate::error::Problem),
+        (status = 409, description = "Changed by another request meanwhile; read it again and retry", body = crate::error::Problem),
+        (status = 422, description = "Credentials or variables do not fit the connector (`credentials_required` when a change moves where the stored secret goes), or the body does not match the schema", body = crate::error::Problem),
+        (status = 503, description = "The audit log cannot be written right now; nothing was done", body = crate::error::Problem)))]
 pub async fn update(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(ConnectionPath { id }): ApiPath<ConnectionPath>,
     ApiJson(body): ApiJson<UpdateConnection>,
 ) -> ApiResult<Json<ConnectionView>> {
     principal.require(Scope::ConnectionsWrite)?;
@@ -245,11 +276,14 @@ pub async fn update(
 }
 
 /// Delete a connection: disconnects it and wipes its secret (`connections:write`).
-#[utoipa::path(delete, path = "/api/v1/connections/{id}", tag = "connections", responses((status = 204), (status = 404, body = crate::error::Problem)))]
+#[utoipa::path(delete, path = "/api/v1/connections/{id}", tag = "connections", operation_id = "delete_connection", params(ConnectionPath),
+    responses((status = 204, description = "Deleted; its secret is wiped"),
+        (status = 404, description = "No such connection in this workspace", body = crate::error::Problem),
+        (status = 503, description = "The audit log cannot be written right now; nothing was done", body = crate::error::Problem)))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(ConnectionPath { id }): ApiPath<ConnectionPath>,
 ) -> ApiResult<StatusCode> {
     principal.require(Scope::ConnectionsWrite)?;
     let id: ConnectionId = path_id(&id)?;
@@ -258,11 +292,17 @@ pub async fn remove(
 }
 
 /// Run the connector's test-connection and record the result (`connections:write`).
-#[utoipa::path(post, path = "/api/v1/connections/{id}/test", tag = "connections", responses((status = 200, body = HealthReport), (status = 404, body = crate::error::Problem)))]
+#[utoipa::path(post, path = "/api/v1/connections/{id}/test", tag = "connections", operation_id = "test_connection", params(ConnectionPath),
+    responses((status = 200, description = "The check ran; `ok` says whether the credentials work", body = HealthReport),
+        (status = 404, description = "No such connection in this workspace", body = crate::error::Problem),
+        (status = 409, description = "The connection needs reconnecting, or changed meanwhile", body = crate::error::Problem),
+        (status = 429, description = "Rate limited, or the workspace already runs as many connector calls as it may", body = crate::error::Problem),
+        (status = 502, description = "The OAuth2 provider failed a token refresh", body = crate::error::Problem),
+        (status = 503, description = "The audit log cannot be written right now", body = crate::error::Problem)))]
 pub async fn test(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(ConnectionPath { id }): ApiPath<ConnectionPath>,
 ) -> ApiResult<Json<HealthReport>> {
     principal.require(Scope::ConnectionsWrite)?;
     let id: ConnectionId = path_id(&id)?;

@@ -4,14 +4,14 @@
 //! shapes the answers.
 
 use super::AppState;
-use super::extract::{ApiJson, ApiQuery, Pagination, Principal, path_id};
+use super::extract::{ApiJson, ApiMultipart, ApiPath, ApiQuery, Pagination, Principal, path_id};
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::InstallationId;
 use crate::marketplace::{self, InstallRequest};
 use crate::store::InstallationRecord;
 use axum::Json;
-use axum::extract::{Multipart, Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use nexum_manifest::{HostPattern, Manifest};
 use nexum_marketplace::bundle::Bundle;
@@ -121,6 +121,14 @@ impl InstallationView {
     }
 }
 
+/// `{id}` of an installed connector.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct InstallationPath {
+    /// `plg_…`
+    pub id: String,
+}
+
 /// A page of installed connectors.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct InstallationList {
@@ -138,13 +146,17 @@ pub struct InstallationList {
 ///
 /// Installing a connector id that is already installed is an upgrade (or downgrade); when it
 /// widens permissions the refusal (409 `permissions_widened`) shows the diff.
-#[utoipa::path(post, path = "/api/v1/connectors", tag = "connectors",
-    request_body(content_type = "multipart/form-data", description = "`bundle` (or `manifest` + `component`) and `accept_permissions`"),
-    responses((status = 201, body = InstallationView), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(post, path = "/api/v1/connectors", tag = "connectors", operation_id = "install_connector",
+    request_body(content = InstallUpload, content_type = "multipart/form-data", description = "`bundle` (or `manifest` + `component`) and `accept_permissions`"),
+    responses((status = 201, body = InstallationView),
+        (status = 404, description = "The installation to upgrade is gone", body = crate::error::Problem),
+        (status = 409, description = "Widens the permissions of the installed version (`permissions_widened`, with the diff), comes from another publisher (`publisher_changed`), or conflicts with another install", body = crate::error::Problem),
+        (status = 422, description = "Not a valid bundle or component, unsigned or untrusted signature, permissions not accepted (`permissions_not_accepted`, with the permissions to accept), or an unexpected field", body = crate::error::Problem),
+        (status = 503, description = "The audit log cannot be written right now; nothing was done", body = crate::error::Problem)))]
 pub async fn install(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    mut form: Multipart,
+    ApiMultipart(mut form): ApiMultipart,
 ) -> ApiResult<(StatusCode, Json<InstallationView>)> {
     principal.require(Scope::ConnectionsWrite)?;
     let (mut manifest_text, mut component, mut bundle, mut accept) = (None, None, None, None);
@@ -214,6 +226,72 @@ fn parse_acceptance(text: Option<&str>) -> ApiResult<Option<Permissions>> {
     .transpose()
 }
 
+/// The parts of an install upload; any other part is refused (422 `invalid_upload`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // the document's shape of the multipart form `install` reads
+pub struct InstallUpload {
+    /// A `.nxb` bundle, verified against this host's trust policy.
+    #[schema(value_type = Option<String>, format = Binary)]
+    bundle: Option<Vec<u8>>,
+    /// The `connector.toml` manifest (with `component`; only with the operator's unsigned
+    /// dev flag).
+    manifest: Option<String>,
+    /// The connector's WebAssembly component (with `manifest`).
+    #[schema(value_type = Option<String>, format = Binary)]
+    component: Option<Vec<u8>>,
+    /// The permissions JSON the admin accepts (see [`PermissionsDoc`]); it must equal the
+    /// connector's.
+    accept_permissions: Option<String>,
+    /// `true` to replace an installed connector of the same id from another publisher or
+    /// source.
+    replace_publisher: Option<String>,
+}
+
+/// A connector's permissions, as an admin accepts them (`accept_permissions`): the shape
+/// `nexum connector inspect` prints and a refused install returns in `errors.permissions`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = Permissions)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documents nexum_marketplace::permissions::Permissions
+pub struct PermissionsDoc {
+    /// Outbound host patterns (as written; templates resolve per connection).
+    allowed_hosts: Vec<String>,
+    /// Auth schemes: id → `type` plus the hosts the secret may go to.
+    auth: BTreeMap<String, AuthGrantDoc>,
+    /// Requested memory cap (MiB).
+    #[schema(format = "uint32", maximum = 4294967295u32)]
+    memory_mb: u32,
+    /// Requested deadline (ms).
+    #[schema(format = "uint64", maximum = 18446744073709551615u64)]
+    timeout_ms: u64,
+    /// Requested outbound rate.
+    #[schema(format = "uint32", maximum = 4294967295u32)]
+    requests_per_second: u32,
+    /// Defaults of the variables used in host templates.
+    #[serde(default)]
+    host_defaults: BTreeMap<String, String>,
+}
+
+/// One auth scheme's grant.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AuthGrant)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documents nexum_marketplace::permissions::AuthGrant
+pub struct AuthGrantDoc {
+    /// `api_key`, `bearer`, `basic` or `oauth2`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// Hosts the secret may be sent to.
+    hosts: Vec<String>,
+    /// OAuth scopes requested (oauth2 only).
+    #[serde(default)]
+    scopes: Vec<String>,
+    /// Whether the connector may compute HMACs with the secret.
+    #[serde(default)]
+    hmac: bool,
+}
+
 /// Request to pin an earlier version again.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -221,16 +299,22 @@ pub struct Rollback {
     /// The version to return to (one this installation had before).
     pub version: String,
     /// Needed when that version's permissions are wider than the current ones.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<PermissionsDoc>)]
     pub accept_permissions: Option<Permissions>,
 }
 
 /// Roll an installation back to a version it had before (`connections:write`).
-#[utoipa::path(post, path = "/api/v1/connectors/{id}/rollback", tag = "connectors", request_body = Rollback, responses((status = 200, body = InstallationView)))]
+#[utoipa::path(post, path = "/api/v1/connectors/{id}/rollback", tag = "connectors", operation_id = "rollback_connector",
+    params(InstallationPath), request_body = Rollback,
+    responses((status = 200, body = InstallationView),
+        (status = 404, description = "No such installed connector", body = crate::error::Problem),
+        (status = 409, description = "That version's permissions are wider than the current ones (`permissions_widened`, with the diff)", body = crate::error::Problem),
+        (status = 422, description = "A version this installation never had, a signer no longer trusted, or the body does not match the schema", body = crate::error::Problem),
+        (status = 503, description = "The audit log cannot be written right now; nothing was done", body = crate::error::Problem)))]
 pub async fn rollback(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(InstallationPath { id }): ApiPath<InstallationPath>,
     ApiJson(body): ApiJson<Rollback>,
 ) -> ApiResult<Json<InstallationView>> {
     principal.require(Scope::ConnectionsWrite)?;
@@ -261,7 +345,8 @@ fn multipart_error(e: &axum::extract::multipart::MultipartError) -> ApiError {
 }
 
 /// List installed connectors (`connections:read`).
-#[utoipa::path(get, path = "/api/v1/connectors", tag = "connectors", params(Pagination), responses((status = 200, body = InstallationList)))]
+#[utoipa::path(get, path = "/api/v1/connectors", tag = "connectors", operation_id = "list_connectors", params(Pagination),
+    responses((status = 200, body = InstallationList), (status = 422, description = "`limit` outside 1–100", body = crate::error::Problem)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -284,11 +369,12 @@ pub async fn list(
 }
 
 /// One installed connector (`connections:read`).
-#[utoipa::path(get, path = "/api/v1/connectors/{id}", tag = "connectors", responses((status = 200, body = InstallationView), (status = 404, body = crate::error::Problem)))]
+#[utoipa::path(get, path = "/api/v1/connectors/{id}", tag = "connectors", operation_id = "get_connector", params(InstallationPath),
+    responses((status = 200, body = InstallationView), (status = 404, description = "No such installed connector", body = crate::error::Problem)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(InstallationPath { id }): ApiPath<InstallationPath>,
 ) -> ApiResult<Json<InstallationView>> {
     principal.require(Scope::ConnectionsRead)?;
     let id: InstallationId = path_id(&id)?;
@@ -301,11 +387,15 @@ pub async fn get(
 }
 
 /// Uninstall (`connections:write`); refused while connections use it.
-#[utoipa::path(delete, path = "/api/v1/connectors/{id}", tag = "connectors", responses((status = 204), (status = 409, body = crate::error::Problem)))]
+#[utoipa::path(delete, path = "/api/v1/connectors/{id}", tag = "connectors", operation_id = "uninstall_connector", params(InstallationPath),
+    responses((status = 204, description = "Uninstalled"),
+        (status = 404, description = "No such installed connector", body = crate::error::Problem),
+        (status = 409, description = "Connections still use it", body = crate::error::Problem),
+        (status = 503, description = "The audit log cannot be written right now; nothing was done", body = crate::error::Problem)))]
 pub async fn uninstall(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(InstallationPath { id }): ApiPath<InstallationPath>,
 ) -> ApiResult<StatusCode> {
     principal.require(Scope::ConnectionsWrite)?;
     let id: InstallationId = path_id(&id)?;

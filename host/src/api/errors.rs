@@ -27,9 +27,33 @@ impl From<crate::store::StoreError> for ApiError {
                 "Conflict",
                 "it was changed by another request meanwhile; read it again and retry",
             ),
+            crate::store::StoreError::Database(ref cause) if is_transient(cause) => {
+                tracing::warn!(error = %crate::error::cause_chain(&e), "database busy; answered 503");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_busy",
+                    "Service unavailable",
+                    "the database is busy; nothing was done, retry shortly",
+                )
+                .with_retry_after(1)
+            }
             other => ApiError::internal(&other),
         }
     }
+}
+
+/// A database error that says "not now" rather than "never": SQLite busy or locked (also a
+/// write transaction whose snapshot went stale), PostgreSQL serialization failures, deadlocks
+/// and lock timeouts. Retrying the request can succeed.
+fn is_transient(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else { return false };
+    matches!(
+        db.code().as_deref(),
+        // SQLite: BUSY, LOCKED, BUSY_RECOVERY, BUSY_SNAPSHOT, BUSY_TIMEOUT.
+        Some("5" | "6" | "261" | "517" | "773")
+            // PostgreSQL: serialization_failure, deadlock_detected, lock_not_available.
+            | Some("40001" | "40P01" | "55P03")
+    )
 }
 
 impl From<crate::vault::VaultError> for ApiError {

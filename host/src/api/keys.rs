@@ -80,25 +80,39 @@ pub struct ApiKeyList {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKey {
-    /// Display name.
+    /// Display name: 1–200 characters (counted as UTF-8 bytes), not only whitespace.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub name: String,
     /// Scopes (a key can never hold `workspaces:create` unless its creator does).
     pub scopes: Vec<Scope>,
     /// Expire after this many days.
+    #[schema(format = "uint32", maximum = 4294967295u32)]
     pub expires_in_days: Option<u32>,
     /// Requests per minute (default from server settings).
+    #[schema(format = "uint32", maximum = 4294967295u32)]
     pub rate_limit_per_minute: Option<u32>,
     /// Requests per UTC hour (default: the creating key's, else unlimited).
     #[serde(default)]
+    #[schema(format = "uint32", maximum = 4294967295u32)]
     pub quota_per_hour: Option<u32>,
     /// Requests per UTC day (default: the creating key's, else unlimited).
     #[serde(default)]
+    #[schema(format = "uint32", maximum = 4294967295u32)]
     pub quota_per_day: Option<u32>,
 }
 
 /// Create a key (`admin`). The response holds the only copy of the key. A new key holds
 /// no scope, expiry or rate beyond those of the key that creates it.
-#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = CreateApiKey, responses((status = 201, body = CreatedApiKey)))]
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", operation_id = "create_api_key", request_body = CreateApiKey,
+    responses((status = 201, body = CreatedApiKey),
+        (status = 403, description = "A scope the creating key does not hold (`scope_escalation`)", body = crate::error::Problem),
+        (status = 404, description = "The creating key is gone", body = crate::error::Problem),
+        (status = 422, description = "Invalid name, or an expiry, rate or quota beyond the creating key's, or the body does not match the schema", body = crate::error::Problem),
+        (status = 503, description = "The audit log cannot be written right now; nothing was done", body = crate::error::Problem)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -192,7 +206,8 @@ pub async fn create(
 }
 
 /// List keys (`admin`).
-#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", params(Pagination), responses((status = 200, body = ApiKeyList)))]
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", operation_id = "list_api_keys", params(Pagination),
+    responses((status = 200, body = ApiKeyList), (status = 422, description = "`limit` outside 1–100", body = crate::error::Problem)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -212,6 +227,7 @@ pub async fn list(
 /// The window of a usage report: unix ms, `to` defaults to now and `from` to 24 hours
 /// before it; at most 90 days.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageWindow {
     /// Start (unix ms).
@@ -227,9 +243,9 @@ const MAX_USAGE_DAYS: i64 = 90;
 
 /// A key's usage over a window: requests, success and error rates, average and p95 latency,
 /// by endpoint and by hour (`admin`, or the key itself).
-#[utoipa::path(get, path = "/api/v1/api-keys/{id}/usage", tag = "api-keys", params(UsageWindow),
+#[utoipa::path(get, path = "/api/v1/api-keys/{id}/usage", tag = "api-keys", operation_id = "api_key_usage", params(UsageWindow),
     responses((status = 200, body = crate::auth::usage::KeyUsageReport), (status = 404, body = crate::error::Problem),
-        (status = 422, body = crate::error::Problem, description = "`from` after `to`, or a window over 90 days")))]
+        (status = 422, body = crate::error::Problem, description = "`from` after `to`, a negative one, or a window over 90 days")))]
 pub async fn usage(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -238,6 +254,12 @@ pub async fn usage(
 ) -> ApiResult<Json<crate::auth::usage::KeyUsageReport>> {
     if id != principal.key_id {
         principal.require(Scope::Admin)?;
+    }
+    if window.from.is_some_and(|t| t < 0) || window.to.is_some_and(|t| t < 0) {
+        return Err(ApiError::unprocessable(
+            "invalid_window",
+            "`from` and `to` are unix ms, 0 or more",
+        ));
     }
     let to = window.to.unwrap_or_else(now_ms);
     let from = window.from.unwrap_or(to.saturating_sub(86_400_000));
@@ -265,7 +287,9 @@ pub async fn usage(
 }
 
 /// One key (`admin`).
-#[utoipa::path(get, path = "/api/v1/api-keys/{id}", tag = "api-keys", responses((status = 200, body = ApiKeyView), (status = 404, body = crate::error::Problem)))]
+#[utoipa::path(get, path = "/api/v1/api-keys/{id}", tag = "api-keys", operation_id = "get_api_key",
+    params(("id" = String, Path, description = "`key_…`")),
+    responses((status = 200, body = ApiKeyView), (status = 404, description = "No such key in this workspace", body = crate::error::Problem)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -282,7 +306,11 @@ pub async fn get(
 
 /// Revoke a key (`admin`), and every key minted from it. Takes effect at once on this node
 /// and within the cache TTL on others.
-#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", responses((status = 204), (status = 404, body = crate::error::Problem)))]
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", operation_id = "revoke_api_key",
+    params(("id" = String, Path, description = "`key_…`")),
+    responses((status = 204, description = "Revoked, with every key minted from it"),
+        (status = 404, description = "No such key in this workspace", body = crate::error::Problem),
+        (status = 503, description = "The audit log cannot be written right now", body = crate::error::Problem)))]
 pub async fn revoke(
     State(state): State<Arc<AppState>>,
     principal: Principal,

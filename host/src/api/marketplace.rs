@@ -11,7 +11,7 @@
 
 use super::AppState;
 use super::connectors::InstallationView;
-use super::extract::{ApiBytes, ApiJson, ApiQuery, Principal};
+use super::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery, Principal};
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::marketplace::reviews::NewReview;
@@ -20,7 +20,7 @@ use crate::marketplace::{
 };
 use crate::store::{PackageVersionRecord, ReviewRecord};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use nexum_marketplace::permissions::Permissions;
@@ -32,9 +32,12 @@ use std::sync::Arc;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterPublisher {
-    /// Namespace (`a-z`, `0-9`, `-`; 2–40 characters).
+    /// Namespace (`a-z`, `0-9`, `-`; 2–40 characters, not starting with `-`).
+    #[schema(pattern = r"^[a-z0-9][a-z0-9-]{1,39}$")]
     pub namespace: String,
-    /// The first signing key: a minisign public key (file text or base64 line).
+    /// The first signing key: a minisign public key (the `.pub` file's text or its base64
+    /// line).
+    #[schema(pattern = r"^(untrusted comment:[^\r\n]*\r?\n)?[A-Za-z0-9+/]{56}[ \t\r\n]*$")]
     pub public_key: String,
 }
 
@@ -78,7 +81,10 @@ impl From<PublisherKey> for PublisherKeyView {
 }
 
 /// Register a namespace with its first key (`marketplace:publish`).
-#[utoipa::path(post, path = "/api/v1/marketplace/publishers", tag = "marketplace", request_body = RegisterPublisher, responses((status = 201, body = PublisherView)))]
+#[utoipa::path(post, path = "/api/v1/marketplace/publishers", tag = "marketplace", operation_id = "register_publisher", request_body = RegisterPublisher,
+    responses((status = 201, body = PublisherView),
+        (status = 409, description = "The namespace is taken", body = crate::error::Problem),
+        (status = 422, description = "Invalid namespace or public key, or the body does not match the schema", body = crate::error::Problem)))]
 pub async fn register_publisher(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -91,10 +97,12 @@ pub async fn register_publisher(
 }
 
 /// A publisher's public keys (public).
-#[utoipa::path(get, path = "/api/v1/marketplace/publishers/{namespace}", tag = "marketplace", responses((status = 200, body = PublisherView)))]
+#[utoipa::path(get, path = "/api/v1/marketplace/publishers/{namespace}", tag = "marketplace", operation_id = "get_publisher",
+    params(("namespace" = String, Path, description = "Publisher namespace")), security(()),
+    responses((status = 200, body = PublisherView), (status = 404, description = "No such publisher", body = crate::error::Problem)))]
 pub async fn get_publisher(
     State(state): State<Arc<AppState>>,
-    Path(namespace): Path<String>,
+    ApiPath(namespace): ApiPath<String>,
 ) -> ApiResult<Json<PublisherView>> {
     Ok(Json(registry::publish::publisher(&state, &namespace).await?.into()))
 }
@@ -103,16 +111,23 @@ pub async fn get_publisher(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddKey {
-    /// minisign public key.
+    /// minisign public key (the `.pub` file's text or its base64 line).
+    #[schema(pattern = r"^(untrusted comment:[^\r\n]*\r?\n)?[A-Za-z0-9+/]{56}[ \t\r\n]*$")]
     pub public_key: String,
 }
 
 /// Add a signing key (rotation) (`marketplace:publish`, owner).
-#[utoipa::path(post, path = "/api/v1/marketplace/publishers/{namespace}/keys", tag = "marketplace", request_body = AddKey, responses((status = 201, body = PublisherView)))]
+#[utoipa::path(post, path = "/api/v1/marketplace/publishers/{namespace}/keys", tag = "marketplace", operation_id = "add_publisher_key",
+    params(("namespace" = String, Path, description = "Publisher namespace")), request_body = AddKey,
+    responses((status = 201, body = PublisherView),
+        (status = 403, description = "The namespace belongs to another workspace", body = crate::error::Problem),
+        (status = 404, description = "No such publisher", body = crate::error::Problem),
+        (status = 409, description = "The namespace already has this key", body = crate::error::Problem),
+        (status = 422, description = "Invalid public key, or the body does not match the schema", body = crate::error::Problem)))]
 pub async fn add_key(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(namespace): Path<String>,
+    ApiPath(namespace): ApiPath<String>,
     ApiJson(body): ApiJson<AddKey>,
 ) -> ApiResult<(StatusCode, Json<PublisherView>)> {
     principal.require(Scope::MarketplacePublish)?;
@@ -121,19 +136,36 @@ pub async fn add_key(
 }
 
 /// Revoke a signing key: new publishes signed with it are refused (`marketplace:publish`, owner).
-#[utoipa::path(delete, path = "/api/v1/marketplace/publishers/{namespace}/keys/{key_id}", tag = "marketplace", responses((status = 204)))]
+#[utoipa::path(delete, path = "/api/v1/marketplace/publishers/{namespace}/keys/{key_id}", tag = "marketplace", operation_id = "revoke_publisher_key",
+    params(("namespace" = String, Path, description = "Publisher namespace"), ("key_id" = String, Path, description = "minisign key id (16 hex digits)")),
+    responses((status = 204, description = "Revoked (or it already was)"),
+        (status = 403, description = "The namespace belongs to another workspace", body = crate::error::Problem),
+        (status = 404, description = "No such publisher or key", body = crate::error::Problem)))]
 pub async fn revoke_key(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path((namespace, key_id)): Path<(String, String)>,
+    ApiPath((namespace, key_id)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     principal.require(Scope::MarketplacePublish)?;
-    registry::publish::revoke_key(&state, &principal.workspace_id, &namespace, &key_id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    match registry::publish::revoke_key(&state, &principal.workspace_id, &namespace, &key_id).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        // Revoking is idempotent, as for API keys: a key revoked before stays revoked.
+        Err(registry::MarketplaceError::NotFound("key"))
+            if registry::publish::publisher(&state, &namespace)
+                .await?
+                .keys
+                .iter()
+                .any(|k| k.key_id == key_id && k.revoked_at.is_some()) =>
+        {
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `?namespace=` for publishing.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PublishParams {
     /// The publisher namespace to publish under.
     pub namespace: String,
@@ -142,9 +174,15 @@ pub struct PublishParams {
 /// Publish a signed bundle (body: the `.nxb` bytes) (`marketplace:publish`, owner). The
 /// signature must verify against one of the namespace's unrevoked keys; a version, once
 /// published, never changes.
-#[utoipa::path(post, path = "/api/v1/marketplace/packages", tag = "marketplace", params(PublishParams),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 201, body = PackageView), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(post, path = "/api/v1/marketplace/packages", tag = "marketplace", operation_id = "publish_package", params(PublishParams),
+    request_body(content = BundleBytes, content_type = "application/octet-stream", description = "The signed `.nxb` bundle"),
+    responses((status = 201, description = "Published", body = PackageView),
+        (status = 200, description = "This version was already published with the same bytes", body = PackageView),
+        (status = 403, description = "The namespace belongs to another workspace", body = crate::error::Problem),
+        (status = 404, description = "No such publisher", body = crate::error::Problem),
+        (status = 409, description = "This version exists with other bytes", body = crate::error::Problem),
+        (status = 422, description = "Not a valid bundle, or not signed by one of the namespace's unrevoked keys", body = crate::error::Problem),
+        (status = 503, description = "The audit log cannot be written right now; nothing was done", body = crate::error::Problem)))]
 pub async fn publish(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -168,6 +206,11 @@ pub async fn publish(
     Ok((status, Json(PackageView::from(&published.listing))))
 }
 
+/// A `.nxb` bundle's bytes.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct BundleBytes(#[allow(dead_code)] Vec<u8>);
+
 /// A connector in the marketplace.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PackageView {
@@ -187,8 +230,8 @@ pub struct PackageView {
     pub featured: bool,
     /// Latest non-yanked version.
     pub latest_version: Option<String>,
-    /// Permissions of the latest version.
-    #[schema(value_type = Object)]
+    /// Permissions of the latest version (`null` when every version is yanked).
+    #[schema(value_type = Option<super::connectors::PermissionsDoc>)]
     pub permissions: Value,
     /// Average stars (none without reviews).
     pub rating: Option<f64>,
@@ -264,6 +307,7 @@ impl From<&PackageVersionRecord> for VersionView {
 
 /// Browse parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BrowseParams {
     /// Text to find in name, display name or description.
     pub q: Option<String>,
@@ -272,11 +316,27 @@ pub struct BrowseParams {
     /// Only featured connectors.
     pub featured: Option<bool>,
     /// `rating`, `installs` or `newest` (default).
+    #[param(value_type = Option<BrowseSort>, inline)]
     pub sort: Option<String>,
     /// Page size 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
-    /// Offset cursor from the previous page.
+    /// Offset cursor from the previous page (digits; empty for the first page).
+    #[param(pattern = r"^[0-9]*$")]
     pub cursor: Option<String>,
+}
+
+/// How browsing sorts.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // documents the `sort` parameter `Sort::parse` reads
+pub enum BrowseSort {
+    /// Best rated first.
+    Rating,
+    /// Most installed first.
+    Installs,
+    /// Newest first (the default).
+    Newest,
 }
 
 /// A page of marketplace connectors.
@@ -289,7 +349,9 @@ pub struct PackageList {
 }
 
 /// Browse and search (public).
-#[utoipa::path(get, path = "/api/v1/marketplace/packages", tag = "marketplace", params(BrowseParams), responses((status = 200, body = PackageList)))]
+#[utoipa::path(get, path = "/api/v1/marketplace/packages", tag = "marketplace", operation_id = "browse_packages", params(BrowseParams), security(()),
+    responses((status = 200, body = PackageList),
+        (status = 422, description = "`limit` outside 1–100, an unknown `sort`, or a `cursor` this API did not return", body = crate::error::Problem)))]
 pub async fn browse(
     State(state): State<Arc<AppState>>,
     ApiQuery(params): ApiQuery<BrowseParams>,
@@ -338,10 +400,12 @@ pub async fn browse(
 }
 
 /// One connector with its versions and permissions (public).
-#[utoipa::path(get, path = "/api/v1/marketplace/packages/{namespace}/{name}", tag = "marketplace", responses((status = 200, body = PackageView)))]
+#[utoipa::path(get, path = "/api/v1/marketplace/packages/{namespace}/{name}", tag = "marketplace", operation_id = "get_package",
+    params(("namespace" = String, Path, description = "Publisher namespace"), ("name" = String, Path, description = "Package name (the connector id)")), security(()),
+    responses((status = 200, body = PackageView), (status = 404, description = "No such package", body = crate::error::Problem)))]
 pub async fn get_package(
     State(state): State<Arc<AppState>>,
-    Path((namespace, name)): Path<(String, String)>,
+    ApiPath((namespace, name)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<PackageView>> {
     let listing = packages::package_listing(&state, &namespace, &name).await?;
     Ok(Json(PackageView::from(&listing)))
@@ -356,42 +420,61 @@ fn bundle_response(found: registry::MarketplaceResult<Vec<u8>>) -> Response {
 }
 
 /// Download a bundle by digest (public).
-#[utoipa::path(get, path = "/api/v1/marketplace/bundles/{digest}", tag = "marketplace", responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>)))]
-pub async fn download(State(state): State<Arc<AppState>>, Path(digest): Path<String>) -> Response {
+#[utoipa::path(get, path = "/api/v1/marketplace/bundles/{digest}", tag = "marketplace", operation_id = "download_bundle",
+    params(("digest" = String, Path, description = "The bundle's sha256 (hex)")), security(()),
+    responses((status = 200, description = "The bundle", content_type = "application/octet-stream", body = BundleBytes),
+        (status = 404, description = "No such bundle", body = crate::error::Problem)))]
+pub async fn download(State(state): State<Arc<AppState>>, ApiPath(digest): ApiPath<String>) -> Response {
     bundle_response(packages::bundle(&state, &digest).await)
 }
 
 /// Download one version's bundle, signed by its publisher (public).
-#[utoipa::path(get, path = "/api/v1/marketplace/packages/{namespace}/{name}/versions/{version}/bundle", tag = "marketplace", responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>)))]
+#[utoipa::path(get, path = "/api/v1/marketplace/packages/{namespace}/{name}/versions/{version}/bundle", tag = "marketplace",
+    operation_id = "download_package_version", params(("namespace" = String, Path, description = "Publisher namespace"), ("name" = String, Path, description = "Package name (the connector id)"), ("version" = String, Path, description = "Semver")), security(()),
+    responses((status = 200, description = "The bundle", content_type = "application/octet-stream", body = BundleBytes),
+        (status = 404, description = "No such package or version", body = crate::error::Problem)))]
 pub async fn download_version(
     State(state): State<Arc<AppState>>,
-    Path((namespace, name, version)): Path<(String, String, String)>,
+    ApiPath((namespace, name, version)): ApiPath<(String, String, String)>,
 ) -> Response {
     bundle_response(packages::package_version_bundle(&state, &namespace, &name, &version).await)
 }
 
 /// Yank a version (`marketplace:publish`, owner).
-#[utoipa::path(post, path = "/api/v1/marketplace/packages/{namespace}/{name}/versions/{version}/yank", tag = "marketplace", responses((status = 204)))]
+#[utoipa::path(post, path = "/api/v1/marketplace/packages/{namespace}/{name}/versions/{version}/yank", tag = "marketplace",
+    operation_id = "yank_package_version", params(("namespace" = String, Path, description = "Publisher namespace"), ("name" = String, Path, description = "Package name (the connector id)"), ("version" = String, Path, description = "Semver")),
+    responses((status = 204, description = "Yanked"),
+        (status = 403, description = "The namespace belongs to another workspace", body = crate::error::Problem),
+        (status = 404, description = "No such publisher, package or version", body = crate::error::Problem)))]
 pub async fn yank(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path((namespace, name, version)): Path<(String, String, String)>,
+    ApiPath((namespace, name, version)): ApiPath<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     principal.require(Scope::MarketplacePublish)?;
     registry::publish::yank(&state, &principal.workspace_id, &namespace, &name, &version).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Request to feature or unfeature a connector.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct SetFeatured {
+    /// Featured or not (default `true`).
+    pub featured: Option<bool>,
+}
+
 /// Feature or unfeature a connector (operator keys: `workspaces:create`).
-#[utoipa::path(post, path = "/api/v1/marketplace/packages/{namespace}/{name}/featured", tag = "marketplace", request_body = Object, responses((status = 204)))]
+#[utoipa::path(post, path = "/api/v1/marketplace/packages/{namespace}/{name}/featured", tag = "marketplace",
+    operation_id = "set_package_featured", params(("namespace" = String, Path, description = "Publisher namespace"), ("name" = String, Path, description = "Package name (the connector id)")), request_body = SetFeatured,
+    responses((status = 204, description = "Done"), (status = 404, description = "No such package", body = crate::error::Problem)))]
 pub async fn set_featured(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path((namespace, name)): Path<(String, String)>,
-    ApiJson(body): ApiJson<Value>,
+    ApiPath((namespace, name)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<SetFeatured>,
 ) -> ApiResult<StatusCode> {
     principal.require(Scope::WorkspacesCreate)?;
-    let featured = body["featured"].as_bool().unwrap_or(true);
+    let featured = body.featured.unwrap_or(true);
     registry::publish::set_featured(&state, &namespace, &name, featured).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -401,13 +484,14 @@ pub async fn set_featured(
 #[serde(deny_unknown_fields)]
 pub struct InstallFromMarketplace {
     /// `namespace/name`.
+    #[schema(pattern = r"^[a-z0-9][a-z0-9-]{1,39}/[A-Za-z0-9_-]{1,64}$")]
     pub package: String,
     /// Version (default: the latest non-yanked one).
     pub version: Option<String>,
     /// Base URL of a remote marketplace (default: this server's own registry).
     pub marketplace: Option<String>,
     /// The permissions the admin accepts.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<super::connectors::PermissionsDoc>)]
     pub accept_permissions: Option<Permissions>,
     /// Allow replacing an installed connector of the same id from another publisher or source.
     #[serde(default)]
@@ -416,8 +500,14 @@ pub struct InstallFromMarketplace {
 
 /// Install a connector from a marketplace (`connections:write`). The host downloads the
 /// bundle by digest, re-verifies its signature against its own trust policy, and pins it.
-#[utoipa::path(post, path = "/api/v1/connectors/from-marketplace", tag = "connectors", request_body = InstallFromMarketplace,
-    responses((status = 201, body = InstallationView), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(post, path = "/api/v1/connectors/from-marketplace", tag = "connectors", operation_id = "install_from_marketplace",
+    request_body = InstallFromMarketplace,
+    responses((status = 201, body = InstallationView),
+        (status = 404, description = "No such package or version", body = crate::error::Problem),
+        (status = 409, description = "Widens the installed version's permissions, or comes from another publisher", body = crate::error::Problem),
+        (status = 422, description = "A yanked version, a marketplace URL that is invalid or not allowed, a bundle that is not what the marketplace listed, an untrusted signature, permissions not accepted, or the body does not match the schema", body = crate::error::Problem),
+        (status = 502, description = "The remote marketplace did not answer, or answered with an error or something that is not a listing", body = crate::error::Problem),
+        (status = 503, description = "The audit log cannot be written right now; nothing was done", body = crate::error::Problem)))]
 pub async fn install_from_marketplace(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -481,10 +571,12 @@ impl From<ReviewRecord> for ReviewView {
 }
 
 /// List reviews (public).
-#[utoipa::path(get, path = "/api/v1/marketplace/packages/{namespace}/{name}/reviews", tag = "marketplace", responses((status = 200, body = ReviewList)))]
+#[utoipa::path(get, path = "/api/v1/marketplace/packages/{namespace}/{name}/reviews", tag = "marketplace", operation_id = "list_reviews",
+    params(("namespace" = String, Path, description = "Publisher namespace"), ("name" = String, Path, description = "Package name (the connector id)")), security(()),
+    responses((status = 200, body = ReviewList), (status = 404, description = "No such package", body = crate::error::Problem)))]
 pub async fn list_reviews(
     State(state): State<Arc<AppState>>,
-    Path((namespace, name)): Path<(String, String)>,
+    ApiPath((namespace, name)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<ReviewList>> {
     let data = reviews::list(&state, &namespace, &name).await?;
     Ok(Json(ReviewList {
@@ -499,19 +591,25 @@ pub async fn list_reviews(
 #[serde(deny_unknown_fields)]
 pub struct WriteReview {
     /// 1–5.
+    #[schema(minimum = 1, maximum = 5)]
     pub stars: i64,
-    /// Optional text.
+    /// Optional text, at most 5000 characters (counted as UTF-8 bytes).
     #[serde(default)]
+    #[schema(max_length = 5000)]
     pub body: String,
 }
 
 /// Rate a connector your workspace installed from this marketplace; again to edit
 /// (`connections:write`: a viewer's keys cannot). One review per user per item.
-#[utoipa::path(post, path = "/api/v1/marketplace/packages/{namespace}/{name}/reviews", tag = "marketplace", request_body = WriteReview, responses((status = 200, body = ReviewRecord), (status = 403, body = crate::error::Problem)))]
+#[utoipa::path(post, path = "/api/v1/marketplace/packages/{namespace}/{name}/reviews", tag = "marketplace", operation_id = "write_review",
+    params(("namespace" = String, Path, description = "Publisher namespace"), ("name" = String, Path, description = "Package name (the connector id)")), request_body = WriteReview,
+    responses((status = 200, body = ReviewRecord),
+        (status = 403, description = "The key lacks `connections:write`, or this workspace has not installed the connector from this marketplace (`install_required`)", body = crate::error::Problem),
+        (status = 404, description = "No such package", body = crate::error::Problem)))]
 pub async fn write_review(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path((namespace, name)): Path<(String, String)>,
+    ApiPath((namespace, name)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<WriteReview>,
 ) -> ApiResult<Json<ReviewRecord>> {
     principal.require(Scope::ConnectionsWrite)?;
@@ -540,11 +638,15 @@ pub struct Reply {
 }
 
 /// Reply to a review of your connector (`marketplace:publish`, owner).
-#[utoipa::path(post, path = "/api/v1/marketplace/packages/{namespace}/{name}/reviews/{id}/reply", tag = "marketplace", request_body = Reply, responses((status = 204)))]
+#[utoipa::path(post, path = "/api/v1/marketplace/packages/{namespace}/{name}/reviews/{id}/reply", tag = "marketplace",
+    operation_id = "reply_to_review", params(("namespace" = String, Path, description = "Publisher namespace"), ("name" = String, Path, description = "Package name (the connector id)"), ("id" = String, Path, description = "`rev_…`")), request_body = Reply,
+    responses((status = 204, description = "Replied"),
+        (status = 403, description = "The namespace belongs to another workspace", body = crate::error::Problem),
+        (status = 404, description = "No such publisher, package or review", body = crate::error::Problem)))]
 pub async fn reply(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path((namespace, name, id)): Path<(String, String, String)>,
+    ApiPath((namespace, name, id)): ApiPath<(String, String, String)>,
     ApiJson(body): ApiJson<Reply>,
 ) -> ApiResult<StatusCode> {
     principal.require(Scope::MarketplacePublish)?;

@@ -1,12 +1,12 @@
 //! `/members`: people in the workspace and their roles.
 
 use super::AppState;
-use super::extract::{ApiJson, ApiQuery, Pagination, Principal};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Pagination, Principal};
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{AuditEntry, MemberRecord, Role};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -21,7 +21,8 @@ pub struct MemberList {
 }
 
 /// List members (`connections:read`).
-#[utoipa::path(get, path = "/api/v1/members", tag = "members", params(Pagination), responses((status = 200, body = MemberList)))]
+#[utoipa::path(get, path = "/api/v1/members", tag = "members", operation_id = "list_members", params(Pagination),
+    responses((status = 200, body = MemberList), (status = 422, description = "`limit` outside 1–100", body = crate::error::Problem)))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -42,7 +43,8 @@ pub async fn list(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMember {
-    /// Email (unique in the workspace).
+    /// Email (unique in the workspace): at most 320 characters, with an `@`.
+    #[schema(max_length = 320, pattern = "@")]
     pub email: String,
     /// Display name.
     #[serde(default)]
@@ -52,14 +54,17 @@ pub struct CreateMember {
 }
 
 /// Add a member (`admin`).
-#[utoipa::path(post, path = "/api/v1/members", tag = "members", request_body = CreateMember, responses((status = 201, body = MemberRecord)))]
+#[utoipa::path(post, path = "/api/v1/members", tag = "members", operation_id = "create_member", request_body = CreateMember,
+    responses((status = 201, body = MemberRecord),
+        (status = 409, description = "A member with this email exists", body = crate::error::Problem),
+        (status = 422, description = "Not an email address (`invalid_email`), or the body does not match the schema", body = crate::error::Problem)))]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     ApiJson(body): ApiJson<CreateMember>,
 ) -> ApiResult<(StatusCode, Json<MemberRecord>)> {
     principal.require(Scope::Admin)?;
-    if !body.email.contains('@') || body.email.len() > 320 {
+    if !body.email.contains('@') || body.email.chars().count() > 320 {
         return Err(ApiError::unprocessable(
             "invalid_email",
             "email must be an email address",
@@ -73,11 +78,12 @@ pub async fn create(
 }
 
 /// One member (`connections:read`).
-#[utoipa::path(get, path = "/api/v1/members/{id}", tag = "members", responses((status = 200, body = MemberRecord), (status = 404, body = crate::error::Problem)))]
+#[utoipa::path(get, path = "/api/v1/members/{id}", tag = "members", operation_id = "get_member", params(("id" = String, Path, description = "`mem_…`")),
+    responses((status = 200, body = MemberRecord), (status = 404, description = "No such member in this workspace", body = crate::error::Problem)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<MemberRecord>> {
     principal.require(Scope::ConnectionsRead)?;
     state
@@ -97,11 +103,13 @@ pub struct UpdateMember {
 }
 
 /// Change a member's role (`admin`).
-#[utoipa::path(patch, path = "/api/v1/members/{id}", tag = "members", request_body = UpdateMember, responses((status = 200, body = MemberRecord)))]
+#[utoipa::path(patch, path = "/api/v1/members/{id}", tag = "members", operation_id = "update_member", params(("id" = String, Path, description = "`mem_…`")),
+    request_body = UpdateMember,
+    responses((status = 200, body = MemberRecord), (status = 404, description = "No such member in this workspace", body = crate::error::Problem)))]
 pub async fn update(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateMember>,
 ) -> ApiResult<Json<MemberRecord>> {
     principal.require(Scope::Admin)?;
@@ -123,11 +131,14 @@ pub async fn update(
 }
 
 /// Remove a member (`admin`); their API keys are revoked with them.
-#[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "members", responses((status = 204)))]
+#[utoipa::path(delete, path = "/api/v1/members/{id}", tag = "members", operation_id = "remove_member", params(("id" = String, Path, description = "`mem_…`")),
+    responses((status = 204, description = "Removed, with their keys"),
+        (status = 404, description = "No such member in this workspace", body = crate::error::Problem),
+        (status = 503, description = "The audit log cannot be written right now; nothing was done", body = crate::error::Problem)))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     principal.require(Scope::Admin)?;
     let Some(revoked) = state.db.remove_member(&principal.workspace_id, &id).await? else {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 /// The link's query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BeginQuery {
     /// The flow's state, as in the link `POST /connections/oauth/authorize` returned.
     pub state: Option<String>,
@@ -22,7 +23,7 @@ pub struct BeginQuery {
 
 /// Bind the flow to this browser and redirect to the provider (public: the state in the
 /// link authenticates it, once).
-#[utoipa::path(get, path = "/api/v1/oauth/begin", tag = "oauth", params(BeginQuery), security(()),
+#[utoipa::path(get, path = "/api/v1/oauth/begin", tag = "oauth", operation_id = "begin_oauth_flow", params(BeginQuery), security(()),
     responses((status = 302, description = "To the provider, with the binding cookie set"),
         (status = 400, body = crate::error::Problem, description = "Unknown, expired or already opened link")))]
 pub async fn begin(State(state): State<Arc<AppState>>, ApiQuery(query): ApiQuery<BeginQuery>) -> Response {

@@ -81,17 +81,19 @@ impl Modify for Contract {
         let global = openapi.security.clone().unwrap_or_default();
         for item in openapi.paths.paths.values_mut() {
             let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.options,
-                &mut item.head,
-                &mut item.patch,
-                &mut item.trace,
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("options", &mut item.options),
+                ("head", &mut item.head),
+                ("patch", &mut item.patch),
+                ("trace", &mut item.trace),
             ];
-            for operation in operations.into_iter().flatten() {
-                contract_of(operation, &global);
+            for (method, operation) in operations {
+                if let Some(operation) = operation {
+                    contract_of(method, operation, &global);
+                }
             }
         }
         if let Some(components) = openapi.components.as_mut() {
@@ -103,7 +105,7 @@ impl Modify for Contract {
 
 /// Add the responses the layers in front of the handler give `operation`, state its security
 /// explicitly, and give problem bodies their media type.
-fn contract_of(operation: &mut Operation, global: &[SecurityRequirement]) {
+fn contract_of(method: &str, operation: &mut Operation, global: &[SecurityRequirement]) {
     let security = operation.security.get_or_insert_with(|| global.to_vec());
     let authenticated = security.iter().any(|r| *r != SecurityRequirement::default());
     let body_types: Vec<String> = match &operation.request_body {
@@ -127,6 +129,11 @@ fn contract_of(operation: &mut Operation, global: &[SecurityRequirement]) {
             "429",
             "The API key's rate limit or quota is used up (see `Retry-After`)",
         ));
+    } else {
+        added.push((
+            "429",
+            "This client address has used its per-minute budget for endpoints without a key (see `Retry-After`)",
+        ));
     }
     if has_query {
         added.push(("400", "The query string cannot be read"));
@@ -138,6 +145,12 @@ fn contract_of(operation: &mut Operation, global: &[SecurityRequirement]) {
     if typed_body {
         added.push(("415", "The body is not in the media type this operation takes"));
         added.push(("422", "The body does not match the schema"));
+    }
+    if !matches!(method, "get" | "head") {
+        added.push((
+            "503",
+            "The database is busy or cannot record the change right now; nothing was done (see `Retry-After`)",
+        ));
     }
     added.push(("500", "A server fault (logged under the request's `x-request-id`)"));
 

@@ -21,8 +21,37 @@ const MAX_RANGES: usize = 64;
 #[serde(deny_unknown_fields)]
 pub struct GrantRanges {
     /// CIDR ranges such as `10.20.0.0/16` or `fd00:1::/64` (at most 64).
-    #[schema(max_items = 64)]
+    #[schema(schema_with = cidr_list)]
     pub ranges: Vec<String>,
+}
+
+/// The schema of `ranges`: at most 64 IPv4 or IPv6 CIDR ranges (surrounding whitespace is
+/// ignored), as `ipnet` reads them.
+fn cidr_list() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let ws = r"[\t\n\v\f\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*";
+    let octet = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+    let v4 = format!(r"(?:{octet}\.){{3}}{octet}");
+    let h = "[0-9A-Fa-f]{1,4}";
+    let ls32 = format!("(?:{h}:{h}|{v4})");
+    // RFC 3986 `IPv6address`.
+    let v6 = [
+        format!("(?:{h}:){{6}}{ls32}"),
+        format!("::(?:{h}:){{5}}{ls32}"),
+        format!("(?:{h})?::(?:{h}:){{4}}{ls32}"),
+        format!("(?:(?:{h}:){{0,1}}{h})?::(?:{h}:){{3}}{ls32}"),
+        format!("(?:(?:{h}:){{0,2}}{h})?::(?:{h}:){{2}}{ls32}"),
+        format!("(?:(?:{h}:){{0,3}}{h})?::{h}:{ls32}"),
+        format!("(?:(?:{h}:){{0,4}}{h})?::{ls32}"),
+        format!("(?:(?:{h}:){{0,5}}{h})?::{h}"),
+        format!("(?:(?:{h}:){{0,6}}{h})?::"),
+    ]
+    .join("|");
+    let pattern = format!("^{ws}(?:{v4}/(?:3[0-2]|[12]?[0-9])|(?:{v6})/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9])){ws}$");
+    ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)))
+        .max_items(Some(MAX_RANGES))
+        .build()
 }
 
 /// What a workspace's connectors may reach beyond public addresses.
@@ -61,7 +90,7 @@ async fn existing(state: &AppState, id: &str) -> ApiResult<WorkspaceId> {
 }
 
 /// The ranges granted to a workspace (`workspaces:create`).
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/allowed-ranges", tag = "workspaces",
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/allowed-ranges", tag = "workspaces", operation_id = "get_allowed_ranges",
     responses((status = 200, body = GrantedRanges), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
@@ -75,7 +104,7 @@ pub async fn get(
 
 /// Grant a workspace's connectors non-public ranges, replacing the previous grant
 /// (`workspaces:create`). Other workspaces keep being refused those addresses.
-#[utoipa::path(put, path = "/api/v1/workspaces/{id}/allowed-ranges", tag = "workspaces", request_body = GrantRanges,
+#[utoipa::path(put, path = "/api/v1/workspaces/{id}/allowed-ranges", tag = "workspaces", operation_id = "put_allowed_ranges", request_body = GrantRanges,
     responses((status = 200, body = GrantedRanges), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
         (status = 422, body = crate::error::Problem, description = "Not a CIDR range, or more than 64")))]
 pub async fn put(

@@ -300,7 +300,6 @@ impl Broker {
         // secret would tell a connector whether a string it sent there equals the secret.
         // Until a hop is sent, `may_hold_secret` describes the previous hop, which supplied
         // the URL being checked.
-        let mut carried_secret = false;
         for hop in 0..=self.config().max_redirects {
             if hop > 0 && !rules.allows(&url) {
                 return Err(BrokerError::HostNotAllowed {
@@ -309,8 +308,9 @@ impl Broker {
             }
             self.check_ip_literal(&url, &rules.granted_ranges)?;
             let attach = credential.filter(|c| rules.credential_bound(&c.scheme.id, &url));
-            carried_secret |= attach.is_some();
-            *may_hold_secret = carried_secret || rules.bound_to_any_credential(&url);
+            // Per hop: a host the secret did not go to on this hop (and is not bound to)
+            // cannot echo it; a redirect that would carry it there is refused below.
+            *may_hold_secret = attach.is_some() || rules.bound_to_any_credential(&url);
             let started = Instant::now();
             let response = self
                 .send_with_retries(

@@ -10,12 +10,25 @@
 //! ASCII letters and digits are matched only as they are: no JSON or URL encoder escapes
 //! them. That keeps scrubbing fast: the longest run of them in a secret must appear verbatim
 //! in every match, so it is searched for with `memmem` and the rest matched outwards from it.
+//!
+//! Scrubbing has a work budget proportional to the text's length. A text built to make
+//! per-character matching slow (many near-copies of a secret full of escapable characters)
+//! exhausts it, and the rest of that text is scrubbed of the fixed forms only: the secret as
+//! it is, fully percent-encoded and fully `\u`-escaped in either case, and with `\/`.
 
 use memchr::memmem;
 use std::borrow::Cow;
 
 /// Placeholder written where a secret value was.
 pub const REDACTED: &str = "[REDACTED]";
+
+/// Most positions followed at once while matching one candidate.
+const MAX_FRONTIER: usize = 4;
+
+/// Matching steps allowed per byte of scrubbed text (plus a fixed allowance) before the
+/// fixed forms take over.
+const STEPS_PER_BYTE: usize = 32;
+const BASE_STEPS: usize = 1 << 20;
 
 /// Secrets shorter than this are not scrubbed (they would corrupt unrelated text); the vault
 /// refuses nothing shorter, so in practice every real secret is covered.
@@ -58,7 +71,7 @@ impl Redactor {
 
     /// Whether `text` contains any secret value.
     pub fn contains(&self, text: &str) -> bool {
-        let mut scratch = Scratch::default();
+        let mut scratch = Scratch::for_len(text.len());
         self.patterns
             .iter()
             .any(|p| p.find(text.as_bytes(), 0, &mut scratch).is_some())
@@ -67,7 +80,7 @@ impl Redactor {
     /// `bytes` with every secret replaced by [`REDACTED`].
     pub fn scrub_bytes<'a>(&self, bytes: &'a [u8]) -> Cow<'a, [u8]> {
         let mut out: Cow<'a, [u8]> = Cow::Borrowed(bytes);
-        let mut scratch = Scratch::default();
+        let mut scratch = Scratch::for_len(bytes.len());
         for pattern in &self.patterns {
             let Some(first) = pattern.find(&out, 0, &mut scratch) else {
                 continue;
@@ -113,6 +126,8 @@ struct Pattern {
     /// none: then every place the first character may start is a candidate).
     anchor: std::ops::Range<usize>,
     finder: memmem::Finder<'static>,
+    /// The fixed forms, used once the work budget is spent.
+    fixed: Vec<memmem::Finder<'static>>,
 }
 
 /// One character of a secret.
@@ -127,11 +142,21 @@ struct SecretChar {
     lengths: Vec<usize>,
 }
 
-/// Positions reachable so far while matching, reused across candidates.
+/// Positions reachable so far while matching, reused across candidates, and the work left.
 #[derive(Default)]
 struct Scratch {
     at: Vec<usize>,
     next: Vec<usize>,
+    steps_left: usize,
+}
+
+impl Scratch {
+    fn for_len(len: usize) -> Self {
+        Self {
+            steps_left: len.saturating_mul(STEPS_PER_BYTE).saturating_add(BASE_STEPS),
+            ..Self::default()
+        }
+    }
 }
 
 impl Pattern {
@@ -157,18 +182,37 @@ impl Pattern {
             }
         }
         let needle: Vec<u8> = chars[anchor.clone()].iter().flat_map(|c| c.utf8.clone()).collect();
+        let fixed = fixed_forms(&chars)
+            .iter()
+            .map(|f| memmem::Finder::new(f).into_owned())
+            .collect();
         Self {
             finder: memmem::Finder::new(&needle).into_owned(),
             raw,
             chars,
             anchor,
+            fixed,
         }
+    }
+
+    /// The earliest fixed form at or after `from`.
+    fn find_fixed(&self, hay: &[u8], from: usize) -> Option<(usize, usize)> {
+        self.fixed
+            .iter()
+            .filter_map(|f| {
+                f.find(hay.get(from..)?)
+                    .map(|i| (from + i, from + i + f.needle().len()))
+            })
+            .min()
     }
 
     /// The first match at or after `from`, as `(start, end)`, extended as far as it goes.
     fn find(&self, hay: &[u8], from: usize, scratch: &mut Scratch) -> Option<(usize, usize)> {
         let mut at = from;
         while at < hay.len() {
+            if scratch.steps_left == 0 {
+                return self.find_fixed(hay, at);
+            }
             let hit = match self.chars.first() {
                 // No anchor: a match starts with the first character raw, `\…` or `%…`.
                 Some(c) if self.anchor.is_empty() && c.utf8 != b" " => {
@@ -241,7 +285,7 @@ fn extend(
     floor: usize,
     scratch: &mut Scratch,
 ) -> Option<usize> {
-    let Scratch { at, next } = scratch;
+    let Scratch { at, next, steps_left } = scratch;
     at.clear();
     at.push(pos);
     for i in 0..chars.len() {
@@ -249,6 +293,10 @@ fn extend(
         next.clear();
         for &p in at.iter() {
             for &len in &c.lengths {
+                if *steps_left == 0 {
+                    return None;
+                }
+                *steps_left -= 1;
                 let span = if backwards {
                     p.checked_sub(len).map(|s| s..p)
                 } else {
@@ -266,6 +314,12 @@ fn extend(
         }
         next.sort_unstable();
         next.dedup();
+        // Keep the nearest and the farthest few (mostly-raw and mostly-escaped paths): real
+        // encoders mix at most a form or two.
+        if next.len() > MAX_FRONTIER {
+            let keep = MAX_FRONTIER / 2;
+            next.drain(keep..next.len() - keep);
+        }
         std::mem::swap(at, next);
     }
     if backwards {
@@ -273,6 +327,68 @@ fn extend(
     } else {
         at.last().copied()
     }
+}
+
+/// The secret written whole in each common form: raw; every character that is not a letter
+/// or digit percent-encoded, or `\u`-escaped, in upper and in lower case; `/` as `\/`.
+fn fixed_forms(chars: &[SecretChar]) -> Vec<Vec<u8>> {
+    let each = |f: &dyn Fn(&SecretChar) -> Vec<u8>| -> Vec<u8> {
+        chars
+            .iter()
+            .flat_map(|c| if c.verbatim { c.utf8.clone() } else { f(c) })
+            .collect()
+    };
+    let percent = |upper: bool| {
+        move |c: &SecretChar| -> Vec<u8> {
+            c.utf8
+                .iter()
+                .flat_map(|b| {
+                    let text = if upper {
+                        format!("%{b:02X}")
+                    } else {
+                        format!("%{b:02x}")
+                    };
+                    text.into_bytes()
+                })
+                .collect()
+        }
+    };
+    let unicode = |upper: bool| {
+        move |c: &SecretChar| -> Vec<u8> {
+            if c.utf16.is_empty() {
+                return c.utf8.clone();
+            }
+            c.utf16
+                .iter()
+                .flat_map(|u| {
+                    let text = if upper {
+                        format!("\\u{u:04X}")
+                    } else {
+                        format!("\\u{u:04x}")
+                    };
+                    text.into_bytes()
+                })
+                .collect()
+        }
+    };
+    let slash = |c: &SecretChar| -> Vec<u8> {
+        if c.utf8 == b"/" {
+            b"\\/".to_vec()
+        } else {
+            c.utf8.clone()
+        }
+    };
+    let mut forms = vec![
+        each(&|c: &SecretChar| c.utf8.clone()),
+        each(&percent(true)),
+        each(&percent(false)),
+        each(&unicode(true)),
+        each(&unicode(false)),
+        each(&slash),
+    ];
+    forms.sort();
+    forms.dedup();
+    forms
 }
 
 /// The value of hex digits in either case, or `None` if any is not a hex digit.
@@ -285,6 +401,25 @@ fn hex_value(digits: &[u8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_built_to_be_slow_runs_out_of_budget_and_still_loses_the_raw_secret() {
+        // Every `\\` may be the secret's `\` raw or escaped: without a budget and a frontier
+        // cap this is quadratic per candidate.
+        let secret = format!("a{}", "\\".repeat(2000));
+        let r = Redactor::new(vec![secret.clone().into_bytes()]);
+        let mut body = "a".to_string() + &"\\".repeat(1 << 19);
+        body.push_str(" then the secret itself: ");
+        body.push_str(&secret);
+        let scrubbed = r.scrub(&body);
+        // The leading run is the secret JSON-escaped; the trailing copy is the secret raw.
+        assert!(scrubbed.starts_with("[REDACTED]"));
+        assert!(
+            scrubbed.ends_with("then the secret itself: [REDACTED]"),
+            "{}",
+            &scrubbed[scrubbed.len() - 60..]
+        );
+    }
 
     #[test]
     fn replaces_every_occurrence_longest_first() {

@@ -1,4 +1,5 @@
-//! Forgets `Idempotency-Key` claims older than a day.
+//! Forgets `Idempotency-Key` claims older than a day, and per-key usage older than the
+//! longest window a usage report covers.
 
 use super::{Job, JobFuture, JobReport};
 use crate::config::Config;
@@ -10,7 +11,10 @@ use std::time::Duration;
 /// How long an idempotency key replays its first response.
 pub const IDEMPOTENCY_KEY_TTL_MS: i64 = 24 * 3_600_000;
 
-/// Expire old idempotency keys hourly.
+/// How long per-key usage is kept (the longest report window).
+pub const KEY_USAGE_TTL_MS: i64 = 90 * 86_400_000;
+
+/// Expire old idempotency keys and usage rows hourly.
 pub struct ExpireIdempotencyKeys;
 
 impl Job for ExpireIdempotencyKeys {
@@ -28,7 +32,8 @@ impl Job for ExpireIdempotencyKeys {
                 .db
                 .expire_idempotency_keys(now_ms() - IDEMPOTENCY_KEY_TTL_MS)
                 .await?;
-            let handled = usize::try_from(expired).unwrap_or(usize::MAX);
+            let usage = state.db.expire_key_usage(now_ms() - KEY_USAGE_TTL_MS).await?;
+            let handled = usize::try_from(expired.saturating_add(usage)).unwrap_or(usize::MAX);
             Ok(JobReport { handled })
         })
     }

@@ -15,6 +15,9 @@ pub const LATENCY_BOUNDS_MS: [u64; 14] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_
 const BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
 const _: () = assert!(BUCKETS == crate::store::KEY_USAGE_BUCKETS);
 
+/// Most per-key usage rows held between flushes.
+const MAX_PENDING_KEY_ROWS: usize = 100_000;
+
 #[derive(Default)]
 struct UsageDelta {
     workspace_id: String,
@@ -66,6 +69,11 @@ impl Recorder {
             .position(|&b| millis <= b as f64)
             .unwrap_or(BUCKETS - 1);
         self.with(|p| {
+            if p.key_usage.len() >= MAX_PENDING_KEY_ROWS {
+                // A flood of distinct rows while the database is away: drop the backlog
+                // rather than the process (usage is approximate by design).
+                p.key_usage.clear();
+            }
             let row = p
                 .key_usage
                 .entry((key_id.to_string(), hour, endpoint.to_string()))
@@ -80,6 +88,7 @@ impl Recorder {
                     latency_us_sum: 0,
                     buckets: [0; BUCKETS],
                 });
+
             row.requests += 1;
             row.client_errors += i64::from((400..500).contains(&status));
             row.server_errors += i64::from(status >= 500);
@@ -116,9 +125,17 @@ impl Recorder {
         });
     }
 
-    /// Write everything buffered. On failure the batch is put back for the next attempt.
+    /// Write everything buffered. Each part (connection usage, key usage, last-use times,
+    /// marketplace executions) is written on its own; a part that fails is put back for the
+    /// next attempt and the others are not written twice. Returns the first failure.
     pub async fn flush(&self, db: &Db) -> StoreResult<()> {
         let pending = self.with(std::mem::take);
+        let mut first_error = None;
+        let mut failed = |e| {
+            if first_error.is_none() {
+                first_error = Some(e);
+            }
+        };
         let usage: Vec<UsageRecord> = pending
             .usage
             .iter()
@@ -130,33 +147,8 @@ impl Recorder {
                 latency_buckets: serde_json::to_string(&d.buckets.to_vec()).unwrap_or_else(|_| "[]".into()),
             })
             .collect();
-        let keys: Vec<(String, i64)> = pending.key_uses.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        let connections: Vec<(String, i64)> = pending.connection_uses.iter().map(|(k, v)| (k.clone(), *v)).collect();
-        let key_usage: Vec<KeyUsageRow> = pending.key_usage.values().cloned().collect();
-        let result = async {
-            db.add_usage(&usage, merge_buckets).await?;
-            db.add_key_usage(&key_usage).await?;
-            if !keys.is_empty() {
-                db.touch_api_keys(&keys).await?;
-            }
-            if !connections.is_empty() {
-                db.touch_connections(&connections).await?;
-            }
-            let mut executions = Vec::new();
-            for ((package, version), n) in &pending.executions {
-                if let Some((ns, name)) = package.split_once('/')
-                    && let Some(pkg) = db.package(ns, name).await?
-                {
-                    executions.push((pkg.id, version.clone(), *n));
-                }
-            }
-            if !executions.is_empty() {
-                db.add_executions(&executions).await?;
-            }
-            Ok(())
-        }
-        .await;
-        if result.is_err() {
+        if let Err(e) = db.add_usage(&usage, merge_buckets).await {
+            failed(e);
             self.with(|p| {
                 for (id, d) in pending.usage {
                     let cur = p.usage.entry(id).or_default();
@@ -167,31 +159,78 @@ impl Recorder {
                         *c += n;
                     }
                 }
-                p.key_uses.extend(pending.key_uses);
-                for (k, n) in pending.executions {
-                    *p.executions.entry(k).or_default() += n;
-                }
-                p.connection_uses.extend(pending.connection_uses);
+            });
+        }
+        let key_usage: Vec<KeyUsageRow> = pending.key_usage.values().cloned().collect();
+        if let Err(e) = db.add_key_usage(&key_usage).await {
+            failed(e);
+            self.with(|p| {
                 for (k, d) in pending.key_usage {
-                    let cur = p.key_usage.entry(k).or_insert_with(|| KeyUsageRow {
-                        requests: 0,
-                        client_errors: 0,
-                        server_errors: 0,
-                        latency_us_sum: 0,
-                        buckets: [0; BUCKETS],
-                        ..d.clone()
-                    });
-                    cur.requests += d.requests;
-                    cur.client_errors += d.client_errors;
-                    cur.server_errors += d.server_errors;
-                    cur.latency_us_sum = cur.latency_us_sum.saturating_add(d.latency_us_sum);
-                    for (c, n) in cur.buckets.iter_mut().zip(d.buckets) {
-                        *c += n;
-                    }
+                    add_key_usage(p.key_usage.entry(k).or_insert_with(|| empty_like(&d)), &d);
                 }
             });
         }
-        result
+        let keys: Vec<(String, i64)> = pending.key_uses.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        if !keys.is_empty()
+            && let Err(e) = db.touch_api_keys(&keys).await
+        {
+            failed(e);
+            self.with(|p| p.key_uses.extend(pending.key_uses));
+        }
+        let connections: Vec<(String, i64)> = pending.connection_uses.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        if !connections.is_empty()
+            && let Err(e) = db.touch_connections(&connections).await
+        {
+            failed(e);
+            self.with(|p| p.connection_uses.extend(pending.connection_uses));
+        }
+        if let Err(e) = write_executions(db, &pending.executions).await {
+            failed(e);
+            self.with(|p| {
+                for (k, n) in pending.executions {
+                    *p.executions.entry(k).or_default() += n;
+                }
+            });
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+async fn write_executions(db: &Db, counts: &HashMap<(String, String), i64>) -> StoreResult<()> {
+    let mut executions = Vec::new();
+    for ((package, version), n) in counts {
+        if let Some((ns, name)) = package.split_once('/')
+            && let Some(pkg) = db.package(ns, name).await?
+        {
+            executions.push((pkg.id, version.clone(), *n));
+        }
+    }
+    if !executions.is_empty() {
+        db.add_executions(&executions).await?;
+    }
+    Ok(())
+}
+
+/// A row with `like`'s identity and no counts.
+fn empty_like(like: &KeyUsageRow) -> KeyUsageRow {
+    KeyUsageRow {
+        requests: 0,
+        client_errors: 0,
+        server_errors: 0,
+        latency_us_sum: 0,
+        buckets: [0; BUCKETS],
+        ..like.clone()
+    }
+}
+
+/// Add `delta`'s counts to `into`.
+fn add_key_usage(into: &mut KeyUsageRow, delta: &KeyUsageRow) {
+    into.requests += delta.requests;
+    into.client_errors += delta.client_errors;
+    into.server_errors += delta.server_errors;
+    into.latency_us_sum = into.latency_us_sum.saturating_add(delta.latency_us_sum);
+    for (c, n) in into.buckets.iter_mut().zip(delta.buckets) {
+        *c += n;
     }
 }
 

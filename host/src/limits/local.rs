@@ -19,6 +19,9 @@ const MAX_ENTRIES: usize = 100_000;
 #[derive(Default)]
 pub struct LocalCounters {
     limiters: Mutex<HashMap<(String, u32, Duration), Arc<Limiter>>>,
+    /// Budgets of client addresses (`ip:…`), apart: anyone can create many of them, and
+    /// forgetting them must not reset any key's or connection's budget.
+    addresses: Mutex<HashMap<(String, u32, Duration), Arc<Limiter>>>,
     windows: Mutex<HashMap<(String, Window), (i64, u64)>>,
 }
 
@@ -26,7 +29,12 @@ impl LocalCounters {
     /// See [`super::Counters::rate`].
     pub fn rate(&self, key: &str, limit: u32, period: Duration) -> RateDecision {
         let limiter = {
-            let mut map = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
+            let map = if key.starts_with("ip:") {
+                &self.addresses
+            } else {
+                &self.limiters
+            };
+            let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
             if map.len() > MAX_ENTRIES {
                 map.clear();
             }

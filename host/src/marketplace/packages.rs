@@ -112,15 +112,29 @@ pub struct BrowseFilter {
 /// Every package matching `filter` that has an installable version, in `filter.sort` order.
 /// The filtering happens in the database, in a fixed number of queries.
 pub async fn browse(state: &AppState, filter: &BrowseFilter) -> MarketplaceResult<Vec<Listing>> {
-    let rows = state
+    // SQLite folds only ASCII case, so a non-ASCII search text is matched here instead.
+    let q = filter.q.as_deref().unwrap_or("");
+    let (sql_q, rust_q) = if q.is_ascii() {
+        (q, None)
+    } else {
+        ("", Some(q.to_lowercase()))
+    };
+    let mut rows = state
         .db
         .browse_packages(
             filter.category.as_deref().unwrap_or(""),
             filter.featured_only,
-            filter.q.as_deref().unwrap_or(""),
+            sql_q,
             reviews::CONNECTOR,
         )
         .await?;
+    if let Some(q) = rust_q {
+        rows.packages.retain(|p| {
+            format!("{} {} {} {}", p.namespace, p.name, p.display_name, p.description)
+                .to_lowercase()
+                .contains(&q)
+        });
+    }
     let mut versions: std::collections::HashMap<String, Vec<PackageVersionRecord>> = Default::default();
     for v in rows.versions {
         versions.entry(v.package_id.clone()).or_default().push(v);

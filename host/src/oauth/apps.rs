@@ -85,9 +85,12 @@ pub async fn client_app(state: &AppState, lookup: AppLookup<'_>) -> Result<(Clie
         return Err(OAuthError::AppMissing(connector_id.to_string()));
     };
     let origin = lookup.token_url.origin().ascii_serialization();
+    // The signer must also still be trusted by this host (a key removed from the trust
+    // list takes the operator's app away from what it signed).
     let bound = record.token_origin.as_deref() == Some(origin.as_str())
         && record.signer.as_deref() == Some(lookup.signer)
-        && lookup.signer != "unsigned";
+        && lookup.signer != "unsigned"
+        && state.trust.trusts(lookup.signer);
     if !bound {
         return Err(OAuthError::Invalid {
             code: "operator_app_not_allowed",

@@ -16,6 +16,9 @@ use nexum_manifest::Manifest;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Longest a refresh waits for one of its workspace's refresh slots.
+pub const REFRESH_SLOT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What asked for a refresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshReason {
@@ -129,15 +132,28 @@ async fn refresh_now(
     let _share = state
         .oauth
         .refresh_share
-        .acquire(workspace_id)
+        .acquire_within(workspace_id, REFRESH_SLOT_PATIENCE)
         .await
-        .ok_or_else(shutting_down)?;
+        .map_err(|busy| OAuthError::Invalid {
+            code: "workspace_busy",
+            message: busy.to_string(),
+        })?;
     let _slot = state.oauth.refresh_slots.acquire().await.map_err(|_| shutting_down())?;
     let mut lock = state.db.lock_for_refresh(workspace_id, connection_id).await?;
-    let Some(record) = lock.connection().await? else {
+    let Some(current) = lock.connection().await? else {
         lock.release().await?;
         return Err(OAuthError::NotFound("connection"));
     };
+    // The token URL and app above were chosen for the variables read before the lock. If an
+    // admin has since pointed the connection elsewhere (with new tokens, under this lock),
+    // those tokens must not go to the old endpoint: leave them to the next call.
+    if current.variables != record.variables {
+        lock.release().await?;
+        state.connections.evict(connection_id);
+        return Ok(RefreshOutcome::AlreadyFresh);
+    }
+    let expected_variables = record.variables.clone();
+    let record = current;
     if reason != RefreshReason::Forced && is_sticky(record.status) {
         lock.release().await?;
         return Err(if record.status == ConnectionStatus::Expired {
@@ -191,7 +207,7 @@ async fn refresh_now(
             last_error: Some(&OAuthError::Expired.to_string()),
             failed_event: None,
             settings: None,
-            expected_variables: None,
+            expected_variables: Some(&expected_variables),
         })
         .await?;
         state.connections.evict(connection_id);
@@ -218,7 +234,7 @@ async fn refresh_now(
                 last_error: None,
                 failed_event: None,
                 settings: None,
-                expected_variables: None,
+                expected_variables: Some(&expected_variables),
             })
             .await?;
             state.connections.evict(connection_id);
@@ -267,7 +283,7 @@ async fn refresh_now(
             "status": status,
         })),
         settings: None,
-        expected_variables: None,
+        expected_variables: Some(&expected_variables),
     })
     .await?;
     state.connections.evict(connection_id);

@@ -91,6 +91,9 @@ pub struct AuditWriter {
     queue: tokio::sync::mpsc::Sender<(AuditEntry, tokio::sync::oneshot::Sender<bool>)>,
 }
 
+/// Longest a call waits for its audit record to commit.
+pub const AUDIT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Most entries one group commit writes.
 const GROUP_COMMIT_MAX: usize = 512;
 
@@ -118,15 +121,16 @@ impl AuditWriter {
         Self { queue }
     }
 
-    /// Append `entry` and wait until it is committed.
+    /// Append `entry` and wait until it is committed (at most [`AUDIT_PATIENCE`]: a stalled
+    /// database refuses the call rather than holding it).
     pub async fn append(&self, entry: AuditEntry) -> StoreResult<()> {
         let (done, committed) = tokio::sync::oneshot::channel();
-        self.queue
-            .send((entry, done))
-            .await
-            .map_err(|_| StoreError::Unavailable("audit log"))?;
-        match committed.await {
-            Ok(true) => Ok(()),
+        let appended = async {
+            self.queue.send((entry, done)).await.ok()?;
+            committed.await.ok()
+        };
+        match tokio::time::timeout(AUDIT_PATIENCE, appended).await {
+            Ok(Some(true)) => Ok(()),
             _ => Err(StoreError::Unavailable("audit log")),
         }
     }

@@ -117,3 +117,14 @@ impl Db {
             .map_err(Into::into)
     }
 }
+
+impl Db {
+    /// Forget usage rows of hours before `before` (unix ms).
+    pub async fn expire_key_usage(&self, before: i64) -> StoreResult<u64> {
+        Ok(sqlx::query("DELETE FROM api_key_usage WHERE hour < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await?
+            .rows_affected())
+    }
+}

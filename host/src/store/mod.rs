@@ -21,7 +21,7 @@ pub use api_keys::{ApiKeyRecord, NewApiKey};
 pub use audit::{AuditEntry, AuditWriter};
 pub use connections::{ConnectionRecord, ConnectionSettings, ConnectionStatus};
 pub use events::EventRecord;
-pub use idempotency::IdempotencyRecord;
+pub use idempotency::{IdempotencyClaim, IdempotencyRecord};
 pub use installations::{InstallationRecord, NewInstallation};
 pub use jobs::{ClaimedJob, NewJob};
 pub use key_usage::{KEY_USAGE_BUCKETS, KeyUsageRow};

@@ -71,15 +71,23 @@ impl Db {
 
     /// Secrets not sealed with `key_id` and the current associated-data version, a batch at
     /// a time (key rotation, and the upgrade of older rows at start).
-    pub async fn secrets_not_sealed_with(&self, key_id: &str, limit: usize) -> StoreResult<Vec<SecretRecord>> {
+    /// Rows come in id order after `after` (a cursor, so rows that cannot be re-sealed are
+    /// passed over rather than returned again).
+    pub async fn secrets_not_sealed_with(
+        &self,
+        key_id: &str,
+        after: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<SecretRecord>> {
         Ok(sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
-            " FROM secrets WHERE key_id <> $1 OR aad_version <> $3 ORDER BY id LIMIT $2"
+            " FROM secrets WHERE (key_id <> $1 OR aad_version <> $3) AND id > $4 ORDER BY id LIMIT $2"
         ))
         .bind(key_id)
         .bind(limit as i64)
         .bind(AAD_VERSION)
+        .bind(after)
         .fetch_all(self.pool())
         .await?)
     }

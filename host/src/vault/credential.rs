@@ -86,8 +86,8 @@ pub enum CredentialError {
         field: String,
     },
     /// A secret an admin typed is too short to be a real credential, or to be scrubbed
-    /// reliably from what a connector sees.
-    #[error("the `{field}` of auth scheme `{scheme}` must be at least {MIN_SECRET_CHARS} characters")]
+    /// reliably from what a connector sees, or absurdly long.
+    #[error("the `{field}` of auth scheme `{scheme}` must be {MIN_SECRET_CHARS}–{MAX_SECRET_CHARS} characters")]
     TooShort {
         /// Scheme id.
         scheme: String,
@@ -99,6 +99,10 @@ pub enum CredentialError {
 /// Shortest API key, bearer token or password an admin may store. Real credentials are far
 /// longer; a very short one would match unrelated text and could not be scrubbed safely.
 pub const MIN_SECRET_CHARS: usize = 8;
+
+/// Longest secret an admin may type: real keys and tokens are far shorter, and a bound
+/// keeps scrubbing every response that carried it cheap.
+pub const MAX_SECRET_CHARS: usize = 4096;
 
 /// Refuse admin-supplied secrets shorter than [`MIN_SECRET_CHARS`]: the scheme's secret, and
 /// for OAuth2 the tokens and client secret an admin imports or types (tokens the provider
@@ -113,7 +117,7 @@ pub fn check_secret_length(scheme: &AuthScheme, fields: &BTreeMap<String, String
     };
     for field in checked {
         if let Some(value) = fields.get(*field)
-            && value.chars().count() < MIN_SECRET_CHARS
+            && !(MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&value.chars().count())
         {
             return Err(CredentialError::TooShort {
                 scheme: scheme.id.clone(),

@@ -80,6 +80,8 @@ pub struct RotationReport {
     pub active_key: String,
     /// Rows re-encrypted under it.
     pub resealed: usize,
+    /// Rows that could not be opened and were left as they are.
+    pub unreadable: usize,
 }
 
 /// The process's vault.
@@ -240,14 +242,23 @@ impl Vault {
         }
         let active = self.active_key_id();
         let mut resealed = 0;
+        let mut unreadable = 0;
+        let mut cursor = String::new();
         loop {
-            let batch = db.secrets_not_sealed_with(&active, 200).await?;
-            if batch.is_empty() {
-                break;
-            }
-            let mut progressed = false;
+            let batch = db.secrets_not_sealed_with(&active, &cursor, 200).await?;
+            let Some(last) = batch.last() else { break };
+            cursor = last.id.clone();
             for row in &batch {
-                let fields = self.open_fields(row)?;
+                // A row that does not open (tampered, or sealed with a key no longer held) is
+                // reported and passed over; it must not stop every row after it.
+                let fields = match self.open_fields(row) {
+                    Ok(fields) => fields,
+                    Err(e) => {
+                        tracing::warn!(secret = %row.id, error = %e, "a secret could not be opened to re-seal it");
+                        unreadable += 1;
+                        continue;
+                    }
+                };
                 let plaintext = Zeroizing::new(serde_json::to_vec(&fields.0).map_err(|_| VaultError::Corrupt)?);
                 let context = SealContext {
                     workspace_id: row.workspace_id.as_str(),
@@ -255,23 +266,19 @@ impl Vault {
                     owner_id: Some(&row.owner_id),
                 };
                 let sealed = cipher::seal(&self.read(), context, &plaintext)?;
+                // A row changed meanwhile was written by a writer using the active key.
                 if db
                     .reseal_secret(row, &sealed.key_id, &sealed.nonce, &sealed.ciphertext)
                     .await?
                 {
                     resealed += 1;
-                    progressed = true;
                 }
-            }
-            if !progressed {
-                // Every row in the batch changed under us; they are now sealed by a writer
-                // using the active key, or will be picked up on the next pass.
-                tokio::task::yield_now().await;
             }
         }
         Ok(RotationReport {
             active_key: active,
             resealed,
+            unreadable,
         })
     }
 }
