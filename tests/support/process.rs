@@ -61,9 +61,11 @@ impl NexumProcess {
         let mut first_key = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = received
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("nexum serve did not report listening"));
+            let Ok(line) = received.recv_timeout(left) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("nexum serve did not report listening (see serve.log in its data directory)");
+            };
             if let Some(key) = line.trim().strip_prefix("export NEXUM_API_KEY=") {
                 first_key = Some(key.to_string());
             }

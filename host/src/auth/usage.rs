@@ -134,7 +134,7 @@ pub fn summarize(key_id: &str, from: i64, to: i64, rows: &[KeyUsageRow]) -> KeyU
             totals: sum.totals(),
         })
         .collect();
-    by_endpoint.sort_by(|a, b| b.totals.requests.cmp(&a.totals.requests));
+    by_endpoint.sort_by_key(|e| std::cmp::Reverse(e.totals.requests));
     KeyUsageReport {
         key_id: key_id.to_string(),
         from,
