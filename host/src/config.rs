@@ -76,6 +76,11 @@ pub struct Config {
     /// Requests per minute each client address may make to the endpoints that need no key
     /// (public marketplace, OAuth callback); 0 switches the limit off.
     pub public_rate_limit_per_minute: u32,
+    /// Milliseconds between fan-outs of the event outbox to webhook endpoints (0: off).
+    pub webhook_fanout_ms: u64,
+    /// Delays before each webhook retry, in ms (default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
+    /// 10 h; each jittered by ±20 %).
+    pub webhook_retry_delays_ms: Vec<u64>,
 }
 
 /// Log output format.
@@ -138,6 +143,8 @@ struct FileConfig {
     max_refreshes_per_workspace: Option<u32>,
     redis_url: Option<String>,
     public_rate_limit_per_minute: Option<u32>,
+    webhook_fanout_ms: Option<u64>,
+    webhook_retry_delays_ms: Option<Vec<u64>>,
 }
 
 impl Config {
@@ -305,6 +312,24 @@ impl Config {
             Some(_) => return Err(invalid("NEXUM_REDIS_URL", "must start with redis:// or rediss://")),
             None => None,
         };
+        let webhook_retry_delays_ms = match env("NEXUM_WEBHOOK_RETRY_DELAYS_MS") {
+            Some(v) => comma_list(&v)
+                .iter()
+                .map(|d| d.parse::<u64>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| {
+                    invalid(
+                        "NEXUM_WEBHOOK_RETRY_DELAYS_MS",
+                        "a comma-separated list of milliseconds",
+                    )
+                })?,
+            None => f.webhook_retry_delays_ms.unwrap_or_else(|| {
+                crate::webhooks::schedule::DEFAULT_SCHEDULE
+                    .iter()
+                    .map(|d| d.as_millis() as u64)
+                    .collect()
+            }),
+        };
         let max_concurrent_calls = num(
             "max_concurrent_calls",
             f.max_concurrent_calls.map(u64::from),
@@ -313,6 +338,8 @@ impl Config {
             10_000,
         )? as u32;
         Ok(Self {
+            webhook_retry_delays_ms,
+            webhook_fanout_ms: num("webhook_fanout_ms", f.webhook_fanout_ms, 100, 0, 60_000)?,
             redis_url,
             oauth_return_origins,
             public_url,

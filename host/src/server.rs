@@ -104,6 +104,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     let state = Arc::new(AppState {
         config,
         audit: crate::store::AuditWriter::start(db.clone()),
+        queue: crate::jobs::Queue::new(db.clone()),
         call_share,
         db,
         outbound,
@@ -160,6 +161,7 @@ pub struct Server {
     stop: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     jobs: jobs::Scheduler,
+    workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -176,9 +178,32 @@ impl Server {
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let periodic = jobs::all()
             .into_iter()
-            .filter(|job| surface == api::Surface::Full || job.name() != "oauth-refresh-sweep")
+            .filter(|job| {
+                surface == api::Surface::Full || !matches!(job.name(), "oauth-refresh-sweep" | "webhook-fanout")
+            })
             .collect();
         let jobs = jobs::Scheduler::start(&state, periodic, &stop_rx);
+        let mut workers = Vec::new();
+        if surface == api::Surface::Full {
+            let schedule = crate::webhooks::schedule::RetrySchedule::new(
+                state
+                    .config
+                    .webhook_retry_delays_ms
+                    .iter()
+                    .map(|ms| Duration::from_millis(*ms))
+                    .collect(),
+            );
+            let handler = crate::webhooks::delivery::DeliveryHandler::new(
+                state.clone(),
+                schedule,
+                crate::webhooks::delivery::DEFAULT_FAILURE_WINDOW,
+            );
+            workers.push(
+                state
+                    .queue
+                    .spawn_worker(Arc::new(handler), jobs::WorkerSettings::default(), stop_rx.clone()),
+            );
+        }
         let app = api::router_for(state.clone(), surface);
         let mut shutdown_rx = stop_rx;
         let task = tokio::spawn(async move {
@@ -194,6 +219,7 @@ impl Server {
             stop,
             task,
             jobs,
+            workers,
         })
     }
 
@@ -203,6 +229,9 @@ impl Server {
         let _ = self.stop.send(true);
         let _ = self.task.await;
         self.jobs.join().await;
+        for worker in self.workers {
+            let _ = worker.await;
+        }
         if let Err(e) = self.state.recorder.flush(&self.state.db).await {
             tracing::error!(error = %e, "final flush of usage and audit records failed");
         }

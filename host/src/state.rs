@@ -36,6 +36,8 @@ pub struct AppState {
     pub recorder: Arc<Recorder>,
     /// Each workspace's share of the connector-call slots.
     pub call_share: crate::workspaces::fair_share::FairShare,
+    /// The durable job queue (webhook deliveries; workflow runs next).
+    pub queue: crate::jobs::Queue,
     /// Durable, group-committed audit appends (`secret.use` is written before the call).
     pub audit: crate::store::AuditWriter,
     /// Prometheus metrics.

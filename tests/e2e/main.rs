@@ -37,3 +37,4 @@ mod oauth;
 mod queue;
 mod secrets;
 mod slack;
+mod webhooks;

@@ -29,6 +29,7 @@ mod headers;
 pub mod outbound;
 mod rate_limit;
 mod retry;
+pub use retry::retry_after;
 pub mod scrub;
 mod trace;
 

@@ -17,7 +17,7 @@ pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
 }
 
 /// The wait the upstream asked for in `Retry-After` (delta-seconds or an HTTP date).
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));

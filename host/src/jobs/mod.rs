@@ -4,7 +4,8 @@
 //!
 //! The periodic jobs: [`flush::FlushRecorder`] (batched usage, last-use and audit writes,
 //! buffered by [`Recorder`]), [`keyring::ReloadKeyring`], [`idempotency::ExpireIdempotencyKeys`],
-//! [`health::HealthChecks`] and [`oauth_refresh::OAuthRefreshSweep`].
+//! [`health::HealthChecks`], [`oauth_refresh::OAuthRefreshSweep`] and
+//! [`webhook_fanout::WebhookFanOut`].
 //!
 //! Work that must not be lost goes through the durable [`queue`] instead: jobs in the
 //! database, claimed under a lease by workers on any node.
@@ -17,6 +18,7 @@ pub mod oauth_refresh;
 pub mod queue;
 mod recorder;
 mod scheduler;
+pub mod webhook_fanout;
 
 pub use queue::{Outcome, Queue, QueueHandler, WorkerSettings};
 pub use recorder::{LATENCY_BOUNDS_MS, LatencySummary, Recorder, merge_buckets, summarize};
@@ -73,6 +75,7 @@ pub fn all() -> Vec<Arc<dyn Job>> {
         Arc::new(idempotency::ExpireIdempotencyKeys),
         Arc::new(health::HealthChecks),
         Arc::new(oauth_refresh::OAuthRefreshSweep),
+        Arc::new(webhook_fanout::WebhookFanOut),
     ]
 }
 

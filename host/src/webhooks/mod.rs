@@ -6,13 +6,21 @@
 //! every delivery, fan-out of events from the event outbox to the endpoints subscribed to them,
 //! and delivery attempts with retries and backoff.
 //!
-//! Only signing exists so far:
-//!
+//! - [`endpoints`]: creating an endpoint (URL under the address policy, a fresh `whsec_`
+//!   secret sealed in the vault);
+//! - fan-out (`jobs::webhook_fanout`): outbox events become messages and one delivery job
+//!   per subscribed endpoint, in one transaction;
+//! - [`delivery`]: the queue handler that signs, POSTs (no redirects, 15 s), logs every
+//!   attempt, retries on [`schedule`] honouring `Retry-After`, disables on `410 Gone` or
+//!   after failing for five days;
 //! - [`signing`]: [`WebhookSecret`] (`whsec_…`), the `v1` HMAC-SHA256 signature over
 //!   `{msg_id}.{timestamp}.{body}`, the space-separated `webhook-signature` header used for
 //!   zero-downtime secret rotation, verification with a timestamp tolerance, and the three
 //!   `webhook-*` headers of a delivery.
 
+pub mod delivery;
+pub mod endpoints;
+pub mod schedule;
 pub mod signing;
 
 pub use signing::{

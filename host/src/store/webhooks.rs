@@ -1,0 +1,356 @@
+//! Outgoing webhook rows: endpoints, messages (one per event fanned out), and the log of
+//! delivery attempts. The fan-out turns undelivered outbox events into messages and one
+//! delivery job per subscribed endpoint, in one transaction, so no event is lost or fanned
+//! out twice.
+
+use super::{Db, StoreResult, jobs::insert_job, new_id, now_ms};
+use crate::ids::WorkspaceId;
+
+/// Queue of webhook delivery jobs.
+pub const DELIVERY_QUEUE: &str = "webhook.deliver";
+
+/// A webhook endpoint.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EndpointRecord {
+    /// `wep_…`
+    pub id: String,
+    /// Owning workspace.
+    pub workspace_id: WorkspaceId,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// Free text.
+    pub description: String,
+    /// Comma-separated event types it receives (empty: every type except opt-in ones).
+    pub event_types: String,
+    /// Unix ms it was disabled, if it is.
+    pub disabled_at: Option<i64>,
+    /// Why (`gone`, `failing`, `manual`).
+    pub disabled_reason: Option<String>,
+    /// Unix ms of the first failure since the last success.
+    pub failing_since: Option<i64>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+impl EndpointRecord {
+    /// Whether it receives events of `kind`.
+    pub fn subscribes_to(&self, kind: &str, opt_in: &[&str]) -> bool {
+        let types: Vec<&str> = self
+            .event_types
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect();
+        if types.is_empty() {
+            !opt_in.contains(&kind)
+        } else {
+            types.contains(&kind)
+        }
+    }
+}
+
+/// One event as sent to endpoints.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRecord {
+    /// `msg_…`, the `webhook-id` of every attempt.
+    pub id: String,
+    /// Workspace.
+    pub workspace_id: WorkspaceId,
+    /// The outbox event it came from.
+    pub event_id: String,
+    /// Event type.
+    pub event_type: String,
+    /// The JSON body sent.
+    pub payload: String,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AttemptRecord {
+    /// `wat_…`
+    pub id: String,
+    /// Workspace.
+    pub workspace_id: WorkspaceId,
+    /// Message.
+    pub message_id: String,
+    /// Endpoint.
+    pub endpoint_id: String,
+    /// 1 for the first attempt.
+    pub attempt: i64,
+    /// The receiver's status, if it answered.
+    pub status_code: Option<i64>,
+    /// Time to the answer (or the failure), ms.
+    pub latency_ms: i64,
+    /// The start of the receiver's answer (capped).
+    pub response_excerpt: String,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// When the next attempt runs, if there is one.
+    pub next_attempt_at: Option<i64>,
+    /// Unix ms.
+    pub created_at: i64,
+}
+
+macro_rules! endpoint_columns {
+    () => {
+        "id, workspace_id, url, description, event_types, disabled_at, disabled_reason, failing_since, created_at, updated_at"
+    };
+}
+
+macro_rules! message_columns {
+    () => {
+        "id, workspace_id, event_id, event_type, payload, created_at"
+    };
+}
+
+macro_rules! attempt_columns {
+    () => {
+        "id, workspace_id, message_id, endpoint_id, attempt, status_code, latency_ms, response_excerpt, error, next_attempt_at, created_at"
+    };
+}
+
+/// An outbox event waiting for fan-out.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct PendingEvent {
+    id: String,
+    workspace_id: WorkspaceId,
+    #[sqlx(rename = "type")]
+    kind: String,
+    payload: String,
+    created_at: i64,
+}
+
+impl Db {
+    /// Store a new endpoint (its secret is sealed by the caller under the returned id).
+    pub async fn insert_webhook_endpoint(
+        &self,
+        workspace_id: &WorkspaceId,
+        url: &str,
+        description: &str,
+        event_types: &[String],
+    ) -> StoreResult<EndpointRecord> {
+        let now = now_ms();
+        let record = EndpointRecord {
+            id: new_id("wep"),
+            workspace_id: workspace_id.clone(),
+            url: url.to_string(),
+            description: description.to_string(),
+            event_types: event_types.join(","),
+            disabled_at: None,
+            disabled_reason: None,
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        };
+        sqlx::query(concat!(
+            "INSERT INTO webhook_endpoints (",
+            endpoint_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, NULL, NULL, NULL, $6, $7)"
+        ))
+        .bind(&record.id)
+        .bind(&record.workspace_id)
+        .bind(&record.url)
+        .bind(&record.description)
+        .bind(&record.event_types)
+        .bind(record.created_at)
+        .bind(record.updated_at)
+        .execute(self.pool())
+        .await?;
+        Ok(record)
+    }
+
+    /// One endpoint of a workspace.
+    pub async fn webhook_endpoint(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<Option<EndpointRecord>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            endpoint_columns!(),
+            " FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// A message of a workspace.
+    pub async fn webhook_message(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<Option<MessageRecord>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            message_columns!(),
+            " FROM webhook_messages WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Turn up to `limit` undelivered outbox events into messages and delivery jobs for the
+    /// enabled endpoints subscribed to them, marking the events delivered, all in one
+    /// transaction. `opt_in` types go only to endpoints that name them. Returns the number
+    /// of events handled.
+    pub async fn fan_out_events(&self, limit: usize, opt_in: &[&str]) -> StoreResult<usize> {
+        let mut tx = self.pool().begin().await?;
+        let events: Vec<PendingEvent> = sqlx::query_as(match self.backend() {
+            super::Backend::Postgres => {
+                "SELECT id, workspace_id, type, payload, created_at FROM events WHERE delivered_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
+            }
+            super::Backend::Sqlite => {
+                "SELECT id, workspace_id, type, payload, created_at FROM events WHERE delivered_at IS NULL ORDER BY id LIMIT $1"
+            }
+        })
+        .bind(limit as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        let now = now_ms();
+        let mut endpoints: std::collections::HashMap<WorkspaceId, Vec<EndpointRecord>> = Default::default();
+        for event in &events {
+            if !endpoints.contains_key(&event.workspace_id) {
+                let found: Vec<EndpointRecord> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    endpoint_columns!(),
+                    " FROM webhook_endpoints WHERE workspace_id = $1 AND disabled_at IS NULL"
+                ))
+                .bind(&event.workspace_id)
+                .fetch_all(&mut *tx)
+                .await?;
+                endpoints.insert(event.workspace_id.clone(), found);
+            }
+            let subscribed: Vec<&EndpointRecord> = endpoints[&event.workspace_id]
+                .iter()
+                .filter(|e| e.subscribes_to(&event.kind, opt_in))
+                .collect();
+            if !subscribed.is_empty() {
+                let message_id = new_id("msg");
+                let body = serde_json::json!({
+                    "type": event.kind,
+                    "timestamp": event.created_at,
+                    "data": serde_json::from_str::<serde_json::Value>(&event.payload).unwrap_or(serde_json::Value::Null),
+                })
+                .to_string();
+                sqlx::query(concat!(
+                    "INSERT INTO webhook_messages (",
+                    message_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6)"
+                ))
+                .bind(&message_id)
+                .bind(&event.workspace_id)
+                .bind(&event.id)
+                .bind(&event.kind)
+                .bind(&body)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                for endpoint in subscribed {
+                    let payload = serde_json::json!({
+                        "workspace_id": event.workspace_id,
+                        "message_id": message_id,
+                        "endpoint_id": endpoint.id,
+                    })
+                    .to_string();
+                    let dedupe = format!("{message_id}:{}", endpoint.id);
+                    insert_job(
+                        &mut tx,
+                        self.backend(),
+                        &super::NewJob {
+                            queue: DELIVERY_QUEUE,
+                            dedupe_key: Some(&dedupe),
+                            payload: &payload,
+                            run_at: now,
+                        },
+                    )
+                    .await?;
+                }
+            }
+            sqlx::query("UPDATE events SET delivered_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(&event.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(events.len())
+    }
+
+    /// Log one attempt.
+    pub async fn insert_webhook_attempt(&self, attempt: &AttemptRecord) -> StoreResult<()> {
+        sqlx::query(concat!(
+            "INSERT INTO webhook_attempts (",
+            attempt_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&attempt.id)
+        .bind(&attempt.workspace_id)
+        .bind(&attempt.message_id)
+        .bind(&attempt.endpoint_id)
+        .bind(attempt.attempt)
+        .bind(attempt.status_code)
+        .bind(attempt.latency_ms)
+        .bind(&attempt.response_excerpt)
+        .bind(&attempt.error)
+        .bind(attempt.next_attempt_at)
+        .bind(attempt.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The attempts of a message, oldest first.
+    pub async fn webhook_attempts(
+        &self,
+        workspace_id: &WorkspaceId,
+        message_id: &str,
+    ) -> StoreResult<Vec<AttemptRecord>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            attempt_columns!(),
+            " FROM webhook_attempts WHERE workspace_id = $1 AND message_id = $2 ORDER BY id"
+        ))
+        .bind(workspace_id)
+        .bind(message_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Record a delivery's outcome on its endpoint: a success clears the failure clock, a
+    /// failure starts it (if not running). Returns when the endpoint has been failing since.
+    pub async fn note_webhook_result(&self, endpoint_id: &str, succeeded: bool, at: i64) -> StoreResult<Option<i64>> {
+        if succeeded {
+            sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
+                .bind(endpoint_id)
+                .execute(self.pool())
+                .await?;
+            return Ok(None);
+        }
+        sqlx::query("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1")
+            .bind(endpoint_id)
+            .bind(at)
+            .execute(self.pool())
+            .await?;
+        let since: Option<(Option<i64>,)> = sqlx::query_as("SELECT failing_since FROM webhook_endpoints WHERE id = $1")
+            .bind(endpoint_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(since.and_then(|(s,)| s))
+    }
+
+    /// Disable an endpoint (`gone`, `failing`, `manual`) unless it already is; returns
+    /// whether this call disabled it.
+    pub async fn disable_webhook_endpoint(&self, endpoint_id: &str, reason: &str) -> StoreResult<bool> {
+        let now = now_ms();
+        Ok(sqlx::query(
+            "UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = $2, updated_at = $1 WHERE id = $3 AND disabled_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(endpoint_id)
+        .execute(self.pool())
+        .await?
+        .rows_affected()
+            == 1)
+    }
+}
