@@ -201,3 +201,60 @@ async fn events_are_delivered_signed_and_retried(app: TestApp) {
         );
     }
 }
+
+/// Two nodes on one PostgreSQL share the fan-out and the deliveries: every event reaches
+/// the receiver exactly once (it always answers 2xx), whichever node claims it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_deliver_each_message_once() {
+    use nexum_tests::app::Backend;
+    let a = TestApp::start(Backend::Postgres).await;
+    let key_file = a.data_dir.path().join("master.keys");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = TestApp::start_on(Backend::Postgres, dir, a.database_url.clone(), |c| {
+        c.master_key_file = key_file
+    })
+    .await;
+    let receiver = fakes::serve(Router::new().route("/hook", post(|| async { AxumStatus::NO_CONTENT }))).await;
+    let ws = workspace_of(&a, &a.key).await;
+    create(
+        a.state(),
+        &ws,
+        "test",
+        NewEndpoint {
+            url: receiver.url("/hook"),
+            description: String::new(),
+            event_types: vec!["test.ping".into()],
+        },
+    )
+    .await
+    .expect("endpoint");
+    const EVENTS: usize = 300;
+    for i in 0..EVENTS {
+        let node = if i % 2 == 0 { &a } else { &b };
+        node.state()
+            .db
+            .append_event(&ws, "test.ping", &json!({ "n": i }))
+            .await
+            .expect("event");
+    }
+    wait_for("every event delivered", || receiver.requests().len() >= EVENTS).await;
+    // Give a duplicate, if any, the time to show up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let requests = receiver.requests();
+    let mut ids: Vec<String> = requests
+        .iter()
+        .map(|r| r.header("webhook-id").expect("id").to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), EVENTS, "one message per event");
+    assert_eq!(requests.len(), EVENTS, "no message delivered twice");
+    let mut seen: Vec<i64> = requests
+        .iter()
+        .map(|r| r.json()["data"]["n"].as_i64().expect("n"))
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..EVENTS as i64).collect::<Vec<_>>());
+    b.shutdown().await;
+    a.shutdown().await;
+}
