@@ -1,12 +1,12 @@
 //! `/api-keys`: create (shown once), list, get, revoke.
 
 use super::AppState;
-use super::extract::{ApiJson, ApiQuery, Pagination, Principal};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Pagination, Principal};
 use crate::auth::{Scope, generate_key};
 use crate::error::{ApiError, ApiResult};
 use crate::store::{ApiKeyRecord, AuditEntry, NewApiKey, new_id, now_ms};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -243,13 +243,14 @@ const MAX_USAGE_DAYS: i64 = 90;
 
 /// A key's usage over a window: requests, success and error rates, average and p95 latency,
 /// by endpoint and by hour (`admin`, or the key itself).
-#[utoipa::path(get, path = "/api/v1/api-keys/{id}/usage", tag = "api-keys", operation_id = "api_key_usage", params(UsageWindow),
+#[utoipa::path(get, path = "/api/v1/api-keys/{id}/usage", tag = "api-keys", operation_id = "api_key_usage",
+    params(("id" = String, Path, description = "`key_…`"), UsageWindow),
     responses((status = 200, body = crate::auth::usage::KeyUsageReport), (status = 404, body = crate::error::Problem),
         (status = 422, body = crate::error::Problem, description = "`from` after `to`, a negative one, or a window over 90 days")))]
 pub async fn usage(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(window): ApiQuery<UsageWindow>,
 ) -> ApiResult<Json<crate::auth::usage::KeyUsageReport>> {
     if id != principal.key_id {
@@ -293,7 +294,7 @@ pub async fn usage(
 pub async fn get(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ApiKeyView>> {
     principal.require(Scope::Admin)?;
     let record = state
@@ -314,7 +315,7 @@ pub async fn get(
 pub async fn revoke(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     principal.require(Scope::Admin)?;
     if state.db.api_key(&principal.workspace_id, &id).await?.is_none() {

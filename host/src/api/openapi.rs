@@ -228,3 +228,55 @@ fn require_one_of(components: &mut utoipa::openapi::Components, name: &str, fiel
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ApiDoc;
+    use utoipa::OpenApi;
+
+    /// The structural half of the contract (schemathesis checks the rest against a server):
+    /// unique operation ids, security stated per operation, path parameters that are in the
+    /// path, problem+json for every error, and the layers' responses everywhere.
+    #[test]
+    fn every_operation_states_its_contract() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("document as JSON");
+        let mut ids = std::collections::BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                let name = format!("{} {path}", method.to_uppercase());
+                let id = op["operationId"].as_str().expect("operationId");
+                assert!(ids.insert(id.to_string()), "{name}: operationId `{id}` is used twice");
+                assert!(op["security"].is_array(), "{name}: no security requirement stated");
+                let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                for p in &params {
+                    let param = p["name"].as_str().unwrap_or_default();
+                    if p["in"] == "path" {
+                        assert!(
+                            path.contains(&format!("{{{param}}}")),
+                            "{name}: `{param}` is not in the path"
+                        );
+                    }
+                }
+                for segment in path.split('/').filter(|s| s.starts_with('{')) {
+                    let param = segment.trim_matches(|c| c == '{' || c == '}');
+                    assert!(
+                        params.iter().any(|p| p["in"] == "path" && p["name"] == param),
+                        "{name}: path parameter `{param}` is not declared"
+                    );
+                }
+                let responses = op["responses"].as_object().expect("responses");
+                for status in ["429", "500"] {
+                    assert!(responses.contains_key(status), "{name}: no {status}");
+                }
+                for (status, response) in responses {
+                    if status.starts_with('4') || status.starts_with('5') {
+                        assert!(
+                            response["content"].get("application/problem+json").is_some(),
+                            "{name} {status}: not application/problem+json"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -3,13 +3,13 @@
 //! `NEXUM_ALLOW_RANGES`. Operator keys only (`workspaces:create`).
 
 use super::AppState;
-use super::extract::{ApiJson, Principal, path_id};
+use super::extract::{ApiJson, ApiPath, Principal, path_id};
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::WorkspaceId;
 use crate::store::AuditEntry;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -91,11 +91,12 @@ async fn existing(state: &AppState, id: &str) -> ApiResult<WorkspaceId> {
 
 /// The ranges granted to a workspace (`workspaces:create`).
 #[utoipa::path(get, path = "/api/v1/workspaces/{id}/allowed-ranges", tag = "workspaces", operation_id = "get_allowed_ranges",
+    params(("id" = String, Path, description = "`ws_…`")),
     responses((status = 200, body = GrantedRanges), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<GrantedRanges>> {
     principal.require(Scope::WorkspacesCreate)?;
     let workspace_id = existing(&state, &id).await?;
@@ -104,13 +105,14 @@ pub async fn get(
 
 /// Grant a workspace's connectors non-public ranges, replacing the previous grant
 /// (`workspaces:create`). Other workspaces keep being refused those addresses.
-#[utoipa::path(put, path = "/api/v1/workspaces/{id}/allowed-ranges", tag = "workspaces", operation_id = "put_allowed_ranges", request_body = GrantRanges,
+#[utoipa::path(put, path = "/api/v1/workspaces/{id}/allowed-ranges", tag = "workspaces", operation_id = "put_allowed_ranges",
+    params(("id" = String, Path, description = "`ws_…`")), request_body = GrantRanges,
     responses((status = 200, body = GrantedRanges), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
         (status = 422, body = crate::error::Problem, description = "Not a CIDR range, or more than 64")))]
 pub async fn put(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<GrantRanges>,
 ) -> ApiResult<Json<GrantedRanges>> {
     principal.require(Scope::WorkspacesCreate)?;

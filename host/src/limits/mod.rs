@@ -57,7 +57,7 @@ impl Window {
 
     /// Start (unix ms) of the window holding `now_ms`.
     pub fn start(self, now_ms: i64) -> i64 {
-        now_ms - now_ms.rem_euclid(self.millis())
+        now_ms.saturating_sub(now_ms.rem_euclid(self.millis()))
     }
 }
 
@@ -156,8 +156,10 @@ impl Counters {
 
 /// Seconds from `now_ms` to the end of its `window`, at least one.
 fn seconds_left(window: Window, now_ms: i64) -> u64 {
-    let end = window.start(now_ms) + window.millis();
-    u64::try_from((end - now_ms + 999) / 1000).unwrap_or(1).max(1)
+    let end = window.start(now_ms).saturating_add(window.millis());
+    u64::try_from(end.saturating_sub(now_ms).saturating_add(999) / 1000)
+        .unwrap_or(1)
+        .max(1)
 }
 
 #[cfg(test)]
@@ -195,5 +197,9 @@ mod tests {
         assert_eq!(Window::Hour.start(3_600_000 * 5 + 17), 3_600_000 * 5);
         assert_eq!(Window::Day.start(86_400_000 + 1), 86_400_000);
         assert_eq!(seconds_left(Window::Hour, 3_600_000 - 1), 1);
+        // Any i64 is a valid input (a client may send one): no overflow.
+        assert!(Window::Day.start(i64::MIN) <= i64::MIN + 86_400_000);
+        assert!(seconds_left(Window::Day, i64::MIN) >= 1);
+        assert!(seconds_left(Window::Hour, i64::MAX) >= 1);
     }
 }

@@ -91,7 +91,7 @@ impl Db {
     /// this insert fail with [`StoreError::Changed`]: no child outlives its parent.
     pub async fn insert_api_key(&self, key: &NewApiKey) -> StoreResult<ApiKeyRecord> {
         let created_at = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         if let Some(parent) = &key.parent_id {
             let check = match self.backend() {
                 Backend::Postgres => concat!(live_parent!(), " FOR SHARE"),
@@ -203,7 +203,7 @@ impl Db {
     /// and any mint after that sees its parent revoked.
     pub async fn revoke_api_key(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<Vec<String>> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut all = Vec::new();
         for _ in 0..64 {
             let revoked: Vec<(String,)> = sqlx::query_as(
@@ -227,7 +227,7 @@ impl Db {
 
     /// Record last use of keys (batched by the flusher).
     pub async fn touch_api_keys(&self, uses: &[(String, i64)]) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for (id, at) in uses {
             sqlx::query(
                 "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",

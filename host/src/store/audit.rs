@@ -44,7 +44,7 @@ impl Db {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for e in entries {
             sqlx::query(
                 "INSERT INTO audit_log (id, workspace_id, actor, action, target, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",

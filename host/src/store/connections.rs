@@ -117,7 +117,7 @@ impl Db {
         record: &ConnectionRecord,
         secret: &super::SecretRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_connection_row(&mut tx, record).await?;
         super::secrets::put_secret_in(&mut tx, secret).await?;
         tx.commit().await?;
@@ -276,7 +276,7 @@ impl Db {
         settings: &ConnectionSettings<'_>,
         secret: Option<&super::SecretRecord>,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         if !update_settings_in(&mut tx, workspace_id, id, settings).await? {
             tx.rollback().await?;
             return Ok(false);
@@ -333,7 +333,7 @@ impl Db {
         last_error: Option<&str>,
         health_checked: bool,
     ) -> StoreResult<Option<ConnectionStatus>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let stored = set_status_in(&mut tx, workspace_id, id, decide, last_error, health_checked).await?;
         tx.commit().await?;
         Ok(stored)
@@ -341,7 +341,7 @@ impl Db {
 
     /// Record last use of connections (batched by the flusher).
     pub async fn touch_connections(&self, uses: &[(String, i64)]) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for (id, at) in uses {
             sqlx::query("UPDATE connections SET last_used_at = $1 WHERE id = $2")
                 .bind(*at)
@@ -355,7 +355,7 @@ impl Db {
 
     /// Delete a connection and wipe its secret, atomically.
     pub async fn delete_connection(&self, workspace_id: &WorkspaceId, id: &ConnectionId) -> StoreResult<bool> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         // The connection row first: the same lock order as a token refresh (row, then secret).
         let done = sqlx::query("DELETE FROM connections WHERE workspace_id = $1 AND id = $2")
             .bind(workspace_id)

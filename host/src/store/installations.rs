@@ -107,7 +107,7 @@ impl Db {
             permissions: new.permissions.into(),
             source: new.source.into(),
         };
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         if existing.is_some() {
             sqlx::query(
                 "UPDATE installations SET version = $1, digest = $2, manifest = $3, signer = $4, permissions = $5, source = $6 WHERE workspace_id = $7 AND id = $8",

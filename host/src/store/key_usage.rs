@@ -48,7 +48,7 @@ impl Db {
         if deltas.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for d in deltas {
             let mut query = sqlx::query(concat!(
                 "INSERT INTO api_key_usage (",

@@ -294,7 +294,7 @@ impl Db {
         version: &PackageVersionRecord,
         bundle: &[u8],
     ) -> StoreResult<PackageRecord> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing: Option<PackageRecord> = sqlx::query_as(concat!(
             "SELECT ",
             pkg_columns!(),
@@ -421,7 +421,7 @@ impl Db {
         package_id: &str,
         version: &str,
     ) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let previous: Option<(String,)> =
             sqlx::query_as("SELECT version FROM marketplace_installs WHERE workspace_id = $1 AND package_id = $2")
                 .bind(workspace_id)
@@ -477,7 +477,7 @@ impl Db {
 
     /// Add executions to package versions (batched).
     pub async fn add_executions(&self, counts: &[(String, String, i64)]) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for (package_id, version, n) in counts {
             sqlx::query(
                 "UPDATE package_versions SET executions = executions + $1 WHERE package_id = $2 AND version = $3",

@@ -181,6 +181,16 @@ impl Db {
         self.backend
     }
 
+    /// Begin a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a concurrent writer waits its turn (`busy_timeout`) instead of
+    /// failing with "database is locked" when this transaction reads before it writes.
+    pub async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// The underlying pool (for transactions spanning repositories).
     pub fn pool(&self) -> &AnyPool {
         &self.pool

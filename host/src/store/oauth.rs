@@ -204,7 +204,7 @@ impl Db {
         let Some(app) = self.oauth_app(owner, connector_id).await? else {
             return Ok(false);
         };
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM secrets WHERE owner_id = $1")
             .bind(&app.id)
             .execute(&mut *tx)
@@ -445,7 +445,7 @@ impl RefreshLock {
         let (ws, id) = (self.workspace_id.clone(), self.id.clone());
         let mut tx = match self.tx.take() {
             Some(tx) => tx,
-            None => self.db.pool().begin().await?,
+            None => self.db.begin_write().await?,
         };
         // The connection row first (as a delete does), and only if it still exists: a
         // connection deleted meanwhile must not get its tokens back.

@@ -36,7 +36,7 @@ macro_rules! columns {
 impl Db {
     /// Insert or replace the secret owned by `owner_id`.
     pub async fn put_secret(&self, record: &SecretRecord) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         put_secret_in(&mut tx, record).await?;
         tx.commit().await?;
         Ok(())

@@ -36,7 +36,7 @@ impl Db {
         if deltas.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for d in deltas {
             let current: Option<(i64, i64, String)> =
                 sqlx::query_as("SELECT calls, errors, latency_buckets FROM connection_usage WHERE connection_id = $1")

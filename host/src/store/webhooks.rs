@@ -194,7 +194,7 @@ impl Db {
     /// transaction. `opt_in` types go only to endpoints that name them. Returns the number
     /// of events handled.
     pub async fn fan_out_events(&self, limit: usize, opt_in: &[&str]) -> StoreResult<usize> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let events: Vec<PendingEvent> = sqlx::query_as(match self.backend() {
             super::Backend::Postgres => {
                 "SELECT id, workspace_id, type, payload, created_at FROM events WHERE delivered_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"

@@ -179,7 +179,7 @@ impl Db {
     pub async fn remove_member(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<Option<Vec<String>>> {
         // The member's keys are revoked in the same transaction: left alone, the foreign key
         // would turn them into workspace keys that outlive the person who held them.
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let keys: Vec<(String,)> =
             sqlx::query_as("SELECT id FROM api_keys WHERE workspace_id = $1 AND member_id = $2 AND revoked_at IS NULL")
                 .bind(workspace_id)
@@ -222,7 +222,7 @@ impl Db {
 
     /// Replace the ranges granted to `workspace_id` (empty removes the grant).
     pub async fn set_granted_ranges(&self, workspace_id: &WorkspaceId, ranges: &[ipnet::IpNet]) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM workspace_ranges WHERE workspace_id = $1")
             .bind(workspace_id)
             .execute(&mut *tx)
