@@ -198,19 +198,8 @@ async fn errors_and_logs_from_upstream_are_scrubbed() {
     assert!(!format!("{:?}", out.trace).contains(SECRET));
 }
 
-/// A manifest whose connector may reach `upstream` (the credential's only host) and `other`
-/// (allowed, but no credential is bound to it).
 fn two_host_manifest() -> String {
-    let base = std::fs::read_to_string(nexum_tests::plugins::connector_dir("hostile").join("connector.toml"))
-        .expect("manifest");
-    base.replace(
-        "allowed_hosts = [\"{{ upstream }}\"]",
-        "allowed_hosts = [\"{{ upstream }}\", \"{{ other }}\"]",
-    )
-    .replace(
-        "[variables.upstream]",
-        "[variables.other]\ndescription = \"second origin\"\n\n[variables.upstream]",
-    )
+    nexum_tests::plugins::two_host_hostile_manifest()
 }
 
 #[tokio::test]

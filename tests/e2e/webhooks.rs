@@ -258,3 +258,134 @@ async fn two_nodes_deliver_each_message_once() {
     b.shutdown().await;
     a.shutdown().await;
 }
+
+on_both_databases!(endpoints_through_the_api);
+
+/// The HTTP API: create (the secret shown once), list, read, the delivery log, the event
+/// catalogue, delete; refusals are problems; another workspace sees none of it. Deliveries
+/// verify with the reference implementation (`standardwebhooks` on PyPI) when it is there.
+async fn endpoints_through_the_api(app: TestApp) {
+    let receiver = fakes::serve(Router::new().route("/hook", post(|| async { AxumStatus::OK }))).await;
+    let types = app.get(&app.key, "/api/v1/event-types").await;
+    assert!(
+        types.body["data"].to_string().contains("connection.status_changed"),
+        "{:?}",
+        types.body
+    );
+    let created = app
+        .post(
+            &app.key,
+            "/api/v1/webhooks/endpoints",
+            json!({ "url": receiver.url("/hook"), "description": "ops", "event_types": ["connection.status_changed"] }),
+        )
+        .await;
+    assert_eq!(created.status, reqwest::StatusCode::CREATED, "{:?}", created.body);
+    let secret = created.body["secret"].as_str().expect("secret").to_string();
+    assert!(secret.starts_with("whsec_"));
+    let id = created.body["endpoint"]["id"].as_str().expect("id").to_string();
+    let listed = app.get(&app.key, "/api/v1/webhooks/endpoints").await;
+    assert_eq!(listed.body["data"][0]["id"], id.as_str());
+    assert!(!listed.body.to_string().contains(&secret), "the secret is shown once");
+
+    for (body, code) in [
+        (json!({ "url": "http://169.254.169.254/" }), "invalid_url"),
+        (
+            json!({ "url": receiver.url("/hook"), "event_types": ["no.such_type"] }),
+            "invalid_body",
+        ),
+    ] {
+        let refused = app.post(&app.key, "/api/v1/webhooks/endpoints", body).await;
+        assert_eq!(refused.status, reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused.code(), code, "{:?}", refused.body);
+    }
+    let other = app.new_workspace("other").await;
+    assert_eq!(
+        app.get(&other, &format!("/api/v1/webhooks/endpoints/{id}"))
+            .await
+            .status,
+        reqwest::StatusCode::NOT_FOUND
+    );
+
+    let ws = workspace_of(&app, &app.key).await;
+    app.state()
+        .db
+        .append_event(
+            &ws,
+            "connection.status_changed",
+            &json!({ "connection_id": "conn_9", "from": "connected", "to": "error" }),
+        )
+        .await
+        .expect("event");
+    wait_for("the delivery", || !receiver.requests().is_empty()).await;
+    let delivered = receiver.requests().remove(0);
+    let message = delivered.header("webhook-id").expect("id").to_string();
+    let log = app
+        .get(&app.key, &format!("/api/v1/webhooks/messages/{message}/attempts"))
+        .await;
+    assert_eq!(log.body["data"][0]["status_code"], 200, "{:?}", log.body);
+    assert_eq!(
+        app.get(&other, &format!("/api/v1/webhooks/messages/{message}/attempts"))
+            .await
+            .status,
+        reqwest::StatusCode::NOT_FOUND
+    );
+    verify_with_reference_library(&secret, &delivered);
+
+    let deleted = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/webhooks/endpoints/{id}"),
+            Some(&app.key),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, reqwest::StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get(&app.key, &format!("/api/v1/webhooks/endpoints/{id}"))
+            .await
+            .status,
+        reqwest::StatusCode::NOT_FOUND
+    );
+}
+
+/// Verify a delivery with the `standardwebhooks` Python package. Required when
+/// `NEXUM_REQUIRE_STANDARDWEBHOOKS` is set (CI installs it); otherwise skipped if missing.
+fn verify_with_reference_library(secret: &str, delivered: &fakes::Recorded) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = dir.path().join("body");
+    std::fs::write(&body, &delivered.body).expect("body");
+    let script = r#"
+import json, sys
+try:
+    from standardwebhooks.webhooks import Webhook
+except ImportError:
+    sys.exit(3)
+secret, body_path, msg_id, ts, sig = sys.argv[1:6]
+payload = open(body_path, "rb").read().decode()
+Webhook(secret).verify(payload, {"webhook-id": msg_id, "webhook-timestamp": ts, "webhook-signature": sig})
+print("verified")
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(secret)
+        .arg(&body)
+        .arg(delivered.header("webhook-id").expect("id"))
+        .arg(delivered.header("webhook-timestamp").expect("timestamp"))
+        .arg(delivered.header("webhook-signature").expect("signature"))
+        .output()
+        .expect("python3 runs");
+    if out.status.code() == Some(3) {
+        assert!(
+            std::env::var_os("NEXUM_REQUIRE_STANDARDWEBHOOKS").is_none(),
+            "the standardwebhooks package is required here: pip install standardwebhooks"
+        );
+        eprintln!("skipping the reference-library check: pip install standardwebhooks");
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "standardwebhooks refused the delivery: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

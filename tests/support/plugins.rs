@@ -68,3 +68,17 @@ fn ensure_wasm_target() {
     eprintln!("installing the wasm32-wasip2 target (rustup target add wasm32-wasip2)…");
     let _ = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status();
 }
+
+/// The hostile connector's manifest, allowed to reach two origins (`upstream`, to which its
+/// credential is bound, and `other`, to which no credential is bound).
+pub fn two_host_hostile_manifest() -> String {
+    let base = std::fs::read_to_string(connector_dir("hostile").join("connector.toml")).expect("manifest");
+    base.replace(
+        "allowed_hosts = [\"{{ upstream }}\"]",
+        "allowed_hosts = [\"{{ upstream }}\", \"{{ other }}\"]",
+    )
+    .replace(
+        "[variables.upstream]",
+        "[variables.other]\ndescription = \"second origin\"\n\n[variables.upstream]",
+    )
+}

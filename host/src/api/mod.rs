@@ -19,6 +19,7 @@ mod oauth_begin;
 mod openapi;
 mod public_limit;
 mod ranges;
+mod webhooks;
 mod workspaces;
 
 pub use openapi::ApiDoc;
@@ -148,7 +149,17 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
             )
             .route("/events", get(oauth::list_events))
             .route("/connections/{id}/actions/{action}", post(actions::execute))
-            .route("/audit-log", get(audit::list));
+            .route("/audit-log", get(audit::list))
+            .route(
+                "/webhooks/endpoints",
+                get(webhooks::list_endpoints).post(webhooks::create_endpoint),
+            )
+            .route(
+                "/webhooks/endpoints/{id}",
+                get(webhooks::get_endpoint).delete(webhooks::delete_endpoint),
+            )
+            .route("/webhooks/messages/{id}/attempts", get(webhooks::list_attempts))
+            .route("/event-types", get(webhooks::event_types));
     }
     let mut api = authed
         .layer(axum::middleware::from_fn_with_state(

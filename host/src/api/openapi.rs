@@ -8,7 +8,8 @@
 //! a new handler cannot forget them, and gives every problem body its media type.
 
 use super::{
-    actions, audit, connections, connectors, keys, marketplace, members, oauth, oauth_begin, ranges, workspaces,
+    actions, audit, connections, connectors, keys, marketplace, members, oauth, oauth_begin, ranges, webhooks,
+    workspaces,
 };
 use axum::Json;
 use std::collections::BTreeMap;
@@ -37,6 +38,8 @@ use utoipa::{Modify, OpenApi};
         oauth::authorize, oauth::get_flow, oauth::callback, oauth::force_refresh, oauth::list_apps, oauth::put_app,
         oauth::delete_app, oauth::put_operator_app, oauth::delete_operator_app, oauth::list_events,
         audit::list,
+        webhooks::create_endpoint, webhooks::list_endpoints, webhooks::get_endpoint, webhooks::delete_endpoint,
+        webhooks::list_attempts, webhooks::event_types,
     ),
     components(schemas(crate::error::Problem, crate::auth::Scope, crate::store::Role)),
     modifiers(&BearerAuth, &Contract),
@@ -51,6 +54,7 @@ use utoipa::{Modify, OpenApi};
         (name = "audit", description = "Audit log"),
         (name = "oauth", description = "OAuth2 apps, authorization flows, token refresh and the event outbox"),
         (name = "marketplace", description = "Signed connectors: publishers, publishing, browsing, reviews"),
+        (name = "webhooks", description = "Webhook endpoints, delivery log and the event catalogue"),
     )
 )]
 pub struct ApiDoc;

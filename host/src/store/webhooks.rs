@@ -354,3 +354,39 @@ impl Db {
             == 1)
     }
 }
+
+impl Db {
+    /// A workspace's endpoints, oldest first.
+    pub async fn list_webhook_endpoints(&self, workspace_id: &WorkspaceId) -> StoreResult<Vec<EndpointRecord>> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            endpoint_columns!(),
+            " FROM webhook_endpoints WHERE workspace_id = $1 ORDER BY id"
+        ))
+        .bind(workspace_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Delete an endpoint and its sealed secret; returns whether it existed. Jobs already
+    /// queued for it give up when they find it gone.
+    pub async fn delete_webhook_endpoint(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if deleted {
+            sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND owner_id = $2")
+                .bind(workspace_id)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+}

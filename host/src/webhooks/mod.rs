@@ -18,6 +18,7 @@
 //!   zero-downtime secret rotation, verification with a timestamp tolerance, and the three
 //!   `webhook-*` headers of a delivery.
 
+pub mod catalogue;
 pub mod delivery;
 pub mod endpoints;
 pub mod schedule;

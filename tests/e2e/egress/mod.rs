@@ -34,16 +34,6 @@ fn code(result: &Result<Value, CallError>) -> String {
     result.as_ref().expect_err("the call should fail").code().to_string()
 }
 
-/// A manifest whose connector may reach two origins, with the credential bound to the first.
 fn two_host_manifest() -> String {
-    let base = std::fs::read_to_string(nexum_tests::plugins::connector_dir("hostile").join("connector.toml"))
-        .expect("manifest");
-    base.replace(
-        "allowed_hosts = [\"{{ upstream }}\"]",
-        "allowed_hosts = [\"{{ upstream }}\", \"{{ other }}\"]",
-    )
-    .replace(
-        "[variables.upstream]",
-        "[variables.other]\ndescription = \"second origin\"\n\n[variables.upstream]",
-    )
+    nexum_tests::plugins::two_host_hostile_manifest()
 }
