@@ -389,3 +389,50 @@ print("verified")
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+on_both_databases!(connection_lifecycle_events_reach_subscribers);
+
+/// Creating and deleting a connection emit `connection.created` and `connection.deleted`,
+/// written with the change itself, and delivered to an endpoint that subscribed to them.
+async fn connection_lifecycle_events_reach_subscribers(app: TestApp) {
+    let receiver = fakes::serve(Router::new().route("/hook", post(|| async { AxumStatus::OK }))).await;
+    let created = app
+        .post(
+            &app.key,
+            "/api/v1/webhooks/endpoints",
+            json!({ "url": receiver.url("/hook"), "event_types": ["connection.created", "connection.deleted"] }),
+        )
+        .await;
+    assert_eq!(created.status, reqwest::StatusCode::CREATED, "{:?}", created.body);
+    let slack = fakes::slack().await;
+    let connection = app.connect_slack(&app.key, &slack).await;
+    let deleted = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/connections/{connection}"),
+            Some(&app.key),
+            None,
+        )
+        .await;
+    assert!(deleted.status.is_success(), "{:?}", deleted.body);
+    wait_for("both events delivered", || receiver.requests().len() >= 2).await;
+    let mut seen: Vec<(String, String)> = receiver
+        .requests()
+        .iter()
+        .map(|r| {
+            let body = r.json();
+            (
+                body["type"].as_str().unwrap_or_default().to_string(),
+                body["data"]["connection_id"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("connection.created".to_string(), connection.clone()),
+            ("connection.deleted".to_string(), connection.clone()),
+        ]
+    );
+}

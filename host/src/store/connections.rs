@@ -105,8 +105,9 @@ impl Db {
         variables: &str,
     ) -> StoreResult<ConnectionRecord> {
         let record = ConnectionRecord::new(workspace_id, installation_id, name, auth_scheme, variables);
-        let mut conn = self.pool().acquire().await?;
-        insert_connection_row(&mut conn, &record).await?;
+        let mut tx = self.begin_write().await?;
+        insert_connection_row(&mut tx, &record).await?;
+        tx.commit().await?;
         Ok(record)
     }
 
@@ -213,6 +214,19 @@ async fn insert_connection_row(conn: &mut sqlx::AnyConnection, record: &Connecti
     .bind(record.token_expires_at)
     .bind(record.refresh_failures)
     .execute(&mut *conn)
+    .await?;
+    // In the same transaction as the row: the event exists exactly when the connection does.
+    super::events::insert_event(
+        conn,
+        &record.workspace_id,
+        "connection.created",
+        &serde_json::json!({
+            "connection_id": record.id,
+            "installation_id": record.installation_id,
+            "name": record.name,
+            "status": record.status,
+        }),
+    )
     .await?;
     Ok(())
 }
@@ -372,8 +386,18 @@ impl Db {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        let deleted = done.rows_affected() == 1;
+        if deleted {
+            super::events::insert_event(
+                &mut tx,
+                workspace_id,
+                "connection.deleted",
+                &serde_json::json!({ "connection_id": id }),
+            )
+            .await?;
+        }
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(deleted)
     }
 }
 

@@ -6,6 +6,12 @@ use serde::{Deserialize, Serialize};
 /// An event type an endpoint can subscribe to (the names of [`catalogue`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventKind {
+    /// `connection.created`
+    #[serde(rename = "connection.created")]
+    ConnectionCreated,
+    /// `connection.deleted`
+    #[serde(rename = "connection.deleted")]
+    ConnectionDeleted,
     /// `connection.status_changed`
     #[serde(rename = "connection.status_changed")]
     ConnectionStatusChanged,
@@ -24,6 +30,8 @@ impl EventKind {
     /// The type's name.
     pub fn as_str(self) -> &'static str {
         match self {
+            EventKind::ConnectionCreated => "connection.created",
+            EventKind::ConnectionDeleted => "connection.deleted",
             EventKind::ConnectionStatusChanged => "connection.status_changed",
             EventKind::ConnectionRefreshFailed => "connection.refresh_failed",
             EventKind::EndpointDisabled => "endpoint.disabled",
@@ -56,6 +64,16 @@ pub fn catalogue() -> Vec<EventType> {
         example,
     };
     vec![
+        t(
+            "connection.created",
+            "A connection was created (by an admin, or at the end of an OAuth2 flow).",
+            json!({ "connection_id": "conn_…", "installation_id": "plg_…", "name": "Acme Slack", "status": "connected" }),
+        ),
+        t(
+            "connection.deleted",
+            "A connection was deleted; its secret is wiped.",
+            json!({ "connection_id": "conn_…" }),
+        ),
         t(
             "connection.status_changed",
             "A connection's status changed (connected, error, expired, refresh_exhausted, disconnected).",
