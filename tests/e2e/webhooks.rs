@@ -331,6 +331,26 @@ async fn endpoints_through_the_api(app: TestApp) {
     );
     verify_with_reference_library(&secret, &delivered);
 
+    // A manual retry sends it again, with the same id, and logs a second attempt.
+    let retried = app
+        .post(
+            &app.key,
+            &format!("/api/v1/webhooks/messages/{message}/retry"),
+            json!({ "endpoint_id": id }),
+        )
+        .await;
+    assert_eq!(retried.status, reqwest::StatusCode::ACCEPTED, "{:?}", retried.body);
+    wait_for("the resend", || receiver.requests().len() >= 2).await;
+    assert_eq!(receiver.requests()[1].header("webhook-id"), Some(message.as_str()));
+    let unknown = app
+        .post(
+            &app.key,
+            &format!("/api/v1/webhooks/messages/{message}/retry"),
+            json!({ "endpoint_id": "wep_nope" }),
+        )
+        .await;
+    assert_eq!(unknown.status, reqwest::StatusCode::NOT_FOUND);
+
     let deleted = app
         .request(
             reqwest::Method::DELETE,

@@ -159,6 +159,7 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
                 get(webhooks::get_endpoint).delete(webhooks::delete_endpoint),
             )
             .route("/webhooks/messages/{id}/attempts", get(webhooks::list_attempts))
+            .route("/webhooks/messages/{id}/retry", post(webhooks::retry_message))
             .route("/event-types", get(webhooks::event_types));
     }
     let mut api = authed

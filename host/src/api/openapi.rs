@@ -39,7 +39,7 @@ use utoipa::{Modify, OpenApi};
         oauth::delete_app, oauth::put_operator_app, oauth::delete_operator_app, oauth::list_events,
         audit::list,
         webhooks::create_endpoint, webhooks::list_endpoints, webhooks::get_endpoint, webhooks::delete_endpoint,
-        webhooks::list_attempts, webhooks::event_types,
+        webhooks::list_attempts, webhooks::retry_message, webhooks::event_types,
     ),
     components(schemas(crate::error::Problem, crate::auth::Scope, crate::store::Role)),
     modifiers(&BearerAuth, &Contract),

@@ -262,6 +262,51 @@ pub async fn list_attempts(
     }))
 }
 
+/// Which endpoint to resend a message to.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryMessage {
+    /// `wep_…`: an enabled endpoint of this workspace.
+    pub endpoint_id: String,
+}
+
+/// Resend a message to an endpoint now (`admin`), with the same `webhook-id` (receivers
+/// dedupe); the attempt appears in the delivery log.
+#[utoipa::path(post, path = "/api/v1/webhooks/messages/{id}/retry", tag = "webhooks", operation_id = "retry_webhook_message", params(IdPath), request_body = RetryMessage,
+    responses((status = 202, description = "Queued"),
+        (status = 404, description = "No such message or endpoint in this workspace", body = crate::error::Problem),
+        (status = 409, description = "The endpoint is disabled (`endpoint_disabled`)", body = crate::error::Problem)))]
+pub async fn retry_message(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    ApiPath(IdPath { id }): ApiPath<IdPath>,
+    ApiJson(body): ApiJson<RetryMessage>,
+) -> ApiResult<StatusCode> {
+    principal.require(Scope::Admin)?;
+    let ws = &principal.workspace_id;
+    state
+        .db
+        .webhook_message(ws, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    let endpoint = state
+        .db
+        .webhook_endpoint(ws, &body.endpoint_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("endpoint"))?;
+    if endpoint.disabled_at.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "endpoint_disabled",
+            "Conflict",
+            "the endpoint is disabled; create a new one to receive deliveries again",
+        ));
+    }
+    state.db.enqueue_webhook_retry(ws, &id, &endpoint.id).await?;
+    state.queue.wake(crate::store::DELIVERY_QUEUE);
+    Ok(StatusCode::ACCEPTED)
+}
+
 /// The event catalogue.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventTypeList {

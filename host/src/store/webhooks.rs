@@ -390,3 +390,30 @@ impl Db {
         Ok(deleted)
     }
 }
+
+impl Db {
+    /// Queue one more delivery of `message_id` to `endpoint_id` now (a manual retry). Each
+    /// request queues its own job, so it runs even while a scheduled retry is pending.
+    pub async fn enqueue_webhook_retry(
+        &self,
+        workspace_id: &WorkspaceId,
+        message_id: &str,
+        endpoint_id: &str,
+    ) -> StoreResult<()> {
+        let payload = serde_json::json!({
+            "workspace_id": workspace_id,
+            "message_id": message_id,
+            "endpoint_id": endpoint_id,
+        })
+        .to_string();
+        let dedupe = format!("{message_id}:{endpoint_id}:{}", new_id("retry"));
+        self.enqueue_job(&super::NewJob {
+            queue: DELIVERY_QUEUE,
+            dedupe_key: Some(&dedupe),
+            payload: &payload,
+            run_at: now_ms(),
+        })
+        .await?;
+        Ok(())
+    }
+}
