@@ -343,13 +343,7 @@ async fn a_viewers_keys_cannot_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_key_mints_nothing_on_another_node() {
     let a = TestApp::postgres().await;
-    let key_file = a.data_dir.path().join("master.keys");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let b = TestApp::start_on(a.backend, dir, a.database_url.clone(), |c| {
-        c.master_key_file = key_file;
-        c.cache_ttl_ms = 60_000;
-    })
-    .await;
+    let b = a.second_node(|c| c.cache_ttl_ms = 60_000).await;
     let parent = a
         .post(
             &a.key,

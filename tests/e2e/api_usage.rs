@@ -132,29 +132,18 @@ async fn quotas_count_hours_and_days(app: TestApp) {
 }
 
 /// Two nodes on one database. With `redis`, both count in Redis.
-async fn two_nodes(redis: bool, configure: impl Fn(&mut nexum_host::config::Config) + Copy) -> (TestApp, TestApp) {
+async fn two_nodes(redis: bool) -> (TestApp, TestApp) {
     let redis_url = redis.then(|| "redis://127.0.0.1:6379".to_string());
     let url = redis_url.clone();
-    let a = TestApp::start_with(Backend::Postgres, move |c| {
-        c.redis_url = url;
-        configure(c);
-    })
-    .await;
-    let key_file = a.data_dir.path().join("master.keys");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let b = TestApp::start_on(Backend::Postgres, dir, a.database_url.clone(), move |c| {
-        c.master_key_file = key_file;
-        c.redis_url = redis_url;
-        configure(c);
-    })
-    .await;
+    let a = TestApp::start_with(Backend::Postgres, move |c| c.redis_url = url).await;
+    let b = a.second_node(move |c| c.redis_url = redis_url).await;
     (a, b)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keys_rate_is_shared_by_every_node_through_redis() {
     for shared in [true, false] {
-        let (a, b) = two_nodes(shared, |_| {}).await;
+        let (a, b) = two_nodes(shared).await;
         let (key, _) = mint(
             &a,
             json!({ "name": "n", "scopes": ["connections:read"], "rate_limit_per_minute": 3 }),
@@ -187,7 +176,7 @@ async fn a_keys_rate_is_shared_by_every_node_through_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connections_rate_is_shared_by_every_node_through_redis() {
-    let (a, b) = two_nodes(true, |_| {}).await;
+    let (a, b) = two_nodes(true).await;
     let upstream = fakes::upstream().await;
     // One request per second, and a call may not wait for the next.
     let (_, manifest) = nexum_tests::plugins::connector("http");

@@ -208,12 +208,7 @@ async fn events_are_delivered_signed_and_retried(app: TestApp) {
 async fn two_nodes_deliver_each_message_once() {
     use nexum_tests::app::Backend;
     let a = TestApp::start(Backend::Postgres).await;
-    let key_file = a.data_dir.path().join("master.keys");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let b = TestApp::start_on(Backend::Postgres, dir, a.database_url.clone(), |c| {
-        c.master_key_file = key_file
-    })
-    .await;
+    let b = a.second_node(|_| {}).await;
     let receiver = fakes::serve(Router::new().route("/hook", post(|| async { AxumStatus::NO_CONTENT }))).await;
     let ws = workspace_of(&a, &a.key).await;
     create(

@@ -140,6 +140,18 @@ impl TestApp {
         Self::start(Backend::Postgres).await
     }
 
+    /// Another node on this app's database, with its own data directory and the same master
+    /// key, adjusting the typed settings first. (Its `key` is empty: use the first node's.)
+    pub async fn second_node(&self, configure: impl FnOnce(&mut Config)) -> Self {
+        let key_file = self.data_dir.path().join("master.keys");
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_on(self.backend, dir, self.database_url.clone(), |c| {
+            c.master_key_file = key_file;
+            configure(c);
+        })
+        .await
+    }
+
     /// A client for a server running elsewhere (a child process): no in-process state, so
     /// [`TestApp::state`] is unavailable.
     pub fn attach(base: &str, key: &str, backend: Backend, database_url: &str) -> Self {

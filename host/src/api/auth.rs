@@ -56,10 +56,11 @@ pub async fn require_api_key(State(state): State<Arc<AppState>>, mut request: Re
     if record.expires_at.is_some_and(|at| at <= now) {
         return ApiError::unauthorized("this API key has expired").into_response();
     }
+    let counter_key = format!("key:{}", record.id);
     let decision = state
         .counters
         .rate(
-            &format!("key:{}", record.id),
+            &counter_key,
             record.rate_limit_per_minute.clamp(1, u32::MAX as i64) as u32,
             Duration::from_secs(60),
         )
@@ -85,13 +86,13 @@ pub async fn require_api_key(State(state): State<Arc<AppState>>, mut request: Re
         let Some(limit) = limit else { continue };
         let quota = state
             .counters
-            .quota(&format!("key:{}", record.id), u64::try_from(limit).unwrap_or(0), window)
+            .quota(&counter_key, u64::try_from(limit).unwrap_or(0), window)
             .await;
         quotas.push((window, quota));
         if !quota.allowed {
             // The quotas already passed counted a request that is not served.
             for (passed, counted) in quotas.iter_mut().filter(|(w, q)| *w != window && q.allowed) {
-                state.counters.refund(&format!("key:{}", record.id), *passed).await;
+                state.counters.refund(&counter_key, *passed).await;
                 counted.remaining = counted.remaining.saturating_add(1).min(counted.limit);
             }
             let mut response = ApiError::new(

@@ -146,18 +146,7 @@ pub async fn start(state: &AppState, request: FlowRequest) -> Result<StartedFlow
             ),
         })?;
     let token_url = token_url(&manifest, scheme, &variables)?;
-    let (app, _) = apps::client_app(
-        state,
-        apps::AppLookup {
-            workspace_id: ws,
-            connector_id: &manifest.id,
-            signer: &installation.signer,
-            stored: None,
-            token_url: &token_url,
-            client_credentials: false,
-        },
-    )
-    .await?;
+    let (app, _) = flow_app(state, ws, &installation, &token_url).await?;
     let name = match (&existing, &request.name) {
         (Some(c), _) => c.name.clone(),
         (None, Some(n)) if !n.trim().is_empty() && n.len() <= 200 => n.trim().to_string(),
@@ -246,6 +235,28 @@ pub async fn start(state: &AppState, request: FlowRequest) -> Result<StartedFlow
         redirect_uri,
         expires_at: flow.expires_at,
     })
+}
+
+/// The app an authorization-code flow of `installation` authenticates as (the same at start
+/// and at the callback, so a binding that changed meanwhile is caught).
+async fn flow_app(
+    state: &AppState,
+    workspace_id: &WorkspaceId,
+    installation: &crate::store::InstallationRecord,
+    token_url: &url::Url,
+) -> Result<(super::ClientApp, apps::AppSource), OAuthError> {
+    apps::client_app(
+        state,
+        apps::AppLookup {
+            workspace_id,
+            connector_id: &installation.connector_id,
+            signer: &installation.signer,
+            stored: None,
+            token_url,
+            client_credentials: false,
+        },
+    )
+    .await
 }
 
 /// The provider URL with its `state` taken out (kept until the browser opens the link).
@@ -479,19 +490,9 @@ async fn exchange(
     let variables: BTreeMap<String, String> = serde_json::from_str(&flow.variables).unwrap_or_default();
     let token_url =
         token_url(&manifest, scheme, &variables).map_err(|e| ("invalid_connection", e.to_string(), false))?;
-    let (app, source) = apps::client_app(
-        state,
-        apps::AppLookup {
-            workspace_id: ws,
-            connector_id: &manifest.id,
-            signer: &installation.signer,
-            stored: None,
-            token_url: &token_url,
-            client_credentials: false,
-        },
-    )
-    .await
-    .map_err(|e| ("oauth_app_missing", e.to_string(), false))?;
+    let (app, source) = flow_app(state, ws, &installation, &token_url)
+        .await
+        .map_err(|e| ("oauth_app_missing", e.to_string(), false))?;
     let sealed = Sealed {
         key_id: flow.verifier_key_id.clone(),
         nonce: flow.verifier_nonce.clone(),

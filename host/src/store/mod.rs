@@ -30,7 +30,7 @@ pub use marketplace::{PackageRecord, PackageVersionRecord, PublisherRecord, Revi
 pub use oauth::{AppBinding, FlowClaim, OAuthAppRecord, OAuthFlowRecord, OPERATOR_OWNER, RefreshLock, TokenUpdate};
 pub use secrets::{AAD_VERSION, SecretRecord};
 pub use usage::UsageRecord;
-pub use webhooks::{AttemptRecord, DELIVERY_QUEUE, EndpointRecord, MessageRecord};
+pub use webhooks::{AttemptRecord, DELIVERY_QUEUE, DeliveryJob, EndpointRecord, MessageRecord};
 pub use workspaces::{MemberRecord, Role, WorkspaceRecord};
 
 /// Store a type as a text column through sqlx's `Any` driver: it is written with its

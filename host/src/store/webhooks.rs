@@ -9,6 +9,24 @@ use crate::ids::WorkspaceId;
 /// Queue of webhook delivery jobs.
 pub const DELIVERY_QUEUE: &str = "webhook.deliver";
 
+/// What a delivery job carries: which message goes to which endpoint.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DeliveryJob {
+    /// The workspace both belong to.
+    pub workspace_id: WorkspaceId,
+    /// `msg_…`
+    pub message_id: String,
+    /// `wep_…`
+    pub endpoint_id: String,
+}
+
+impl DeliveryJob {
+    /// The job's payload.
+    fn payload(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 /// A webhook endpoint.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EndpointRecord {
@@ -246,12 +264,12 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
                 for endpoint in subscribed {
-                    let payload = serde_json::json!({
-                        "workspace_id": event.workspace_id,
-                        "message_id": message_id,
-                        "endpoint_id": endpoint.id,
-                    })
-                    .to_string();
+                    let payload = DeliveryJob {
+                        workspace_id: event.workspace_id.clone(),
+                        message_id: message_id.clone(),
+                        endpoint_id: endpoint.id.clone(),
+                    }
+                    .payload();
                     let dedupe = format!("{message_id}:{}", endpoint.id);
                     insert_job(
                         &mut tx,
@@ -400,12 +418,12 @@ impl Db {
         message_id: &str,
         endpoint_id: &str,
     ) -> StoreResult<()> {
-        let payload = serde_json::json!({
-            "workspace_id": workspace_id,
-            "message_id": message_id,
-            "endpoint_id": endpoint_id,
-        })
-        .to_string();
+        let payload = DeliveryJob {
+            workspace_id: workspace_id.clone(),
+            message_id: message_id.to_string(),
+            endpoint_id: endpoint_id.to_string(),
+        }
+        .payload();
         let dedupe = format!("{message_id}:{endpoint_id}:{}", new_id("retry"));
         self.enqueue_job(&super::NewJob {
             queue: DELIVERY_QUEUE,

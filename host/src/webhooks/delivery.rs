@@ -10,8 +10,7 @@ use super::signing::{WebhookHeaders, WebhookSecret};
 use crate::ids::WorkspaceId;
 use crate::jobs::queue::{HandlerFuture, Outcome, QueueHandler};
 use crate::state::AppState;
-use crate::store::{AttemptRecord, ClaimedJob, DELIVERY_QUEUE, new_id, now_ms};
-use serde::Deserialize;
+use crate::store::{AttemptRecord, ClaimedJob, DELIVERY_QUEUE, DeliveryJob, new_id, now_ms};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,14 +25,6 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// How long an endpoint may fail without a success before it is disabled.
 pub const DEFAULT_FAILURE_WINDOW: Duration = Duration::from_secs(5 * 86_400);
-
-/// What a delivery job carries.
-#[derive(Debug, Deserialize)]
-struct Delivery {
-    workspace_id: WorkspaceId,
-    message_id: String,
-    endpoint_id: String,
-}
 
 /// Runs `webhook.deliver` jobs.
 pub struct DeliveryHandler {
@@ -80,7 +71,7 @@ struct Answer {
 }
 
 async fn deliver(state: &AppState, schedule: &RetrySchedule, window: Duration, job: ClaimedJob) -> Outcome {
-    let Ok(delivery) = serde_json::from_str::<Delivery>(&job.payload) else {
+    let Ok(delivery) = serde_json::from_str::<DeliveryJob>(&job.payload) else {
         tracing::error!(job = %job.id, "a webhook delivery job is unreadable; dropped");
         return Outcome::GiveUp;
     };

@@ -173,17 +173,7 @@ async fn refresh_race(backend: Backend) {
     let fake = setup(&app, "").await;
     let connection = connect(&app, &app.key, &fake).await;
     let second = match backend {
-        Backend::Postgres => {
-            let dir = tempfile::tempdir().expect("dir");
-            let key_file = app.data_dir.path().join("master.keys");
-            Some(
-                TestApp::start_on(backend, dir, app.database_url.clone(), |c| {
-                    c.master_key_file = key_file;
-                    capacity(c);
-                })
-                .await,
-            )
-        }
+        Backend::Postgres => Some(app.second_node(capacity).await),
         Backend::Sqlite => None,
     };
     for round in 1..=2 {
