@@ -81,6 +81,13 @@ pub struct Config {
     /// Delays before each webhook retry, in ms (default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h,
     /// 10 h; each jittered by ±20 %).
     pub webhook_retry_delays_ms: Vec<u64>,
+    /// Milliseconds a webhook receiver has to answer (default 15 s).
+    pub webhook_timeout_ms: u64,
+    /// Milliseconds an endpoint may fail without one success before it is disabled
+    /// (default 5 days).
+    pub webhook_failure_window_ms: u64,
+    /// Webhook deliveries each node runs at once (default 32).
+    pub webhook_concurrency: u32,
 }
 
 /// Log output format.
@@ -145,6 +152,9 @@ struct FileConfig {
     public_rate_limit_per_minute: Option<u32>,
     webhook_fanout_ms: Option<u64>,
     webhook_retry_delays_ms: Option<Vec<u64>>,
+    webhook_timeout_ms: Option<u64>,
+    webhook_failure_window_ms: Option<u64>,
+    webhook_concurrency: Option<u64>,
 }
 
 impl Config {
@@ -340,6 +350,15 @@ impl Config {
         Ok(Self {
             webhook_retry_delays_ms,
             webhook_fanout_ms: num("webhook_fanout_ms", f.webhook_fanout_ms, 100, 0, 60_000)?,
+            webhook_timeout_ms: num("webhook_timeout_ms", f.webhook_timeout_ms, 15_000, 100, 120_000)?,
+            webhook_failure_window_ms: num(
+                "webhook_failure_window_ms",
+                f.webhook_failure_window_ms,
+                5 * 86_400_000,
+                1,
+                30 * 86_400_000,
+            )?,
+            webhook_concurrency: num("webhook_concurrency", f.webhook_concurrency, 32, 1, 1024)? as u32,
             redis_url,
             oauth_return_origins,
             public_url,

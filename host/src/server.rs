@@ -118,6 +118,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         shutting_down: Default::default(),
         trust,
         oauth,
+        subscriptions: Default::default(),
     });
     upgrade_sealed_secrets(&state).await?;
     Ok(state)
@@ -196,13 +197,14 @@ impl Server {
             let handler = crate::webhooks::delivery::DeliveryHandler::new(
                 state.clone(),
                 schedule,
-                crate::webhooks::delivery::DEFAULT_FAILURE_WINDOW,
+                Duration::from_millis(state.config.webhook_timeout_ms),
+                Duration::from_millis(state.config.webhook_failure_window_ms),
             );
-            workers.push(
-                state
-                    .queue
-                    .spawn_worker(Arc::new(handler), jobs::WorkerSettings::default(), stop_rx.clone()),
-            );
+            let settings = jobs::WorkerSettings {
+                concurrency: state.config.webhook_concurrency as usize,
+                ..jobs::WorkerSettings::default()
+            };
+            workers.push(state.queue.spawn_worker(Arc::new(handler), settings, stop_rx.clone()));
         }
         let app = api::router_for(state.clone(), surface);
         let mut shutdown_rx = stop_rx;

@@ -48,4 +48,6 @@ pub struct AppState {
     pub trust: nexum_marketplace::signing::TrustPolicy,
     /// OAuth2 flows and token refresh.
     pub oauth: crate::oauth::OAuthService,
+    /// Which event types each workspace's webhook endpoints receive (remembered briefly).
+    pub subscriptions: crate::webhooks::Subscriptions,
 }

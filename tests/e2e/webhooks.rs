@@ -66,6 +66,7 @@ async fn events_are_delivered_signed_and_retried(app: TestApp) {
             url: receiver.url("/hook"),
             description: "receiver".into(),
             event_types: vec![],
+            ..NewEndpoint::default()
         },
     )
     .await
@@ -78,6 +79,7 @@ async fn events_are_delivered_signed_and_retried(app: TestApp) {
             url: gone.url("/hook"),
             description: "retired".into(),
             event_types: vec!["connection.created".into()],
+            ..NewEndpoint::default()
         },
     )
     .await
@@ -186,6 +188,7 @@ async fn events_are_delivered_signed_and_retried(app: TestApp) {
                 url: url.into(),
                 description: String::new(),
                 event_types: vec![],
+                ..NewEndpoint::default()
             },
         )
         .await;
@@ -219,6 +222,7 @@ async fn two_nodes_deliver_each_message_once() {
             url: receiver.url("/hook"),
             description: String::new(),
             event_types: vec!["test.ping".into()],
+            ..NewEndpoint::default()
         },
     )
     .await

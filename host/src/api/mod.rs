@@ -10,6 +10,7 @@ mod docs;
 mod errors;
 pub mod extract;
 mod health;
+mod hooks;
 mod keys;
 mod marketplace;
 mod members;
@@ -156,8 +157,18 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
             )
             .route(
                 "/webhooks/endpoints/{id}",
-                get(webhooks::get_endpoint).delete(webhooks::delete_endpoint),
+                get(webhooks::get_endpoint)
+                    .patch(webhooks::update_endpoint)
+                    .delete(webhooks::delete_endpoint),
             )
+            .route(
+                "/webhooks/endpoints/{id}/secret/rotate",
+                post(webhooks::rotate_endpoint_secret),
+            )
+            .route("/webhooks/endpoints/{id}/recover", post(webhooks::recover_endpoint))
+            .route("/webhooks/endpoints/{id}/test", post(webhooks::test_endpoint))
+            .route("/hooks", get(hooks::list).post(hooks::subscribe))
+            .route("/hooks/{id}", axum::routing::delete(hooks::unsubscribe))
             .route("/webhooks/messages/{id}/attempts", get(webhooks::list_attempts))
             .route("/webhooks/messages/{id}/retry", post(webhooks::retry_message))
             .route("/event-types", get(webhooks::event_types));

@@ -8,7 +8,7 @@
 //! a new handler cannot forget them, and gives every problem body its media type.
 
 use super::{
-    actions, audit, connections, connectors, keys, marketplace, members, oauth, oauth_begin, ranges, webhooks,
+    actions, audit, connections, connectors, hooks, keys, marketplace, members, oauth, oauth_begin, ranges, webhooks,
     workspaces,
 };
 use axum::Json;
@@ -39,7 +39,9 @@ use utoipa::{Modify, OpenApi};
         oauth::delete_app, oauth::put_operator_app, oauth::delete_operator_app, oauth::list_events,
         audit::list,
         webhooks::create_endpoint, webhooks::list_endpoints, webhooks::get_endpoint, webhooks::delete_endpoint,
-        webhooks::list_attempts, webhooks::retry_message, webhooks::event_types,
+        webhooks::list_attempts, webhooks::retry_message, webhooks::event_types, webhooks::update_endpoint,
+        webhooks::rotate_endpoint_secret, webhooks::recover_endpoint, webhooks::test_endpoint,
+        hooks::subscribe, hooks::list, hooks::unsubscribe,
     ),
     components(schemas(crate::error::Problem, crate::auth::Scope, crate::store::Role)),
     modifiers(&BearerAuth, &Contract),
@@ -54,7 +56,7 @@ use utoipa::{Modify, OpenApi};
         (name = "audit", description = "Audit log"),
         (name = "oauth", description = "OAuth2 apps, authorization flows, token refresh and the event outbox"),
         (name = "marketplace", description = "Signed connectors: publishers, publishing, browsing, reviews"),
-        (name = "webhooks", description = "Webhook endpoints, delivery log and the event catalogue"),
+        (name = "webhooks", description = "Webhook endpoints, REST hooks, the delivery log and the event catalogue"),
     )
 )]
 pub struct ApiDoc;

@@ -17,6 +17,9 @@ pub enum Scope {
     /// Publish to the marketplace.
     #[serde(rename = "marketplace:publish")]
     MarketplacePublish,
+    /// Subscribe to events: manage webhook endpoints and REST hooks (`/webhooks`, `/hooks`).
+    #[serde(rename = "webhooks:write")]
+    WebhooksWrite,
     /// Manage members, API keys and the audit log of the workspace.
     #[serde(rename = "admin")]
     Admin,
@@ -31,6 +34,7 @@ pub const ALL_SCOPES: &[Scope] = &[
     Scope::ConnectionsWrite,
     Scope::ActionsExecute,
     Scope::MarketplacePublish,
+    Scope::WebhooksWrite,
     Scope::Admin,
     Scope::WorkspacesCreate,
 ];
@@ -43,6 +47,7 @@ impl Scope {
             Scope::ConnectionsWrite => "connections:write",
             Scope::ActionsExecute => "actions:execute",
             Scope::MarketplacePublish => "marketplace:publish",
+            Scope::WebhooksWrite => "webhooks:write",
             Scope::Admin => "admin",
             Scope::WorkspacesCreate => "workspaces:create",
         }
@@ -66,14 +71,14 @@ impl Scope {
 
 /// Whether a member with `role` may use `scope` at all: a key acts with the scopes it holds
 /// that its member's role allows. Owners and admins may use every scope; members use and
-/// manage connections and run actions; viewers only read.
+/// manage connections, run actions and subscribe to events; viewers only read.
 pub fn role_allows(role: crate::store::Role, scope: Scope) -> bool {
     use crate::store::Role;
     match role {
         Role::Owner | Role::Admin => true,
         Role::Member => matches!(
             scope,
-            Scope::ConnectionsRead | Scope::ConnectionsWrite | Scope::ActionsExecute
+            Scope::ConnectionsRead | Scope::ConnectionsWrite | Scope::ActionsExecute | Scope::WebhooksWrite
         ),
         Role::Viewer => scope == Scope::ConnectionsRead,
     }

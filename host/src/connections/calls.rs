@@ -85,8 +85,52 @@ pub async fn run_action(
             .unwrap_or("ok");
         state.metrics.action(code, duration_ms / 1000.0);
         track_status(state, workspace_id, resolved.record.status, id, &outcome.result).await;
+        let connector = &resolved.installation.connector_id;
+        emit_action_event(state, workspace_id, id, connector, action, &outcome.result, duration_ms).await;
     }
     Ok(outcome)
+}
+
+/// Write `action.failed` (a failed call) and `action.executed` (every call; opt-in) to the
+/// outbox when an endpoint of the workspace receives them. The event is durable before the
+/// caller gets its answer; a failure to write it is logged and does not fail the call.
+async fn emit_action_event(
+    state: &AppState,
+    workspace_id: &WorkspaceId,
+    id: &ConnectionId,
+    connector: &str,
+    action: &str,
+    result: &Result<Value, CallError>,
+    duration_ms: f64,
+) {
+    let error_code = match result {
+        Ok(_) => None,
+        Err(CallError::Connector { code, .. }) => Some(code.as_str()),
+        Err(e) => Some(e.metric_label()),
+    };
+    let kinds: &[&str] = if error_code.is_some() {
+        &["action.failed", "action.executed"]
+    } else {
+        &["action.executed"]
+    };
+    for kind in kinds {
+        match state.subscriptions.wants(&state.db, workspace_id, kind).await {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read webhook subscriptions; writing the event anyway"),
+        }
+        let data = serde_json::json!({
+            "connection_id": id,
+            "connector": connector,
+            "action": action,
+            "ok": error_code.is_none(),
+            "error_code": error_code,
+            "duration_ms": duration_ms,
+        });
+        if let Err(e) = state.db.append_event(workspace_id, kind, &data).await {
+            tracing::warn!(error = %e, event = kind, "could not record an action event");
+        }
+    }
 }
 
 /// What a call's result says about the connection's credentials.

@@ -63,6 +63,11 @@ pub trait Job: Send + Sync + 'static {
     /// How often it runs with these settings; `None` when it is switched off.
     fn interval(&self, config: &Config) -> Option<Duration>;
 
+    /// A bell that makes it run before its next tick (when work arrived), if it has one.
+    fn bell(&self, _state: &AppState) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+
     /// Do one round of work now.
     fn run_once<'a>(&'a self, state: &'a Arc<AppState>) -> JobFuture<'a>;
 }

@@ -35,6 +35,12 @@ pub enum Outcome {
     },
     /// Failed for good: the job is removed (the handler has recorded why).
     GiveUp,
+    /// Not run now (e.g. a rate limit): run it at `at_ms`, and this claim does not count
+    /// as an attempt.
+    Defer {
+        /// When to run it.
+        at_ms: i64,
+    },
 }
 
 /// A boxed future a handler returns.
@@ -226,6 +232,7 @@ async fn run_one(db: &Db, handler: &dyn QueueHandler, job: ClaimedJob, lease_ms:
     let recorded = match &outcome {
         Outcome::Done | Outcome::GiveUp => db.complete_job(&job).await,
         Outcome::Retry { at_ms, error } => db.retry_job(&job, *at_ms, error).await,
+        Outcome::Defer { at_ms } => db.defer_job(&job, *at_ms).await,
     };
     match recorded {
         Ok(true) => {}

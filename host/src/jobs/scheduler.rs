@@ -1,5 +1,6 @@
-//! Runs each periodic [`Job`] on its own timer until shutdown. A failed run is logged and
-//! retried at the next tick; one slow job never delays another.
+//! Runs each periodic [`Job`] on its own timer until shutdown (or earlier, when its bell
+//! rings). A failed run is logged and retried at the next tick; one slow job never delays
+//! another.
 
 use super::Job;
 use crate::state::AppState;
@@ -18,10 +19,12 @@ impl Scheduler {
             .filter_map(|job| {
                 let every = job.interval(&state.config)?;
                 let (state, mut stop) = (state.clone(), stop.clone());
+                let bell = job.bell(&state);
                 Some(tokio::spawn(async move {
                     loop {
                         tokio::select! {
                             _ = tokio::time::sleep(every) => {}
+                            _ = rung(bell.as_deref()) => {}
                             _ = stop.changed() => return,
                         }
                         if let Err(e) = job.run_once(&state).await {
@@ -39,5 +42,13 @@ impl Scheduler {
         for task in self.tasks {
             let _ = task.await;
         }
+    }
+}
+
+/// Resolves when `bell` rings (never, without one).
+async fn rung(bell: Option<&tokio::sync::Notify>) {
+    match bell {
+        Some(bell) => bell.notified().await,
+        None => std::future::pending().await,
     }
 }

@@ -1,5 +1,7 @@
 //! Fan-out of the event outbox to webhook endpoints: undelivered events become messages and
-//! delivery jobs (one transaction per batch), and the delivery workers are woken.
+//! delivery jobs (one transaction per batch), and the delivery workers are woken. It runs
+//! when this process commits events (the outbox's bell) and on its tick, which picks up
+//! events written by other nodes.
 
 use super::{Job, JobFuture, JobReport};
 use crate::config::Config;
@@ -22,6 +24,10 @@ impl Job for WebhookFanOut {
 
     fn interval(&self, config: &Config) -> Option<Duration> {
         (config.webhook_fanout_ms > 0).then(|| Duration::from_millis(config.webhook_fanout_ms))
+    }
+
+    fn bell(&self, state: &AppState) -> Option<Arc<tokio::sync::Notify>> {
+        Some(state.db.events_bell())
     }
 
     fn run_once<'a>(&'a self, state: &'a Arc<AppState>) -> JobFuture<'a> {

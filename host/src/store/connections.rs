@@ -108,6 +108,7 @@ impl Db {
         let mut tx = self.begin_write().await?;
         insert_connection_row(&mut tx, &record).await?;
         tx.commit().await?;
+        self.events_committed();
         Ok(record)
     }
 
@@ -122,6 +123,7 @@ impl Db {
         insert_connection_row(&mut tx, record).await?;
         super::secrets::put_secret_in(&mut tx, secret).await?;
         tx.commit().await?;
+        self.events_committed();
         Ok(())
     }
 
@@ -350,6 +352,7 @@ impl Db {
         let mut tx = self.begin_write().await?;
         let stored = set_status_in(&mut tx, workspace_id, id, decide, last_error, health_checked).await?;
         tx.commit().await?;
+        self.events_committed();
         Ok(stored)
     }
 
@@ -397,6 +400,7 @@ impl Db {
             .await?;
         }
         tx.commit().await?;
+        self.events_committed();
         Ok(deleted)
     }
 }

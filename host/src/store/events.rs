@@ -52,7 +52,9 @@ impl Db {
         payload: &serde_json::Value,
     ) -> StoreResult<()> {
         let mut conn = self.pool().acquire().await?;
-        insert_event(&mut conn, workspace_id, kind, payload).await
+        insert_event(&mut conn, workspace_id, kind, payload).await?;
+        self.events_committed();
+        Ok(())
     }
 
     /// A workspace's events, oldest first, optionally of one type.

@@ -156,7 +156,19 @@ impl Db {
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
+        let (kind, data) = match &existing {
+            Some(before) => (
+                "connector.upgraded",
+                serde_json::json!({ "installation_id": record.id, "connector": record.connector_id, "from_version": before.version, "version": record.version }),
+            ),
+            None => (
+                "connector.installed",
+                serde_json::json!({ "installation_id": record.id, "connector": record.connector_id, "version": record.version }),
+            ),
+        };
+        super::events::insert_event(&mut tx, workspace_id, kind, &data).await?;
         tx.commit().await?;
+        self.events_committed();
         Ok(record)
     }
 
@@ -229,16 +241,26 @@ impl Db {
         Ok(Page::from_rows(rows, limit, |r: &InstallationRecord| r.id.to_string()))
     }
 
-    /// Uninstall; refused (false) while connections use it.
+    /// Uninstall; refused (false) while connections use it. `connector.uninstalled` is
+    /// written in the same transaction.
     pub async fn delete_installation(&self, workspace_id: &WorkspaceId, id: &InstallationId) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "DELETE FROM installations WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM connections WHERE installation_id = $3)",
+        let mut tx = self.begin_write().await?;
+        let gone: Option<(String, String)> = sqlx::query_as(
+            "DELETE FROM installations WHERE workspace_id = $1 AND id = $2 AND NOT EXISTS (SELECT 1 FROM connections WHERE installation_id = $3) RETURNING connector_id, version",
         )
         .bind(workspace_id)
         .bind(id)
         .bind(id)
-        .execute(self.pool())
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let Some((connector, version)) = gone else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let data = serde_json::json!({ "installation_id": id, "connector": connector, "version": version });
+        super::events::insert_event(&mut tx, workspace_id, "connector.uninstalled", &data).await?;
+        tx.commit().await?;
+        self.events_committed();
+        Ok(true)
     }
 }

@@ -146,6 +146,20 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Put the job back to run at `run_at` without counting this claim as an attempt (the
+    /// handler chose not to run it yet, e.g. a rate limit). `false`: the lease was lost.
+    pub async fn defer_job(&self, job: &ClaimedJob, run_at: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE jobs SET run_at = $1, lease_token = NULL, lease_until = NULL, attempts = attempts - 1 WHERE id = $2 AND lease_token = $3",
+        )
+        .bind(run_at)
+        .bind(&job.id)
+        .bind(&job.lease_token)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Jobs waiting in `queue` (claimed or not).
     pub async fn count_jobs(&self, queue: &str) -> StoreResult<i64> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM jobs WHERE queue = $1")

@@ -30,7 +30,10 @@ pub use marketplace::{PackageRecord, PackageVersionRecord, PublisherRecord, Revi
 pub use oauth::{AppBinding, FlowClaim, OAuthAppRecord, OAuthFlowRecord, OPERATOR_OWNER, RefreshLock, TokenUpdate};
 pub use secrets::{AAD_VERSION, SecretRecord};
 pub use usage::UsageRecord;
-pub use webhooks::{AttemptRecord, DELIVERY_QUEUE, DeliveryJob, EndpointRecord, MessageRecord};
+pub use webhooks::{
+    AttemptRecord, DELIVERY_QUEUE, DeliveryJob, ENDPOINT_SOURCE_API, ENDPOINT_SOURCE_HOOK, EndpointChanges,
+    EndpointRecord, MessageRecord, NewEndpointRow, message_body,
+};
 pub use workspaces::{MemberRecord, Role, WorkspaceRecord};
 
 /// Store a type as a text column through sqlx's `Any` driver: it is written with its
@@ -127,6 +130,9 @@ pub struct Db {
     backend: Backend,
     /// Kept to open a LISTEN connection on PostgreSQL; may hold a password, never logged.
     url: std::sync::Arc<str>,
+    /// Rung when events were committed to the outbox by this process, so the webhook
+    /// fan-out runs at once instead of at its next tick.
+    events_bell: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Db {
@@ -164,6 +170,7 @@ impl Db {
             pool,
             backend,
             url: url.into(),
+            events_bell: Default::default(),
         })
     }
 
@@ -206,6 +213,16 @@ impl Db {
         let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
         listener.listen("nexum_jobs").await?;
         Ok(Some(listener))
+    }
+
+    /// The bell rung when this process commits events to the outbox.
+    pub fn events_bell(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.events_bell.clone()
+    }
+
+    /// Ring [`Db::events_bell`] (after a transaction holding events committed).
+    pub(crate) fn events_committed(&self) {
+        self.events_bell.notify_one();
     }
 
     /// A cheap round-trip, for readiness checks.

@@ -27,6 +27,11 @@ impl DeliveryJob {
     }
 }
 
+/// The body of a delivery: `{"type", "timestamp" (unix ms of the event), "data"}`.
+pub fn message_body(kind: &str, timestamp_ms: i64, data: serde_json::Value) -> String {
+    serde_json::json!({ "type": kind, "timestamp": timestamp_ms, "data": data }).to_string()
+}
+
 /// A webhook endpoint.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EndpointRecord {
@@ -48,11 +53,76 @@ pub struct EndpointRecord {
     pub failing_since: Option<i64>,
     /// Unix ms.
     pub created_at: i64,
-    /// Unix ms.
+    /// Unix ms; changes with every edit and secret rotation.
     pub updated_at: i64,
+    /// Most deliveries per second (`None`: no limit).
+    pub rate_limit_per_sec: Option<i64>,
+    /// `api`, or `hook` for a REST-hook subscription.
+    pub source: String,
+    /// Comma-separated names of its custom headers (the values are sealed with its secret).
+    pub header_names: String,
+}
+
+/// Where an endpoint came from.
+pub const ENDPOINT_SOURCE_API: &str = "api";
+/// An endpoint made by a REST-hook subscription (`POST /hooks`).
+pub const ENDPOINT_SOURCE_HOOK: &str = "hook";
+
+/// A new endpoint row.
+#[derive(Debug, Clone)]
+pub struct NewEndpointRow<'a> {
+    /// Checked URL.
+    pub url: &'a str,
+    /// Free text.
+    pub description: &'a str,
+    /// Event types (empty: all but opt-in).
+    pub event_types: &'a [String],
+    /// Deliveries per second, if limited.
+    pub rate_limit_per_sec: Option<i64>,
+    /// [`ENDPOINT_SOURCE_API`] or [`ENDPOINT_SOURCE_HOOK`].
+    pub source: &'a str,
+    /// Names of its custom headers.
+    pub header_names: &'a [String],
+}
+
+/// A change to an endpoint; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointChanges {
+    /// New checked URL.
+    pub url: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New event types.
+    pub event_types: Option<Vec<String>>,
+    /// New rate limit (`Some(None)` removes it).
+    pub rate_limit_per_sec: Option<Option<i64>>,
+    /// New custom header names (their values are sealed by the caller).
+    pub header_names: Option<Vec<String>>,
+    /// `Some(true)`: enable again (clears the failure clock); `Some(false)`: disable.
+    pub enabled: Option<bool>,
 }
 
 impl EndpointRecord {
+    /// A new, enabled endpoint of `workspace_id` with a fresh id.
+    pub fn new(workspace_id: &WorkspaceId, new: &NewEndpointRow<'_>) -> Self {
+        let now = now_ms();
+        Self {
+            id: new_id("wep"),
+            workspace_id: workspace_id.clone(),
+            url: new.url.to_string(),
+            description: new.description.to_string(),
+            event_types: new.event_types.join(","),
+            disabled_at: None,
+            disabled_reason: None,
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+            rate_limit_per_sec: new.rate_limit_per_sec,
+            source: new.source.to_string(),
+            header_names: new.header_names.join(","),
+        }
+    }
+
     /// Whether it receives events of `kind`.
     pub fn subscribes_to(&self, kind: &str, opt_in: &[&str]) -> bool {
         let types: Vec<&str> = self
@@ -115,7 +185,7 @@ pub struct AttemptRecord {
 
 macro_rules! endpoint_columns {
     () => {
-        "id, workspace_id, url, description, event_types, disabled_at, disabled_reason, failing_since, created_at, updated_at"
+        "id, workspace_id, url, description, event_types, disabled_at, disabled_reason, failing_since, created_at, updated_at, rate_limit_per_sec, source, header_names"
     };
 }
 
@@ -143,31 +213,17 @@ struct PendingEvent {
 }
 
 impl Db {
-    /// Store a new endpoint (its secret is sealed by the caller under the returned id).
+    /// Store a new endpoint with its sealed secret record, in one transaction.
     pub async fn insert_webhook_endpoint(
         &self,
-        workspace_id: &WorkspaceId,
-        url: &str,
-        description: &str,
-        event_types: &[String],
-    ) -> StoreResult<EndpointRecord> {
-        let now = now_ms();
-        let record = EndpointRecord {
-            id: new_id("wep"),
-            workspace_id: workspace_id.clone(),
-            url: url.to_string(),
-            description: description.to_string(),
-            event_types: event_types.join(","),
-            disabled_at: None,
-            disabled_reason: None,
-            failing_since: None,
-            created_at: now,
-            updated_at: now,
-        };
+        record: &EndpointRecord,
+        secret: &super::SecretRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(concat!(
             "INSERT INTO webhook_endpoints (",
             endpoint_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, NULL, NULL, NULL, $6, $7)"
+            ") VALUES ($1, $2, $3, $4, $5, NULL, NULL, NULL, $6, $7, $8, $9, $10)"
         ))
         .bind(&record.id)
         .bind(&record.workspace_id)
@@ -176,8 +232,67 @@ impl Db {
         .bind(&record.event_types)
         .bind(record.created_at)
         .bind(record.updated_at)
-        .execute(self.pool())
+        .bind(record.rate_limit_per_sec)
+        .bind(&record.source)
+        .bind(&record.header_names)
+        .execute(&mut *tx)
         .await?;
+        super::secrets::put_secret_in(&mut tx, secret).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Apply `changes` to an endpoint, and replace its sealed secret record when `sealed` is
+    /// given, in one transaction. Returns the endpoint afterwards (`None`: no such endpoint).
+    pub async fn update_webhook_endpoint(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &str,
+        changes: &EndpointChanges,
+        sealed: Option<&super::SecretRecord>,
+    ) -> StoreResult<Option<EndpointRecord>> {
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let (enable, disable) = match changes.enabled {
+            Some(true) => (true, false),
+            Some(false) => (false, true),
+            None => (false, false),
+        };
+        let updated = sqlx::query(
+            "UPDATE webhook_endpoints SET url = COALESCE($1, url), description = COALESCE($2, description), event_types = COALESCE($3, event_types), rate_limit_per_sec = CASE WHEN $4 THEN $5 ELSE rate_limit_per_sec END, header_names = COALESCE($6, header_names), disabled_at = CASE WHEN $7 THEN NULL WHEN $8 AND disabled_at IS NULL THEN $9 ELSE disabled_at END, disabled_reason = CASE WHEN $7 THEN NULL WHEN $8 AND disabled_at IS NULL THEN 'manual' ELSE disabled_reason END, failing_since = CASE WHEN $7 THEN NULL ELSE failing_since END, updated_at = $9 WHERE workspace_id = $10 AND id = $11",
+        )
+        .bind(changes.url.as_deref())
+        .bind(changes.description.as_deref())
+        .bind(changes.event_types.as_ref().map(|t| t.join(",")))
+        .bind(changes.rate_limit_per_sec.is_some())
+        .bind(changes.rate_limit_per_sec.flatten())
+        .bind(changes.header_names.as_ref().map(|h| h.join(",")))
+        .bind(enable)
+        .bind(disable)
+        .bind(now)
+        .bind(workspace_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !updated {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        if let Some(secret) = sealed {
+            super::secrets::put_secret_in(&mut tx, secret).await?;
+        }
+        let record = sqlx::query_as(concat!(
+            "SELECT ",
+            endpoint_columns!(),
+            " FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2"
+        ))
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(record)
     }
 
@@ -212,6 +327,13 @@ impl Db {
     /// transaction. `opt_in` types go only to endpoints that name them. Returns the number
     /// of events handled.
     pub async fn fan_out_events(&self, limit: usize, opt_in: &[&str]) -> StoreResult<usize> {
+        // A read first: an idle outbox never takes the write lock.
+        let pending: Option<(String,)> = sqlx::query_as("SELECT id FROM events WHERE delivered_at IS NULL LIMIT 1")
+            .fetch_optional(self.pool())
+            .await?;
+        if pending.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.begin_write().await?;
         let events: Vec<PendingEvent> = sqlx::query_as(match self.backend() {
             super::Backend::Postgres => {
@@ -244,12 +366,8 @@ impl Db {
                 .collect();
             if !subscribed.is_empty() {
                 let message_id = new_id("msg");
-                let body = serde_json::json!({
-                    "type": event.kind,
-                    "timestamp": event.created_at,
-                    "data": serde_json::from_str::<serde_json::Value>(&event.payload).unwrap_or(serde_json::Value::Null),
-                })
-                .to_string();
+                let data = serde_json::from_str(&event.payload).unwrap_or(serde_json::Value::Null);
+                let body = message_body(&event.kind, event.created_at, data);
                 sqlx::query(concat!(
                     "INSERT INTO webhook_messages (",
                     message_columns!(),
@@ -294,29 +412,6 @@ impl Db {
         Ok(events.len())
     }
 
-    /// Log one attempt.
-    pub async fn insert_webhook_attempt(&self, attempt: &AttemptRecord) -> StoreResult<()> {
-        sqlx::query(concat!(
-            "INSERT INTO webhook_attempts (",
-            attempt_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        ))
-        .bind(&attempt.id)
-        .bind(&attempt.workspace_id)
-        .bind(&attempt.message_id)
-        .bind(&attempt.endpoint_id)
-        .bind(attempt.attempt)
-        .bind(attempt.status_code)
-        .bind(attempt.latency_ms)
-        .bind(&attempt.response_excerpt)
-        .bind(&attempt.error)
-        .bind(attempt.next_attempt_at)
-        .bind(attempt.created_at)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
     /// The attempts of a message, oldest first.
     pub async fn webhook_attempts(
         &self,
@@ -332,28 +427,6 @@ impl Db {
         .bind(message_id)
         .fetch_all(self.pool())
         .await?)
-    }
-
-    /// Record a delivery's outcome on its endpoint: a success clears the failure clock, a
-    /// failure starts it (if not running). Returns when the endpoint has been failing since.
-    pub async fn note_webhook_result(&self, endpoint_id: &str, succeeded: bool, at: i64) -> StoreResult<Option<i64>> {
-        if succeeded {
-            sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
-                .bind(endpoint_id)
-                .execute(self.pool())
-                .await?;
-            return Ok(None);
-        }
-        sqlx::query("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1")
-            .bind(endpoint_id)
-            .bind(at)
-            .execute(self.pool())
-            .await?;
-        let since: Option<(Option<i64>,)> = sqlx::query_as("SELECT failing_since FROM webhook_endpoints WHERE id = $1")
-            .bind(endpoint_id)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(since.and_then(|(s,)| s))
     }
 
     /// Disable an endpoint (`gone`, `failing`, `manual`) unless it already is; returns
@@ -433,5 +506,131 @@ impl Db {
         })
         .await?;
         Ok(())
+    }
+}
+
+impl Db {
+    /// Messages sent to `endpoint_id` from `since` to `until` (unix ms, by first attempt)
+    /// that have no successful attempt there, oldest first, at most `limit`.
+    pub async fn failed_webhook_messages(
+        &self,
+        workspace_id: &WorkspaceId,
+        endpoint_id: &str,
+        since: i64,
+        until: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT message_id FROM webhook_attempts a WHERE workspace_id = $1 AND endpoint_id = $2 AND created_at >= $3 AND created_at < $4 GROUP BY message_id HAVING SUM(CASE WHEN status_code >= 200 AND status_code < 300 THEN 1 ELSE 0 END) = 0 ORDER BY MIN(created_at), message_id LIMIT $5",
+        )
+        .bind(workspace_id)
+        .bind(endpoint_id)
+        .bind(since)
+        .bind(until)
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Store a message that goes to one endpoint only (an example sent by
+    /// `POST …/endpoints/{id}/test`) and queue its delivery, in one transaction. Returns the
+    /// message id.
+    pub async fn insert_direct_message(
+        &self,
+        workspace_id: &WorkspaceId,
+        endpoint_id: &str,
+        event_type: &str,
+        body: &str,
+    ) -> StoreResult<String> {
+        let message_id = new_id("msg");
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(concat!(
+            "INSERT INTO webhook_messages (",
+            message_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6)"
+        ))
+        .bind(&message_id)
+        .bind(workspace_id)
+        .bind(format!("direct:{message_id}"))
+        .bind(event_type)
+        .bind(body)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let payload = DeliveryJob {
+            workspace_id: workspace_id.clone(),
+            message_id: message_id.clone(),
+            endpoint_id: endpoint_id.to_string(),
+        }
+        .payload();
+        let dedupe = format!("{message_id}:{endpoint_id}");
+        insert_job(
+            &mut tx,
+            self.backend(),
+            &super::NewJob {
+                queue: DELIVERY_QUEUE,
+                dedupe_key: Some(&dedupe),
+                payload: &payload,
+                run_at: now,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(message_id)
+    }
+
+    /// Log one attempt and its effect on the endpoint's failure clock, in one transaction:
+    /// a success clears the clock (when `was_failing`), a failure starts it (if not running).
+    /// Returns when the endpoint has been failing since.
+    pub async fn record_webhook_attempt(
+        &self,
+        attempt: &AttemptRecord,
+        succeeded: bool,
+        was_failing: bool,
+    ) -> StoreResult<Option<i64>> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(concat!(
+            "INSERT INTO webhook_attempts (",
+            attempt_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&attempt.id)
+        .bind(&attempt.workspace_id)
+        .bind(&attempt.message_id)
+        .bind(&attempt.endpoint_id)
+        .bind(attempt.attempt)
+        .bind(attempt.status_code)
+        .bind(attempt.latency_ms)
+        .bind(&attempt.response_excerpt)
+        .bind(&attempt.error)
+        .bind(attempt.next_attempt_at)
+        .bind(attempt.created_at)
+        .execute(&mut *tx)
+        .await?;
+        let since = if succeeded {
+            if was_failing {
+                sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
+                    .bind(&attempt.endpoint_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            None
+        } else {
+            sqlx::query("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1")
+                .bind(&attempt.endpoint_id)
+                .bind(attempt.created_at)
+                .execute(&mut *tx)
+                .await?;
+            let row: Option<(Option<i64>,)> =
+                sqlx::query_as("SELECT failing_since FROM webhook_endpoints WHERE id = $1")
+                    .bind(&attempt.endpoint_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            row.and_then(|(s,)| s)
+        };
+        tx.commit().await?;
+        Ok(since)
     }
 }

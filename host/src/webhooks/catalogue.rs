@@ -1,7 +1,8 @@
-//! The event types a webhook endpoint can receive, each with what its `data` holds. Payloads
-//! carry ids and status, never secrets.
+//! The event types a webhook endpoint can receive, each with a JSON Schema and an example of
+//! what its `data` holds. Payloads carry ids and status, never secrets, inputs or outputs.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 /// An event type an endpoint can subscribe to (the names of [`catalogue`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -18,6 +19,21 @@ pub enum EventKind {
     /// `connection.refresh_failed`
     #[serde(rename = "connection.refresh_failed")]
     ConnectionRefreshFailed,
+    /// `connector.installed`
+    #[serde(rename = "connector.installed")]
+    ConnectorInstalled,
+    /// `connector.upgraded`
+    #[serde(rename = "connector.upgraded")]
+    ConnectorUpgraded,
+    /// `connector.uninstalled`
+    #[serde(rename = "connector.uninstalled")]
+    ConnectorUninstalled,
+    /// `action.failed`
+    #[serde(rename = "action.failed")]
+    ActionFailed,
+    /// `action.executed` (opt-in)
+    #[serde(rename = "action.executed")]
+    ActionExecuted,
     /// `endpoint.disabled`
     #[serde(rename = "endpoint.disabled")]
     EndpointDisabled,
@@ -27,6 +43,21 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, in catalogue order.
+    pub const ALL: [EventKind; 11] = [
+        EventKind::ConnectionCreated,
+        EventKind::ConnectionDeleted,
+        EventKind::ConnectionStatusChanged,
+        EventKind::ConnectionRefreshFailed,
+        EventKind::ConnectorInstalled,
+        EventKind::ConnectorUpgraded,
+        EventKind::ConnectorUninstalled,
+        EventKind::ActionFailed,
+        EventKind::ActionExecuted,
+        EventKind::EndpointDisabled,
+        EventKind::MessageAttemptExhausted,
+    ];
+
     /// The type's name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -34,9 +65,144 @@ impl EventKind {
             EventKind::ConnectionDeleted => "connection.deleted",
             EventKind::ConnectionStatusChanged => "connection.status_changed",
             EventKind::ConnectionRefreshFailed => "connection.refresh_failed",
+            EventKind::ConnectorInstalled => "connector.installed",
+            EventKind::ConnectorUpgraded => "connector.upgraded",
+            EventKind::ConnectorUninstalled => "connector.uninstalled",
+            EventKind::ActionFailed => "action.failed",
+            EventKind::ActionExecuted => "action.executed",
             EventKind::EndpointDisabled => "endpoint.disabled",
             EventKind::MessageAttemptExhausted => "message.attempt.exhausted",
         }
+    }
+
+    /// The kind named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether an endpoint receives it only when it names it (high volume).
+    pub fn opt_in(self) -> bool {
+        super::endpoints::OPT_IN_EVENT_TYPES.contains(&self.as_str())
+    }
+
+    /// What happened, for people.
+    fn description(self) -> &'static str {
+        match self {
+            EventKind::ConnectionCreated => "A connection was created (by an admin, or at the end of an OAuth2 flow).",
+            EventKind::ConnectionDeleted => "A connection was deleted; its secret is wiped.",
+            EventKind::ConnectionStatusChanged => {
+                "A connection's status changed (connected, error, expired, refresh_exhausted, disconnected)."
+            }
+            EventKind::ConnectionRefreshFailed => "Refreshing a connection's OAuth2 token failed.",
+            EventKind::ConnectorInstalled => "A connector was installed in the workspace.",
+            EventKind::ConnectorUpgraded => "An installed connector was pinned to another version.",
+            EventKind::ConnectorUninstalled => "A connector was uninstalled.",
+            EventKind::ActionFailed => {
+                "A connector action failed (the connector's error, a policy refusal, a timeout…)."
+            }
+            EventKind::ActionExecuted => {
+                "A connector action ran, whatever its result. Opt-in: an endpoint receives it only when it names it."
+            }
+            EventKind::EndpointDisabled => {
+                "A webhook endpoint was disabled: it answered 410 Gone, or failed for five days."
+            }
+            EventKind::MessageAttemptExhausted => "Every attempt to deliver a message to an endpoint failed.",
+        }
+    }
+
+    /// The fields of its `data`: name, JSON type, whether it may be null, and an example.
+    fn fields(self) -> Vec<(&'static str, &'static str, bool, Value)> {
+        match self {
+            EventKind::ConnectionCreated => vec![
+                ("connection_id", "string", false, json!("conn_…")),
+                ("installation_id", "string", false, json!("plg_…")),
+                ("name", "string", false, json!("Acme Slack")),
+                ("status", "string", false, json!("connected")),
+            ],
+            EventKind::ConnectionDeleted => vec![("connection_id", "string", false, json!("conn_…"))],
+            EventKind::ConnectionStatusChanged => vec![
+                ("connection_id", "string", false, json!("conn_…")),
+                ("from", "string", false, json!("connected")),
+                ("to", "string", false, json!("error")),
+                ("reason", "string", true, json!("invalid_auth: …")),
+            ],
+            EventKind::ConnectionRefreshFailed => vec![
+                ("connection_id", "string", false, json!("conn_…")),
+                ("error", "string", false, json!("invalid_grant: …")),
+                ("transient", "boolean", false, json!(false)),
+                ("consecutive_failures", "integer", false, json!(2)),
+                ("status", "string", false, json!("error")),
+            ],
+            EventKind::ConnectorInstalled | EventKind::ConnectorUninstalled => vec![
+                ("installation_id", "string", false, json!("plg_…")),
+                ("connector", "string", false, json!("slack")),
+                ("version", "string", false, json!("1.2.0")),
+            ],
+            EventKind::ConnectorUpgraded => vec![
+                ("installation_id", "string", false, json!("plg_…")),
+                ("connector", "string", false, json!("slack")),
+                ("from_version", "string", false, json!("1.2.0")),
+                ("version", "string", false, json!("1.3.0")),
+            ],
+            EventKind::ActionFailed | EventKind::ActionExecuted => vec![
+                ("connection_id", "string", false, json!("conn_…")),
+                ("connector", "string", false, json!("slack")),
+                ("action", "string", false, json!("send_message")),
+                ("ok", "boolean", false, json!(self == EventKind::ActionExecuted)),
+                (
+                    "error_code",
+                    "string",
+                    true,
+                    if self == EventKind::ActionExecuted {
+                        Value::Null
+                    } else {
+                        json!("rate_limited")
+                    },
+                ),
+                ("duration_ms", "number", false, json!(182.4)),
+            ],
+            EventKind::EndpointDisabled => vec![
+                ("endpoint_id", "string", false, json!("wep_…")),
+                ("reason", "string", false, json!("gone")),
+            ],
+            EventKind::MessageAttemptExhausted => vec![
+                ("message_id", "string", false, json!("msg_…")),
+                ("endpoint_id", "string", false, json!("wep_…")),
+                ("attempts", "integer", false, json!(8)),
+            ],
+        }
+    }
+
+    /// An example of its `data`.
+    pub fn example(self) -> Value {
+        Value::Object(
+            self.fields()
+                .into_iter()
+                .map(|(n, _, _, e)| (n.to_string(), e))
+                .collect(),
+        )
+    }
+
+    /// The JSON Schema of its `data`.
+    pub fn schema(self) -> Value {
+        let fields = self.fields();
+        let properties: serde_json::Map<String, Value> = fields
+            .iter()
+            .map(|(name, kind, nullable, _)| {
+                let schema = if *nullable {
+                    json!({ "type": [kind, "null"] })
+                } else {
+                    json!({ "type": kind })
+                };
+                (name.to_string(), schema)
+            })
+            .collect();
+        json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "required": fields.iter().map(|(n, ..)| *n).collect::<Vec<_>>(),
+            "properties": properties,
+        })
     }
 }
 
@@ -50,49 +216,40 @@ pub struct EventType {
     pub description: &'static str,
     /// Whether an endpoint receives it only when it names it (high volume).
     pub opt_in: bool,
+    /// The JSON Schema of the `data` it carries.
+    #[schema(value_type = Object)]
+    pub schema: Value,
     /// An example of the `data` it carries.
-    pub example: serde_json::Value,
+    #[schema(value_type = Object)]
+    pub example: Value,
 }
 
 /// Every event type the host emits.
 pub fn catalogue() -> Vec<EventType> {
-    use serde_json::json;
-    let t = |kind, description, example| EventType {
-        kind,
-        description,
-        opt_in: super::endpoints::OPT_IN_EVENT_TYPES.contains(&kind),
-        example,
-    };
-    vec![
-        t(
-            "connection.created",
-            "A connection was created (by an admin, or at the end of an OAuth2 flow).",
-            json!({ "connection_id": "conn_…", "installation_id": "plg_…", "name": "Acme Slack", "status": "connected" }),
-        ),
-        t(
-            "connection.deleted",
-            "A connection was deleted; its secret is wiped.",
-            json!({ "connection_id": "conn_…" }),
-        ),
-        t(
-            "connection.status_changed",
-            "A connection's status changed (connected, error, expired, refresh_exhausted, disconnected).",
-            json!({ "connection_id": "conn_…", "from": "connected", "to": "error", "reason": "invalid_auth: …" }),
-        ),
-        t(
-            "connection.refresh_failed",
-            "Refreshing a connection's OAuth2 token failed.",
-            json!({ "connection_id": "conn_…", "error": "…", "transient": false, "consecutive_failures": 2, "status": "error" }),
-        ),
-        t(
-            "endpoint.disabled",
-            "A webhook endpoint was disabled: it answered 410 Gone, or failed for five days.",
-            json!({ "endpoint_id": "wep_…", "reason": "gone" }),
-        ),
-        t(
-            "message.attempt.exhausted",
-            "Every attempt to deliver a message to an endpoint failed.",
-            json!({ "message_id": "msg_…", "endpoint_id": "wep_…", "attempts": 8 }),
-        ),
-    ]
+    EventKind::ALL
+        .into_iter()
+        .map(|kind| EventType {
+            kind: kind.as_str(),
+            description: kind.description(),
+            opt_in: kind.opt_in(),
+            schema: kind.schema(),
+            example: kind.example(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_example_matches_its_schema() {
+        for kind in EventKind::ALL {
+            let schema = kind.schema();
+            let example = kind.example();
+            let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+            assert!(validator.is_valid(&example), "{} example does not match", kind.as_str());
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+        }
+    }
 }

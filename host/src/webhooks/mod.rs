@@ -6,8 +6,12 @@
 //! every delivery, fan-out of events from the event outbox to the endpoints subscribed to them,
 //! and delivery attempts with retries and backoff.
 //!
-//! - [`endpoints`]: creating an endpoint (URL under the address policy, a fresh `whsec_`
-//!   secret sealed in the vault);
+//! - [`endpoints`]: creating and changing an endpoint (URL under the address policy, a
+//!   fresh `whsec_` secret sealed in the vault with the custom headers' values, see
+//!   [`sealed`]), and rotating its secret with a grace period;
+//! - [`catalogue`]: every event type, with a JSON Schema and an example of its data;
+//! - [`subscriptions`]: whether a workspace receives an event type (so high-volume events
+//!   are written only when someone receives them);
 //! - fan-out (`jobs::webhook_fanout`): outbox events become messages and one delivery job
 //!   per subscribed endpoint, in one transaction;
 //! - [`delivery`]: the queue handler that signs, POSTs (no redirects, 15 s), logs every
@@ -22,7 +26,11 @@ pub mod catalogue;
 pub mod delivery;
 pub mod endpoints;
 pub mod schedule;
+pub mod sealed;
 pub mod signing;
+pub mod subscriptions;
+
+pub use subscriptions::Subscriptions;
 
 pub use signing::{
     DEFAULT_TOLERANCE_SECS, HEADER_WEBHOOK_ID, HEADER_WEBHOOK_SIGNATURE, HEADER_WEBHOOK_TIMESTAMP, SecretError,
