@@ -402,6 +402,7 @@ pub struct UpdateEndpoint {
 #[utoipa::path(patch, path = "/api/v1/webhooks/endpoints/{id}", tag = "webhooks", operation_id = "update_webhook_endpoint", params(IdPath), request_body = UpdateEndpoint,
     responses((status = 200, body = EndpointView),
         (status = 404, description = "No such endpoint in this workspace", body = crate::error::Problem),
+        (status = 409, description = "The endpoint's headers or secret changed meanwhile (`changed_meanwhile`); read and retry", body = crate::error::Problem),
         (status = 422, description = "A URL the address policy refuses, bad headers or a bad rate limit", body = crate::error::Problem)))]
 pub async fn update_endpoint(
     State(state): State<Arc<AppState>>,
@@ -458,6 +459,7 @@ pub struct RotatedSecret {
 #[utoipa::path(post, path = "/api/v1/webhooks/endpoints/{id}/secret/rotate", tag = "webhooks", operation_id = "rotate_webhook_secret", params(IdPath), request_body = RotateSecret,
     responses((status = 200, body = RotatedSecret),
         (status = 404, description = "No such endpoint in this workspace", body = crate::error::Problem),
+        (status = 409, description = "The endpoint's headers or secret changed meanwhile (`changed_meanwhile`); retry", body = crate::error::Problem),
         (status = 422, description = "A grace period longer than 7 days", body = crate::error::Problem)))]
 pub async fn rotate_endpoint_secret(
     State(state): State<Arc<AppState>>,

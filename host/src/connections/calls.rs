@@ -105,7 +105,7 @@ async fn emit_action_event(
 ) {
     let error_code = match result {
         Ok(_) => None,
-        Err(CallError::Connector { code, .. }) => Some(code.as_str()),
+        Err(CallError::Connector { code, .. }) => Some(&code[..code.floor_char_boundary(100)]),
         Err(e) => Some(e.metric_label()),
     };
     let kinds: &[&str] = if error_code.is_some() {

@@ -244,12 +244,16 @@ impl Db {
 
     /// Apply `changes` to an endpoint, and replace its sealed secret record when `sealed` is
     /// given, in one transaction. Returns the endpoint afterwards (`None`: no such endpoint).
+    /// With `expected_updated_at`, a change made meanwhile (another edit or rotation) wins and
+    /// this one fails with [`StoreError::Changed`](super::StoreError::Changed). `updated_at`
+    /// grows with every change, even two in one millisecond.
     pub async fn update_webhook_endpoint(
         &self,
         workspace_id: &WorkspaceId,
         id: &str,
         changes: &EndpointChanges,
         sealed: Option<&super::SecretRecord>,
+        expected_updated_at: Option<i64>,
     ) -> StoreResult<Option<EndpointRecord>> {
         let now = now_ms();
         let mut tx = self.begin_write().await?;
@@ -259,7 +263,7 @@ impl Db {
             None => (false, false),
         };
         let updated = sqlx::query(
-            "UPDATE webhook_endpoints SET url = COALESCE($1, url), description = COALESCE($2, description), event_types = COALESCE($3, event_types), rate_limit_per_sec = CASE WHEN $4 THEN $5 ELSE rate_limit_per_sec END, header_names = COALESCE($6, header_names), disabled_at = CASE WHEN $7 THEN NULL WHEN $8 AND disabled_at IS NULL THEN $9 ELSE disabled_at END, disabled_reason = CASE WHEN $7 THEN NULL WHEN $8 AND disabled_at IS NULL THEN 'manual' ELSE disabled_reason END, failing_since = CASE WHEN $7 THEN NULL ELSE failing_since END, updated_at = $9 WHERE workspace_id = $10 AND id = $11",
+            "UPDATE webhook_endpoints SET url = COALESCE($1, url), description = COALESCE($2, description), event_types = COALESCE($3, event_types), rate_limit_per_sec = CASE WHEN $4 THEN $5 ELSE rate_limit_per_sec END, header_names = COALESCE($6, header_names), disabled_at = CASE WHEN $7 THEN NULL WHEN $8 AND disabled_at IS NULL THEN $9 ELSE disabled_at END, disabled_reason = CASE WHEN $7 THEN NULL WHEN $8 AND disabled_at IS NULL THEN 'manual' ELSE disabled_reason END, failing_since = CASE WHEN $7 THEN NULL ELSE failing_since END, updated_at = CASE WHEN updated_at >= $9 THEN updated_at + 1 ELSE $9 END WHERE workspace_id = $10 AND id = $11 AND ($12 < 0 OR updated_at = $12)",
         )
         .bind(changes.url.as_deref())
         .bind(changes.description.as_deref())
@@ -272,12 +276,16 @@ impl Db {
         .bind(now)
         .bind(workspace_id)
         .bind(id)
+        .bind(expected_updated_at.unwrap_or(-1))
         .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
         if !updated {
             tx.rollback().await?;
+            if expected_updated_at.is_some() && self.webhook_endpoint(workspace_id, id).await?.is_some() {
+                return Err(super::StoreError::Changed);
+            }
             return Ok(None);
         }
         if let Some(secret) = sealed {

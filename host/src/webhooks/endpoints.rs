@@ -255,18 +255,18 @@ pub async fn update(
         check_rate_limit(limit)?;
     }
     let mut sealed = None;
+    let mut expected = None;
     if let Some(headers) = update.headers {
         let headers = check_headers(&headers)?;
-        let mut secrets = EndpointSecrets::load(state, workspace_id, id)
-            .await
-            .ok_or(WebhookError::NotFound)?;
+        let (version, mut secrets) = load_versioned(state, workspace_id, id).await?;
         changes.header_names = Some(headers.keys().cloned().collect());
-        secrets.headers = headers.clone();
+        secrets.headers = headers;
         sealed = Some(secrets.seal(state, workspace_id, id)?);
+        expected = Some(version);
     }
     let record = state
         .db
-        .update_webhook_endpoint(workspace_id, id, &changes, sealed.as_ref())
+        .update_webhook_endpoint(workspace_id, id, &changes, sealed.as_ref(), expected)
         .await?
         .ok_or(WebhookError::NotFound)?;
     if sealed.is_some() {
@@ -293,9 +293,7 @@ pub async fn rotate_secret(
             ),
         ));
     }
-    let mut secrets = EndpointSecrets::load(state, workspace_id, id)
-        .await
-        .ok_or(WebhookError::NotFound)?;
+    let (version, mut secrets) = load_versioned(state, workspace_id, id).await?;
     let fresh = WebhookSecret::generate().map_err(|e| invalid("randomness", e.to_string()))?;
     let until = now_ms() + i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
     let old = std::mem::replace(&mut secrets.current, fresh.clone());
@@ -303,11 +301,35 @@ pub async fn rotate_secret(
     let sealed = secrets.seal(state, workspace_id, id)?;
     let record = state
         .db
-        .update_webhook_endpoint(workspace_id, id, &EndpointChanges::default(), Some(&sealed))
+        .update_webhook_endpoint(
+            workspace_id,
+            id,
+            &EndpointChanges::default(),
+            Some(&sealed),
+            Some(version),
+        )
         .await?
         .ok_or(WebhookError::NotFound)?;
     audit(state, workspace_id, actor, "secret.rotate", id).await?;
     Ok((record, fresh))
+}
+
+/// The endpoint's `updated_at` and its opened secrets: a sealed change is written only if
+/// the endpoint is still at that version, so two concurrent changes cannot undo each other.
+async fn load_versioned(
+    state: &AppState,
+    workspace_id: &WorkspaceId,
+    id: &str,
+) -> Result<(i64, EndpointSecrets), WebhookError> {
+    let endpoint = state
+        .db
+        .webhook_endpoint(workspace_id, id)
+        .await?
+        .ok_or(WebhookError::NotFound)?;
+    let secrets = EndpointSecrets::load(state, workspace_id, id)
+        .await
+        .ok_or(WebhookError::NotFound)?;
+    Ok((endpoint.updated_at, secrets))
 }
 
 async fn audit(
