@@ -3,7 +3,7 @@
 //! nodes on one PostgreSQL claiming each job exactly once.
 
 use nexum_host::jobs::{Outcome, Queue, QueueHandler, WorkerSettings};
-use nexum_host::store::{ClaimedJob, Db, NewJob};
+use nexum_host::store::{ClaimedJob, Db, JobFate, NewJob};
 use nexum_tests::app::TestApp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -50,7 +50,17 @@ async fn a_lease_hides_a_job_and_fences_a_holder_whose_lease_ran_out(app: TestAp
     );
 
     // Released for a retry now: claimable again, with the attempt counted.
-    assert!(db.retry_job(&held[0], 0, "upstream 503").await.expect("retry"));
+    assert!(
+        db.settle_job(
+            &held[0],
+            &JobFate::Retry {
+                run_at: 0,
+                error: "upstream 503".into()
+            }
+        )
+        .await
+        .expect("retry")
+    );
     let dead = db.claim_jobs("q.lease", 10, 0).await.expect("claim").remove(0);
     assert_eq!(dead.attempts, 2);
     // That claim's lease ran out at once (a node that died): another worker re-claims it…
@@ -58,13 +68,23 @@ async fn a_lease_hides_a_job_and_fences_a_holder_whose_lease_ran_out(app: TestAp
     assert_eq!((alive.id.as_str(), alive.attempts), (dead.id.as_str(), 3));
     // …and the old holder can no longer touch it.
     assert!(!db.heartbeat_job(&dead, 60_000).await.expect("heartbeat"));
-    assert!(!db.complete_job(&dead).await.expect("complete"));
-    assert!(!db.retry_job(&dead, 0, "late").await.expect("retry"));
-    assert!(!db.complete_job(&held[0]).await.expect("complete"));
+    assert!(!db.settle_job(&dead, &JobFate::Remove).await.expect("complete"));
+    assert!(
+        !db.settle_job(
+            &dead,
+            &JobFate::Retry {
+                run_at: 0,
+                error: "late".into()
+            }
+        )
+        .await
+        .expect("retry")
+    );
+    assert!(!db.settle_job(&held[0], &JobFate::Remove).await.expect("complete"));
     assert_eq!(db.count_jobs("q.lease").await.expect("count"), 1);
     // The live holder's outcome counts.
     assert!(db.heartbeat_job(&alive, 60_000).await.expect("heartbeat"));
-    assert!(db.complete_job(&alive).await.expect("complete"));
+    assert!(db.settle_job(&alive, &JobFate::Remove).await.expect("complete"));
     assert_eq!(db.count_jobs("q.lease").await.expect("count"), 0);
     app.shutdown().await;
 }
@@ -191,7 +211,7 @@ async fn two_nodes_on_one_postgres_claim_each_job_exactly_once() {
     assert!(ids_a.is_disjoint(&ids_b), "a job was held by both nodes at once");
     assert_eq!(ids_a.len() + ids_b.len(), 300, "a job was never claimed");
     for j in a.iter().chain(b.iter()) {
-        assert!(one.complete_job(j).await.expect("complete"));
+        assert!(one.settle_job(j, &JobFate::Remove).await.expect("complete"));
     }
     assert_eq!(one.count_jobs("q.nodes").await.expect("count"), 0);
     app.shutdown().await;

@@ -14,7 +14,7 @@
 //!   whose lease ran out); it never spins, and a lost database connection is retried with
 //!   that same pause.
 
-use crate::store::{ClaimedJob, Db, NewJob, StoreResult, now_ms};
+use crate::store::{ClaimedJob, Db, JobFate, NewJob, StoreResult, now_ms};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -41,6 +41,9 @@ pub enum Outcome {
         /// When to run it.
         at_ms: i64,
     },
+    /// The handler settled the job itself, under its lease, in the same transaction as its
+    /// own writes ([`crate::store::Db::settle_job`]'s fence applies).
+    Settled,
 }
 
 /// A boxed future a handler returns.
@@ -75,6 +78,9 @@ impl Default for WorkerSettings {
         }
     }
 }
+
+/// Longest a worker waits for more free slots before it claims for the ones it has.
+const CLAIM_GATHER: Duration = Duration::from_millis(2);
 
 /// Each local worker's queue name and the bell that wakes it.
 type Wakers = Arc<Mutex<Vec<(&'static str, Arc<Notify>)>>>;
@@ -148,6 +154,10 @@ async fn run_worker(
             None
         }
     };
+    let concurrency = settings.concurrency.max(1);
+    // While jobs run, claim several at once: one claim statement per handful of jobs, not one
+    // per job, when jobs are short and plentiful.
+    let claim_batch = (concurrency / 4).max(1);
     while !*stop.borrow() {
         let free = slots.available_permits();
         if free == 0 {
@@ -157,6 +167,14 @@ async fn run_worker(
             }
             continue;
         }
+        if free < claim_batch && free < concurrency {
+            tokio::select! {
+                permits = slots.acquire_many(claim_batch as u32) => drop(permits),
+                _ = tokio::time::sleep(CLAIM_GATHER) => {}
+                _ = stop.changed() => break,
+            }
+        }
+        let free = slots.available_permits();
         match db.claim_jobs(queue, free, lease_ms).await {
             Ok(jobs) if !jobs.is_empty() => {
                 for job in jobs {
@@ -229,11 +247,13 @@ async fn run_one(db: &Db, handler: &dyn QueueHandler, job: ClaimedJob, lease_ms:
     };
     let outcome = handler.handle(job.clone()).await;
     heartbeat.abort();
-    let recorded = match &outcome {
-        Outcome::Done | Outcome::GiveUp => db.complete_job(&job).await,
-        Outcome::Retry { at_ms, error } => db.retry_job(&job, *at_ms, error).await,
-        Outcome::Defer { at_ms } => db.defer_job(&job, *at_ms).await,
+    let fate = match outcome {
+        Outcome::Settled => return,
+        Outcome::Done | Outcome::GiveUp => JobFate::Remove,
+        Outcome::Retry { at_ms, error } => JobFate::Retry { run_at: at_ms, error },
+        Outcome::Defer { at_ms } => JobFate::Defer { run_at: at_ms },
     };
+    let recorded = db.settle_job(&job, &fate).await;
     match recorded {
         Ok(true) => {}
         Ok(false) => {

@@ -88,7 +88,7 @@ impl Db {
 /// done that the log does not show, even if the process is killed a moment later.
 #[derive(Clone)]
 pub struct AuditWriter {
-    queue: tokio::sync::mpsc::Sender<(AuditEntry, tokio::sync::oneshot::Sender<bool>)>,
+    writer: super::group_commit::GroupCommit<AuditEntry>,
 }
 
 /// Longest a call waits for its audit record to commit.
@@ -100,38 +100,22 @@ const GROUP_COMMIT_MAX: usize = 512;
 impl AuditWriter {
     /// Start the writer task on `db` (it ends when the last writer handle is dropped).
     pub fn start(db: Db) -> Self {
-        let (queue, mut incoming) =
-            tokio::sync::mpsc::channel::<(AuditEntry, tokio::sync::oneshot::Sender<bool>)>(GROUP_COMMIT_MAX * 8);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(GROUP_COMMIT_MAX);
-            while incoming.recv_many(&mut batch, GROUP_COMMIT_MAX).await > 0 {
-                let entries: Vec<AuditEntry> = batch.iter().map(|(e, _)| e.clone()).collect();
-                let written = match db.append_audit(&entries).await {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::error!(error = %e, entries = entries.len(), "audit records could not be written");
-                        false
-                    }
-                };
-                for (_, done) in batch.drain(..) {
-                    let _ = done.send(written);
-                }
-            }
-        });
-        Self { queue }
+        let write: super::group_commit::BatchWrite<AuditEntry> =
+            std::sync::Arc::new(|db: Db, entries: Vec<AuditEntry>| {
+                Box::pin(async move { db.append_audit(&entries).await })
+            });
+        Self {
+            writer: super::group_commit::GroupCommit::start(db, "audit records", GROUP_COMMIT_MAX, write),
+        }
     }
 
     /// Append `entry` and wait until it is committed (at most [`AUDIT_PATIENCE`]: a stalled
     /// database refuses the call rather than holding it).
     pub async fn append(&self, entry: AuditEntry) -> StoreResult<()> {
-        let (done, committed) = tokio::sync::oneshot::channel();
-        let appended = async {
-            self.queue.send((entry, done)).await.ok()?;
-            committed.await.ok()
-        };
-        match tokio::time::timeout(AUDIT_PATIENCE, appended).await {
-            Ok(Some(true)) => Ok(()),
-            _ => Err(StoreError::Unavailable("audit log")),
+        if self.writer.submit(entry, AUDIT_PATIENCE).await {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable("audit log"))
         }
     }
 }

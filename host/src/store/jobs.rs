@@ -82,6 +82,65 @@ pub(crate) async fn insert_job(
     Ok(inserted)
 }
 
+/// What becomes of a claimed job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobFate {
+    /// Done (or given up): the job is removed.
+    Remove,
+    /// Run it again at `run_at` (unix ms); `error` says why this run failed (no secrets).
+    Retry {
+        /// When.
+        run_at: i64,
+        /// Why.
+        error: String,
+    },
+    /// Run it at `run_at` without counting this claim as an attempt (e.g. a rate limit).
+    Defer {
+        /// When.
+        run_at: i64,
+    },
+}
+
+/// Settle a claimed job on an open connection or transaction, fenced by its lease token.
+/// Returns whether the lease was still held.
+pub(crate) async fn settle_job_in(
+    conn: &mut sqlx::AnyConnection,
+    job: &ClaimedJob,
+    fate: &JobFate,
+) -> StoreResult<bool> {
+    let done = match fate {
+        JobFate::Remove => {
+            sqlx::query("DELETE FROM jobs WHERE id = $1 AND lease_token = $2")
+                .bind(&job.id)
+                .bind(&job.lease_token)
+                .execute(&mut *conn)
+                .await?
+        }
+        JobFate::Retry { run_at, error } => {
+            sqlx::query(
+                "UPDATE jobs SET run_at = $1, lease_token = NULL, lease_until = NULL, last_error = $2 WHERE id = $3 AND lease_token = $4",
+            )
+            .bind(run_at)
+            .bind(error.chars().take(1000).collect::<String>())
+            .bind(&job.id)
+            .bind(&job.lease_token)
+            .execute(&mut *conn)
+            .await?
+        }
+        JobFate::Defer { run_at } => {
+            sqlx::query(
+                "UPDATE jobs SET run_at = $1, lease_token = NULL, lease_until = NULL, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE id = $2 AND lease_token = $3",
+            )
+            .bind(run_at)
+            .bind(&job.id)
+            .bind(&job.lease_token)
+            .execute(&mut *conn)
+            .await?
+        }
+    };
+    Ok(done.rows_affected() == 1)
+}
+
 impl Db {
     /// Enqueue one job on its own. Returns whether it was inserted.
     pub async fn enqueue_job(&self, job: &NewJob<'_>) -> StoreResult<bool> {
@@ -121,43 +180,11 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// The job is done: remove it. `false`: the lease was lost (another claim holds it).
-    pub async fn complete_job(&self, job: &ClaimedJob) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM jobs WHERE id = $1 AND lease_token = $2")
-            .bind(&job.id)
-            .bind(&job.lease_token)
-            .execute(self.pool())
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Release the job to run again at `run_at`, noting why this attempt failed. `false`:
-    /// the lease was lost.
-    pub async fn retry_job(&self, job: &ClaimedJob, run_at: i64, error: &str) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE jobs SET run_at = $1, lease_token = NULL, lease_until = NULL, last_error = $2 WHERE id = $3 AND lease_token = $4",
-        )
-        .bind(run_at)
-        .bind(error.chars().take(1000).collect::<String>())
-        .bind(&job.id)
-        .bind(&job.lease_token)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Put the job back to run at `run_at` without counting this claim as an attempt (the
-    /// handler chose not to run it yet, e.g. a rate limit). `false`: the lease was lost.
-    pub async fn defer_job(&self, job: &ClaimedJob, run_at: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE jobs SET run_at = $1, lease_token = NULL, lease_until = NULL, attempts = attempts - 1 WHERE id = $2 AND lease_token = $3",
-        )
-        .bind(run_at)
-        .bind(&job.id)
-        .bind(&job.lease_token)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+    /// Settle a claimed job: remove it, or release it to run again. `false`: the lease was
+    /// lost (another claim holds the job) and nothing changed.
+    pub async fn settle_job(&self, job: &ClaimedJob, fate: &JobFate) -> StoreResult<bool> {
+        let mut conn = self.pool().acquire().await?;
+        settle_job_in(&mut conn, job, fate).await
     }
 
     /// Jobs waiting in `queue` (claimed or not).

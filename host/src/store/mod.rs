@@ -7,6 +7,7 @@ mod api_keys;
 mod audit;
 mod connections;
 mod events;
+pub mod group_commit;
 mod idempotency;
 mod installations;
 mod jobs;
@@ -24,15 +25,15 @@ pub use connections::{ConnectionRecord, ConnectionSettings, ConnectionStatus};
 pub use events::EventRecord;
 pub use idempotency::{IdempotencyClaim, IdempotencyRecord};
 pub use installations::{InstallationRecord, NewInstallation};
-pub use jobs::{ClaimedJob, NewJob};
+pub use jobs::{ClaimedJob, JobFate, NewJob};
 pub use key_usage::{KEY_USAGE_BUCKETS, KeyUsageRow};
 pub use marketplace::{PackageRecord, PackageVersionRecord, PublisherRecord, ReviewRecord};
 pub use oauth::{AppBinding, FlowClaim, OAuthAppRecord, OAuthFlowRecord, OPERATOR_OWNER, RefreshLock, TokenUpdate};
 pub use secrets::{AAD_VERSION, SecretRecord};
 pub use usage::UsageRecord;
 pub use webhooks::{
-    AttemptRecord, DELIVERY_QUEUE, DeliveryJob, ENDPOINT_SOURCE_API, ENDPOINT_SOURCE_HOOK, EndpointChanges,
-    EndpointRecord, MessageRecord, NewEndpointRow, message_body,
+    AttemptRecord, DELIVERY_QUEUE, DeliveryJob, DeliveryTarget, ENDPOINT_SOURCE_API, ENDPOINT_SOURCE_HOOK,
+    EndpointChanges, EndpointRecord, FinishedDelivery, MessageRecord, NewEndpointRow, message_body,
 };
 pub use workspaces::{MemberRecord, Role, WorkspaceRecord};
 

@@ -32,6 +32,31 @@ pub fn message_body(kind: &str, timestamp_ms: i64, data: serde_json::Value) -> S
     serde_json::json!({ "type": kind, "timestamp": timestamp_ms, "data": data }).to_string()
 }
 
+/// A delivery attempt that has run, to be written with its job's fate.
+#[derive(Debug, Clone)]
+pub struct FinishedDelivery {
+    /// The attempt's log row.
+    pub attempt: AttemptRecord,
+    /// Whether the receiver answered 2xx.
+    pub succeeded: bool,
+    /// Whether the endpoint's failure clock was running when the attempt started.
+    pub was_failing: bool,
+    /// The job that ran it.
+    pub job: super::ClaimedJob,
+    /// What becomes of the job.
+    pub fate: super::JobFate,
+}
+
+/// One delivery's message body and endpoint, read together.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryTarget {
+    /// The message's JSON body.
+    pub message_payload: String,
+    /// The endpoint.
+    #[sqlx(flatten)]
+    pub endpoint: EndpointRecord,
+}
+
 /// A webhook endpoint.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EndpointRecord {
@@ -317,6 +342,23 @@ impl Db {
         .await?)
     }
 
+    /// A delivery's message body and endpoint (`None` when either is gone), in one read.
+    pub async fn delivery_target(
+        &self,
+        workspace_id: &WorkspaceId,
+        message_id: &str,
+        endpoint_id: &str,
+    ) -> StoreResult<Option<DeliveryTarget>> {
+        Ok(sqlx::query_as(
+            "SELECT m.payload AS message_payload, e.id, e.workspace_id, e.url, e.description, e.event_types, e.disabled_at, e.disabled_reason, e.failing_since, e.created_at, e.updated_at, e.rate_limit_per_sec, e.source, e.header_names FROM webhook_messages m JOIN webhook_endpoints e ON e.workspace_id = m.workspace_id WHERE m.workspace_id = $1 AND m.id = $2 AND e.id = $3",
+        )
+        .bind(workspace_id)
+        .bind(message_id)
+        .bind(endpoint_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
     /// A message of a workspace.
     pub async fn webhook_message(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<Option<MessageRecord>> {
         Ok(sqlx::query_as(concat!(
@@ -589,56 +631,48 @@ impl Db {
         Ok(message_id)
     }
 
-    /// Log one attempt and its effect on the endpoint's failure clock, in one transaction:
-    /// a success clears the clock (when `was_failing`), a failure starts it (if not running).
-    /// Returns when the endpoint has been failing since.
-    pub async fn record_webhook_attempt(
-        &self,
-        attempt: &AttemptRecord,
-        succeeded: bool,
-        was_failing: bool,
-    ) -> StoreResult<Option<i64>> {
+    /// Write finished deliveries in one transaction: each attempt's log row, its effect on
+    /// the endpoint's failure clock (a success clears it when it was running, a failure
+    /// starts it), and its job's fate, fenced by the job's lease.
+    pub async fn finish_deliveries(&self, finished: Vec<FinishedDelivery>) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(concat!(
-            "INSERT INTO webhook_attempts (",
-            attempt_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        ))
-        .bind(&attempt.id)
-        .bind(&attempt.workspace_id)
-        .bind(&attempt.message_id)
-        .bind(&attempt.endpoint_id)
-        .bind(attempt.attempt)
-        .bind(attempt.status_code)
-        .bind(attempt.latency_ms)
-        .bind(&attempt.response_excerpt)
-        .bind(&attempt.error)
-        .bind(attempt.next_attempt_at)
-        .bind(attempt.created_at)
-        .execute(&mut *tx)
-        .await?;
-        let since = if succeeded {
-            if was_failing {
+        for done in &finished {
+            let attempt = &done.attempt;
+            sqlx::query(concat!(
+                "INSERT INTO webhook_attempts (",
+                attempt_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ))
+            .bind(&attempt.id)
+            .bind(&attempt.workspace_id)
+            .bind(&attempt.message_id)
+            .bind(&attempt.endpoint_id)
+            .bind(attempt.attempt)
+            .bind(attempt.status_code)
+            .bind(attempt.latency_ms)
+            .bind(&attempt.response_excerpt)
+            .bind(&attempt.error)
+            .bind(attempt.next_attempt_at)
+            .bind(attempt.created_at)
+            .execute(&mut *tx)
+            .await?;
+            if done.succeeded && done.was_failing {
                 sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
                     .bind(&attempt.endpoint_id)
                     .execute(&mut *tx)
                     .await?;
-            }
-            None
-        } else {
-            sqlx::query("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1")
-                .bind(&attempt.endpoint_id)
-                .bind(attempt.created_at)
-                .execute(&mut *tx)
-                .await?;
-            let row: Option<(Option<i64>,)> =
-                sqlx::query_as("SELECT failing_since FROM webhook_endpoints WHERE id = $1")
+            } else if !done.succeeded && !done.was_failing {
+                sqlx::query("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1")
                     .bind(&attempt.endpoint_id)
-                    .fetch_optional(&mut *tx)
+                    .bind(attempt.created_at)
+                    .execute(&mut *tx)
                     .await?;
-            row.and_then(|(s,)| s)
-        };
+            }
+            if !super::jobs::settle_job_in(&mut tx, &done.job, &done.fate).await? {
+                tracing::warn!(job = %done.job.id, "a delivery's lease was lost before it was recorded");
+            }
+        }
         tx.commit().await?;
-        Ok(since)
+        Ok(())
     }
 }

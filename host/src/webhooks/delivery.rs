@@ -13,7 +13,10 @@ use super::signing::WebhookHeaders;
 use crate::ids::WorkspaceId;
 use crate::jobs::queue::{HandlerFuture, Outcome, QueueHandler};
 use crate::state::AppState;
-use crate::store::{AttemptRecord, ClaimedJob, DELIVERY_QUEUE, DeliveryJob, EndpointRecord, new_id, now_ms};
+use crate::store::group_commit::{BatchWrite, GroupCommit};
+use crate::store::{
+    AttemptRecord, ClaimedJob, DELIVERY_QUEUE, DeliveryJob, EndpointRecord, FinishedDelivery, JobFate, new_id, now_ms,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,6 +26,12 @@ const EXCERPT_BYTES: usize = 1024;
 
 /// Longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Finished deliveries written in one transaction at most.
+const FINISH_BATCH: usize = 256;
+
+/// Longest a delivery waits for its record to commit.
+const FINISH_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Opened endpoint secrets kept in memory at most this many at once.
 const SECRET_CACHE_ENTRIES: usize = 4096;
@@ -40,14 +49,21 @@ struct Inner {
     /// Endpoint id → (its `updated_at` when opened, its secrets): an edit or a rotation
     /// changes `updated_at`, so a stale entry is never used.
     secrets: Mutex<HashMap<String, (i64, Arc<EndpointSecrets>)>>,
+    /// Writes finished deliveries (log row, failure clock, job fate) by group commit.
+    finisher: GroupCommit<FinishedDelivery>,
 }
 
 impl DeliveryHandler {
     /// A handler for `state`, retrying on `schedule`, giving a receiver `timeout` to answer
     /// and disabling endpoints that fail for `failure_window`.
     pub fn new(state: Arc<AppState>, schedule: RetrySchedule, timeout: Duration, failure_window: Duration) -> Self {
+        let write: BatchWrite<FinishedDelivery> = Arc::new(|db, finished: Vec<FinishedDelivery>| {
+            Box::pin(async move { db.finish_deliveries(finished).await })
+        });
+        let finisher = GroupCommit::start(state.db.clone(), "finished webhook deliveries", FINISH_BATCH, write);
         Self {
             inner: Arc::new(Inner {
+                finisher,
                 state,
                 schedule,
                 failure_window,
@@ -102,14 +118,16 @@ impl Inner {
             return Outcome::GiveUp;
         };
         let ws = &delivery.workspace_id;
-        let (message, endpoint) = match (
-            state.db.webhook_message(ws, &delivery.message_id).await,
-            state.db.webhook_endpoint(ws, &delivery.endpoint_id).await,
-        ) {
-            (Ok(Some(m)), Ok(Some(e))) => (m, e),
-            (Ok(_), Ok(_)) => return Outcome::GiveUp, // deleted meanwhile
-            (Err(e), _) | (_, Err(e)) => return retry_soon(format!("database: {e}")),
+        let target = match state
+            .db
+            .delivery_target(ws, &delivery.message_id, &delivery.endpoint_id)
+            .await
+        {
+            Ok(Some(target)) => target,
+            Ok(None) => return Outcome::GiveUp, // deleted meanwhile
+            Err(e) => return retry_soon(format!("database: {e}")),
         };
+        let endpoint = target.endpoint;
         if endpoint.disabled_at.is_some() {
             return Outcome::GiveUp;
         }
@@ -132,13 +150,22 @@ impl Inner {
         let attempt = u32::try_from(job.attempts).unwrap_or(u32::MAX);
         let started = Instant::now();
         let answer = self
-            .post(&endpoint.url, &secrets, &message.id, message.payload.as_bytes())
+            .post(
+                &endpoint.url,
+                &secrets,
+                &delivery.message_id,
+                target.message_payload.as_bytes(),
+            )
             .await;
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let succeeded = answer.status.is_some_and(|s| (200..300).contains(&s));
         let gone = answer.status == Some(410);
         let now = now_ms();
-        let next_at = if succeeded || gone {
+        // The failure clock as it will be after this attempt (the endpoint was read just now).
+        let failing_since = (!succeeded).then(|| endpoint.failing_since.unwrap_or(now));
+        let window = i64::try_from(self.failure_window.as_millis()).unwrap_or(i64::MAX);
+        let failed_too_long = failing_since.is_some_and(|since| now - since >= window);
+        let next_at = if succeeded || gone || failed_too_long {
             None
         } else {
             self.schedule
@@ -148,58 +175,51 @@ impl Inner {
                     now + i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
                 })
         };
-        let record = AttemptRecord {
-            id: new_id("wat"),
-            workspace_id: ws.clone(),
-            message_id: message.id.clone(),
-            endpoint_id: endpoint.id.clone(),
-            attempt: i64::from(attempt),
-            status_code: answer.status.map(i64::from),
-            latency_ms,
-            response_excerpt: answer.excerpt,
-            error: answer.error.clone(),
-            next_attempt_at: next_at,
-            created_at: now,
+        let fate = match next_at {
+            Some(run_at) => JobFate::Retry {
+                run_at,
+                error: answer
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| format!("status {}", answer.status.unwrap_or(0))),
+            },
+            None => JobFate::Remove,
         };
-        let failing_since = match state
-            .db
-            .record_webhook_attempt(&record, succeeded, endpoint.failing_since.is_some())
-            .await
-        {
-            Ok(since) => since,
-            Err(e) => {
-                tracing::warn!(error = %e, "a webhook attempt could not be logged");
-                None
-            }
+        let finished = FinishedDelivery {
+            attempt: AttemptRecord {
+                id: new_id("wat"),
+                workspace_id: ws.clone(),
+                message_id: delivery.message_id.clone(),
+                endpoint_id: endpoint.id.clone(),
+                attempt: i64::from(attempt),
+                status_code: answer.status.map(i64::from),
+                latency_ms,
+                response_excerpt: answer.excerpt,
+                error: answer.error,
+                next_attempt_at: next_at,
+                created_at: now,
+            },
+            succeeded,
+            was_failing: endpoint.failing_since.is_some(),
+            job,
+            fate,
         };
-        if succeeded {
-            return Outcome::Done;
+        if !self.finisher.submit(finished, FINISH_PATIENCE).await {
+            // Nothing was written: the job stays claimed and runs again when its lease lapses.
+            tracing::warn!(message = %delivery.message_id, "a finished webhook delivery could not be recorded");
+            return Outcome::Settled;
         }
         if gone {
             disable(state, ws, &endpoint.id, "gone").await;
-            return Outcome::GiveUp;
-        }
-        let window = i64::try_from(self.failure_window.as_millis()).unwrap_or(i64::MAX);
-        if failing_since.is_some_and(|since| now - since >= window) {
+        } else if failed_too_long {
             disable(state, ws, &endpoint.id, "failing").await;
-            return Outcome::GiveUp;
-        }
-        match next_at {
-            Some(at_ms) => Outcome::Retry {
-                at_ms,
-                error: answer
-                    .error
-                    .unwrap_or_else(|| format!("status {}", answer.status.unwrap_or(0))),
-            },
-            None => {
-                let payload =
-                    serde_json::json!({ "message_id": message.id, "endpoint_id": endpoint.id, "attempts": attempt });
-                if let Err(e) = state.db.append_event(ws, "message.attempt.exhausted", &payload).await {
-                    tracing::warn!(error = %e, "could not record message.attempt.exhausted");
-                }
-                Outcome::GiveUp
+        } else if !succeeded && next_at.is_none() {
+            let payload = serde_json::json!({ "message_id": delivery.message_id, "endpoint_id": endpoint.id, "attempts": attempt });
+            if let Err(e) = state.db.append_event(ws, "message.attempt.exhausted", &payload).await {
+                tracing::warn!(error = %e, "could not record message.attempt.exhausted");
             }
         }
+        Outcome::Settled
     }
 
     /// The endpoint's opened secrets, from memory while the endpoint is unchanged.
