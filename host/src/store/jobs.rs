@@ -72,14 +72,23 @@ pub(crate) async fn insert_job(
     .await?
     .rows_affected()
         == 1;
-    if inserted && backend == Backend::Postgres {
-        // Delivered at commit, so a listener never wakes before the row is visible.
+    if inserted {
+        notify_enqueued(conn, backend, job.queue).await?;
+    }
+    Ok(inserted)
+}
+
+/// On PostgreSQL, tell every node's workers of `queue` that jobs were enqueued. Delivered at
+/// commit, so a listener never wakes before the rows are visible. (SQLite: one process, woken
+/// in memory.)
+pub(crate) async fn notify_enqueued(conn: &mut sqlx::AnyConnection, backend: Backend, queue: &str) -> StoreResult<()> {
+    if backend == Backend::Postgres {
         sqlx::query("SELECT pg_notify('nexum_jobs', $1)")
-            .bind(job.queue)
+            .bind(queue)
             .execute(&mut *conn)
             .await?;
     }
-    Ok(inserted)
+    Ok(())
 }
 
 /// What becomes of a claimed job.

@@ -5,6 +5,7 @@
 
 mod api_keys;
 mod audit;
+mod batch;
 mod connections;
 mod events;
 pub mod group_commit;

@@ -398,6 +398,8 @@ impl Db {
         .await?;
         let now = now_ms();
         let mut endpoints: std::collections::HashMap<WorkspaceId, Vec<EndpointRecord>> = Default::default();
+        let mut messages: Vec<[String; 5]> = Vec::new();
+        let mut jobs: Vec<[String; 3]> = Vec::new();
         for event in &events {
             if !endpoints.contains_key(&event.workspace_id) {
                 let found: Vec<EndpointRecord> = sqlx::query_as(concat!(
@@ -414,49 +416,73 @@ impl Db {
                 .iter()
                 .filter(|e| e.subscribes_to(&event.kind, opt_in))
                 .collect();
-            if !subscribed.is_empty() {
-                let message_id = new_id("msg");
-                let data = serde_json::from_str(&event.payload).unwrap_or(serde_json::Value::Null);
-                let body = message_body(&event.kind, event.created_at, data);
-                sqlx::query(concat!(
-                    "INSERT INTO webhook_messages (",
-                    message_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6)"
-                ))
-                .bind(&message_id)
-                .bind(&event.workspace_id)
-                .bind(&event.id)
-                .bind(&event.kind)
-                .bind(&body)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                for endpoint in subscribed {
-                    let payload = DeliveryJob {
-                        workspace_id: event.workspace_id.clone(),
-                        message_id: message_id.clone(),
-                        endpoint_id: endpoint.id.clone(),
-                    }
-                    .payload();
-                    let dedupe = format!("{message_id}:{}", endpoint.id);
-                    insert_job(
-                        &mut tx,
-                        self.backend(),
-                        &super::NewJob {
-                            queue: DELIVERY_QUEUE,
-                            dedupe_key: Some(&dedupe),
-                            payload: &payload,
-                            run_at: now,
-                        },
-                    )
-                    .await?;
-                }
+            if subscribed.is_empty() {
+                continue;
             }
-            sqlx::query("UPDATE events SET delivered_at = $1 WHERE id = $2")
-                .bind(now)
-                .bind(&event.id)
-                .execute(&mut *tx)
-                .await?;
+            let message_id = new_id("msg");
+            let data = serde_json::from_str(&event.payload).unwrap_or(serde_json::Value::Null);
+            let body = message_body(&event.kind, event.created_at, data);
+            for endpoint in subscribed {
+                let payload = DeliveryJob {
+                    workspace_id: event.workspace_id.clone(),
+                    message_id: message_id.clone(),
+                    endpoint_id: endpoint.id.clone(),
+                }
+                .payload();
+                jobs.push([new_id("job"), format!("{message_id}:{}", endpoint.id), payload]);
+            }
+            messages.push([
+                message_id,
+                event.workspace_id.to_string(),
+                event.id.clone(),
+                event.kind.clone(),
+                body,
+            ]);
+        }
+        // Multi-row statements: a batch costs a handful of statements, not three per event.
+        for chunk in messages.chunks(super::batch::MAX_VALUES / 6) {
+            let sql = format!(
+                concat!("INSERT INTO webhook_messages (", message_columns!(), ") VALUES {}"),
+                super::batch::value_rows(chunk.len(), 6, 1)
+            );
+            let mut insert = sqlx::query(super::batch::statement(sql));
+            for [id, ws, event_id, kind, body] in chunk {
+                insert = insert.bind(id).bind(ws).bind(event_id).bind(kind).bind(body).bind(now);
+            }
+            insert.execute(&mut *tx).await?;
+        }
+        for chunk in jobs.chunks(super::batch::MAX_VALUES / 7) {
+            let sql = format!(
+                "INSERT INTO jobs (id, queue, dedupe_key, payload, run_at, attempts, created_at) VALUES {} ON CONFLICT (queue, dedupe_key) DO NOTHING",
+                super::batch::value_rows(chunk.len(), 7, 1)
+            );
+            let mut insert = sqlx::query(super::batch::statement(sql));
+            for [id, dedupe, payload] in chunk {
+                insert = insert
+                    .bind(id)
+                    .bind(DELIVERY_QUEUE)
+                    .bind(dedupe)
+                    .bind(payload)
+                    .bind(now)
+                    .bind(0_i64)
+                    .bind(now);
+            }
+            insert.execute(&mut *tx).await?;
+        }
+        if !jobs.is_empty() {
+            super::jobs::notify_enqueued(&mut tx, self.backend(), DELIVERY_QUEUE).await?;
+        }
+        let ids: Vec<&String> = events.iter().map(|e| &e.id).collect();
+        for chunk in ids.chunks(super::batch::MAX_VALUES - 1) {
+            let sql = format!(
+                "UPDATE events SET delivered_at = $1 WHERE id IN ({})",
+                super::batch::value_list(chunk.len(), 2)
+            );
+            let mut update = sqlx::query(super::batch::statement(sql)).bind(now);
+            for id in chunk {
+                update = update.bind(*id);
+            }
+            update.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(events.len())
@@ -636,26 +662,54 @@ impl Db {
     /// starts it), and its job's fate, fenced by the job's lease.
     pub async fn finish_deliveries(&self, finished: Vec<FinishedDelivery>) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
+        // Multi-row statements for the common case (log rows; jobs done): a batch of
+        // deliveries costs a few statements.
+        for chunk in finished.chunks(super::batch::MAX_VALUES / 11) {
+            let sql = format!(
+                concat!("INSERT INTO webhook_attempts (", attempt_columns!(), ") VALUES {}"),
+                super::batch::value_rows(chunk.len(), 11, 1)
+            );
+            let mut insert = sqlx::query(super::batch::statement(sql));
+            for FinishedDelivery { attempt, .. } in chunk {
+                insert = insert
+                    .bind(&attempt.id)
+                    .bind(&attempt.workspace_id)
+                    .bind(&attempt.message_id)
+                    .bind(&attempt.endpoint_id)
+                    .bind(attempt.attempt)
+                    .bind(attempt.status_code)
+                    .bind(attempt.latency_ms)
+                    .bind(&attempt.response_excerpt)
+                    .bind(&attempt.error)
+                    .bind(attempt.next_attempt_at)
+                    .bind(attempt.created_at);
+            }
+            insert.execute(&mut *tx).await?;
+        }
+        let removed: Vec<&super::ClaimedJob> = finished
+            .iter()
+            .filter(|f| f.fate == super::JobFate::Remove)
+            .map(|f| &f.job)
+            .collect();
+        for chunk in removed.chunks(super::batch::MAX_VALUES / 2) {
+            let fences: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(id = ${} AND lease_token = ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql = format!("DELETE FROM jobs WHERE {}", fences.join(" OR "));
+            let mut delete = sqlx::query(super::batch::statement(sql));
+            for job in chunk {
+                delete = delete.bind(&job.id).bind(&job.lease_token);
+            }
+            let deleted = delete.execute(&mut *tx).await?.rows_affected();
+            if deleted < chunk.len() as u64 {
+                tracing::warn!(
+                    lost = chunk.len() as u64 - deleted,
+                    "some deliveries' leases were lost before they were recorded"
+                );
+            }
+        }
         for done in &finished {
             let attempt = &done.attempt;
-            sqlx::query(concat!(
-                "INSERT INTO webhook_attempts (",
-                attempt_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            ))
-            .bind(&attempt.id)
-            .bind(&attempt.workspace_id)
-            .bind(&attempt.message_id)
-            .bind(&attempt.endpoint_id)
-            .bind(attempt.attempt)
-            .bind(attempt.status_code)
-            .bind(attempt.latency_ms)
-            .bind(&attempt.response_excerpt)
-            .bind(&attempt.error)
-            .bind(attempt.next_attempt_at)
-            .bind(attempt.created_at)
-            .execute(&mut *tx)
-            .await?;
             if done.succeeded && done.was_failing {
                 sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
                     .bind(&attempt.endpoint_id)
@@ -668,7 +722,9 @@ impl Db {
                     .execute(&mut *tx)
                     .await?;
             }
-            if !super::jobs::settle_job_in(&mut tx, &done.job, &done.fate).await? {
+            if done.fate != super::JobFate::Remove
+                && !super::jobs::settle_job_in(&mut tx, &done.job, &done.fate).await?
+            {
                 tracing::warn!(job = %done.job.id, "a delivery's lease was lost before it was recorded");
             }
         }
