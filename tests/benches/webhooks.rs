@@ -235,7 +235,22 @@ async fn bench_backend(backend: Backend, settings: &Settings) -> Vec<Row> {
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",
     };
-    let app = TestApp::start_with(backend, |c| c.webhook_fanout_ms = 20).await;
+    let app = TestApp::start_with(backend, |c| {
+        c.webhook_fanout_ms = 20;
+        if let Some(n) = std::env::var("NEXUM_BENCH_DB_CONNECTIONS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            c.db_max_connections = n;
+        }
+        if let Some(n) = std::env::var("NEXUM_BENCH_CONCURRENCY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            c.webhook_concurrency = n;
+        }
+    })
+    .await;
     let receiver = Arc::new(Receiver::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -472,6 +472,7 @@ pub async fn rotate_endpoint_secret(
         .grace_period_secs
         .map_or(DEFAULT_ROTATION_GRACE, Duration::from_secs);
     let (record, secret) = rotate_secret(&state, &principal.workspace_id, &principal.key_id, &id, grace).await?;
+    state.subscriptions.forget(&principal.workspace_id);
     Ok(Json(RotatedSecret {
         previous_valid_until: record.updated_at + i64::try_from(grace.as_millis()).unwrap_or(i64::MAX),
         secret: secret.expose().to_string(),

@@ -33,8 +33,8 @@ pub use oauth::{AppBinding, FlowClaim, OAuthAppRecord, OAuthFlowRecord, OPERATOR
 pub use secrets::{AAD_VERSION, SecretRecord};
 pub use usage::UsageRecord;
 pub use webhooks::{
-    AttemptRecord, DELIVERY_QUEUE, DeliveryJob, DeliveryTarget, ENDPOINT_SOURCE_API, ENDPOINT_SOURCE_HOOK,
-    EndpointChanges, EndpointRecord, FinishedDelivery, MessageRecord, NewEndpointRow, message_body,
+    AttemptRecord, DELIVERY_QUEUE, DeliveryJob, ENDPOINT_SOURCE_API, ENDPOINT_SOURCE_HOOK, EndpointChanges,
+    EndpointRecord, FinishedDelivery, MessageRecord, NewEndpointRow, message_body,
 };
 pub use workspaces::{MemberRecord, Role, WorkspaceRecord};
 

@@ -18,6 +18,10 @@ pub struct DeliveryJob {
     pub message_id: String,
     /// `wep_…`
     pub endpoint_id: String,
+    /// The message's body, carried by jobs made at fan-out so a delivery needs no read of
+    /// the message (manual retries and recoveries read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
 }
 
 impl DeliveryJob {
@@ -39,22 +43,10 @@ pub struct FinishedDelivery {
     pub attempt: AttemptRecord,
     /// Whether the receiver answered 2xx.
     pub succeeded: bool,
-    /// Whether the endpoint's failure clock was running when the attempt started.
-    pub was_failing: bool,
     /// The job that ran it.
     pub job: super::ClaimedJob,
     /// What becomes of the job.
     pub fate: super::JobFate,
-}
-
-/// One delivery's message body and endpoint, read together.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct DeliveryTarget {
-    /// The message's JSON body.
-    pub message_payload: String,
-    /// The endpoint.
-    #[sqlx(flatten)]
-    pub endpoint: EndpointRecord,
 }
 
 /// A webhook endpoint.
@@ -342,23 +334,6 @@ impl Db {
         .await?)
     }
 
-    /// A delivery's message body and endpoint (`None` when either is gone), in one read.
-    pub async fn delivery_target(
-        &self,
-        workspace_id: &WorkspaceId,
-        message_id: &str,
-        endpoint_id: &str,
-    ) -> StoreResult<Option<DeliveryTarget>> {
-        Ok(sqlx::query_as(
-            "SELECT m.payload AS message_payload, e.id, e.workspace_id, e.url, e.description, e.event_types, e.disabled_at, e.disabled_reason, e.failing_since, e.created_at, e.updated_at, e.rate_limit_per_sec, e.source, e.header_names FROM webhook_messages m JOIN webhook_endpoints e ON e.workspace_id = m.workspace_id WHERE m.workspace_id = $1 AND m.id = $2 AND e.id = $3",
-        )
-        .bind(workspace_id)
-        .bind(message_id)
-        .bind(endpoint_id)
-        .fetch_optional(self.pool())
-        .await?)
-    }
-
     /// A message of a workspace.
     pub async fn webhook_message(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<Option<MessageRecord>> {
         Ok(sqlx::query_as(concat!(
@@ -427,6 +402,7 @@ impl Db {
                     workspace_id: event.workspace_id.clone(),
                     message_id: message_id.clone(),
                     endpoint_id: endpoint.id.clone(),
+                    body: Some(body.clone()),
                 }
                 .payload();
                 jobs.push([new_id("job"), format!("{message_id}:{}", endpoint.id), payload]);
@@ -571,6 +547,7 @@ impl Db {
             workspace_id: workspace_id.clone(),
             message_id: message_id.to_string(),
             endpoint_id: endpoint_id.to_string(),
+            body: None,
         }
         .payload();
         let dedupe = format!("{message_id}:{endpoint_id}:{}", new_id("retry"));
@@ -639,6 +616,7 @@ impl Db {
             workspace_id: workspace_id.clone(),
             message_id: message_id.clone(),
             endpoint_id: endpoint_id.to_string(),
+            body: Some(body.to_string()),
         }
         .payload();
         let dedupe = format!("{message_id}:{endpoint_id}");
@@ -658,8 +636,8 @@ impl Db {
     }
 
     /// Write finished deliveries in one transaction: each attempt's log row, its effect on
-    /// the endpoint's failure clock (a success clears it when it was running, a failure
-    /// starts it), and its job's fate, fenced by the job's lease.
+    /// the endpoint's failure clock (a success clears it, a failure starts it if it is not
+    /// running), and its job's fate, fenced by the job's lease.
     pub async fn finish_deliveries(&self, finished: Vec<FinishedDelivery>) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         // Multi-row statements for the common case (log rows; jobs done): a batch of
@@ -708,17 +686,30 @@ impl Db {
                 );
             }
         }
+        // The failure clock: cleared by a success, started (if not running) by a failure.
+        let mut cleared: Vec<&str> = finished
+            .iter()
+            .filter(|f| f.succeeded)
+            .map(|f| f.attempt.endpoint_id.as_str())
+            .collect();
+        cleared.sort_unstable();
+        cleared.dedup();
+        for chunk in cleared.chunks(super::batch::MAX_VALUES) {
+            let sql = format!(
+                "UPDATE webhook_endpoints SET failing_since = NULL WHERE failing_since IS NOT NULL AND id IN ({})",
+                super::batch::value_list(chunk.len(), 1)
+            );
+            let mut update = sqlx::query(super::batch::statement(sql));
+            for id in chunk {
+                update = update.bind(*id);
+            }
+            update.execute(&mut *tx).await?;
+        }
         for done in &finished {
-            let attempt = &done.attempt;
-            if done.succeeded && done.was_failing {
-                sqlx::query("UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1")
-                    .bind(&attempt.endpoint_id)
-                    .execute(&mut *tx)
-                    .await?;
-            } else if !done.succeeded && !done.was_failing {
+            if !done.succeeded {
                 sqlx::query("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1")
-                    .bind(&attempt.endpoint_id)
-                    .bind(attempt.created_at)
+                    .bind(&done.attempt.endpoint_id)
+                    .bind(done.attempt.created_at)
                     .execute(&mut *tx)
                     .await?;
             }
