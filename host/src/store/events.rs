@@ -51,7 +51,7 @@ impl Db {
         kind: &str,
         payload: &serde_json::Value,
     ) -> StoreResult<()> {
-        let mut conn = self.pool().acquire().await?;
+        let mut conn = self.writer().acquire().await?;
         insert_event(&mut conn, workspace_id, kind, payload).await?;
         self.events_committed();
         Ok(())

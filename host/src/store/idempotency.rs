@@ -49,7 +49,7 @@ impl Db {
         .bind(fingerprint)
         .bind(now)
         .bind(lease_until)
-        .execute(self.pool())
+        .execute(self.writer())
         .await;
         match inserted {
             Ok(_) => Ok(IdempotencyClaim::Mine { fence: lease_until }),
@@ -64,7 +64,7 @@ impl Db {
                     .bind(key)
                     .bind(fingerprint)
                     .bind(now)
-                    .execute(self.pool())
+                    .execute(self.writer())
                     .await?
                     .rows_affected();
                     if taken == 1 {
@@ -102,7 +102,7 @@ impl Db {
         .bind(workspace_id)
         .bind(key)
         .bind(fence)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -115,7 +115,7 @@ impl Db {
             .bind(workspace_id)
             .bind(key)
             .bind(fence)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -124,7 +124,7 @@ impl Db {
     pub async fn expire_idempotency_keys(&self, before: i64) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
             .bind(before)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected())
     }

@@ -66,7 +66,7 @@ impl Db {
                 .bind(digest)
                 .bind(bytes)
                 .bind(now_ms())
-                .execute(self.pool())
+                .execute(self.writer())
                 .await;
             match result {
                 Ok(_) | Err(sqlx::Error::Database(_)) => {}

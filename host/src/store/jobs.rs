@@ -153,7 +153,7 @@ pub(crate) async fn settle_job_in(
 impl Db {
     /// Enqueue one job on its own. Returns whether it was inserted.
     pub async fn enqueue_job(&self, job: &NewJob<'_>) -> StoreResult<bool> {
-        let mut conn = self.pool().acquire().await?;
+        let mut conn = self.writer().acquire().await?;
         insert_job(&mut conn, self.backend(), job).await
     }
 
@@ -172,7 +172,7 @@ impl Db {
             .bind(queue)
             .bind(now)
             .bind(limit as i64)
-            .fetch_all(self.pool())
+            .fetch_all(self.writer())
             .await?;
         jobs.sort_by(|a, b| (a.run_at, &a.id).cmp(&(b.run_at, &b.id)));
         Ok(jobs)
@@ -184,7 +184,7 @@ impl Db {
             .bind(now_ms() + lease_ms)
             .bind(&job.id)
             .bind(&job.lease_token)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -192,7 +192,7 @@ impl Db {
     /// Settle a claimed job: remove it, or release it to run again. `false`: the lease was
     /// lost (another claim holds the job) and nothing changed.
     pub async fn settle_job(&self, job: &ClaimedJob, fate: &JobFate) -> StoreResult<bool> {
-        let mut conn = self.pool().acquire().await?;
+        let mut conn = self.writer().acquire().await?;
         settle_job_in(&mut conn, job, fate).await
     }
 

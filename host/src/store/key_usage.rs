@@ -123,7 +123,7 @@ impl Db {
     pub async fn expire_key_usage(&self, before: i64) -> StoreResult<u64> {
         Ok(sqlx::query("DELETE FROM api_key_usage WHERE hour < $1")
             .bind(before)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?
             .rows_affected())
     }

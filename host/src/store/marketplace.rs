@@ -139,7 +139,7 @@ impl Db {
             .bind(&p.namespace)
             .bind(&p.workspace_id)
             .bind(p.created_at)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(p)
     }
@@ -163,7 +163,7 @@ impl Db {
         .bind(publisher_id)
         .bind(public_key)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -176,7 +176,7 @@ impl Db {
         .bind(now_ms())
         .bind(publisher_id)
         .bind(key_id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -277,7 +277,7 @@ impl Db {
         sqlx::query("UPDATE packages SET featured = $1 WHERE id = $2")
             .bind(i64::from(featured))
             .bind(package_id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -400,7 +400,7 @@ impl Db {
         .bind(now_ms())
         .bind(package_id)
         .bind(version)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -511,7 +511,7 @@ impl Db {
                 .bind(&review.version)
                 .bind(now_ms())
                 .bind(&prev.id)
-                .execute(self.pool())
+                .execute(self.writer())
                 .await?;
             return Ok(ReviewRecord {
                 stars: review.stars,
@@ -538,7 +538,7 @@ impl Db {
         .bind(review.replied_at)
         .bind(review.created_at)
         .bind(review.updated_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(review.clone())
     }
@@ -563,7 +563,7 @@ impl Db {
             .bind(now_ms())
             .bind(item_id)
             .bind(review_id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -129,6 +129,11 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrati
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// Where writes go. On SQLite a one-connection pool: one writer at a time, the rest
+    /// waiting their turn in the pool's queue rather than sleeping in SQLite's busy handler
+    /// (which backs off for milliseconds and collapses throughput under concurrent writes).
+    /// On PostgreSQL the same pool as `pool`.
+    writer: AnyPool,
     backend: Backend,
     /// Kept to open a LISTEN connection on PostgreSQL; may hold a password, never logged.
     url: std::sync::Arc<str>,
@@ -167,9 +172,14 @@ impl Db {
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
             _ => url.to_string(),
         };
-        let pool = options.connect(&url).await?;
+        let pool = options.clone().connect(&url).await?;
+        let writer = match backend {
+            Backend::Sqlite => options.max_connections(1).connect(&url).await?,
+            Backend::Postgres => pool.clone(),
+        };
         Ok(Self {
             pool,
+            writer,
             backend,
             url: url.into(),
             events_bell: Default::default(),
@@ -195,12 +205,17 @@ impl Db {
     /// failing with "database is locked" when this transaction reads before it writes.
     pub async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
         })
     }
 
-    /// The underlying pool (for transactions spanning repositories).
+    /// The pool single statements that write go through (see the `writer` field).
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
+    /// The pool reads go through (writes: [`Db::begin_write`] or [`Db::writer`]).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

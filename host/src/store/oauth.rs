@@ -135,7 +135,7 @@ impl Db {
             .bind(&token_origin)
             .bind(&signer)
             .bind(&existing.id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
             return Ok(OAuthAppRecord {
                 client_id: client_id.into(),
@@ -168,7 +168,7 @@ impl Db {
         .bind(record.updated_at)
         .bind(&record.token_origin)
         .bind(&record.signer)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(record)
     }
@@ -245,7 +245,7 @@ impl Db {
         .bind(flow.completed_at)
         .bind(&flow.authorize_url)
         .bind(&flow.browser_hash)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -259,7 +259,7 @@ impl Db {
         .bind(browser_hash)
         .bind(state_hash)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?
         .rows_affected()
             == 1;
@@ -303,7 +303,7 @@ impl Db {
         )
         .bind(state_hash)
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?
         .rows_affected()
             == 1;
@@ -339,7 +339,7 @@ impl Db {
         .bind(error)
         .bind(now_ms())
         .bind(id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -348,7 +348,7 @@ impl Db {
     pub async fn expire_oauth_flows(&self, before: i64) -> StoreResult<u64> {
         Ok(sqlx::query("DELETE FROM oauth_flows WHERE expires_at < $1")
             .bind(before)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?
             .rows_affected())
     }

@@ -47,7 +47,7 @@ impl Db {
         sqlx::query("DELETE FROM secrets WHERE workspace_id = $1 AND owner_id = $2")
             .bind(workspace_id.as_ref())
             .bind(owner_id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -122,7 +122,7 @@ impl Db {
         .bind(&old.key_id)
         .bind(&old.nonce)
         .bind(AAD_VERSION)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -140,7 +140,7 @@ impl Db {
             .bind(nonce)
             .bind(ciphertext)
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }

@@ -491,7 +491,7 @@ impl Db {
         .bind(now)
         .bind(reason)
         .bind(endpoint_id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?
         .rows_affected()
             == 1)

@@ -81,7 +81,7 @@ impl Db {
             .bind(&ws.id)
             .bind(&ws.name)
             .bind(ws.created_at)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(ws)
     }
@@ -129,7 +129,7 @@ impl Db {
         .bind(&m.name)
         .bind(&m.role)
         .bind(m.created_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(m)
     }
@@ -169,7 +169,7 @@ impl Db {
             .bind(role.as_str())
             .bind(workspace_id)
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
