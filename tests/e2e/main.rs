@@ -38,3 +38,4 @@ mod queue;
 mod secrets;
 mod slack;
 mod webhooks;
+mod webhooks_manage;

@@ -207,6 +207,10 @@ impl Inner {
             tracing::warn!(message = %delivery.message_id, "a finished webhook delivery could not be recorded");
             return Outcome::Settled;
         }
+        if !succeeded && endpoint.failing_since.is_none() {
+            // The failure clock just started: let the next attempt see it.
+            state.subscriptions.forget(ws);
+        }
         if gone {
             disable(state, ws, &endpoint.id, "gone").await;
         } else if failed_too_long {
