@@ -17,10 +17,13 @@ pub const REMEMBER_FOR: Duration = Duration::from_secs(2);
 /// Workspaces remembered at most at once.
 const MAX_WORKSPACES: usize = 10_000;
 
-/// The remembered subscriptions of recently active workspaces.
+/// A workspace's endpoints and when they were read.
+type Remembered = (Instant, Arc<Vec<EndpointRecord>>);
+
+/// The remembered endpoints of recently active workspaces.
 #[derive(Default)]
 pub struct Subscriptions {
-    remembered: Mutex<HashMap<WorkspaceId, (Instant, Arc<Vec<EndpointRecord>>)>>,
+    remembered: Mutex<HashMap<WorkspaceId, Remembered>>,
 }
 
 impl Subscriptions {
