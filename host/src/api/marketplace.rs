@@ -370,7 +370,12 @@ pub async fn browse(
         None | Some("") => 0,
         // Digits past any page (too many to count) are simply beyond the end: an empty page.
         Some(c) if c.bytes().all(|b| b.is_ascii_digit()) => c.parse().unwrap_or(usize::MAX),
-        Some(_) => return Err(ApiError::unprocessable("invalid_cursor", "cursor is not one this API returned")),
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "invalid_cursor",
+                "cursor is not one this API returned",
+            ));
+        }
     };
     let sort = match params.sort.as_deref() {
         None => Sort::default(),
