@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 on_both_databases!(rotation_signs_with_both_secrets_during_grace);
+on_both_databases!(a_host_name_resolving_to_a_refused_address_is_refused_at_creation);
 on_both_databases!(endpoint_rate_limit_spaces_deliveries);
 on_both_databases!(recover_resends_only_failed_messages);
 on_both_databases!(rest_hooks_subscribe_and_unsubscribe);
@@ -694,4 +695,37 @@ async fn event_catalogue_has_schemas(app: TestApp) {
         }
         assert_eq!(t["opt_in"], name == "action.executed", "{name}");
     }
+}
+
+/// A URL whose host *name* resolves to an address the policy refuses (here `localhost`, on a
+/// host that allows only 127.0.0.2) is refused when the endpoint is created or changed,
+/// not only later at delivery; a literal the policy allows is accepted.
+async fn a_host_name_resolving_to_a_refused_address_is_refused_at_creation(app: TestApp) {
+    // Only 127.0.0.2 is allowed; `localhost` resolves to 127.0.0.1 (and perhaps ::1).
+    let app = restarted(app, |c| c.allow_ranges = vec!["127.0.0.2/32".parse().expect("range")]).await;
+    let refused = app
+        .post(&app.key, ENDPOINTS, json!({ "url": "http://localhost:9/hook" }))
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", refused.body);
+    assert_eq!(refused.code(), "invalid_url", "{:?}", refused.body);
+    let hooked = app
+        .post(
+            &app.key,
+            "/api/v1/hooks",
+            json!({ "target_url": "http://localhost:9/hook", "event": "connection.created" }),
+        )
+        .await;
+    assert_eq!(hooked.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", hooked.body);
+    // An allowed literal is fine at creation; moving it to a refused name is not.
+    let (id, _) = create_endpoint(&app, json!({ "url": "http://127.0.0.2:9/hook" })).await;
+    let moved = app
+        .patch(
+            &app.key,
+            &format!("{ENDPOINTS}/{id}"),
+            json!({ "url": "http://localhost:9/hook" }),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", moved.body);
+    let unchanged = app.get(&app.key, &format!("{ENDPOINTS}/{id}")).await;
+    assert_eq!(unchanged.body["url"], "http://127.0.0.2:9/hook");
 }

@@ -118,7 +118,29 @@ impl Outbound {
         self.policy.check_url(&url)?;
         Ok(url)
     }
+
+    /// [`Outbound::check_url`], and a host name is resolved now and refused if any address
+    /// it resolves to is refused (for URLs stored to be called later, such as webhook
+    /// endpoints, so a mistake shows when it is made). A name that does not resolve within
+    /// [`RESOLVE_PATIENCE`] is accepted: every request checks the addresses again anyway.
+    pub async fn check_url_resolving(&self, raw: &str) -> Result<Url, UrlRefused> {
+        let url = self.check_url(raw)?;
+        let Some(url::Host::Domain(host)) = url.host() else {
+            return Ok(url);
+        };
+        let port = url.port_or_known_default().unwrap_or(443);
+        let lookup = tokio::net::lookup_host((host, port));
+        if let Ok(Ok(addrs)) = tokio::time::timeout(RESOLVE_PATIENCE, lookup).await {
+            for addr in addrs {
+                self.policy.check(host, addr.ip())?;
+            }
+        }
+        Ok(url)
+    }
 }
+
+/// Longest [`Outbound::check_url_resolving`] waits for DNS.
+pub const RESOLVE_PATIENCE: Duration = Duration::from_secs(2);
 
 fn build_client(config: &BrokerConfig, policy: Arc<AddressPolicy>) -> Result<reqwest::Client, BrokerBuildError> {
     address::policed_client_builder(policy)

@@ -127,10 +127,13 @@ pub struct CreatedEndpoint {
     pub secret: WebhookSecret,
 }
 
-fn check_url(state: &AppState, url: &str) -> Result<String, WebhookError> {
+/// The URL under the address policy, its host name resolved now too (and again at every
+/// delivery: DNS can change).
+async fn check_url(state: &AppState, url: &str) -> Result<String, WebhookError> {
     state
         .outbound
-        .check_url(url.trim())
+        .check_url_resolving(url.trim())
+        .await
         .map(|u| u.to_string())
         .map_err(|e| invalid("invalid_url", e.to_string()))
 }
@@ -208,7 +211,7 @@ pub async fn create(
     actor: &str,
     new: NewEndpoint,
 ) -> Result<CreatedEndpoint, WebhookError> {
-    let url = check_url(state, &new.url)?;
+    let url = check_url(state, &new.url).await?;
     let description = check_description(&new.description)?;
     check_event_types(&new.event_types)?;
     check_rate_limit(new.rate_limit_per_sec)?;
@@ -240,8 +243,12 @@ pub async fn update(
     id: &str,
     update: EndpointUpdate,
 ) -> Result<EndpointRecord, WebhookError> {
+    let url = match update.url.as_deref() {
+        Some(u) => Some(check_url(state, u).await?),
+        None => None,
+    };
     let mut changes = EndpointChanges {
-        url: update.url.as_deref().map(|u| check_url(state, u)).transpose()?,
+        url,
         description: update.description.as_deref().map(check_description).transpose()?,
         event_types: update.event_types,
         rate_limit_per_sec: update.rate_limit_per_sec,
