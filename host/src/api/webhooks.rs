@@ -333,12 +333,7 @@ pub async fn retry_message(
         .webhook_message(ws, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("message"))?;
-    let endpoint = state
-        .db
-        .webhook_endpoint(ws, &body.endpoint_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("endpoint"))?;
-    refuse_disabled(&endpoint)?;
+    let endpoint = enabled_endpoint(&state, ws, &body.endpoint_id).await?;
     state.db.enqueue_webhook_retry(ws, &id, &endpoint.id).await?;
     state.queue.wake(crate::store::DELIVERY_QUEUE);
     Ok(StatusCode::ACCEPTED)
@@ -358,7 +353,17 @@ pub async fn event_types(_principal: Principal) -> Json<EventTypeList> {
     Json(EventTypeList { data: catalogue() })
 }
 
-fn refuse_disabled(endpoint: &EndpointRecord) -> Result<(), ApiError> {
+/// An endpoint of the workspace that is enabled: 404 when there is none, 409 when disabled.
+async fn enabled_endpoint(
+    state: &AppState,
+    ws: &crate::ids::WorkspaceId,
+    id: &str,
+) -> Result<EndpointRecord, ApiError> {
+    let endpoint = state
+        .db
+        .webhook_endpoint(ws, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("endpoint"))?;
     if endpoint.disabled_at.is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -367,7 +372,7 @@ fn refuse_disabled(endpoint: &EndpointRecord) -> Result<(), ApiError> {
             "the endpoint is disabled; enable it (PATCH with `\"enabled\": true`) to send to it again",
         ));
     }
-    Ok(())
+    Ok(endpoint)
 }
 
 /// Deserialize a present field (even `null`) as `Some`, so `null` can mean "remove".
@@ -518,12 +523,7 @@ pub async fn recover_endpoint(
 ) -> ApiResult<(StatusCode, Json<Recovered>)> {
     require_webhooks_write(&principal)?;
     let ws = &principal.workspace_id;
-    let endpoint = state
-        .db
-        .webhook_endpoint(ws, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("endpoint"))?;
-    refuse_disabled(&endpoint)?;
+    let endpoint = enabled_endpoint(&state, ws, &id).await?;
     let until = range.until.unwrap_or_else(|| now_ms() + 1);
     if range.since < 0 || until <= range.since {
         return Err(ApiError::unprocessable(
@@ -579,12 +579,7 @@ pub async fn test_endpoint(
 ) -> ApiResult<(StatusCode, Json<SentTest>)> {
     require_webhooks_write(&principal)?;
     let ws = &principal.workspace_id;
-    let endpoint = state
-        .db
-        .webhook_endpoint(ws, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("endpoint"))?;
-    refuse_disabled(&endpoint)?;
+    let endpoint = enabled_endpoint(&state, ws, &id).await?;
     let kind = body.event_type.unwrap_or(EventKind::ConnectionCreated);
     let body = message_body(kind.as_str(), now_ms(), kind.example());
     let message_id = state
