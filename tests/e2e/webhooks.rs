@@ -130,7 +130,19 @@ async fn events_are_delivered_signed_and_retried(app: TestApp) {
         assert_eq!(r.json()["type"], "connection.created");
         assert_eq!(r.json()["data"]["connection_id"], "conn_1");
     }
-    let attempts = state.db.webhook_attempts(&ws, &id).await.expect("attempts");
+    // The log row of an attempt commits just after the receiver answers it.
+    let started = Instant::now();
+    let attempts = loop {
+        let attempts = state.db.webhook_attempts(&ws, &id).await.expect("attempts");
+        if attempts.iter().filter(|a| a.endpoint_id == endpoint.record.id).count() >= 2 {
+            break attempts;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the second attempt was never logged"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let of_endpoint: Vec<_> = attempts
         .iter()
         .filter(|a| a.endpoint_id == endpoint.record.id)

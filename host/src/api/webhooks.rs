@@ -67,7 +67,7 @@ pub struct EndpointView {
     pub event_types: Vec<String>,
     /// Whether deliveries are stopped.
     pub disabled: bool,
-    /// Why: `gone` (it answered 410) or `failing` (five days without a success).
+    /// Why: `gone` (it answered 410), `failing` (five days without a success) or `manual`.
     pub disabled_reason: Option<String>,
     /// Unix ms of the first failure since the last success.
     pub failing_since: Option<i64>,
@@ -334,7 +334,7 @@ pub async fn retry_message(
         .await?
         .ok_or_else(|| ApiError::not_found("message"))?;
     let endpoint = enabled_endpoint(&state, ws, &body.endpoint_id).await?;
-    state.db.enqueue_webhook_retry(ws, &id, &endpoint.id).await?;
+    state.db.enqueue_webhook_retry(ws, &id, &endpoint.id, false).await?;
     state.queue.wake(crate::store::DELIVERY_QUEUE);
     Ok(StatusCode::ACCEPTED)
 }
@@ -476,10 +476,11 @@ pub async fn rotate_endpoint_secret(
     let grace = body
         .grace_period_secs
         .map_or(DEFAULT_ROTATION_GRACE, Duration::from_secs);
-    let (record, secret) = rotate_secret(&state, &principal.workspace_id, &principal.key_id, &id, grace).await?;
+    let (record, secret, previous_valid_until) =
+        rotate_secret(&state, &principal.workspace_id, &principal.key_id, &id, grace).await?;
     state.subscriptions.forget(&principal.workspace_id);
     Ok(Json(RotatedSecret {
-        previous_valid_until: record.updated_at + i64::try_from(grace.as_millis()).unwrap_or(i64::MAX),
+        previous_valid_until,
         secret: secret.expose().to_string(),
         endpoint: record.into(),
     }))
@@ -500,7 +501,7 @@ pub struct RecoverRange {
 /// What a recovery queued.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Recovered {
-    /// Messages queued again.
+    /// Messages queued again (not those still pending).
     pub queued: usize,
     /// Whether more failed messages are in the range (at most 10,000 are queued per call;
     /// call again with `since` after the last one's time).
@@ -509,7 +510,8 @@ pub struct Recovered {
 
 /// Resend every message that failed to reach this endpoint in a time range (`webhooks:write`
 /// or `admin`): each message first attempted in `[since, until)` that has no successful
-/// attempt is queued again, with its own `webhook-id`.
+/// attempt there is queued again, with the same `webhook-id` (one whose delivery is still
+/// pending is left to it; repeating a recovery queues nothing more).
 #[utoipa::path(post, path = "/api/v1/webhooks/endpoints/{id}/recover", tag = "webhooks", operation_id = "recover_webhook_endpoint", params(IdPath, RecoverRange),
     responses((status = 202, body = Recovered),
         (status = 404, description = "No such endpoint in this workspace", body = crate::error::Problem),
@@ -536,17 +538,18 @@ pub async fn recover_endpoint(
         .failed_webhook_messages(ws, &endpoint.id, range.since, until, MAX_RECOVER + 1)
         .await?;
     let more = failed.len() > MAX_RECOVER;
+    let mut queued = 0;
     for message_id in failed.iter().take(MAX_RECOVER) {
-        state.db.enqueue_webhook_retry(ws, message_id, &endpoint.id).await?;
+        if state
+            .db
+            .enqueue_webhook_retry(ws, message_id, &endpoint.id, true)
+            .await?
+        {
+            queued += 1;
+        }
     }
     state.queue.wake(crate::store::DELIVERY_QUEUE);
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Recovered {
-            queued: failed.len().min(MAX_RECOVER),
-            more,
-        }),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(Recovered { queued, more })))
 }
 
 /// Which example to send.

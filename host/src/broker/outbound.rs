@@ -128,14 +128,37 @@ impl Outbound {
         let Some(url::Host::Domain(host)) = url.host() else {
             return Ok(url);
         };
-        let port = url.port_or_known_default().unwrap_or(443);
-        let lookup = tokio::net::lookup_host((host, port));
-        if let Ok(Ok(addrs)) = tokio::time::timeout(RESOLVE_PATIENCE, lookup).await {
-            for addr in addrs {
-                self.policy.check(host, addr.ip())?;
-            }
+        for addr in self.resolve(&url).await {
+            self.policy.check(host, addr)?;
         }
         Ok(url)
+    }
+
+    /// Whether every address `url` reaches is a non-public one the operator allows (an
+    /// internal receiver, which may be plain `http://`); `false` when it does not resolve.
+    pub async fn reaches_allowed_private_only(&self, url: &Url) -> bool {
+        let addrs: Vec<std::net::IpAddr> = match url.host() {
+            Some(url::Host::Ipv4(v4)) => vec![v4.into()],
+            Some(url::Host::Ipv6(v6)) => vec![v6.into()],
+            _ => self.resolve(url).await,
+        };
+        !addrs.is_empty()
+            && addrs
+                .iter()
+                .all(|a| address::non_public_class(*a).is_some() && self.policy.check("", *a).is_ok())
+    }
+
+    /// The addresses a URL's host name resolves to (empty for a literal, or when it does not
+    /// resolve within [`RESOLVE_PATIENCE`]).
+    async fn resolve(&self, url: &Url) -> Vec<std::net::IpAddr> {
+        let Some(url::Host::Domain(host)) = url.host() else {
+            return Vec::new();
+        };
+        let port = url.port_or_known_default().unwrap_or(443);
+        match tokio::time::timeout(RESOLVE_PATIENCE, tokio::net::lookup_host((host, port))).await {
+            Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
+            _ => Vec::new(),
+        }
     }
 }
 

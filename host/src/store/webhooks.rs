@@ -387,9 +387,15 @@ impl Db {
                 .await?;
                 endpoints.insert(event.workspace_id.clone(), found);
             }
+            // An event about an endpoint's failed deliveries is not sent to that endpoint.
+            let about: Option<String> =
+                matches!(event.kind.as_str(), "message.attempt.exhausted" | "endpoint.disabled")
+                    .then(|| serde_json::from_str::<serde_json::Value>(&event.payload).ok())
+                    .flatten()
+                    .and_then(|p| p["endpoint_id"].as_str().map(str::to_string));
             let subscribed: Vec<&EndpointRecord> = endpoints[&event.workspace_id]
                 .iter()
-                .filter(|e| e.subscribes_to(&event.kind, opt_in))
+                .filter(|e| e.subscribes_to(&event.kind, opt_in) && about.as_deref() != Some(e.id.as_str()))
                 .collect();
             if subscribed.is_empty() {
                 continue;
@@ -483,13 +489,19 @@ impl Db {
 
     /// Disable an endpoint (`gone`, `failing`, `manual`) unless it already is; returns
     /// whether this call disabled it.
-    pub async fn disable_webhook_endpoint(&self, endpoint_id: &str, reason: &str) -> StoreResult<bool> {
+    pub async fn disable_webhook_endpoint(
+        &self,
+        workspace_id: &WorkspaceId,
+        endpoint_id: &str,
+        reason: &str,
+    ) -> StoreResult<bool> {
         let now = now_ms();
         Ok(sqlx::query(
-            "UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = $2, updated_at = $1 WHERE id = $3 AND disabled_at IS NULL",
+            "UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = $2, updated_at = CASE WHEN updated_at >= $1 THEN updated_at + 1 ELSE $1 END WHERE workspace_id = $3 AND id = $4 AND disabled_at IS NULL",
         )
         .bind(now)
         .bind(reason)
+        .bind(workspace_id)
         .bind(endpoint_id)
         .execute(self.writer())
         .await?
@@ -535,14 +547,18 @@ impl Db {
 }
 
 impl Db {
-    /// Queue one more delivery of `message_id` to `endpoint_id` now (a manual retry). Each
-    /// request queues its own job, so it runs even while a scheduled retry is pending.
+    /// Queue one more delivery of `message_id` to `endpoint_id` now. A manual retry
+    /// (`once: false`) queues its own job, so it runs even while a scheduled retry is pending;
+    /// a recovery (`once: true`) queues nothing while the message's own delivery job is still
+    /// pending there (it will run anyway), so repeating a recovery adds nothing. Returns
+    /// whether a job was queued.
     pub async fn enqueue_webhook_retry(
         &self,
         workspace_id: &WorkspaceId,
         message_id: &str,
         endpoint_id: &str,
-    ) -> StoreResult<()> {
+        once: bool,
+    ) -> StoreResult<bool> {
         let payload = DeliveryJob {
             workspace_id: workspace_id.clone(),
             message_id: message_id.to_string(),
@@ -550,21 +566,24 @@ impl Db {
             body: None,
         }
         .payload();
-        let dedupe = format!("{message_id}:{endpoint_id}:{}", new_id("retry"));
+        let dedupe = if once {
+            format!("{message_id}:{endpoint_id}")
+        } else {
+            format!("{message_id}:{endpoint_id}:{}", new_id("retry"))
+        };
         self.enqueue_job(&super::NewJob {
             queue: DELIVERY_QUEUE,
             dedupe_key: Some(&dedupe),
             payload: &payload,
             run_at: now_ms(),
         })
-        .await?;
-        Ok(())
+        .await
     }
 }
 
 impl Db {
-    /// Messages sent to `endpoint_id` from `since` to `until` (unix ms, by first attempt)
-    /// that have no successful attempt there, oldest first, at most `limit`.
+    /// Messages attempted at `endpoint_id` from `since` to `until` (unix ms) that have never
+    /// had a successful attempt there, oldest first, at most `limit`.
     pub async fn failed_webhook_messages(
         &self,
         workspace_id: &WorkspaceId,
@@ -574,7 +593,7 @@ impl Db {
         limit: usize,
     ) -> StoreResult<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT message_id FROM webhook_attempts a WHERE workspace_id = $1 AND endpoint_id = $2 AND created_at >= $3 AND created_at < $4 GROUP BY message_id HAVING SUM(CASE WHEN status_code >= 200 AND status_code < 300 THEN 1 ELSE 0 END) = 0 ORDER BY MIN(created_at), message_id LIMIT $5",
+            "SELECT a.message_id FROM webhook_attempts a WHERE a.workspace_id = $1 AND a.endpoint_id = $2 AND a.created_at >= $3 AND a.created_at < $4 AND NOT EXISTS (SELECT 1 FROM webhook_attempts ok WHERE ok.workspace_id = a.workspace_id AND ok.message_id = a.message_id AND ok.endpoint_id = a.endpoint_id AND ok.status_code >= 200 AND ok.status_code < 300) GROUP BY a.message_id ORDER BY MIN(a.created_at), a.message_id LIMIT $5",
         )
         .bind(workspace_id)
         .bind(endpoint_id)
@@ -638,7 +657,27 @@ impl Db {
     /// Write finished deliveries in one transaction: each attempt's log row, its effect on
     /// the endpoint's failure clock (a success clears it, a failure starts it if it is not
     /// running), and its job's fate, fenced by the job's lease.
+    ///
+    /// When the batch cannot be written, each delivery is written on its own, so one bad
+    /// row never holds back the others; a delivery whose row still cannot be written has its
+    /// job settled anyway (its attempt goes unlogged, with an error in the server's log).
     pub async fn finish_deliveries(&self, finished: Vec<FinishedDelivery>) -> StoreResult<()> {
+        let Err(batch_error) = self.finish_batch(&finished).await else {
+            return Ok(());
+        };
+        if finished.len() > 1 {
+            tracing::warn!(error = %batch_error, deliveries = finished.len(), "a batch of finished deliveries failed; writing them one by one");
+        }
+        for done in finished {
+            if let Err(e) = self.finish_batch(std::slice::from_ref(&done)).await {
+                tracing::error!(error = %e, job = %done.job.id, "a finished delivery could not be logged; settling its job without the log row");
+                self.settle_job(&done.job, &done.fate).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish_batch(&self, finished: &[FinishedDelivery]) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         // Multi-row statements for the common case (log rows; jobs done): a batch of
         // deliveries costs a few statements.
@@ -705,7 +744,7 @@ impl Db {
             }
             update.execute(&mut *tx).await?;
         }
-        for done in &finished {
+        for done in finished {
             if !done.succeeded {
                 sqlx::query("UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) WHERE id = $1")
                     .bind(&done.attempt.endpoint_id)

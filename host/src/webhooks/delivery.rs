@@ -215,7 +215,9 @@ impl Inner {
             disable(state, ws, &endpoint.id, "gone").await;
         } else if failed_too_long {
             disable(state, ws, &endpoint.id, "failing").await;
-        } else if !succeeded && next_at.is_none() {
+        } else if !succeeded && next_at.is_none() && !is_about_deliveries(&body) {
+            // (A message that is itself about failed deliveries is not reported in turn:
+            // failing endpoints would otherwise multiply reports of each other forever.)
             let payload = serde_json::json!({ "message_id": delivery.message_id, "endpoint_id": endpoint.id, "attempts": attempt });
             if let Err(e) = state.db.append_event(ws, "message.attempt.exhausted", &payload).await {
                 tracing::warn!(error = %e, "could not record message.attempt.exhausted");
@@ -281,10 +283,34 @@ impl Inner {
         Answer {
             status: Some(status),
             retry_after,
-            excerpt: String::from_utf8_lossy(&excerpt).into_owned(),
+            excerpt: scrub(&String::from_utf8_lossy(&excerpt), secrets),
             error: (!(200..300).contains(&status)).then(|| format!("the endpoint answered {status}")),
         }
     }
+}
+
+/// Event types about deliveries themselves.
+const DELIVERY_EVENT_TYPES: &[&str] = &["message.attempt.exhausted", "endpoint.disabled"];
+
+/// Whether a message body is an event about deliveries (see [`DELIVERY_EVENT_TYPES`]).
+fn is_about_deliveries(body: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["type"].as_str().map(|t| DELIVERY_EVENT_TYPES.contains(&t)))
+        .unwrap_or(false)
+}
+
+/// What of a receiver's answer is kept: NUL bytes dropped (PostgreSQL text cannot hold
+/// them) and the endpoint's custom header values redacted, in case the receiver echoes
+/// its request (they may be credentials).
+fn scrub(excerpt: &str, secrets: &EndpointSecrets) -> String {
+    let mut kept = excerpt.replace('\0', "");
+    for value in secrets.headers.values() {
+        if value.len() >= 4 {
+            kept = kept.replace(value.as_str(), "[REDACTED]");
+        }
+    }
+    kept
 }
 
 fn retry_soon(error: String) -> Outcome {
@@ -295,8 +321,9 @@ fn retry_soon(error: String) -> Outcome {
 }
 
 async fn disable(state: &AppState, ws: &WorkspaceId, endpoint_id: &str, reason: &str) {
-    match state.db.disable_webhook_endpoint(endpoint_id, reason).await {
+    match state.db.disable_webhook_endpoint(ws, endpoint_id, reason).await {
         Ok(true) => {
+            state.subscriptions.forget(ws);
             let payload = serde_json::json!({ "endpoint_id": endpoint_id, "reason": reason });
             if let Err(e) = state.db.append_event(ws, "endpoint.disabled", &payload).await {
                 tracing::warn!(error = %e, "could not record endpoint.disabled");

@@ -128,14 +128,37 @@ pub struct CreatedEndpoint {
 }
 
 /// The URL under the address policy, its host name resolved now too (and again at every
-/// delivery: DNS can change).
-async fn check_url(state: &AppState, url: &str) -> Result<String, WebhookError> {
-    state
+/// delivery: DNS can change). No credentials in the URL (it is shown to readers; use a
+/// custom header), and `https` unless it reaches only internal addresses the operator
+/// allows. A refusal never says what a name resolved to (that would map internal DNS).
+async fn check_url(state: &AppState, raw: &str) -> Result<String, WebhookError> {
+    let url = state
         .outbound
-        .check_url_resolving(url.trim())
+        .check_url_resolving(raw.trim())
         .await
-        .map(|u| u.to_string())
-        .map_err(|e| invalid("invalid_url", e.to_string()))
+        .map_err(|e| match e {
+            crate::broker::UrlRefused::Blocked(blocked) => invalid(
+                "invalid_url",
+                format!(
+                    "`{}` is, or resolves to, a {} address, which endpoints may not reach",
+                    blocked.host, blocked.class
+                ),
+            ),
+            other => invalid("invalid_url", other.to_string()),
+        })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "invalid_url",
+            "credentials in the URL are not allowed; send them in a custom header (its value is sealed)",
+        ));
+    }
+    if url.scheme() == "http" && !state.outbound.reaches_allowed_private_only(&url).await {
+        return Err(invalid(
+            "invalid_url",
+            "use https:// (plain http:// only for internal addresses the operator allows)",
+        ));
+    }
+    Ok(url.to_string())
 }
 
 fn check_description(description: &str) -> Result<String, WebhookError> {
@@ -261,9 +284,23 @@ pub async fn update(
     if let Some(limit) = changes.rate_limit_per_sec {
         check_rate_limit(limit)?;
     }
+    let mut headers = update.headers;
+    let current = state
+        .db
+        .webhook_endpoint(workspace_id, id)
+        .await?
+        .ok_or(WebhookError::NotFound)?;
+    if let Some(new_url) = &changes.url
+        && headers.is_none()
+        && origin(new_url) != origin(&current.url)
+    {
+        // The custom headers (perhaps credentials) were meant for the old receiver: a move
+        // to another origin drops them unless the same request sets them again.
+        headers = Some(BTreeMap::new());
+    }
     let mut sealed = None;
     let mut expected = None;
-    if let Some(headers) = update.headers {
+    if let Some(headers) = headers {
         let headers = check_headers(&headers)?;
         let (version, mut secrets) = load_versioned(state, workspace_id, id).await?;
         changes.header_names = Some(headers.keys().cloned().collect());
@@ -276,7 +313,7 @@ pub async fn update(
         .update_webhook_endpoint(workspace_id, id, &changes, sealed.as_ref(), expected)
         .await?
         .ok_or(WebhookError::NotFound)?;
-    if sealed.is_some() {
+    if sealed.is_some() || changes.url.is_some() {
         audit(state, workspace_id, actor, "secret.update", id).await?;
     }
     Ok(record)
@@ -284,13 +321,14 @@ pub async fn update(
 
 /// Give an endpoint a new signing secret. The old one keeps signing (a second signature in
 /// `webhook-signature`) for `grace`, so receivers can switch without losing a delivery.
+/// Returns the endpoint, the new secret and the unix ms until which the old one signs.
 pub async fn rotate_secret(
     state: &AppState,
     workspace_id: &WorkspaceId,
     actor: &str,
     id: &str,
     grace: Duration,
-) -> Result<(EndpointRecord, WebhookSecret), WebhookError> {
+) -> Result<(EndpointRecord, WebhookSecret, i64), WebhookError> {
     if grace > MAX_ROTATION_GRACE {
         return Err(invalid(
             "invalid_grace_period",
@@ -318,7 +356,14 @@ pub async fn rotate_secret(
         .await?
         .ok_or(WebhookError::NotFound)?;
     audit(state, workspace_id, actor, "secret.rotate", id).await?;
-    Ok((record, fresh))
+    Ok((record, fresh, if grace.is_zero() { now_ms() } else { until }))
+}
+
+/// `scheme://host:port` of a URL (empty when it does not parse).
+fn origin(url: &str) -> String {
+    url::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default()
 }
 
 /// The endpoint's `updated_at` and its opened secrets: a sealed change is written only if
