@@ -6,12 +6,12 @@
 
 use super::AppState;
 use super::extract::{ApiJson, ApiPath, Principal};
-use super::webhooks::{IdPath, check_endpoint_room, require_webhooks_write};
+use super::webhooks::{IdPath, create_for, require_webhooks_write};
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::store::{ENDPOINT_SOURCE_HOOK, EndpointRecord};
 use crate::webhooks::catalogue::EventKind;
-use crate::webhooks::endpoints::{NewEndpoint, create};
+use crate::webhooks::endpoints::NewEndpoint;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -82,12 +82,9 @@ pub async fn subscribe(
     principal: Principal,
     ApiJson(body): ApiJson<Subscribe>,
 ) -> ApiResult<(StatusCode, Json<Subscribed>)> {
-    require_webhooks_write(&principal)?;
-    check_endpoint_room(&state, &principal).await?;
-    let made = create(
+    let made = create_for(
         &state,
-        &principal.workspace_id,
-        &principal.key_id,
+        &principal,
         NewEndpoint {
             url: body.target_url,
             description: format!("REST hook: {}", body.event.as_str()),
@@ -97,7 +94,6 @@ pub async fn subscribe(
         },
     )
     .await?;
-    state.subscriptions.forget(&principal.workspace_id);
     Ok((
         StatusCode::CREATED,
         Json(Subscribed {

@@ -33,15 +33,23 @@ pub(super) fn require_webhooks_write(principal: &Principal) -> Result<(), ApiErr
     principal.require(Scope::WebhooksWrite)
 }
 
-/// Refuse a new endpoint when the workspace has its fill.
-pub(super) async fn check_endpoint_room(state: &AppState, principal: &Principal) -> Result<(), ApiError> {
+/// Create an endpoint (or REST hook) for `principal`: `webhooks:write` or `admin`, room left
+/// in the workspace, then [`create`]; the workspace's remembered endpoints are refreshed.
+pub(super) async fn create_for(
+    state: &AppState,
+    principal: &Principal,
+    new: NewEndpoint,
+) -> Result<crate::webhooks::endpoints::CreatedEndpoint, ApiError> {
+    require_webhooks_write(principal)?;
     if state.db.list_webhook_endpoints(&principal.workspace_id).await?.len() >= MAX_ENDPOINTS {
         return Err(ApiError::unprocessable(
             "too_many_endpoints",
             format!("a workspace may have at most {MAX_ENDPOINTS} endpoints (REST hooks included)"),
         ));
     }
-    Ok(())
+    let made = create(state, &principal.workspace_id, &principal.key_id, new).await?;
+    state.subscriptions.forget(&principal.workspace_id);
+    Ok(made)
 }
 impl From<WebhookError> for ApiError {
     fn from(e: WebhookError) -> Self {
@@ -161,12 +169,9 @@ pub async fn create_endpoint(
     principal: Principal,
     ApiJson(body): ApiJson<CreateEndpoint>,
 ) -> ApiResult<(StatusCode, Json<CreatedEndpoint>)> {
-    require_webhooks_write(&principal)?;
-    check_endpoint_room(&state, &principal).await?;
-    let made = create(
+    let made = create_for(
         &state,
-        &principal.workspace_id,
-        &principal.key_id,
+        &principal,
         NewEndpoint {
             url: body.url,
             description: body.description,
@@ -177,7 +182,6 @@ pub async fn create_endpoint(
         },
     )
     .await?;
-    state.subscriptions.forget(&principal.workspace_id);
     Ok((
         StatusCode::CREATED,
         Json(CreatedEndpoint {
