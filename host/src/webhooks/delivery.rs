@@ -51,6 +51,8 @@ struct Inner {
     secrets: Mutex<HashMap<String, (i64, Arc<EndpointSecrets>)>>,
     /// Writes finished deliveries (log row, failure clock, job fate) by group commit.
     finisher: GroupCommit<FinishedDelivery>,
+    /// Rate-limited endpoint id → unix ms of the next free turn on this node.
+    turns: Mutex<HashMap<String, i64>>,
 }
 
 impl DeliveryHandler {
@@ -64,6 +66,7 @@ impl DeliveryHandler {
         Self {
             inner: Arc::new(Inner {
                 finisher,
+                turns: Mutex::default(),
                 state,
                 schedule,
                 failure_window,
@@ -141,9 +144,8 @@ impl Inner {
                 .rate(&key, u32::try_from(limit).unwrap_or(u32::MAX), Duration::from_secs(1))
                 .await;
             if !decision.allowed {
-                let wait = decision.retry_after.max(Duration::from_millis(1));
                 return Outcome::Defer {
-                    at_ms: now_ms() + i64::try_from(wait.as_millis()).unwrap_or(1000),
+                    at_ms: self.next_turn(&endpoint.id, limit, decision.retry_after),
                 };
             }
         }
@@ -224,6 +226,22 @@ impl Inner {
             }
         }
         Outcome::Settled
+    }
+
+    /// When a delivery refused by `endpoint_id`'s rate limit runs again: each refused
+    /// delivery gets its own later turn, `1/limit` s after the previous one, so a backlog
+    /// behind a low limit is deferred once each, not woken all together again and again.
+    fn next_turn(&self, endpoint_id: &str, limit: i64, retry_after: Duration) -> i64 {
+        let earliest = now_ms() + i64::try_from(retry_after.as_millis()).unwrap_or(1000).max(1);
+        let spacing = (1000 / limit.max(1)).max(1);
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        if turns.len() >= SECRET_CACHE_ENTRIES {
+            turns.clear();
+        }
+        let next = turns.entry(endpoint_id.to_string()).or_insert(earliest);
+        let at = (*next).max(earliest);
+        *next = at + spacing;
+        at
     }
 
     /// The endpoint's opened secrets, from memory while the endpoint is unchanged.
