@@ -233,15 +233,11 @@ impl Inner {
     /// behind a low limit is deferred once each, not woken all together again and again.
     fn next_turn(&self, endpoint_id: &str, limit: i64, retry_after: Duration) -> i64 {
         let earliest = now_ms() + i64::try_from(retry_after.as_millis()).unwrap_or(1000).max(1);
-        let spacing = (1000 / limit.max(1)).max(1);
         let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
         if turns.len() >= SECRET_CACHE_ENTRIES {
             turns.clear();
         }
-        let next = turns.entry(endpoint_id.to_string()).or_insert(earliest);
-        let at = (*next).max(earliest);
-        *next = at + spacing;
-        at
+        take_turn(&mut turns, endpoint_id, limit, earliest)
     }
 
     /// The endpoint's opened secrets, from memory while the endpoint is unchanged.
@@ -307,6 +303,16 @@ impl Inner {
     }
 }
 
+/// Take the next turn of `endpoint_id` at or after `earliest` (unix ms): turns are
+/// `1000 / limit` ms apart.
+fn take_turn(turns: &mut HashMap<String, i64>, endpoint_id: &str, limit: i64, earliest: i64) -> i64 {
+    let spacing = (1000 / limit.max(1)).max(1);
+    let next = turns.entry(endpoint_id.to_string()).or_insert(earliest);
+    let at = (*next).max(earliest);
+    *next = at + spacing;
+    at
+}
+
 /// Event types about deliveries themselves.
 const DELIVERY_EVENT_TYPES: &[&str] = &["message.attempt.exhausted", "endpoint.disabled"];
 
@@ -349,5 +355,30 @@ async fn disable(state: &AppState, ws: &WorkspaceId, endpoint_id: &str, reason: 
         }
         Ok(false) => {}
         Err(e) => tracing::warn!(error = %e, "could not disable a webhook endpoint"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_deliveries_take_turns_one_limit_interval_apart() {
+        let mut turns = HashMap::new();
+        // 4 per second: turns 250 ms apart, from the earliest allowed time on.
+        let taken: Vec<i64> = (0..4).map(|_| take_turn(&mut turns, "wep_a", 4, 1_000)).collect();
+        assert_eq!(taken, [1_000, 1_250, 1_500, 1_750]);
+        // Another endpoint has its own turns; an idle endpoint starts again at `earliest`.
+        assert_eq!(take_turn(&mut turns, "wep_b", 4, 1_100), 1_100);
+        assert_eq!(take_turn(&mut turns, "wep_a", 4, 9_000), 9_000);
+    }
+
+    #[test]
+    fn scrubbing_drops_nul_bytes_and_redacts_header_values() {
+        let secrets = EndpointSecrets::new(
+            crate::webhooks::WebhookSecret::generate().expect("secret"),
+            std::collections::BTreeMap::from([("authorization".to_string(), "Bearer s3cret".to_string())]),
+        );
+        assert_eq!(scrub("a\0b you sent Bearer s3cret", &secrets), "ab you sent [REDACTED]");
     }
 }
