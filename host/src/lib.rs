@@ -40,4 +40,5 @@ pub mod store;
 pub mod tls;
 pub mod vault;
 pub mod webhooks;
+pub mod workflows;
 pub mod workspaces;
