@@ -39,12 +39,18 @@ async fn events_are_delivered_signed_and_retried(app: TestApp) {
     app.shutdown().await;
     let app = TestApp::start_with(backend, |c| c.webhook_retry_delays_ms = vec![20, 20]).await;
     let state = app.state().clone();
-    // A receiver that fails the first delivery and accepts the next.
+    // A receiver that fails the first `connection.created` delivery and accepts the next
+    // (other types, such as the `endpoint.disabled` below, which may come first, are
+    // accepted).
     let counter = Arc::new(AtomicUsize::new(0));
     let receiver = fakes::serve(Router::new().route(
         "/hook",
-        post(move || {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
+        post(move |body: String| {
+            let n = if body.contains("\"connection.created\"") {
+                counter.fetch_add(1, Ordering::SeqCst)
+            } else {
+                usize::MAX
+            };
             async move {
                 if n == 0 {
                     AxumStatus::INTERNAL_SERVER_ERROR
