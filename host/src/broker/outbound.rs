@@ -123,27 +123,25 @@ impl Outbound {
     /// it resolves to is refused (for URLs stored to be called later, such as webhook
     /// endpoints, so a mistake shows when it is made). A name that does not resolve within
     /// [`RESOLVE_PATIENCE`] is accepted: every request checks the addresses again anyway.
-    pub async fn check_url_resolving(&self, raw: &str) -> Result<Url, UrlRefused> {
+    /// Returns the URL and the addresses it reaches now (the literal, or the resolved ones).
+    pub async fn check_url_resolving(&self, raw: &str) -> Result<(Url, Vec<std::net::IpAddr>), UrlRefused> {
         let url = self.check_url(raw)?;
-        let Some(url::Host::Domain(host)) = url.host() else {
-            return Ok(url);
-        };
-        for addr in self.resolve(&url).await {
-            self.policy.check(host, addr)?;
-        }
-        Ok(url)
-    }
-
-    /// Whether every address `url` reaches is a non-public one the operator allows (an
-    /// internal receiver, which may be plain `http://`); `false` when it does not resolve.
-    pub async fn reaches_allowed_private_only(&self, url: &Url) -> bool {
-        let addrs: Vec<std::net::IpAddr> = match url.host() {
+        let addresses = match url.host() {
             Some(url::Host::Ipv4(v4)) => vec![v4.into()],
             Some(url::Host::Ipv6(v6)) => vec![v6.into()],
-            _ => self.resolve(url).await,
+            _ => self.resolve(&url).await,
         };
-        !addrs.is_empty()
-            && addrs
+        for addr in &addresses {
+            self.policy.check(url.host_str().unwrap_or_default(), *addr)?;
+        }
+        Ok((url, addresses))
+    }
+
+    /// Whether `addresses` are all non-public ones the operator allows (an internal
+    /// receiver, which may be plain `http://`); `false` for none.
+    pub fn only_allowed_private(&self, addresses: &[std::net::IpAddr]) -> bool {
+        !addresses.is_empty()
+            && addresses
                 .iter()
                 .all(|a| address::non_public_class(*a).is_some() && self.policy.check("", *a).is_ok())
     }

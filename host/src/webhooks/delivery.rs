@@ -33,8 +33,8 @@ const FINISH_BATCH: usize = 256;
 /// Longest a delivery waits for its record to commit.
 const FINISH_PATIENCE: Duration = Duration::from_secs(10);
 
-/// Opened endpoint secrets kept in memory at most this many at once.
-const SECRET_CACHE_ENTRIES: usize = 4096;
+/// Endpoints whose secrets (and rate-limit turns) are kept in memory at most at once.
+const REMEMBERED_ENDPOINTS: usize = 4096;
 
 /// Runs `webhook.deliver` jobs.
 pub struct DeliveryHandler {
@@ -234,7 +234,7 @@ impl Inner {
     fn next_turn(&self, endpoint_id: &str, limit: i64, retry_after: Duration) -> i64 {
         let earliest = now_ms() + i64::try_from(retry_after.as_millis()).unwrap_or(1000).max(1);
         let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
-        if turns.len() >= SECRET_CACHE_ENTRIES {
+        if turns.len() >= REMEMBERED_ENDPOINTS {
             turns.clear();
         }
         take_turn(&mut turns, endpoint_id, limit, earliest)
@@ -254,7 +254,7 @@ impl Inner {
         }
         let opened = Arc::new(EndpointSecrets::load(&self.state, &endpoint.workspace_id, &endpoint.id).await?);
         let mut cache = self.secrets.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= SECRET_CACHE_ENTRIES {
+        if cache.len() >= REMEMBERED_ENDPOINTS {
             cache.clear();
         }
         cache.insert(endpoint.id.clone(), (endpoint.updated_at, opened.clone()));

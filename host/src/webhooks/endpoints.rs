@@ -132,7 +132,7 @@ pub struct CreatedEndpoint {
 /// custom header), and `https` unless it reaches only internal addresses the operator
 /// allows. A refusal never says what a name resolved to (that would map internal DNS).
 async fn check_url(state: &AppState, raw: &str) -> Result<String, WebhookError> {
-    let url = state
+    let (url, addresses) = state
         .outbound
         .check_url_resolving(raw.trim())
         .await
@@ -152,7 +152,7 @@ async fn check_url(state: &AppState, raw: &str) -> Result<String, WebhookError> 
             "credentials in the URL are not allowed; send them in a custom header (its value is sealed)",
         ));
     }
-    if url.scheme() == "http" && !state.outbound.reaches_allowed_private_only(&url).await {
+    if url.scheme() == "http" && !state.outbound.only_allowed_private(&addresses) {
         return Err(invalid(
             "invalid_url",
             "use https:// (plain http:// only for internal addresses the operator allows)",
@@ -302,11 +302,14 @@ pub async fn update(
     let mut expected = None;
     if let Some(headers) = headers {
         let headers = check_headers(&headers)?;
-        let (version, mut secrets) = load_versioned(state, workspace_id, id).await?;
+        let mut secrets = EndpointSecrets::load(state, workspace_id, id)
+            .await
+            .ok_or(WebhookError::NotFound)?;
         changes.header_names = Some(headers.keys().cloned().collect());
         secrets.headers = headers;
         sealed = Some(secrets.seal(state, workspace_id, id)?);
-        expected = Some(version);
+        // Written only if nothing changed the endpoint since `current` was read.
+        expected = Some(current.updated_at);
     }
     let record = state
         .db
