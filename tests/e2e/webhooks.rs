@@ -336,9 +336,21 @@ async fn endpoints_through_the_api(app: TestApp) {
     wait_for("the delivery", || !receiver.requests().is_empty()).await;
     let delivered = receiver.requests().remove(0);
     let message = delivered.header("webhook-id").expect("id").to_string();
-    let log = app
-        .get(&app.key, &format!("/api/v1/webhooks/messages/{message}/attempts"))
-        .await;
+    // The attempt's log row commits just after the receiver answers.
+    let started = Instant::now();
+    let log = loop {
+        let log = app
+            .get(&app.key, &format!("/api/v1/webhooks/messages/{message}/attempts"))
+            .await;
+        if log.body["data"].as_array().is_some_and(|a| !a.is_empty()) {
+            break log;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the attempt was never logged"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(log.body["data"][0]["status_code"], 200, "{:?}", log.body);
     assert_eq!(
         app.get(&other, &format!("/api/v1/webhooks/messages/{message}/attempts"))
