@@ -61,12 +61,12 @@ const SDK_ERROR: &str = include_str!("../../plugins/sdk/src/error.rs");
 const SDK_HTTP: &str = include_str!("../../plugins/sdk/src/http.rs");
 /// The WIT package version the SDK pins; its directory under `wit/`, in the repository and in
 /// the vendored `sdk/` alike.
-const WIT_VERSION_DIR: &str = "0.1";
-const WIT: &str = include_str!("../../wit/0.1/connector.wit");
-/// The SDK's `wit_bindgen::generate!` path in the repository (`plugins/sdk` → `wit/0.1`) and
-/// what it becomes in the vendored copy (`sdk/` → `sdk/wit/0.1`).
-const SDK_WIT_PATH: &str = "path: \"../../wit/0.1\"";
-const VENDORED_WIT_PATH: &str = "path: \"wit/0.1\"";
+const WIT_VERSION_DIR: &str = "0.1.1";
+const WIT: &str = include_str!("../../wit/0.1.1/connector.wit");
+/// The SDK's `wit_bindgen::generate!` path in the repository (`plugins/sdk` → `wit/0.1.1`) and
+/// what it becomes in the vendored copy (`sdk/` → `sdk/wit/0.1.1`).
+const SDK_WIT_PATH: &str = "path: \"../../wit/0.1.1\"";
+const VENDORED_WIT_PATH: &str = "path: \"wit/0.1.1\"";
 
 /// Scaffold a connector crate named `name` inside `parent`; returns its directory.
 pub fn scaffold(parent: &Path, name: &str) -> Result<PathBuf, AuthorError> {
@@ -419,6 +419,6 @@ mod tests {
         assert!(lib.contains(VENDORED_WIT_PATH));
         assert!(!lib.contains(SDK_WIT_PATH));
         assert!(VENDORED_WIT_PATH.contains(&format!("wit/{WIT_VERSION_DIR}\"")));
-        assert!(WIT.contains(&format!("package nexum:connector@{WIT_VERSION_DIR}.")));
+        assert!(WIT.contains(&format!("package nexum:connector@{WIT_VERSION_DIR};")));
     }
 }

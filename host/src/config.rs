@@ -88,6 +88,8 @@ pub struct Config {
     pub webhook_failure_window_ms: u64,
     /// Webhook deliveries each node runs at once (default 32).
     pub webhook_concurrency: u32,
+    /// Workflow executions each node runs at once (default 64).
+    pub workflow_concurrency: u32,
 }
 
 /// Log output format.
@@ -155,6 +157,7 @@ struct FileConfig {
     webhook_timeout_ms: Option<u64>,
     webhook_failure_window_ms: Option<u64>,
     webhook_concurrency: Option<u64>,
+    workflow_concurrency: Option<u64>,
 }
 
 impl Config {
@@ -359,6 +362,7 @@ impl Config {
                 30 * 86_400_000,
             )?,
             webhook_concurrency: num("webhook_concurrency", f.webhook_concurrency, 32, 1, 1024)? as u32,
+            workflow_concurrency: num("workflow_concurrency", f.workflow_concurrency, 64, 1, 1024)? as u32,
             redis_url,
             oauth_return_origins,
             public_url,

@@ -149,10 +149,22 @@ typed_id!(
     "member"
 );
 typed_id!(
-    /// An action execution: `exe_…`.
+    /// An execution (of an action, or of a workflow): `exe_…`.
     ExecutionId,
     "exe",
     "execution"
+);
+typed_id!(
+    /// A workflow: `wf_…`.
+    WorkflowId,
+    "wf",
+    "workflow"
+);
+typed_id!(
+    /// A workflow's trigger (incoming webhook or schedule): `trg_…`.
+    TriggerId,
+    "trg",
+    "trigger"
 );
 typed_id!(
     /// An outbox event: `evt_…`.

@@ -119,6 +119,7 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
         trust,
         oauth,
         subscriptions: Default::default(),
+        workflows: Default::default(),
     });
     upgrade_sealed_secrets(&state).await?;
     Ok(state)
@@ -180,7 +181,11 @@ impl Server {
         let periodic = jobs::all()
             .into_iter()
             .filter(|job| {
-                surface == api::Surface::Full || !matches!(job.name(), "oauth-refresh-sweep" | "webhook-fanout")
+                surface == api::Surface::Full
+                    || !matches!(
+                        job.name(),
+                        "oauth-refresh-sweep" | "webhook-fanout" | "workflow-schedules"
+                    )
             })
             .collect();
         let jobs = jobs::Scheduler::start(&state, periodic, &stop_rx);
@@ -205,6 +210,16 @@ impl Server {
                 ..jobs::WorkerSettings::default()
             };
             workers.push(state.queue.spawn_worker(Arc::new(handler), settings, stop_rx.clone()));
+            let executions = crate::workflows::engine::ExecutionHandler::new(state.clone());
+            let settings = jobs::WorkerSettings {
+                concurrency: state.config.workflow_concurrency as usize,
+                ..jobs::WorkerSettings::default()
+            };
+            workers.push(
+                state
+                    .queue
+                    .spawn_worker(Arc::new(executions), settings, stop_rx.clone()),
+            );
         }
         let app = api::router_for(state.clone(), surface);
         let mut shutdown_rx = stop_rx;

@@ -36,7 +36,7 @@ pub struct AppState {
     pub recorder: Arc<Recorder>,
     /// Each workspace's share of the connector-call slots.
     pub call_share: crate::workspaces::fair_share::FairShare,
-    /// The durable job queue (webhook deliveries; workflow runs next).
+    /// The durable job queue (webhook deliveries, workflow executions).
     pub queue: crate::jobs::Queue,
     /// Durable, group-committed audit appends (`secret.use` is written before the call).
     pub audit: crate::store::AuditWriter,
@@ -50,4 +50,6 @@ pub struct AppState {
     pub oauth: crate::oauth::OAuthService,
     /// Which event types each workspace's webhook endpoints receive (remembered briefly).
     pub subscriptions: crate::webhooks::Subscriptions,
+    /// Workflow templates, parsed definitions and callers waiting on executions.
+    pub workflows: crate::workflows::Workflows,
 }

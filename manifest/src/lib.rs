@@ -49,6 +49,27 @@ pub struct Manifest {
     pub limits: Limits,
     /// The connector's actions by name.
     pub actions: BTreeMap<String, Action>,
+    /// How the provider signs the webhooks it sends (`[webhooks] scheme = "stripe"`), so a
+    /// workflow triggered by them on a connection of this connector needs no scheme choice.
+    pub webhooks: Option<Webhooks>,
+}
+
+/// Signature schemes a manifest's `[webhooks] scheme` may name (the host verifies each).
+pub const WEBHOOK_SCHEMES: &[&str] = &[
+    "standard_webhooks",
+    "stripe",
+    "github",
+    "slack",
+    "shopify",
+    "twilio",
+    "sendgrid",
+];
+
+/// What a connector says about its provider's incoming webhooks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Webhooks {
+    /// The signature scheme, one of [`WEBHOOK_SCHEMES`].
+    pub scheme: String,
 }
 
 /// Resource limits a connector asks for.

@@ -27,6 +27,13 @@ pub(super) struct RawManifest {
     limits: RawLimits,
     #[serde(default)]
     actions: BTreeMap<String, RawAction>,
+    webhooks: Option<RawWebhooks>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhooks {
+    scheme: String,
 }
 
 fn default_category() -> String {
@@ -182,6 +189,19 @@ impl RawManifest {
             );
         }
 
+        let webhooks = match self.webhooks {
+            None => None,
+            Some(w) if crate::WEBHOOK_SCHEMES.contains(&w.scheme.as_str()) => {
+                Some(crate::Webhooks { scheme: w.scheme })
+            }
+            Some(_) => {
+                return Err(ManifestError::invalid(
+                    "webhooks.scheme",
+                    format!("expected one of {}", crate::WEBHOOK_SCHEMES.join(", ")),
+                ));
+            }
+        };
+
         Ok(Manifest {
             id: self.id,
             name: self.name,
@@ -194,6 +214,7 @@ impl RawManifest {
             auth,
             limits,
             actions,
+            webhooks,
         })
     }
 }

@@ -212,3 +212,13 @@ fn a_basic_scheme_cannot_key_an_hmac() {
     let text = MINIMAL.replace("name = \"X-Api-Key\"", "name = \"X-Api-Key\"\nhmac = true");
     assert!(Manifest::parse(&text).expect("valid").auth[0].hmac);
 }
+
+#[test]
+fn webhooks_scheme_is_one_the_host_verifies() {
+    let text = format!("{MINIMAL}\n[webhooks]\nscheme = \"stripe\"\n");
+    let manifest = Manifest::parse(&text).expect("valid");
+    assert_eq!(manifest.webhooks.map(|w| w.scheme).as_deref(), Some("stripe"));
+    let text = format!("{MINIMAL}\n[webhooks]\nscheme = \"md5\"\n");
+    assert_eq!(err_field(&text), "webhooks.scheme");
+    assert!(Manifest::parse(MINIMAL).expect("valid").webhooks.is_none());
+}

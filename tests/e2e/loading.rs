@@ -146,3 +146,58 @@ fn a_component_with_many_memories_is_refused_at_load() {
         );
     }
 }
+
+/// `nexum:connector@0.1.1` only adds an interface: a component built against the frozen
+/// 0.1.0 (imports and exports all `@0.1.0`) still loads and runs unchanged, and one built
+/// with the current SDK (0.1.1) reads the call's idempotency key.
+#[tokio::test]
+async fn a_component_built_against_0_1_0_still_loads_and_runs() {
+    let (wasm, manifest) = plugins::connector("compat-v0-1");
+    let engine = wasmtime::Engine::default();
+    let component = wasmtime::component::Component::new(&engine, &wasm).expect("component");
+    let ty = component.component_type();
+    let names: Vec<String> = ty
+        .imports(&engine)
+        .map(|(n, _)| n.to_string())
+        .chain(ty.exports(&engine).map(|(n, _)| n.to_string()))
+        .filter(|n| n.starts_with("nexum:connector/"))
+        .collect();
+    assert!(
+        names.contains(&"nexum:connector/actions@0.1.0".to_string()),
+        "{names:?}"
+    );
+    assert!(names.iter().all(|n| n.ends_with("@0.1.0")), "{names:?}");
+
+    let manifest = Manifest::parse(&manifest).expect("manifest");
+    let rt = runtime(None);
+    let connector = rt.load(manifest.clone(), &wasm).expect("a 0.1.0 component loads");
+    let variables = BTreeMap::from([("greeting".to_string(), "hi".to_string())]);
+    let connection = Arc::new(Connection::new("c", &manifest, &variables, vec![]).expect("connection"));
+    let out = rt
+        .execute_keyed(
+            &connector,
+            connection,
+            Invocation::Action {
+                name: "echo".into(),
+                input: json!({ "n": 1 }),
+            },
+            Some("exe_1:step".into()),
+        )
+        .await;
+    assert_eq!(
+        out.result.expect("runs"),
+        json!({ "echo": { "n": 1 }, "greeting": "hi" })
+    );
+
+    let (wasm, _) = plugins::connector("http");
+    let component = wasmtime::component::Component::new(&engine, &wasm).expect("component");
+    let imports: Vec<String> = component
+        .component_type()
+        .imports(&engine)
+        .map(|(n, _)| n.to_string())
+        .collect();
+    assert!(
+        imports.contains(&"nexum:connector/execution@0.1.1".to_string()),
+        "the SDK's connectors import the 0.1.1 interface: {imports:?}"
+    );
+}

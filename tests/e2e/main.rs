@@ -39,3 +39,4 @@ mod secrets;
 mod slack;
 mod webhooks;
 mod webhooks_manage;
+mod workflows;

@@ -143,7 +143,7 @@ async fn execute_inner(
         }
     }
 
-    let response = run(state, principal, &id, action, debug, input).await;
+    let response = run(state, principal, &id, action, debug, input, idempotency_key.as_deref()).await;
     if let (Some(key), Some(fence)) = (&idempotency_key, fence) {
         let status = response.0;
         if status.is_server_error() && status != StatusCode::BAD_GATEWAY && status != StatusCode::GATEWAY_TIMEOUT {
@@ -197,8 +197,19 @@ async fn run(
     action: &str,
     debug: bool,
     input: Value,
+    idempotency_key: Option<&str>,
 ) -> Rendered {
-    let outcome = match run_action(state, &principal.workspace_id, &principal.key_id, id, action, input).await {
+    let outcome = match run_action(
+        state,
+        &principal.workspace_id,
+        &principal.key_id,
+        id,
+        action,
+        input,
+        idempotency_key,
+    )
+    .await
+    {
         Ok(outcome) => outcome,
         Err(e) => return problem(e.into()),
     };

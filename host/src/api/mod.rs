@@ -11,6 +11,7 @@ mod errors;
 pub mod extract;
 mod health;
 mod hooks;
+mod incoming;
 mod keys;
 mod marketplace;
 mod members;
@@ -21,6 +22,7 @@ mod openapi;
 mod public_limit;
 mod ranges;
 mod webhooks;
+mod workflows;
 mod workspaces;
 
 pub use openapi::ApiDoc;
@@ -171,7 +173,19 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
             .route("/hooks/{id}", axum::routing::delete(hooks::unsubscribe))
             .route("/webhooks/messages/{id}/attempts", get(webhooks::list_attempts))
             .route("/webhooks/messages/{id}/retry", post(webhooks::retry_message))
-            .route("/event-types", get(webhooks::event_types));
+            .route("/event-types", get(webhooks::event_types))
+            .route("/workflows", get(workflows::list).post(workflows::create))
+            .route("/workflows/usage", get(workflows::usage))
+            .route(
+                "/workflows/{id}",
+                get(workflows::get).patch(workflows::update).delete(workflows::remove),
+            )
+            .route("/workflows/{id}/execute", post(workflows::execute))
+            .route("/workflows/{id}/executions", get(workflows::list_executions))
+            .route("/workflows/{id}/trigger/failures", get(workflows::trigger_failures))
+            .route("/executions/{id}", get(workflows::get_execution))
+            .route("/executions/{id}/cancel", post(workflows::cancel))
+            .route("/executions/{id}/retry", post(workflows::retry));
     }
     let mut api = authed
         .layer(axum::middleware::from_fn_with_state(
@@ -188,9 +202,18 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
             .route("/oauth/begin", get(oauth_begin::begin).layer(limited()));
     }
 
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/healthz", get(health::healthz))
+    let mut root = Router::new().nest("/api/v1", api);
+    if surface == Surface::Full {
+        // A provider's webhook for a workflow trigger: the signature authenticates it.
+        root = root.route(
+            "/hooks/{trigger_id}",
+            post(incoming::receive_hook).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                public_limit::limit_by_peer,
+            )),
+        );
+    }
+    root.route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/docs", get(docs::index))

@@ -8,8 +8,8 @@
 //! a new handler cannot forget them, and gives every problem body its media type.
 
 use super::{
-    actions, audit, connections, connectors, hooks, keys, marketplace, members, oauth, oauth_begin, ranges, webhooks,
-    workspaces,
+    actions, audit, connections, connectors, hooks, incoming, keys, marketplace, members, oauth, oauth_begin, ranges,
+    webhooks, workflows, workspaces,
 };
 use axum::Json;
 use std::collections::BTreeMap;
@@ -42,6 +42,9 @@ use utoipa::{Modify, OpenApi};
         webhooks::list_attempts, webhooks::retry_message, webhooks::event_types, webhooks::update_endpoint,
         webhooks::rotate_endpoint_secret, webhooks::recover_endpoint, webhooks::test_endpoint,
         hooks::subscribe, hooks::list, hooks::unsubscribe,
+        workflows::create, workflows::list, workflows::get, workflows::update, workflows::remove,
+        workflows::execute, workflows::list_executions, workflows::get_execution, workflows::cancel,
+        workflows::retry, workflows::usage, workflows::trigger_failures, incoming::receive_hook,
     ),
     components(schemas(crate::error::Problem, crate::auth::Scope, crate::store::Role)),
     modifiers(&BearerAuth, &Contract),
@@ -57,6 +60,7 @@ use utoipa::{Modify, OpenApi};
         (name = "oauth", description = "OAuth2 apps, authorization flows, token refresh and the event outbox"),
         (name = "marketplace", description = "Signed connectors: publishers, publishing, browsing, reviews"),
         (name = "webhooks", description = "Webhook endpoints, REST hooks, the delivery log and the event catalogue"),
+        (name = "workflows", description = "Workflows, their executions and triggers (schedules, signed incoming webhooks)"),
     )
 )]
 pub struct ApiDoc;

@@ -20,6 +20,9 @@ pub enum Scope {
     /// Subscribe to events: manage webhook endpoints and REST hooks (`/webhooks`, `/hooks`).
     #[serde(rename = "webhooks:write")]
     WebhooksWrite,
+    /// Create, change and delete workflows.
+    #[serde(rename = "workflows:write")]
+    WorkflowsWrite,
     /// Manage members, API keys and the audit log of the workspace.
     #[serde(rename = "admin")]
     Admin,
@@ -35,6 +38,7 @@ pub const ALL_SCOPES: &[Scope] = &[
     Scope::ActionsExecute,
     Scope::MarketplacePublish,
     Scope::WebhooksWrite,
+    Scope::WorkflowsWrite,
     Scope::Admin,
     Scope::WorkspacesCreate,
 ];
@@ -48,6 +52,7 @@ impl Scope {
             Scope::ActionsExecute => "actions:execute",
             Scope::MarketplacePublish => "marketplace:publish",
             Scope::WebhooksWrite => "webhooks:write",
+            Scope::WorkflowsWrite => "workflows:write",
             Scope::Admin => "admin",
             Scope::WorkspacesCreate => "workspaces:create",
         }
@@ -78,7 +83,11 @@ pub fn role_allows(role: crate::store::Role, scope: Scope) -> bool {
         Role::Owner | Role::Admin => true,
         Role::Member => matches!(
             scope,
-            Scope::ConnectionsRead | Scope::ConnectionsWrite | Scope::ActionsExecute | Scope::WebhooksWrite
+            Scope::ConnectionsRead
+                | Scope::ConnectionsWrite
+                | Scope::ActionsExecute
+                | Scope::WebhooksWrite
+                | Scope::WorkflowsWrite
         ),
         Role::Viewer => scope == Scope::ConnectionsRead,
     }

@@ -26,7 +26,9 @@ pub const AUTH_FAILURE_CODES: &[&str] = &[
 pub type ActionRun = CallOutcome;
 
 /// Run `action` with `input` on connection `id` of `workspace_id`, as `actor` (an API key
-/// id, or `system`). Fails before the connector runs when the connection cannot be resolved
+/// id, `workflow:wf_…`, or `system`). `idempotency_key` is what the connector reads through
+/// its `execution` import to pass upstream (a workflow step's stable key, or the client's
+/// `Idempotency-Key`). Fails before the connector runs when the connection cannot be resolved
 /// or its token is unusable; otherwise the connector's own result is in the outcome.
 pub async fn run_action(
     state: &Arc<AppState>,
@@ -35,6 +37,7 @@ pub async fn run_action(
     id: &ConnectionId,
     action: &str,
     input: Value,
+    idempotency_key: Option<&str>,
 ) -> ConnectionResult<ActionRun> {
     let resolved = resolve(state, workspace_id, id).await?;
     // The workspace's share of call slots: one tenant's slow upstream cannot fill the pool.
@@ -52,13 +55,14 @@ pub async fn run_action(
     }
     let outcome = state
         .runtime
-        .execute(
+        .execute_keyed(
             &resolved.connector,
             resolved.connection.clone(),
             Invocation::Action {
                 name: action.to_string(),
                 input,
             },
+            idempotency_key.map(str::to_string),
         )
         .await;
     let duration_ms = outcome.trace.duration_ms;

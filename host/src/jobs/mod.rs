@@ -5,7 +5,7 @@
 //! The periodic jobs: [`flush::FlushRecorder`] (batched usage, last-use and audit writes,
 //! buffered by [`Recorder`]), [`keyring::ReloadKeyring`], [`idempotency::ExpireIdempotencyKeys`],
 //! [`health::HealthChecks`], [`oauth_refresh::OAuthRefreshSweep`] and
-//! [`webhook_fanout::WebhookFanOut`].
+//! [`webhook_fanout::WebhookFanOut`] and [`workflow_schedules::WorkflowSchedules`].
 //!
 //! Work that must not be lost goes through the durable [`queue`] instead: jobs in the
 //! database, claimed under a lease by workers on any node.
@@ -19,6 +19,7 @@ pub mod queue;
 mod recorder;
 mod scheduler;
 pub mod webhook_fanout;
+pub mod workflow_schedules;
 
 pub use queue::{Outcome, Queue, QueueHandler, WorkerSettings};
 pub use recorder::{LATENCY_BOUNDS_MS, LatencySummary, Recorder, merge_buckets, summarize};
@@ -81,6 +82,7 @@ pub fn all() -> Vec<Arc<dyn Job>> {
         Arc::new(health::HealthChecks),
         Arc::new(oauth_refresh::OAuthRefreshSweep),
         Arc::new(webhook_fanout::WebhookFanOut),
+        Arc::new(workflow_schedules::WorkflowSchedules),
     ]
 }
 

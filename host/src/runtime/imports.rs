@@ -8,10 +8,19 @@ use wasmtime::component::Component;
 
 /// The WIT package version this host implements.
 pub const NEXUM_PACKAGE: &str = "nexum:connector";
-/// Versions of [`NEXUM_PACKAGE`] this host links.
-pub const NEXUM_VERSIONS: &[&str] = &["0.1.0"];
+/// Versions of [`NEXUM_PACKAGE`] this host links, oldest first (one set of bindings serves
+/// the whole 0.1 line: wasmtime links `…@0.1.0` imports to `…@0.1.1` definitions).
+pub const NEXUM_VERSIONS: &[&str] = &["0.1.0", "0.1.1"];
 
-const NEXUM_INTERFACES: &[&str] = &["types", "credentials", "http", "config", "log"];
+/// Each interface of the package and the version that introduced it.
+const NEXUM_INTERFACES: &[(&str, &str)] = &[
+    ("types", "0.1.0"),
+    ("credentials", "0.1.0"),
+    ("http", "0.1.0"),
+    ("config", "0.1.0"),
+    ("log", "0.1.0"),
+    ("execution", "0.1.1"),
+];
 
 /// WASI 0.2 interfaces linked with an empty context (no files, sockets, env or args).
 const WASI_ALLOWED: &[&str] = &[
@@ -50,14 +59,17 @@ fn check_import(name: &str) -> Result<(), LoadError> {
     };
     let (path, version) = name.split_once('@').unwrap_or((name, ""));
     if let Some(interface) = path.strip_prefix("nexum:connector/") {
-        if !NEXUM_INTERFACES.contains(&interface) {
+        let Some(&(_, since)) = NEXUM_INTERFACES.iter().find(|(i, _)| *i == interface) else {
             return Err(forbidden(format!("nexum:connector has no interface `{interface}`")));
-        }
-        if !NEXUM_VERSIONS.contains(&version) {
+        };
+        let Some(at) = NEXUM_VERSIONS.iter().position(|v| *v == version) else {
             return Err(forbidden(format!(
                 "this host implements nexum:connector@{}",
                 NEXUM_VERSIONS.join(", @")
             )));
+        };
+        if NEXUM_VERSIONS.iter().position(|v| *v == since) > Some(at) {
+            return Err(forbidden(format!("`{interface}` was added in nexum:connector@{since}")));
         }
         return Ok(());
     }
@@ -81,11 +93,20 @@ mod tests {
     fn the_connector_world_and_std_wasi_are_allowed() {
         for ok in [
             "nexum:connector/http@0.1.0",
+            "nexum:connector/http@0.1.1",
+            "nexum:connector/execution@0.1.1",
             "wasi:io/streams@0.2.4",
             "wasi:cli/environment@0.2.0",
             "wasi:random/insecure-seed@0.2.3",
         ] {
             assert!(check_import(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn every_interface_names_a_linked_version() {
+        for (interface, since) in NEXUM_INTERFACES {
+            assert!(NEXUM_VERSIONS.contains(since), "{interface}");
         }
     }
 
@@ -97,6 +118,7 @@ mod tests {
             "wasi:http/outgoing-handler@0.2.4",
             "nexum:connector/http@0.2.0",
             "nexum:connector/secrets@0.1.0",
+            "nexum:connector/execution@0.1.0",
             "evil:thing/x",
         ] {
             let err = check_import(bad).expect_err(bad);

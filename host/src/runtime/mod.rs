@@ -14,6 +14,7 @@ mod connection;
 mod engine;
 mod host_config;
 mod host_credentials;
+mod host_execution;
 mod host_http;
 mod host_log;
 mod imports;
@@ -217,8 +218,22 @@ impl Runtime {
         connection: Arc<Connection>,
         invocation: Invocation,
     ) -> CallOutcome {
+        self.execute_keyed(connector, connection, invocation, None).await
+    }
+
+    /// Run one invocation on a fresh instance; the connector can read `idempotency_key`
+    /// (stable across retries of the same logical call) to pass upstream.
+    pub async fn execute_keyed(
+        &self,
+        connector: &LoadedConnector,
+        connection: Arc<Connection>,
+        invocation: Invocation,
+        idempotency_key: Option<String>,
+    ) -> CallOutcome {
         let started = Instant::now();
-        let mut outcome = self.execute_inner(connector, connection, &invocation, started).await;
+        let mut outcome = self
+            .execute_inner(connector, connection, &invocation, idempotency_key, started)
+            .await;
         outcome.trace.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         outcome
     }
@@ -228,6 +243,7 @@ impl Runtime {
         connector: &LoadedConnector,
         connection: Arc<Connection>,
         invocation: &Invocation,
+        idempotency_key: Option<String>,
         started: Instant,
     ) -> CallOutcome {
         let fail = |e: CallError| CallOutcome {
@@ -279,6 +295,7 @@ impl Runtime {
             unsent_requests: 0,
             unsent_bytes: 0,
             refreshed_after_401: false,
+            idempotency_key,
         };
         let mut store = Store::new(&self.engine, state);
         // WASI handles (streams, pollables) and credential handles share this table; a guest

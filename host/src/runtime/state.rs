@@ -51,6 +51,9 @@ pub struct CallState {
     pub(crate) unsent_requests: usize,
     /// Bytes of URLs, headers and bodies the host holds for those requests.
     pub(crate) unsent_bytes: usize,
+    /// The call's idempotency key (a workflow step's, or the API client's), readable by a
+    /// connector built against `nexum:connector@0.1.1`.
+    pub(crate) idempotency_key: Option<String>,
 }
 
 /// Most unsent requests one call may hold at once.

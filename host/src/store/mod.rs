@@ -18,6 +18,7 @@ mod oauth;
 mod secrets;
 mod usage;
 mod webhooks;
+mod workflows;
 mod workspaces;
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
@@ -35,6 +36,10 @@ pub use usage::UsageRecord;
 pub use webhooks::{
     AttemptRecord, DELIVERY_QUEUE, DeliveryJob, ENDPOINT_SOURCE_API, ENDPOINT_SOURCE_HOOK, EndpointChanges,
     EndpointRecord, FinishedDelivery, MessageRecord, NewEndpointRow, message_body,
+};
+pub use workflows::{
+    ConnectorStepUsageRow, ExecutionEnd, ExecutionRecord, NewExecution, StepRunRecord, TriggerFailureRecord,
+    TriggerRecord, WORKFLOW_QUEUE, WorkflowRecord, WorkflowSave, WorkflowUsageRow,
 };
 pub use workspaces::{MemberRecord, Role, WorkspaceRecord};
 

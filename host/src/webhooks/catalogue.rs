@@ -40,11 +40,23 @@ pub enum EventKind {
     /// `message.attempt.exhausted`
     #[serde(rename = "message.attempt.exhausted")]
     MessageAttemptExhausted,
+    /// `execution.started`
+    #[serde(rename = "execution.started")]
+    ExecutionStarted,
+    /// `execution.succeeded`
+    #[serde(rename = "execution.succeeded")]
+    ExecutionSucceeded,
+    /// `execution.failed`
+    #[serde(rename = "execution.failed")]
+    ExecutionFailed,
+    /// `execution.cancelled`
+    #[serde(rename = "execution.cancelled")]
+    ExecutionCancelled,
 }
 
 impl EventKind {
     /// Every kind, in catalogue order.
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::ConnectionCreated,
         EventKind::ConnectionDeleted,
         EventKind::ConnectionStatusChanged,
@@ -56,6 +68,10 @@ impl EventKind {
         EventKind::ActionExecuted,
         EventKind::EndpointDisabled,
         EventKind::MessageAttemptExhausted,
+        EventKind::ExecutionStarted,
+        EventKind::ExecutionSucceeded,
+        EventKind::ExecutionFailed,
+        EventKind::ExecutionCancelled,
     ];
 
     /// The type's name.
@@ -72,6 +88,10 @@ impl EventKind {
             EventKind::ActionExecuted => "action.executed",
             EventKind::EndpointDisabled => "endpoint.disabled",
             EventKind::MessageAttemptExhausted => "message.attempt.exhausted",
+            EventKind::ExecutionStarted => "execution.started",
+            EventKind::ExecutionSucceeded => "execution.succeeded",
+            EventKind::ExecutionFailed => "execution.failed",
+            EventKind::ExecutionCancelled => "execution.cancelled",
         }
     }
 
@@ -107,6 +127,10 @@ impl EventKind {
                 "A webhook endpoint was disabled: it answered 410 Gone, or failed for five days."
             }
             EventKind::MessageAttemptExhausted => "Every attempt to deliver a message to an endpoint failed.",
+            EventKind::ExecutionStarted => "A workflow execution began its first step.",
+            EventKind::ExecutionSucceeded => "A workflow execution finished every step.",
+            EventKind::ExecutionFailed => "A workflow execution failed (a step failed with `on_error: fail`).",
+            EventKind::ExecutionCancelled => "A workflow execution was cancelled before its next step.",
         }
     }
 
@@ -169,6 +193,35 @@ impl EventKind {
                 ("message_id", "string", false, json!("msg_…")),
                 ("endpoint_id", "string", false, json!("wep_…")),
                 ("attempts", "integer", false, json!(8)),
+            ],
+            EventKind::ExecutionStarted
+            | EventKind::ExecutionSucceeded
+            | EventKind::ExecutionFailed
+            | EventKind::ExecutionCancelled => vec![
+                ("execution_id", "string", false, json!("exe_…")),
+                ("workflow_id", "string", false, json!("wf_…")),
+                ("version", "integer", false, json!(3)),
+                ("trigger", "string", false, json!("webhook")),
+                (
+                    "error",
+                    "string",
+                    true,
+                    if self == EventKind::ExecutionFailed {
+                        json!("connector: rate_limited: …")
+                    } else {
+                        Value::Null
+                    },
+                ),
+                (
+                    "failed_step",
+                    "string",
+                    true,
+                    if self == EventKind::ExecutionFailed {
+                        json!("send")
+                    } else {
+                        Value::Null
+                    },
+                ),
             ],
         }
     }

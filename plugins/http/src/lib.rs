@@ -81,6 +81,11 @@ fn request(input: RequestInput) -> Result<Value, Error> {
     for (k, v) in input.query {
         req = req.query(k, v);
     }
+    // A retried workflow step sends the same key, so an API that honours it does the work once.
+    let caller_set_key = input.headers.keys().any(|k| k.eq_ignore_ascii_case("idempotency-key"));
+    if let (Some(key), false) = (idempotency_key(), caller_set_key) {
+        req = req.header("Idempotency-Key", key);
+    }
     for (k, v) in input.headers {
         req = req.header(k, v);
     }

@@ -30,17 +30,25 @@ pub use actions::{Actions, Connector};
 pub use error::Error;
 pub use http::{Request, Response};
 
-/// Raw bindings generated from the `nexum:connector@0.1.0` WIT package (`wit/0.1/`). Prefer
+/// Raw bindings generated from the `nexum:connector@0.1.1` WIT package (`wit/0.1.1/`). Prefer
 /// the SDK types.
 #[allow(missing_docs, unsafe_code)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/0.1",
+        path: "../../wit/0.1.1",
         world: "connector",
         pub_export_macro: true,
         export_macro_name: "__export_connector_world",
         default_bindings_module: "::nexum_connector_sdk::bindings",
     });
+}
+
+/// The call's idempotency key: the same on every attempt of one workflow step
+/// (`<execution id>:<step name>`), or the API client's `Idempotency-Key`; `None` when the call
+/// has none. Pass it upstream (e.g. as an `Idempotency-Key` header) so a retry does not repeat
+/// a side effect. Needs a host that implements `nexum:connector@0.1.1`.
+pub fn idempotency_key() -> Option<String> {
+    bindings::nexum::connector::execution::idempotency_key()
 }
 
 /// An opaque handle to one of the connection's secrets. It can be attached to a [`Request`]
@@ -106,7 +114,8 @@ pub mod log {
 /// Everything a connector usually needs, in one import.
 pub mod prelude {
     pub use crate::{
-        Actions, Connector, Credential, Error, Request, Response, any_credential, connector, credential, log, var,
+        Actions, Connector, Credential, Error, Request, Response, any_credential, connector, credential,
+        idempotency_key, log, var,
     };
     pub use serde::{Deserialize, Serialize, de::DeserializeOwned};
     pub use serde_json::{Value, json};

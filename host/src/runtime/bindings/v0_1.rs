@@ -1,12 +1,14 @@
-//! Bindings for `nexum:connector@0.1.0` (world `connector`), generated from `wit/0.1/`.
+//! Bindings for the 0.1 line of `nexum:connector` (world `connector`), generated from its
+//! newest release, `wit/0.1.1/`.
 //!
-//! 0.1.0 is released and frozen: this module promises exactly what a 0.1 component may
-//! import and must export, nothing more (Zed's `since_v0_1_0`). A later version gets a
-//! sibling module generated from its own directory (`v0_2.rs` from `wit/0.2/`); see
+//! 0.1.1 only adds the `execution` interface to 0.1.0. wasmtime's linker and export lookup
+//! match semver-compatible names (`…@0.1.0` is satisfied by `…@0.1.1`), so these bindings
+//! serve 0.1.0 components unchanged; a 0.1.0 component simply never imports `execution`.
+//! A breaking version (0.2) gets a sibling module generated from its own directory; see
 //! `wit/README.md`.
 
 wasmtime::component::bindgen!({
-    path: "../wit/0.1",
+    path: "../wit/0.1.1",
     world: "connector",
     imports: { default: async | trappable },
     exports: { default: async },
