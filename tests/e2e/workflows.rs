@@ -373,7 +373,7 @@ async fn on_error_continue_retry_from_failed_step_and_step_timeout(app: TestApp)
         .post(
             &app.key,
             "/api/v1/connections",
-            json!({ "connector": "http", "name": "up", "credentials": { "token": "t" }, "variables": { "base_url": upstream.origin() } }),
+            json!({ "connector": "http", "name": "up", "credentials": { "token": "t0k3n-upstream" }, "variables": { "base_url": upstream.origin() } }),
         )
         .await;
     assert_eq!(http.status, StatusCode::CREATED, "{:?}", http.body);

@@ -31,8 +31,7 @@ impl From<WorkflowError> for ApiError {
                     .first()
                     .map(|p| format!("{}: {}", p.path, p.message))
                     .unwrap_or_default();
-                ApiError::unprocessable("invalid_workflow", detail)
-                    .with_extra(serde_json::json!({ "errors": problems }))
+                ApiError::unprocessable("invalid_workflow", detail).with_extra(serde_json::json!(problems))
             }
             WorkflowError::NotFound => ApiError::not_found("workflow"),
             WorkflowError::Changed => ApiError::new(
@@ -413,12 +412,11 @@ fn execution_view(e: ExecutionRecord, steps: Option<Vec<StepRunRecord>>) -> Exec
 }
 
 async fn load_execution(state: &AppState, principal: &Principal, id: &str) -> ApiResult<ExecutionView> {
-    let execution = state
+    let (execution, steps) = state
         .db
-        .execution(&principal.workspace_id, id)
+        .execution_with_steps(&principal.workspace_id, id)
         .await?
         .ok_or_else(|| ApiError::not_found("execution"))?;
-    let steps = state.db.step_runs(&execution.id).await?;
     Ok(execution_view(execution, Some(steps)))
 }
 

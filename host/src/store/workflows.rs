@@ -579,6 +579,42 @@ impl Db {
             .await?)
     }
 
+    /// An execution of the workspace and its journal, read from one snapshot (so a step shown
+    /// `waiting` is never beside an execution still shown `queued`).
+    pub async fn execution_with_steps(
+        &self,
+        workspace_id: &WorkspaceId,
+        id: &str,
+    ) -> StoreResult<Option<(ExecutionRecord, Vec<StepRunRecord>)>> {
+        let mut tx = self.pool().begin().await?;
+        if self.backend() == super::Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *tx)
+                .await?;
+        }
+        const SQL: &str = concat!(
+            "SELECT ",
+            execution_columns!(),
+            " FROM workflow_executions WHERE workspace_id = $1 AND id = $2"
+        );
+        let execution: Option<ExecutionRecord> = sqlx::query_as(SQL)
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(execution) = execution else {
+            return Ok(None);
+        };
+        let steps = sqlx::query_as(
+            "SELECT execution_id, step, position, status, attempts, idempotency_key, connector, output, error, next_step, trace, wake_at, started_at, finished_at FROM workflow_step_runs WHERE execution_id = $1 ORDER BY position",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some((execution, steps)))
+    }
+
     /// A workflow's executions, newest first, before the cursor (`""`: from the newest).
     pub async fn list_executions(
         &self,
