@@ -133,7 +133,7 @@ async fn executions_resume(backend: Backend) {
         .post(
             &key,
             "/api/v1/connections",
-            json!({ "connector": "http", "name": "fake", "credentials": { "token": "t0k3n" }, "variables": { "base_url": origin } }),
+            json!({ "connector": "http", "name": "fake", "credentials": { "token": "t0k3n-crash-test" }, "variables": { "base_url": origin } }),
         )
         .await;
     assert_eq!(connection.status, StatusCode::CREATED, "{:?}", connection.body);
