@@ -65,7 +65,7 @@ fi
 # parent (so revoking another key cannot revoke it) and the highest rate limit (a run is
 # thousands of requests a minute; the 429 answers are documented and not what is tested here).
 key=$("$BIN" admin create-key --name schemathesis \
-  --scopes connections:read,connections:write,actions:execute,marketplace:publish,webhooks:write,admin,workspaces:create \
+  --scopes connections:read,connections:write,actions:execute,marketplace:publish,webhooks:write,workflows:write,admin,workspaces:create \
   --rate-limit-per-minute 4294967295 2>"$work/key.log")
 key_id=$(grep -o 'key_[0-9a-z]*' "$work/key.log" | head -1)
 [ -n "$key" ] && [ -n "$key_id" ] || { echo "could not create the run's API key" >&2; cat "$work/key.log" >&2; exit 1; }
@@ -129,6 +129,10 @@ accept_also() { # operation, extra status
   accept_also "POST /api/v1/webhooks/endpoints" 422
   accept_also "PATCH /api/v1/webhooks/endpoints/{id}" 422
   accept_also "POST /api/v1/hooks" 422
+  # A workflow's steps must name connections of this workspace and actions their connectors
+  # have, and its templates may only refer to steps that run before them.
+  accept_also "POST /api/v1/workflows" 422
+  accept_also "PATCH /api/v1/workflows/{id}" 422
 } >"$work/schemathesis.toml"
 
 echo "== schemathesis $installed against $base (max $MAX_EXAMPLES examples per operation, seed $SEED)"
