@@ -216,7 +216,7 @@ async fn each_definition_change_is_a_new_version(app: TestApp) {
         .patch(
             &app.key,
             &format!("{WORKFLOWS}/{id}"),
-            json!({ "steps": [ { "name": "a", "type": "transform", "output": { "v": "{{ trigger.n * 2 }}" } } ] }),
+            json!({ "steps": [ { "name": "a", "type": "transform", "output": { "v": "{{ trigger.n + trigger.n }}" } } ] }),
         )
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{:?}", changed.body);
@@ -501,6 +501,9 @@ async fn incoming_webhooks_are_verified_deduplicated_and_logged(app: TestApp) {
         (status, replay["code"].as_str()),
         (StatusCode::CONFLICT, Some("duplicate_delivery"))
     );
+    // The same signed request under another delivery id is still the same delivery.
+    let (status, _) = hook(&app, &url, body, &signed(SECRET, "d-1-again")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "a replay cannot dodge dedupe by changing the id header");
     // A bad signature, a tampered body, a missing header.
     let (status, bad) = hook(&app, &url, body, &signed("wrong", "d-3")).await;
     assert_eq!(
@@ -537,7 +540,7 @@ async fn incoming_webhooks_are_verified_deduplicated_and_logged(app: TestApp) {
         .iter()
         .filter_map(|f| f["reason"].as_str())
         .collect();
-    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert_eq!(reasons.len(), 5, "{reasons:?}");
     assert!(reasons.iter().any(|r| r.contains("replayed")), "{reasons:?}");
     assert!(
         reasons.iter().all(|r| !r.contains(SECRET) && !r.contains("nexum")),

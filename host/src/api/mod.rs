@@ -209,7 +209,7 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
             "/hooks/{trigger_id}",
             post(incoming::receive_hook).layer(axum::middleware::from_fn_with_state(
                 state.clone(),
-                public_limit::limit_by_peer,
+                public_limit::limit_by_peer_and_path,
             )),
         );
     }

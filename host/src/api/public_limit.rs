@@ -1,5 +1,6 @@
 //! Rate limits for endpoints anyone may call without a key (the public marketplace, the
-//! OAuth callback): a budget per client address, an IPv6 client's whole /64 counting as one.
+//! OAuth callback, incoming webhooks): a budget per client address, an IPv6 client's whole
+//! /64 counting as one (per address and trigger for incoming webhooks).
 
 use super::AppState;
 use crate::error::ApiError;
@@ -12,15 +13,30 @@ use std::time::Duration;
 
 /// Answer 429 once the caller's address has used its per-minute budget.
 pub async fn limit_by_peer(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    limit(&state, request, next, false).await
+}
+
+/// The same budget per client address *and path*, for incoming webhooks: a provider's few
+/// addresses send every tenant's webhooks, so one trigger flooded (or one tenant's own
+/// traffic) must not use up the budget of the others.
+pub async fn limit_by_peer_and_path(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    limit(&state, request, next, true).await
+}
+
+async fn limit(state: &AppState, request: Request, next: Next, per_path: bool) -> Response {
     let per_minute = state.config.public_rate_limit_per_minute;
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let (Some(peer), true) = (peer, per_minute > 0) else {
         return next.run(request).await;
     };
-    let decision = state
-        .counters
-        .rate(&format!("ip:{}", client_key(peer)), per_minute, Duration::from_secs(60))
-        .await;
+    let trigger = request.uri().path().rsplit('/').next().unwrap_or_default();
+    // Only well-formed trigger ids get a budget of their own (random paths share one).
+    let key = if per_path && crate::ids::has_prefix(trigger, crate::ids::TriggerId::PREFIX) {
+        format!("ip:{}:{trigger}", client_key(peer))
+    } else {
+        format!("ip:{}", client_key(peer))
+    };
+    let decision = state.counters.rate(&key, per_minute, Duration::from_secs(60)).await;
     if !decision.allowed {
         return ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,

@@ -462,13 +462,16 @@ pub async fn execute(
     if wait > 0 {
         let guard = state.workflows.waiters.watch(&execution_id);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+        let mut poll_every = Duration::from_millis(100);
         loop {
             let view = load_execution(&state, &principal, &execution_id).await?;
             if matches!(view.status.as_str(), "succeeded" | "failed" | "cancelled") {
                 return Ok((StatusCode::OK, Json(view)).into_response());
             }
-            // Woken when this node ends it; the poll covers an execution another node ran.
-            let poll = tokio::time::Instant::now() + Duration::from_millis(250);
+            // Woken when this node ends it; the poll (backing off to 2 s) covers an execution
+            // another node ran.
+            let poll = tokio::time::Instant::now() + poll_every;
+            poll_every = (poll_every * 2).min(Duration::from_secs(2));
             tokio::select! {
                 _ = guard.notified() => {}
                 _ = tokio::time::sleep_until(poll.min(deadline)) => {}

@@ -226,9 +226,19 @@ async fn notified_by_database(listener: &mut Option<sqlx::postgres::PgListener>,
     }
 }
 
+/// Aborts the heartbeat task when dropped, so a handler that panics (its task unwinds
+/// through this) stops renewing its lease and the job is re-claimed when the lease runs out.
+struct HeartbeatGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for HeartbeatGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Run one claimed job with a heartbeat, then record its outcome under its lease.
 async fn run_one(db: &Db, handler: &dyn QueueHandler, job: ClaimedJob, lease_ms: i64) {
-    let heartbeat = {
+    let heartbeat = HeartbeatGuard({
         let (db, job) = (db.clone(), job.clone());
         let every = Duration::from_millis((lease_ms / 3).max(1) as u64);
         tokio::spawn(async move {
@@ -244,9 +254,9 @@ async fn run_one(db: &Db, handler: &dyn QueueHandler, job: ClaimedJob, lease_ms:
                 }
             }
         })
-    };
+    });
     let outcome = handler.handle(job.clone()).await;
-    heartbeat.abort();
+    drop(heartbeat);
     let fate = match outcome {
         Outcome::Settled => return,
         Outcome::Done | Outcome::GiveUp => JobFate::Remove,

@@ -10,6 +10,9 @@ use super::jobs::{insert_job, settle_job_in};
 use super::{ClaimedJob, Db, JobFate, NewJob, Page, SecretRecord, StoreError, StoreResult, now_ms};
 use crate::ids::WorkspaceId;
 
+/// Refused incoming webhooks kept per trigger.
+pub const MAX_TRIGGER_FAILURES: i64 = 100;
+
 /// Queue of workflow execution jobs.
 pub const WORKFLOW_QUEUE: &str = "workflow.run";
 
@@ -156,6 +159,9 @@ pub struct WorkflowSave<'a> {
     pub sealed: Option<&'a SecretRecord>,
     /// Remove the sealed secrets of this trigger id (it is no longer a webhook trigger).
     pub unseal: Option<&'a str>,
+    /// Keep the stored trigger's next tick (its schedule did not change), whatever a
+    /// concurrent tick moved it to.
+    pub keep_next_run: bool,
 }
 
 /// The end of an execution, written with its last step.
@@ -319,8 +325,10 @@ impl Db {
             return Err(StoreError::Changed);
         }
         if save.definition.is_some() {
-            sqlx::query("DELETE FROM workflow_triggers WHERE workflow_id = $1")
+            // Any other trigger row of the workflow goes (its id is stable, so normally none).
+            sqlx::query("DELETE FROM workflow_triggers WHERE workflow_id = $1 AND id <> $2")
                 .bind(&w.id)
+                .bind(save.trigger.map(|t| t.id.as_str()).unwrap_or_default())
                 .execute(&mut *tx)
                 .await?;
         }
@@ -528,13 +536,15 @@ impl Db {
             .collect())
     }
 
-    /// Log a refused incoming webhook (the reason only: never the body or a secret).
+    /// Log a refused incoming webhook (the reason only: never the body or a secret). Only the
+    /// newest [`MAX_TRIGGER_FAILURES`] of a trigger are kept.
     pub async fn record_trigger_failure(
         &self,
         workspace_id: &WorkspaceId,
         trigger_id: &str,
         reason: &str,
     ) -> StoreResult<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO trigger_failures (id, workspace_id, trigger_id, reason, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -543,8 +553,17 @@ impl Db {
         .bind(trigger_id)
         .bind(reason.chars().take(300).collect::<String>())
         .bind(now_ms())
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "DELETE FROM trigger_failures WHERE workspace_id = $1 AND trigger_id = $2 AND id NOT IN (SELECT id FROM trigger_failures WHERE workspace_id = $1 AND trigger_id = $2 ORDER BY id DESC LIMIT $3)",
+        )
+        .bind(workspace_id)
+        .bind(trigger_id)
+        .bind(MAX_TRIGGER_FAILURES)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -778,16 +797,27 @@ impl Db {
     /// `false`: it is not `failed`.
     pub async fn retry_execution(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<bool> {
         let mut tx = self.begin_write().await?;
-        let row: Option<(String, Option<String>)> =
-            sqlx::query_as("SELECT status, failed_step FROM workflow_executions WHERE workspace_id = $1 AND id = $2")
-                .bind(workspace_id)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((status, failed_step)) = row else {
+        let row: Option<(Option<String>,)> = sqlx::query_as(
+            "SELECT failed_step FROM workflow_executions WHERE workspace_id = $1 AND id = $2 AND status = 'failed'",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((failed_step,)) = row else {
             return Ok(false);
         };
-        if status != "failed" {
+        // Compare-and-set: of two concurrent retries, one requeues it.
+        let requeued = sqlx::query(
+            "UPDATE workflow_executions SET status = 'queued', error = NULL, failed_step = NULL, output = NULL, finished_at = NULL, cancel_requested = 0 WHERE workspace_id = $1 AND id = $2 AND status = 'failed'",
+        )
+        .bind(workspace_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !requeued {
             return Ok(false);
         }
         let from: Option<(i64,)> =
@@ -803,12 +833,6 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query(
-            "UPDATE workflow_executions SET status = 'queued', error = NULL, failed_step = NULL, output = NULL, finished_at = NULL, cancel_requested = 0 WHERE id = $1",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
         let payload = serde_json::json!({ "execution_id": id, "workspace_id": workspace_id }).to_string();
         insert_job(
             &mut tx,
@@ -886,7 +910,9 @@ async fn write_save_parts(tx: &mut sqlx::AnyConnection, save: &WorkflowSave<'_>)
         .await?;
         if let Some(t) = save.trigger {
             sqlx::query(
-                "INSERT INTO workflow_triggers (id, workspace_id, workflow_id, kind, scheme, next_run_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO workflow_triggers (id, workspace_id, workflow_id, kind, scheme, next_run_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, scheme = excluded.scheme, \
+                 next_run_at = CASE WHEN $8 = 1 THEN workflow_triggers.next_run_at ELSE excluded.next_run_at END",
             )
             .bind(&t.id)
             .bind(&t.workspace_id)
@@ -895,6 +921,7 @@ async fn write_save_parts(tx: &mut sqlx::AnyConnection, save: &WorkflowSave<'_>)
             .bind(&t.scheme)
             .bind(t.next_run_at)
             .bind(t.created_at)
+            .bind(i64::from(save.keep_next_run))
             .execute(&mut *tx)
             .await?;
         }

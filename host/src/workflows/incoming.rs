@@ -13,10 +13,31 @@ use crate::store::{NewExecution, StoreError, WORKFLOW_QUEUE, now_ms};
 use axum::http::HeaderMap;
 use base64::Engine;
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-/// Request headers never handed to steps (they may carry credentials).
+/// Request headers never handed to steps: credentials, and every scheme's signature (with
+/// the body, a signature is a replayable request; steps have no use for it).
 const STRIPPED_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "x-api-key"];
+
+fn stripped(name: &str) -> bool {
+    STRIPPED_HEADERS.contains(&name) || Scheme::ALL.iter().any(|s| s.signature_header() == name)
+}
+
+/// What a replay is recognised by: the delivery id where the signature covers it, otherwise
+/// a digest of the signature itself (a captured request replayed with another id header
+/// carries the same signature; a new delivery, even of the same event, has a new one
+/// wherever the scheme signs a timestamp).
+fn replay_key(scheme: Scheme, headers: &HeaderMap, delivery_id: Option<&str>) -> String {
+    if let (true, Some(id)) = (scheme.signs_delivery_id(), delivery_id) {
+        return format!("id:{id}");
+    }
+    let signature = headers
+        .get(scheme.signature_header())
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    format!("sig:{}", hex::encode(Sha256::digest(signature)))
+}
 
 /// Why an incoming webhook started nothing.
 #[derive(Debug, thiserror::Error)]
@@ -90,11 +111,12 @@ pub async fn receive(
         return Err(IncomingError::TooLarge);
     }
     let execution_id = ExecutionId::generate().to_string();
+    let replay = replay_key(scheme, headers, verified.delivery_id.as_deref());
     let started = state
         .db
         .start_execution_once(
             &trigger.id,
-            verified.delivery_id.as_deref(),
+            Some(&replay),
             &NewExecution {
                 id: &execution_id,
                 workspace_id: &trigger.workspace_id,
@@ -106,7 +128,7 @@ pub async fn receive(
         )
         .await?;
     if !started {
-        let id = verified.delivery_id.unwrap_or_default();
+        let id = verified.delivery_id.unwrap_or_else(|| "(signature seen before)".into());
         log_failure(state, &trigger.workspace_id, &trigger.id, "replayed delivery id").await;
         return Err(IncomingError::Replayed(id.chars().take(100).collect()));
     }
@@ -115,6 +137,9 @@ pub async fn receive(
 }
 
 async fn log_failure(state: &AppState, workspace_id: &crate::ids::WorkspaceId, trigger_id: &str, reason: &str) {
+    if !state.workflows.failure_log_allows(trigger_id, now_ms()) {
+        return;
+    }
     if let Err(e) = state.db.record_trigger_failure(workspace_id, trigger_id, reason).await {
         tracing::warn!(error = %e, "could not log a refused incoming webhook");
     }
@@ -143,7 +168,7 @@ fn trigger_input(scheme: Scheme, headers: &HeaderMap, body: &[u8], delivery_id: 
     let mut shown = Map::new();
     for (name, value) in headers {
         let name = name.as_str();
-        if STRIPPED_HEADERS.contains(&name) {
+        if stripped(name) {
             continue;
         }
         shown.insert(

@@ -369,6 +369,7 @@ pub async fn create(
             trigger: trigger.as_ref(),
             sealed: sealed.as_ref(),
             unseal: None,
+            keep_next_run: false,
         })
         .await?;
     Ok(Saved {
@@ -431,6 +432,7 @@ pub async fn update(
                     trigger: None,
                     sealed: None,
                     unseal: None,
+                    keep_next_run: true,
                 },
                 current.workflow.updated_at,
             )
@@ -488,6 +490,7 @@ pub async fn update(
                 trigger: trigger.as_ref(),
                 sealed: sealed.as_ref(),
                 unseal: unseal.as_deref(),
+                keep_next_run: same_schedule,
             },
             current.workflow.updated_at,
         )

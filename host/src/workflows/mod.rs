@@ -39,7 +39,14 @@ pub struct Workflows {
     definitions: Mutex<HashMap<(String, i64), Arc<Definition>>>,
     /// Callers waiting for executions to end (`?wait=`).
     pub waiters: Waiters,
+    /// Refused incoming webhooks logged per trigger in the current second (a flood of bad
+    /// requests must not become a flood of writes).
+    failures_logged: Mutex<HashMap<String, (i64, u32)>>,
 }
+
+/// Refused incoming webhooks logged per trigger and second on one node; the rest are
+/// dropped from the log (they are still refused).
+const FAILURES_LOGGED_PER_SECOND: u32 = 5;
 
 impl Workflows {
     /// The definition of `version` of `workflow_id` (parsed once per process).
@@ -65,6 +72,21 @@ impl Workflows {
         }
         cache.insert(key, definition.clone());
         Ok(Some(definition))
+    }
+
+    /// Whether a refused delivery to `trigger_id` at `now_ms` may still be logged.
+    pub fn failure_log_allows(&self, trigger_id: &str, now_ms: i64) -> bool {
+        let second = now_ms / 1000;
+        let mut logged = self.failures_logged.lock().unwrap_or_else(|p| p.into_inner());
+        if logged.len() > 10_000 {
+            logged.retain(|_, (s, _)| *s == second);
+        }
+        let entry = logged.entry(trigger_id.to_string()).or_insert((second, 0));
+        if entry.0 != second {
+            *entry = (second, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= FAILURES_LOGGED_PER_SECOND
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i64), Arc<Definition>>> {

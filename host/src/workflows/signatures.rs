@@ -74,6 +74,26 @@ impl Scheme {
             Scheme::Sendgrid => "sendgrid",
         }
     }
+
+    /// The header that carries the scheme's signature.
+    pub const fn signature_header(self) -> &'static str {
+        match self {
+            Scheme::StandardWebhooks => signing::HEADER_WEBHOOK_SIGNATURE,
+            Scheme::Stripe => "stripe-signature",
+            Scheme::Github => "x-hub-signature-256",
+            Scheme::Slack => "x-slack-signature",
+            Scheme::Shopify => "x-shopify-hmac-sha256",
+            Scheme::Twilio => "x-twilio-signature",
+            Scheme::Sendgrid => "x-twilio-email-event-webhook-signature",
+        }
+    }
+
+    /// Whether the delivery id [`verify`] returns is covered by the signature (so a replay
+    /// cannot change it): Standard Webhooks signs `webhook-id`, Stripe's event id is in the
+    /// signed body. Other schemes' ids are plain headers anyone can change.
+    pub const fn signs_delivery_id(self) -> bool {
+        matches!(self, Scheme::StandardWebhooks | Scheme::Stripe)
+    }
 }
 
 /// What arrived: the headers, the byte-exact body and the public URL the provider called.

@@ -32,6 +32,9 @@ pub const MAX_TEMPLATE_LEN: usize = 16 * 1024;
 /// Longest string a template may render to, in bytes.
 pub const MAX_RENDERED_LEN: usize = 1024 * 1024;
 
+/// Most bytes all the values one render produces may add up to.
+pub const MAX_TOTAL_RENDERED: usize = 4 * 1024 * 1024;
+
 /// Instructions one render or evaluation may execute before it fails as out of fuel.
 pub const FUEL: u64 = 200_000;
 
@@ -117,6 +120,20 @@ impl Renderer {
         env.set_keep_trailing_newline(true);
         env.set_fuel(Some(FUEL));
         env.set_recursion_limit(RECURSION_LIMIT);
+        // What could turn a small template into a huge value (`indent(10**12)`, `replace`
+        // with a long string, `format` widths, `pprint`/`tojson` indentation) or carry state
+        // across loop iterations (`namespace`) is not offered; `tojson` comes back without
+        // indentation. `debug` would dump the whole context.
+        for filter in ["indent", "replace", "format", "pprint", "tojson"] {
+            env.remove_filter(filter);
+        }
+        for global in ["namespace", "debug"] {
+            env.remove_global(global);
+        }
+        env.add_filter("tojson", |value: Value| -> Result<String, minijinja::Error> {
+            serde_json::to_string(&value)
+                .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
+        });
         Self { env }
     }
 
@@ -138,7 +155,11 @@ impl Renderer {
         path: &str,
     ) -> Result<serde_json::Value, TemplateError> {
         let context = Value::from_serialize(context);
-        self.render_value(value, &context, path)
+        let budget = std::cell::Cell::new(MAX_TOTAL_RENDERED);
+        let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.render_value(value, &context, path, &budget)
+        }));
+        rendered.unwrap_or_else(|_| Err(TemplateError::new(path, "the template could not be rendered")))
     }
 
     /// Evaluate a condition expression (e.g. `steps.list.output.channels | length > 0`, no
@@ -148,7 +169,8 @@ impl Renderer {
         let expr = condition_source(expr);
         check_len(expr, path)?;
         let context = Value::from_serialize(context);
-        let value = self.eval(expr, &context, path)?;
+        let value = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.eval(expr, &context, path)))
+            .unwrap_or_else(|_| Err(TemplateError::new(path, "the condition could not be evaluated")))?;
         Ok(value.is_true())
     }
 
@@ -185,19 +207,36 @@ impl Renderer {
         value: &serde_json::Value,
         context: &Value,
         path: &str,
+        budget: &std::cell::Cell<usize>,
     ) -> Result<serde_json::Value, TemplateError> {
         match value {
-            serde_json::Value::String(text) => self.render_string(text, context, path),
+            serde_json::Value::String(text) => {
+                let rendered = self.render_string(text, context, path)?;
+                let size = match &rendered {
+                    serde_json::Value::String(s) => s.len(),
+                    other => serde_json::to_string(other).map_or(usize::MAX, |s| s.len()),
+                };
+                match budget.get().checked_sub(size) {
+                    Some(left) => budget.set(left),
+                    None => {
+                        return Err(TemplateError::new(
+                            path,
+                            format!("the rendered values are larger than {MAX_TOTAL_RENDERED} bytes in all"),
+                        ));
+                    }
+                }
+                Ok(rendered)
+            }
             serde_json::Value::Array(items) => items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| self.render_value(item, context, &index_path(path, i)))
+                .map(|(i, item)| self.render_value(item, context, &index_path(path, i), budget))
                 .collect::<Result<Vec<_>, _>>()
                 .map(serde_json::Value::Array),
             serde_json::Value::Object(fields) => {
                 let mut out = serde_json::Map::with_capacity(fields.len());
                 for (key, field) in fields {
-                    let rendered = self.render_value(field, context, &field_path(path, key))?;
+                    let rendered = self.render_value(field, context, &field_path(path, key), budget)?;
                     out.insert(key.clone(), rendered);
                 }
                 Ok(serde_json::Value::Object(out))
@@ -425,6 +464,81 @@ fn check_len(source: &str, path: &str) -> Result<(), TemplateError> {
             path,
             format!("template is longer than {MAX_TEMPLATE_LEN} bytes"),
         ));
+    }
+    let bare = !source.contains("{{") && !source.contains("{%");
+    check_constructs(source, bare).map_err(|message| TemplateError::new(path, message))
+}
+
+/// Block tags a template may use: branches and loops (no `set`, `macro`, `call`, `filter`,
+/// `include`…, so nothing accumulates across iterations).
+const ALLOWED_BLOCKS: [&str; 6] = ["if", "elif", "else", "endif", "for", "endfor"];
+
+/// Most `~` concatenations in one template.
+const MAX_CONCATENATIONS: usize = 16;
+
+/// Refuse what could make a small template allocate without bound: the `*` operator (string
+/// and list repetition; there is no multiplication), more than [`MAX_CONCATENATIONS`] `~`,
+/// and block tags other than [`ALLOWED_BLOCKS`]. Only code is scanned (inside `{{ }}` and
+/// `{% %}`, or all of a bare expression), never text or string literals.
+fn check_constructs(source: &str, bare: bool) -> Result<(), String> {
+    let bytes = source.as_bytes();
+    let (mut i, mut in_code, mut quote, mut concatenations, mut depth) = (0, bare, None::<u8>, 0, 0usize);
+    let mut block_start = None;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !in_code {
+            if b == b'{' && matches!(bytes.get(i + 1), Some(b'{') | Some(b'%')) {
+                in_code = true;
+                depth = 0;
+                if bytes[i + 1] == b'%' {
+                    block_start = Some(i + 2);
+                }
+                i += 2;
+                continue;
+            }
+            i += 1;
+            continue;
+        }
+        if let Some(q) = quote {
+            if b == b'\\' {
+                i += 2;
+                continue;
+            }
+            if b == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'\'' | b'"' => quote = Some(b),
+            b'{' => depth += 1,
+            b'}' if depth > 0 => depth -= 1,
+            b'*' => return Err("the `*` operator is not available in templates".into()),
+            b'~' => {
+                concatenations += 1;
+                if concatenations > MAX_CONCATENATIONS {
+                    return Err(format!("at most {MAX_CONCATENATIONS} `~` concatenations per template"));
+                }
+            }
+            b'}' | b'%' if !bare && depth == 0 && bytes.get(i + 1) == Some(&b'}') => {
+                if let Some(start) = block_start.take() {
+                    let tag = source[start..i].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+                    let keyword = tag.split_whitespace().next().unwrap_or_default();
+                    if !ALLOWED_BLOCKS.contains(&keyword) {
+                        return Err(format!(
+                            "the `{{% {keyword} %}}` tag is not available (use {})",
+                            ALLOWED_BLOCKS.join(", ")
+                        ));
+                    }
+                }
+                in_code = false;
+                i += 2;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
     }
     Ok(())
 }
@@ -658,6 +772,35 @@ mod tests {
     }
 
     #[test]
+    fn constructs_that_could_allocate_without_bound_are_refused() {
+        for (source, why) in [
+            ("{{ 'a' * 100000000 }}", "`*`"),
+            ("x {{ {'a': {'b': 1}} ~ 'x' * 9 }}", "`*`"),
+            ("{% set x = 'a' %}{{ x }}", "`{% set %}`"),
+            ("{% macro m() %}{% endmacro %}", "`{% macro %}`"),
+            ("{{ 'a' | indent(10000000000) }}", "unknown filter"),
+            ("{{ 'a' | replace('a', 'bb') }}", "unknown filter"),
+            ("{{ namespace(x=1) }}", "namespace"),
+        ] {
+            let rendered = render(json!({ "x": source }));
+            assert!(rendered.is_err(), "{source} ({why}) rendered: {rendered:?}");
+            if why.starts_with('`') {
+                assert!(!check(json!({ "x": source })).is_empty(), "{source} passed the save check");
+            }
+        }
+        let many = format!("{{{{ {} }}}}", vec!["'a'"; 20].join(" ~ "));
+        assert!(render(json!({ "x": many })).is_err());
+        // Text and string literals may hold them; loops and branches work.
+        assert_eq!(
+            render(json!({ "x": "*{{ '*~' }}* {% for i in range(2) %}{% if i %}b{% else %}a{% endif %}{% endfor %}" })),
+            Ok(json!({ "x": "**~* ab" }))
+        );
+        assert_eq!(render(json!({ "x": "{{ [1, 2] | tojson }}" })), Ok(json!({ "x": "[1,2]" })));
+        assert_eq!(Renderer::new().condition("vars.x == 'ex'", &context(), "c"), Ok(true));
+        assert!(Renderer::new().condition("vars.x * 2", &context(), "c").is_err());
+    }
+
+    #[test]
     fn strict_undefined_is_an_error() {
         let err = render(json!({"text": "{{ steps.prev.output.missing }}"})).expect_err("whole");
         assert_eq!(err.path, "steps[2].input.text");
@@ -687,11 +830,17 @@ mod tests {
         let err = render(json!(long)).expect_err("long template");
         assert!(err.message.contains("longer than"), "{}", err.message);
 
-        let err = render(json!("a{{ 'x' * 2000000 }}")).expect_err("long output");
+        let long_text = format!("a{{% for i in range(6000) %}}{}{{% endfor %}}", "x".repeat(200));
+        let err = render(json!(long_text)).expect_err("long output");
         assert!(err.message.contains("longer than"), "{}", err.message);
 
-        let err = render(json!("{{ 'x' * 2000000 }}")).expect_err("long value");
+        let err = render(json!("{{ range(60000) | join('xxxxxxxxxxxxxxxxxxxx') }}")).expect_err("long value");
         assert!(err.message.contains("longer than"), "{}", err.message);
+
+        // Each value under the cap, but together over the budget of one render.
+        let megabyte = "{{ range(50000) | join('xxxxxxxxxxxxxxxxxxxx') }}";
+        let err = render(json!([megabyte, megabyte, megabyte, megabyte, megabyte])).expect_err("budget");
+        assert!(err.message.contains("in all"), "{}", err.message);
     }
 
     #[test]
