@@ -144,10 +144,7 @@ async fn incoming(app: &TestApp, rate: f64, secs: f64) {
     rows.sort_by_key(|r| r.1);
     let paced = &rows[rows.len().saturating_sub(count as usize)..];
     let succeeded: Vec<_> = paced.iter().filter(|r| r.0 == "succeeded").collect();
-    let mut latency: Vec<f64> = succeeded
-        .iter()
-        .filter_map(|r| r.2.map(|f| (f - r.1) as f64))
-        .collect();
+    let mut latency: Vec<f64> = succeeded.iter().filter_map(|r| r.2.map(|f| (f - r.1) as f64)).collect();
     latency.sort_by(f64::total_cmp);
     let first = paced.iter().map(|r| r.1).min().unwrap_or(0);
     let last = succeeded.iter().filter_map(|r| r.2).max().unwrap_or(first);
@@ -183,7 +180,10 @@ async fn overhead(app: &TestApp, rounds: usize) {
     let calls = [
         ("list_channels", json!({ "limit": 10 })),
         ("send_message", json!({ "channel": "C1", "text": "hello" })),
-        ("add_reaction", json!({ "channel": "C1", "timestamp": "1.2", "name": "tada" })),
+        (
+            "add_reaction",
+            json!({ "channel": "C1", "timestamp": "1.2", "name": "tada" }),
+        ),
     ];
     let steps: Vec<Value> = calls
         .iter()
@@ -199,13 +199,15 @@ async fn overhead(app: &TestApp, rounds: usize) {
         .expect("read")
         .expect("workflow");
     let direct_once = || {
-        let (state, workspace, connection, calls) = (state.clone(), workspace.clone(), connection.clone(), calls.clone());
+        let (state, workspace, connection, calls) =
+            (state.clone(), workspace.clone(), connection.clone(), calls.clone());
         async move {
             let started = Instant::now();
             for (action, input) in calls {
-                let out = nexum_host::connections::run_action(&state, &workspace, "bench", &connection, action, input, None)
-                    .await
-                    .expect("call");
+                let out =
+                    nexum_host::connections::run_action(&state, &workspace, "bench", &connection, action, input, None)
+                        .await
+                        .expect("call");
                 assert!(out.result.is_ok(), "{:?}", out.result);
             }
             started.elapsed().as_secs_f64() * 1000.0
@@ -220,7 +222,12 @@ async fn overhead(app: &TestApp, rounds: usize) {
                 .expect("started");
             let guard = state.workflows.waiters.watch(&id);
             loop {
-                let now = state.db.execution(&record.workspace_id, &id).await.expect("read").expect("exists");
+                let now = state
+                    .db
+                    .execution(&record.workspace_id, &id)
+                    .await
+                    .expect("read")
+                    .expect("exists");
                 if now.is_finished() {
                     assert_eq!(now.status, "succeeded", "{:?}", now.error);
                     break;

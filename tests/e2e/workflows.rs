@@ -503,7 +503,11 @@ async fn incoming_webhooks_are_verified_deduplicated_and_logged(app: TestApp) {
     );
     // The same signed request under another delivery id is still the same delivery.
     let (status, _) = hook(&app, &url, body, &signed(SECRET, "d-1-again")).await;
-    assert_eq!(status, StatusCode::CONFLICT, "a replay cannot dodge dedupe by changing the id header");
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a replay cannot dodge dedupe by changing the id header"
+    );
     // A bad signature, a tampered body, a missing header.
     let (status, bad) = hook(&app, &url, body, &signed("wrong", "d-3")).await;
     assert_eq!(
