@@ -278,6 +278,7 @@ pub async fn remove(
     if !state.db.delete_workflow(&principal.workspace_id, &id).await? {
         return Err(ApiError::not_found("workflow"));
     }
+    state.workflows.forget_triggers();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -38,8 +38,8 @@ pub use webhooks::{
     EndpointRecord, FinishedDelivery, MessageRecord, NewEndpointRow, message_body,
 };
 pub use workflows::{
-    ConnectorStepUsageRow, ExecutionEnd, ExecutionRecord, NewExecution, StepRunRecord, TriggerFailureRecord,
-    TriggerRecord, WORKFLOW_QUEUE, WorkflowRecord, WorkflowSave, WorkflowUsageRow,
+    ConnectorStepUsageRow, ExecutionEnd, ExecutionRecord, JournalWrite, NewExecution, StepRunRecord,
+    TriggerFailureRecord, TriggerRecord, WORKFLOW_QUEUE, WorkflowRecord, WorkflowSave, WorkflowUsageRow,
 };
 pub use workspaces::{MemberRecord, Role, WorkspaceRecord};
 

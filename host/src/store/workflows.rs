@@ -166,17 +166,37 @@ pub struct WorkflowSave<'a> {
 
 /// The end of an execution, written with its last step.
 #[derive(Debug, Clone)]
-pub struct ExecutionEnd<'a> {
+pub struct ExecutionEnd {
     /// `succeeded`, `failed` or `cancelled`.
-    pub status: &'a str,
+    pub status: String,
     /// The output (succeeded).
-    pub output: Option<&'a str>,
+    pub output: Option<String>,
     /// Why it failed.
-    pub error: Option<&'a str>,
+    pub error: Option<String>,
     /// The step it failed at.
-    pub failed_step: Option<&'a str>,
+    pub failed_step: Option<String>,
     /// The outbox event to write with it (`execution.succeeded`…), when subscribed.
-    pub event: Option<(&'a str, serde_json::Value)>,
+    pub event: Option<(String, serde_json::Value)>,
+}
+
+/// One journal write of a running execution: a step's row and/or the execution's end,
+/// fenced by its job's lease. Many are written in one transaction (group commit).
+#[derive(Debug, Clone)]
+pub struct JournalWrite {
+    /// The job that runs the execution (its lease fences the write).
+    pub job: ClaimedJob,
+    /// How far the write extends the lease.
+    pub lease_ms: i64,
+    /// The execution's workspace.
+    pub workspace_id: WorkspaceId,
+    /// `exe_…`
+    pub execution_id: String,
+    /// The step's row to insert or replace.
+    pub step: Option<StepRunRecord>,
+    /// The execution's end (the job is removed with it).
+    pub end: Option<ExecutionEnd>,
+    /// Set once written; stays `false` when the lease was lost and nothing was written.
+    pub written: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Per-workflow execution totals.
@@ -235,6 +255,16 @@ macro_rules! execution_columns {
         "id, workspace_id, workflow_id, version, trigger_kind, status, input, output, error, failed_step, cancel_requested, created_at, started_at, finished_at"
     };
 }
+
+/// One execution of a workspace.
+const EXECUTION_SQL: &str = concat!(
+    "SELECT ",
+    execution_columns!(),
+    " FROM workflow_executions WHERE workspace_id = $1 AND id = $2"
+);
+
+/// The journal of an execution, in step order.
+const STEP_RUNS_SQL: &str = "SELECT execution_id, step, position, status, attempts, idempotency_key, connector, output, error, next_step, trace, wake_at, started_at, finished_at FROM workflow_step_runs WHERE execution_id = $1 ORDER BY position";
 
 /// Insert an execution and its job on an open transaction.
 pub(crate) async fn insert_execution(
@@ -586,12 +616,7 @@ impl Db {
 
     /// An execution of the workspace.
     pub async fn execution(&self, workspace_id: &WorkspaceId, id: &str) -> StoreResult<Option<ExecutionRecord>> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            execution_columns!(),
-            " FROM workflow_executions WHERE workspace_id = $1 AND id = $2"
-        );
-        Ok(sqlx::query_as(SQL)
+        Ok(sqlx::query_as(EXECUTION_SQL)
             .bind(workspace_id)
             .bind(id)
             .fetch_optional(self.pool())
@@ -611,12 +636,7 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
         }
-        const SQL: &str = concat!(
-            "SELECT ",
-            execution_columns!(),
-            " FROM workflow_executions WHERE workspace_id = $1 AND id = $2"
-        );
-        let execution: Option<ExecutionRecord> = sqlx::query_as(SQL)
+        let execution: Option<ExecutionRecord> = sqlx::query_as(EXECUTION_SQL)
             .bind(workspace_id)
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -624,12 +644,7 @@ impl Db {
         let Some(execution) = execution else {
             return Ok(None);
         };
-        let steps = sqlx::query_as(
-            "SELECT execution_id, step, position, status, attempts, idempotency_key, connector, output, error, next_step, trace, wake_at, started_at, finished_at FROM workflow_step_runs WHERE execution_id = $1 ORDER BY position",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?;
+        let steps = sqlx::query_as(STEP_RUNS_SQL).bind(id).fetch_all(&mut *tx).await?;
         tx.commit().await?;
         Ok(Some((execution, steps)))
     }
@@ -659,12 +674,10 @@ impl Db {
 
     /// The journal of an execution, in step order.
     pub async fn step_runs(&self, execution_id: &str) -> StoreResult<Vec<StepRunRecord>> {
-        Ok(sqlx::query_as(
-            "SELECT execution_id, step, position, status, attempts, idempotency_key, connector, output, error, next_step, trace, wake_at, started_at, finished_at FROM workflow_step_runs WHERE execution_id = $1 ORDER BY position",
-        )
-        .bind(execution_id)
-        .fetch_all(self.pool())
-        .await?)
+        Ok(sqlx::query_as(STEP_RUNS_SQL)
+            .bind(execution_id)
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// Whether a cancel was asked for (read by the worker before each step).
@@ -676,93 +689,30 @@ impl Db {
         Ok(row.is_some_and(|(c,)| c != 0))
     }
 
-    /// Journal a step (insert or replace its row) and, with `end`, end the execution, write
-    /// its event and remove the job, all in one transaction fenced by the job's lease. The
-    /// first write also marks the execution `running`. `false`: the lease was lost and
-    /// nothing was written.
-    pub async fn journal_step(
-        &self,
-        job: &ClaimedJob,
-        lease_ms: i64,
-        step: Option<&StepRunRecord>,
-        end: Option<&ExecutionEnd<'_>>,
-    ) -> StoreResult<bool> {
+    /// Write journal entries in one transaction. Each is fenced by its job's lease: one whose
+    /// lease was lost writes nothing (its `written` stays `false`); the others' step rows,
+    /// ends, events and job removals commit together. The first write of an execution also
+    /// marks it `running`.
+    pub async fn write_journal(&self, writes: &[JournalWrite]) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
-        if !fence(&mut tx, job, lease_ms).await? {
-            return Ok(false);
-        }
-        let execution_id = step
-            .map(|s| s.execution_id.clone())
-            .or_else(|| job_execution_id(job))
-            .unwrap_or_default();
-        let now = now_ms();
-        sqlx::query(
-            "UPDATE workflow_executions SET status = 'running', started_at = $1 WHERE id = $2 AND status = 'queued'",
-        )
-        .bind(now)
-        .bind(&execution_id)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(s) = step {
-            sqlx::query(
-                "INSERT INTO workflow_step_runs (execution_id, step, position, status, attempts, idempotency_key, connector, output, error, next_step, trace, wake_at, started_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (execution_id, step) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, connector = excluded.connector, output = excluded.output, error = excluded.error, next_step = excluded.next_step, trace = excluded.trace, wake_at = excluded.wake_at, finished_at = excluded.finished_at",
-            )
-            .bind(&s.execution_id)
-            .bind(&s.step)
-            .bind(s.position)
-            .bind(&s.status)
-            .bind(s.attempts)
-            .bind(&s.idempotency_key)
-            .bind(&s.connector)
-            .bind(&s.output)
-            .bind(&s.error)
-            .bind(&s.next_step)
-            .bind(&s.trace)
-            .bind(s.wake_at)
-            .bind(s.started_at)
-            .bind(s.finished_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(end) = end {
-            sqlx::query(
-                "UPDATE workflow_executions SET status = $1, output = $2, error = $3, failed_step = $4, finished_at = $5 WHERE id = $6",
-            )
-            .bind(end.status)
-            .bind(end.output)
-            .bind(end.error)
-            .bind(end.failed_step)
-            .bind(now)
-            .bind(&execution_id)
-            .execute(&mut *tx)
-            .await?;
-            let workspace: Option<(WorkspaceId,)> =
-                sqlx::query_as("SELECT workspace_id FROM workflow_executions WHERE id = $1")
-                    .bind(&execution_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let (Some((kind, data)), Some((workspace_id,))) = (&end.event, workspace) {
-                super::events::insert_event(&mut tx, &workspace_id, kind, data).await?;
+        let mut written = Vec::with_capacity(writes.len());
+        let mut events = false;
+        for w in writes {
+            if !fence(&mut tx, &w.job, w.lease_ms).await? {
+                continue;
             }
-            if !settle_job_in(&mut tx, job, &JobFate::Remove).await? {
-                return Ok(false);
-            }
+            write_one(&mut tx, w).await?;
+            events |= w.end.as_ref().is_some_and(|e| e.event.is_some());
+            written.push(&w.written);
         }
         tx.commit().await?;
-        if end.is_some_and(|e| e.event.is_some()) {
+        for flag in written {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        if events {
             self.events_committed();
         }
-        Ok(true)
-    }
-
-    /// Write an event for a running execution (`execution.started`).
-    pub async fn execution_event(
-        &self,
-        workspace_id: &WorkspaceId,
-        kind: &str,
-        data: &serde_json::Value,
-    ) -> StoreResult<()> {
-        self.append_event(workspace_id, kind, data).await
+        Ok(())
     }
 
     /// Ask a queued or running execution to stop before its next step; a job waiting (a
@@ -891,8 +841,55 @@ struct DueRow {
     version: i64,
 }
 
-fn job_execution_id(job: &ClaimedJob) -> Option<String> {
-    job.dedupe_key.clone()
+/// One journal write, on a transaction that holds the job's lease.
+async fn write_one(tx: &mut sqlx::AnyConnection, w: &JournalWrite) -> StoreResult<()> {
+    let now = now_ms();
+    sqlx::query(
+        "UPDATE workflow_executions SET status = 'running', started_at = $1 WHERE id = $2 AND status = 'queued'",
+    )
+    .bind(now)
+    .bind(&w.execution_id)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(s) = &w.step {
+        sqlx::query(
+            "INSERT INTO workflow_step_runs (execution_id, step, position, status, attempts, idempotency_key, connector, output, error, next_step, trace, wake_at, started_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (execution_id, step) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, connector = excluded.connector, output = excluded.output, error = excluded.error, next_step = excluded.next_step, trace = excluded.trace, wake_at = excluded.wake_at, finished_at = excluded.finished_at",
+        )
+        .bind(&s.execution_id)
+        .bind(&s.step)
+        .bind(s.position)
+        .bind(&s.status)
+        .bind(s.attempts)
+        .bind(&s.idempotency_key)
+        .bind(&s.connector)
+        .bind(&s.output)
+        .bind(&s.error)
+        .bind(&s.next_step)
+        .bind(&s.trace)
+        .bind(s.wake_at)
+        .bind(s.started_at)
+        .bind(s.finished_at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if let Some(end) = &w.end {
+        sqlx::query(
+            "UPDATE workflow_executions SET status = $1, output = $2, error = $3, failed_step = $4, finished_at = $5 WHERE id = $6",
+        )
+        .bind(&end.status)
+        .bind(&end.output)
+        .bind(&end.error)
+        .bind(&end.failed_step)
+        .bind(now)
+        .bind(&w.execution_id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some((kind, data)) = &end.event {
+            super::events::insert_event(&mut *tx, &w.workspace_id, kind, data).await?;
+        }
+        settle_job_in(&mut *tx, &w.job, &JobFate::Remove).await?;
+    }
+    Ok(())
 }
 
 /// The version row, trigger row and sealed secrets of a save.

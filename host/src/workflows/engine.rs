@@ -15,7 +15,8 @@ use crate::jobs::queue::HandlerFuture;
 use crate::jobs::{Outcome, QueueHandler};
 use crate::runtime::CallError;
 use crate::state::AppState;
-use crate::store::{ClaimedJob, ExecutionEnd, ExecutionRecord, StepRunRecord, WORKFLOW_QUEUE, now_ms};
+use crate::store::group_commit::{BatchWrite, GroupCommit};
+use crate::store::{ClaimedJob, ExecutionEnd, ExecutionRecord, JournalWrite, StepRunRecord, WORKFLOW_QUEUE, now_ms};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,15 +39,27 @@ struct JobPayload {
     workspace_id: WorkspaceId,
 }
 
+/// Most journal writes in one transaction.
+const JOURNAL_BATCH: usize = 256;
+
+/// How long a journal write may wait for its group commit.
+const JOURNAL_PATIENCE: Duration = Duration::from_secs(30);
+
 /// Runs the `workflow.run` queue.
 pub struct ExecutionHandler {
     state: Arc<AppState>,
+    /// Journal writes of every running execution, group-committed: executions finishing
+    /// together share one transaction.
+    journal: GroupCommit<JournalWrite>,
 }
 
 impl ExecutionHandler {
-    /// A handler over `state`.
+    /// A handler over `state` (starts its journal writer; call within a tokio runtime).
     pub fn new(state: Arc<AppState>) -> Self {
-        Self { state }
+        let write: BatchWrite<JournalWrite> =
+            Arc::new(|db, writes: Vec<JournalWrite>| Box::pin(async move { db.write_journal(&writes).await }));
+        let journal = GroupCommit::start(state.db.clone(), "workflow journal writes", JOURNAL_BATCH, write);
+        Self { state, journal }
     }
 }
 
@@ -60,8 +73,8 @@ impl QueueHandler for ExecutionHandler {
     }
 
     fn handle(&self, job: ClaimedJob) -> HandlerFuture {
-        let state = self.state.clone();
-        Box::pin(async move { run_job(&state, job).await })
+        let (state, journal) = (self.state.clone(), self.journal.clone());
+        Box::pin(async move { run_job(&state, &journal, job).await })
     }
 }
 
@@ -77,7 +90,7 @@ fn retry_soon(error: impl std::fmt::Display) -> Outcome {
     }
 }
 
-async fn run_job(state: &Arc<AppState>, job: ClaimedJob) -> Outcome {
+async fn run_job(state: &Arc<AppState>, journal: &GroupCommit<JournalWrite>, job: ClaimedJob) -> Outcome {
     let Ok(payload) = serde_json::from_str::<JobPayload>(&job.payload) else {
         tracing::error!(job = %job.id, "a workflow job with an unreadable payload was dropped");
         return Outcome::GiveUp;
@@ -97,18 +110,33 @@ async fn run_job(state: &Arc<AppState>, job: ClaimedJob) -> Outcome {
     {
         Ok(Some(d)) => d,
         Ok(None) => {
-            let runner = Runner::new(state, &job, &execution, Arc::new(Definition::default()), Vec::new());
+            let runner = Runner::new(
+                state,
+                journal,
+                &job,
+                &execution,
+                Arc::new(Definition::default()),
+                Vec::new(),
+            );
             return runner
                 .end_failed(None, None, "the workflow version this execution runs is gone")
                 .await;
         }
         Err(e) => return retry_soon(e),
     };
-    let journal = match state.db.step_runs(&execution.id).await {
-        Ok(rows) => rows,
-        Err(e) => return retry_soon(e),
+    // An execution that never started has journaled nothing (its first journal write sets
+    // `started_at`); a retried one is queued again but keeps its journal.
+    let rows = if execution.started_at.is_none() {
+        Vec::new()
+    } else {
+        match state.db.step_runs(&execution.id).await {
+            Ok(rows) => rows,
+            Err(e) => return retry_soon(e),
+        }
     };
-    Runner::new(state, &job, &execution, definition, journal).run().await
+    Runner::new(state, journal, &job, &execution, definition, rows)
+        .run()
+        .await
 }
 
 /// The result of running one step.
@@ -122,6 +150,7 @@ enum StepResult {
 /// One claim's run of an execution.
 struct Runner<'a> {
     state: &'a Arc<AppState>,
+    writer: &'a GroupCommit<JournalWrite>,
     job: &'a ClaimedJob,
     execution: &'a ExecutionRecord,
     definition: Arc<Definition>,
@@ -133,6 +162,7 @@ struct Runner<'a> {
 impl<'a> Runner<'a> {
     fn new(
         state: &'a Arc<AppState>,
+        writer: &'a GroupCommit<JournalWrite>,
         job: &'a ClaimedJob,
         execution: &'a ExecutionRecord,
         definition: Arc<Definition>,
@@ -155,6 +185,7 @@ impl<'a> Runner<'a> {
         });
         Self {
             state,
+            writer,
             job,
             execution,
             definition,
@@ -170,14 +201,27 @@ impl<'a> Runner<'a> {
 
     async fn run(mut self) -> Outcome {
         if self.execution.status == "queued" {
-            if !self.write(None, None).await {
-                return Outcome::Settled;
+            // Marked `running` by its first journal write; only a subscriber to
+            // `execution.started` makes that a write of its own, now.
+            if let Some(data) = self.event_data("execution.started", None, None).await {
+                if !self.write(None, None).await {
+                    return Outcome::Settled;
+                }
+                if let Err(e) = self
+                    .state
+                    .db
+                    .append_event(&self.execution.workspace_id, "execution.started", &data)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not record an execution.started event");
+                }
             }
-            self.event("execution.started", None).await;
         }
         let definition = self.definition.clone();
         let mut index = 0;
         let mut last_output = Value::Null;
+        // The row read at claim time answers for the first step; later ones look again.
+        let mut cancel_known = Some(self.execution.cancel_requested != 0);
         while index < definition.steps.len() {
             let step = &definition.steps[index];
             if let Some(row) = self.journal.get(&step.name)
@@ -193,7 +237,11 @@ impl<'a> Runner<'a> {
                 index = self.next_index(index, row.next_step.as_deref());
                 continue;
             }
-            match self.state.db.cancel_requested(&self.execution.id).await {
+            let cancelled = match cancel_known.take() {
+                Some(known) => Ok(known),
+                None => self.state.db.cancel_requested(&self.execution.id).await,
+            };
+            match cancelled {
                 Ok(true) => return self.end(ExecutionEndKind::Cancelled, None).await,
                 Ok(false) => {}
                 Err(e) => return retry_soon(e),
@@ -285,26 +333,32 @@ impl<'a> Runner<'a> {
                     action,
                     input,
                 } => {
-                    let input = match self
+                    match self
                         .workflows()
                         .renderer
                         .render(input, &self.context, &format!("{path}.input"))
                     {
-                        Ok(input) => input,
-                        Err(e) => {
-                            return self
-                                .fail_step(index, step, attempts, e.to_string(), false, None, None, &last_output)
-                                .await;
+                        // A template that does not render is the step's failure (its
+                        // `on_error` applies); another attempt would not help.
+                        Err(e) => (
+                            StepResult::Failed {
+                                error: e.to_string(),
+                                retryable: false,
+                            },
+                            None,
+                            None,
+                        ),
+                        Ok(input) => {
+                            // Journal the attempt before it runs: attempts count across crashes.
+                            let mut running = self.row(index, step, "running", attempts as i64, None, None, None);
+                            running.finished_at = None;
+                            if !self.write(Some(&running), None).await {
+                                return Outcome::Settled;
+                            }
+                            self.journal.insert(step.name.clone(), running);
+                            self.call(step, connection, action, input).await
                         }
-                    };
-                    // Journal the attempt before it runs: attempts count across crashes.
-                    let mut running = self.row(index, step, "running", attempts as i64, None, None, None);
-                    running.finished_at = None;
-                    if !self.write(Some(&running), None).await {
-                        return Outcome::Settled;
                     }
-                    self.journal.insert(step.name.clone(), running);
-                    self.call(step, connection, action, input).await
                 }
             };
             match result {
@@ -317,10 +371,8 @@ impl<'a> Runner<'a> {
                                 step,
                                 attempts,
                                 format!("the step's output is over {MAX_OUTPUT_BYTES} bytes"),
-                                false,
                                 connector,
                                 trace,
-                                &last_output,
                             )
                             .await;
                     }
@@ -410,9 +462,7 @@ impl<'a> Runner<'a> {
     ) -> Result<usize, Outcome> {
         let jump = match &step.on_error {
             OnError::Policy(ErrorPolicy::Fail) => {
-                return Err(self
-                    .fail_step(index, step, attempts, error, false, connector, trace, last_output)
-                    .await);
+                return Err(self.fail_step(index, step, attempts, error, connector, trace).await);
             }
             OnError::Policy(ErrorPolicy::Continue) => None,
             OnError::Fallback { fallback } => Some(fallback.clone()),
@@ -437,17 +487,14 @@ impl<'a> Runner<'a> {
     }
 
     /// Journal a failed step and fail the execution.
-    #[allow(clippy::too_many_arguments)]
     async fn fail_step(
         &mut self,
         index: usize,
         step: &Step,
         attempts: u32,
         error: String,
-        _retryable: bool,
         connector: Option<String>,
         trace: Option<String>,
-        _last_output: &Value,
     ) -> Outcome {
         let mut row = self.row(
             index,
@@ -520,37 +567,39 @@ impl<'a> Runner<'a> {
             .event_data(&kind_name, error.as_deref(), failed_step.as_deref())
             .await;
         let end = ExecutionEnd {
-            status,
-            output: output.as_deref(),
-            error: error.as_deref(),
-            failed_step: failed_step.as_deref(),
-            event: event.map(|data| (kind_name.as_str(), data)),
+            status: status.to_string(),
+            output,
+            error,
+            failed_step,
+            event: event.map(|data| (kind_name, data)),
         };
-        match self
-            .state
-            .db
-            .journal_step(self.job, self.lease_ms, row, Some(&end))
-            .await
-        {
-            Ok(true) => {
-                self.workflows().waiters.finished(&self.execution.id);
-                Outcome::Settled
-            }
-            Ok(false) => Outcome::Settled,
-            Err(e) => retry_soon(e),
+        if self.write(row, Some(end)).await {
+            self.workflows().waiters.finished(&self.execution.id);
         }
+        // Written, or the lease was lost (another claim holds the job), or the write failed
+        // (the job runs again once its lease lapses): this claim is done either way.
+        Outcome::Settled
     }
 
-    /// Write a journal row (fenced). `false`: the lease was lost or the write failed; the run
-    /// stops and the job runs again after its lease.
-    async fn write(&self, row: Option<&StepRunRecord>, end: Option<&ExecutionEnd<'_>>) -> bool {
-        match self.state.db.journal_step(self.job, self.lease_ms, row, end).await {
-            Ok(done) => done,
-            Err(e) => {
-                tracing::warn!(execution = %self.execution.id, error = %e, "could not journal a workflow step; it runs again after the lease");
-                false
-            }
+    /// Journal a step row and/or the execution's end, by group commit, fenced by the job's
+    /// lease. `false`: the lease was lost or the write failed; the run stops and the job runs
+    /// again after its lease.
+    async fn write(&self, row: Option<&StepRunRecord>, end: Option<ExecutionEnd>) -> bool {
+        let write = JournalWrite {
+            job: self.job.clone(),
+            lease_ms: self.lease_ms,
+            workspace_id: self.execution.workspace_id.clone(),
+            execution_id: self.execution.id.clone(),
+            step: row.cloned(),
+            end,
+            written: Default::default(),
+        };
+        let written = write.written.clone();
+        if !self.writer.submit(write, JOURNAL_PATIENCE).await {
+            tracing::warn!(execution = %self.execution.id, "could not journal a workflow step; it runs again after the lease");
+            return false;
         }
+        written.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The event's data, when an endpoint of the workspace receives `kind`.
@@ -569,19 +618,6 @@ impl<'a> Runner<'a> {
             "error": error.map(|e| &e[..e.floor_char_boundary(500)]),
             "failed_step": failed_step,
         }))
-    }
-
-    /// Write a standalone event (`execution.started`).
-    async fn event(&self, kind: &str, error: Option<&str>) {
-        if let Some(data) = self.event_data(kind, error, None).await
-            && let Err(e) = self
-                .state
-                .db
-                .append_event(&self.execution.workspace_id, kind, &data)
-                .await
-        {
-            tracing::warn!(error = %e, event = kind, "could not record an execution event");
-        }
     }
 
     #[allow(clippy::too_many_arguments)]

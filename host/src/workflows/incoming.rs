@@ -5,11 +5,13 @@
 //! headers (credentials stripped). A refusal starts nothing and is logged per trigger with its
 //! reason only (never the body or a secret).
 
+use super::KnownTrigger;
 use super::manage::{MAX_INPUT_BYTES, trigger_secrets};
 use super::signatures::{Incoming, Refused, Scheme, verify};
 use crate::ids::{ExecutionId, TriggerId};
 use crate::state::AppState;
 use crate::store::{NewExecution, StoreError, WORKFLOW_QUEUE, now_ms};
+use crate::vault::SecretFields;
 use axum::http::HeaderMap;
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -81,7 +83,23 @@ pub async fn receive(
     if trigger_id.parse::<TriggerId>().is_err() {
         return Err(IncomingError::NotFound);
     }
-    let (trigger, workflow) = state.db.trigger(trigger_id).await?.ok_or(IncomingError::NotFound)?;
+    let known = match state.workflows.remembered_trigger(trigger_id) {
+        Some(known) => known,
+        None => {
+            let (trigger, workflow) = state.db.trigger(trigger_id).await?.ok_or(IncomingError::NotFound)?;
+            let fields = if trigger.kind == "webhook" {
+                trigger_secrets(state, &trigger.workspace_id, &trigger.id).await
+            } else {
+                SecretFields::default()
+            };
+            state.workflows.remember_trigger(KnownTrigger {
+                trigger,
+                workflow,
+                secrets: fields,
+            })
+        }
+    };
+    let (trigger, workflow) = (&known.trigger, &known.workflow);
     if trigger.kind != "webhook" {
         return Err(IncomingError::NotFound);
     }
@@ -93,8 +111,7 @@ pub async fn receive(
         .as_deref()
         .and_then(|s| serde_json::from_value(Value::String(s.to_string())).ok())
         .ok_or(StoreError::Corrupt("workflow_triggers"))?;
-    let fields = trigger_secrets(state, &trigger.workspace_id, &trigger.id).await;
-    let secrets: Vec<&str> = fields.0.values().map(String::as_str).collect();
+    let secrets: Vec<&str> = known.secrets.0.values().map(String::as_str).collect();
     let incoming = Incoming { headers, body, url };
     let now_secs = now_ms() / 1000;
     let verified = match verify(scheme, &secrets, &incoming, now_secs) {

@@ -438,6 +438,7 @@ pub async fn update(
             )
             .await
             .map_err(changed)?;
+        state.workflows.forget_triggers();
         return Ok(Saved {
             workflow,
             definition: current.definition,
@@ -496,6 +497,7 @@ pub async fn update(
         )
         .await
         .map_err(changed)?;
+    state.workflows.forget_triggers();
     Ok(Saved {
         workflow,
         definition: stored,

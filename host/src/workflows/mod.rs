@@ -26,6 +26,7 @@ use crate::store::{Db, StoreError};
 use definition::Definition;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// Most parsed definitions remembered (versions are immutable, so never stale).
@@ -42,6 +43,26 @@ pub struct Workflows {
     /// Refused incoming webhooks logged per trigger in the current second (a flood of bad
     /// requests must not become a flood of writes).
     failures_logged: Mutex<HashMap<String, (i64, u32)>>,
+    /// Incoming-webhook triggers with their workflow and opened secrets, remembered for
+    /// [`TRIGGER_MEMORY`] (forgotten at once when this node changes a workflow).
+    triggers: Mutex<HashMap<String, (Instant, Arc<KnownTrigger>)>>,
+}
+
+/// How long a node answers incoming webhooks from what it read of a trigger; a change made
+/// on another node (disabled, secrets rotated, deleted) applies here within this long.
+pub const TRIGGER_MEMORY: Duration = Duration::from_secs(2);
+
+/// Most triggers remembered.
+const MAX_REMEMBERED_TRIGGERS: usize = 10_000;
+
+/// A trigger as the incoming-webhook route needs it.
+pub struct KnownTrigger {
+    /// The trigger row.
+    pub trigger: crate::store::TriggerRecord,
+    /// Its workflow (enabled? which version?).
+    pub workflow: crate::store::WorkflowRecord,
+    /// Its opened signing secrets (zeroized when dropped).
+    pub secrets: crate::vault::SecretFields,
 }
 
 /// Refused incoming webhooks logged per trigger and second on one node; the rest are
@@ -87,6 +108,31 @@ impl Workflows {
         }
         entry.1 += 1;
         entry.1 <= FAILURES_LOGGED_PER_SECOND
+    }
+
+    /// The trigger `id` if it was read less than [`TRIGGER_MEMORY`] ago.
+    pub fn remembered_trigger(&self, id: &str) -> Option<Arc<KnownTrigger>> {
+        let triggers = self.triggers.lock().unwrap_or_else(|p| p.into_inner());
+        triggers
+            .get(id)
+            .filter(|(at, _)| at.elapsed() < TRIGGER_MEMORY)
+            .map(|(_, known)| known.clone())
+    }
+
+    /// Remember a trigger just read.
+    pub fn remember_trigger(&self, known: KnownTrigger) -> Arc<KnownTrigger> {
+        let known = Arc::new(known);
+        let mut triggers = self.triggers.lock().unwrap_or_else(|p| p.into_inner());
+        if triggers.len() >= MAX_REMEMBERED_TRIGGERS {
+            triggers.retain(|_, (at, _)| at.elapsed() < TRIGGER_MEMORY);
+        }
+        triggers.insert(known.trigger.id.clone(), (Instant::now(), known.clone()));
+        known
+    }
+
+    /// Forget every remembered trigger (a workflow changed on this node).
+    pub fn forget_triggers(&self) {
+        self.triggers.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i64), Arc<Definition>>> {
