@@ -180,10 +180,7 @@ async fn overhead(app: &TestApp, rounds: usize) {
     let calls = [
         ("list_channels", json!({ "limit": 10 })),
         ("send_message", json!({ "channel": "C1", "text": "hello" })),
-        (
-            "add_reaction",
-            json!({ "channel": "C1", "timestamp": "1.2", "name": "tada" }),
-        ),
+        ("add_reaction", json!({ "channel": "C1", "ts": "1.2", "name": "tada" })),
     ];
     let steps: Vec<Value> = calls
         .iter()
