@@ -27,6 +27,9 @@ use std::time::Duration;
 /// executions over after at most this long.
 pub const LEASE: Duration = Duration::from_secs(10);
 
+/// How long a connector call runs before its step is journaled as `running`.
+const SHOW_RUNNING_AFTER: Duration = Duration::from_millis(100);
+
 /// Largest trace kept per step (bytes of JSON); a larger one is dropped from the journal.
 const MAX_TRACE_BYTES: usize = 64 * 1024;
 /// Largest step output kept (bytes of JSON).
@@ -157,6 +160,8 @@ struct Runner<'a> {
     journal: HashMap<String, StepRunRecord>,
     context: Value,
     lease_ms: i64,
+    /// Unix ms the current step began (this claim).
+    step_started: i64,
 }
 
 impl<'a> Runner<'a> {
@@ -192,6 +197,7 @@ impl<'a> Runner<'a> {
             journal: journal.into_iter().map(|r| (r.step.clone(), r)).collect(),
             context,
             lease_ms: LEASE.as_millis() as i64,
+            step_started: now_ms(),
         }
     }
 
@@ -246,6 +252,7 @@ impl<'a> Runner<'a> {
                 Ok(false) => {}
                 Err(e) => return retry_soon(e),
             }
+            self.step_started = now_ms();
             let path = format!("steps[{index}]");
             if let Some(when) = &step.when {
                 match self
@@ -349,14 +356,23 @@ impl<'a> Runner<'a> {
                             None,
                         ),
                         Ok(input) => {
-                            // Journal the attempt before it runs: attempts count across crashes.
-                            let mut running = self.row(index, step, "running", attempts as i64, None, None, None);
-                            running.finished_at = None;
-                            if !self.write(Some(&running), None).await {
-                                return Outcome::Settled;
+                            // A call still running after a moment is journaled as `running`
+                            // (visible in the API, its attempt counted should the node die);
+                            // a quick one costs no write before its result.
+                            let call = self.call(step, connection, action, input);
+                            tokio::pin!(call);
+                            tokio::select! {
+                                done = &mut call => done,
+                                _ = tokio::time::sleep(SHOW_RUNNING_AFTER) => {
+                                    let mut running =
+                                        self.row(index, step, "running", attempts as i64, None, None, None);
+                                    running.finished_at = None;
+                                    if !self.write(Some(&running), None).await {
+                                        return Outcome::Settled;
+                                    }
+                                    call.await
+                                }
                             }
-                            self.journal.insert(step.name.clone(), running);
-                            self.call(step, connection, action, input).await
                         }
                     }
                 }
@@ -632,7 +648,10 @@ impl<'a> Runner<'a> {
         next_step: Option<String>,
     ) -> StepRunRecord {
         let now = now_ms();
-        let started_at = self.journal.get(&step.name).map_or(now, |r| r.started_at);
+        let started_at = self
+            .journal
+            .get(&step.name)
+            .map_or(self.step_started.min(now), |r| r.started_at);
         StepRunRecord {
             execution_id: self.execution.id.clone(),
             step: step.name.clone(),
