@@ -675,6 +675,10 @@ async fn event_catalogue_has_schemas(app: TestApp) {
         "action.executed",
         "endpoint.disabled",
         "message.attempt.exhausted",
+        "execution.started",
+        "execution.succeeded",
+        "execution.failed",
+        "execution.cancelled",
     ];
     expected.sort_unstable();
     assert_eq!(names, expected);
