@@ -694,10 +694,14 @@ impl Db {
     /// ends, events and job removals commit together. The first write of an execution also
     /// marks it `running`.
     pub async fn write_journal(&self, writes: &[JournalWrite]) -> StoreResult<()> {
+        // Rows are locked in job-id order (stable, so one job's writes keep their order): two
+        // nodes' batches never wait on each other in a cycle.
+        let mut ordered: Vec<&JournalWrite> = writes.iter().collect();
+        ordered.sort_by(|a, b| a.job.id.cmp(&b.job.id));
         let mut tx = self.begin_write().await?;
         let mut written = Vec::with_capacity(writes.len());
         let mut events = false;
-        for w in writes {
+        for w in ordered {
             if !fence(&mut tx, &w.job, w.lease_ms).await? {
                 continue;
             }
