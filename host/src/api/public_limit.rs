@@ -30,8 +30,9 @@ async fn limit(state: &AppState, request: Request, next: Next, per_path: bool) -
         return next.run(request).await;
     };
     let trigger = request.uri().path().rsplit('/').next().unwrap_or_default();
-    // Only well-formed trigger ids get a budget of their own (random paths share one).
-    let key = if per_path && crate::ids::has_prefix(trigger, crate::ids::TriggerId::PREFIX) {
+    // Only a trigger this node knows exists (read in the last seconds) gets a budget of its
+    // own; made-up ids share the address's budget, so they cannot multiply it.
+    let key = if per_path && state.workflows.remembered_trigger(trigger).is_some() {
         format!("ip:{}:{trigger}", client_key(peer))
     } else {
         format!("ip:{}", client_key(peer))

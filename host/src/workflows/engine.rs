@@ -367,10 +367,10 @@ impl<'a> Runner<'a> {
                                     let mut running =
                                         self.row(index, step, "running", attempts as i64, None, None, None);
                                     running.finished_at = None;
-                                    if !self.write(Some(&running), None).await {
-                                        return Outcome::Settled;
-                                    }
-                                    call.await
+                                    // The call keeps running while the row is written; if the
+                                    // lease was lost, the final write's fence says so.
+                                    let (_, done) = tokio::join!(self.write(Some(&running), None), &mut call);
+                                    done
                                 }
                             }
                         }
@@ -585,7 +585,7 @@ impl<'a> Runner<'a> {
         let end = ExecutionEnd {
             status: status.to_string(),
             output,
-            error,
+            error: error.map(|e| storable(&e, 2000)),
             failed_step,
             event: event.map(|data| (kind_name, data)),
         };
@@ -661,7 +661,7 @@ impl<'a> Runner<'a> {
             idempotency_key: idempotency_key(&self.execution.id, &step.name),
             connector: None,
             output,
-            error: error.map(|e| e.chars().take(2000).collect()),
+            error: error.map(|e| storable(&e, 2000)),
             next_step,
             trace: None,
             wake_at: None,
@@ -750,6 +750,12 @@ enum ExecutionEndKind {
     Succeeded,
     Failed { error: String, step: Option<String> },
     Cancelled,
+}
+
+/// At most `max` characters of `text`, without NUL (PostgreSQL refuses it in text columns,
+/// and a connector chooses its own error messages).
+fn storable(text: &str, max: usize) -> String {
+    text.chars().filter(|c| *c != '\0').take(max).collect()
 }
 
 /// A journal row as steps see it: `steps.<name>.status`, `.output`, `.error`.

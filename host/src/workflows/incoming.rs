@@ -26,19 +26,35 @@ fn stripped(name: &str) -> bool {
     STRIPPED_HEADERS.contains(&name) || Scheme::ALL.iter().any(|s| s.signature_header() == name)
 }
 
-/// What a replay is recognised by: the delivery id where the signature covers it, otherwise
-/// a digest of the signature itself (a captured request replayed with another id header
-/// carries the same signature; a new delivery, even of the same event, has a new one
-/// wherever the scheme signs a timestamp).
-fn replay_key(scheme: Scheme, headers: &HeaderMap, delivery_id: Option<&str>) -> String {
+/// What a replay is recognised by: the delivery id where the signature covers it;
+/// otherwise a digest of what the signature covers (the body, the URL for Twilio, and the
+/// timestamp where the scheme signs one). Header bytes are never the key: a signature can be
+/// re-encoded (hex case, whitespace, ECDSA's other `s`) and still verify.
+fn replay_key(scheme: Scheme, headers: &HeaderMap, body: &[u8], url: &str, delivery_id: Option<&str>) -> String {
     if let (true, Some(id)) = (scheme.signs_delivery_id(), delivery_id) {
         return format!("id:{id}");
     }
-    let signature = headers
-        .get(scheme.signature_header())
-        .map(|v| v.as_bytes())
+    let timestamp = match scheme {
+        Scheme::Slack => "x-slack-request-timestamp",
+        Scheme::Sendgrid => "x-twilio-email-event-webhook-timestamp",
+        _ => "",
+    };
+    let timestamp = headers
+        .get(timestamp)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
         .unwrap_or_default();
-    format!("sig:{}", hex::encode(Sha256::digest(signature)))
+    let url = if scheme == Scheme::Twilio { url } else { "" };
+    let digest = Sha256::new()
+        .chain_update(scheme.as_str())
+        .chain_update([0])
+        .chain_update(timestamp)
+        .chain_update([0])
+        .chain_update(url)
+        .chain_update([0])
+        .chain_update(body)
+        .finalize();
+    format!("sig:{}", hex::encode(digest))
 }
 
 /// Why an incoming webhook started nothing.
@@ -92,11 +108,17 @@ pub async fn receive(
             } else {
                 SecretFields::default()
             };
-            state.workflows.remember_trigger(KnownTrigger {
+            let known = KnownTrigger {
                 trigger,
                 workflow,
                 secrets: fields,
-            })
+            };
+            // Secrets that could not be opened (a transient error) are not remembered.
+            if known.trigger.kind == "webhook" && known.secrets.0.is_empty() {
+                std::sync::Arc::new(known)
+            } else {
+                state.workflows.remember_trigger(known)
+            }
         }
     };
     let (trigger, workflow) = (&known.trigger, &known.workflow);
@@ -128,7 +150,7 @@ pub async fn receive(
         return Err(IncomingError::TooLarge);
     }
     let execution_id = ExecutionId::generate().to_string();
-    let replay = replay_key(scheme, headers, verified.delivery_id.as_deref());
+    let replay = replay_key(scheme, headers, body, url, verified.delivery_id.as_deref());
     let started = state
         .db
         .start_execution_once(
@@ -145,7 +167,9 @@ pub async fn receive(
         )
         .await?;
     if !started {
-        let id = verified.delivery_id.unwrap_or_else(|| "(signature seen before)".into());
+        let id = verified
+            .delivery_id
+            .unwrap_or_else(|| "(the same signed request)".into());
         log_failure(state, &trigger.workspace_id, &trigger.id, "replayed delivery id").await;
         return Err(IncomingError::Replayed(id.chars().take(100).collect()));
     }

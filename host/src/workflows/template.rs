@@ -124,9 +124,36 @@ impl Renderer {
         // with a long string, `format` widths, `pprint`/`tojson` indentation) or carry state
         // across loop iterations (`namespace`) is not offered; `tojson` comes back without
         // indentation. `debug` would dump the whole context.
-        for filter in ["indent", "replace", "format", "pprint", "tojson"] {
+        for filter in [
+            "indent", "replace", "format", "pprint", "tojson", "batch", "slice", "join",
+        ] {
             env.remove_filter(filter);
         }
+        // `join` again, stopping at the rendered-string cap (the built-in one has no limit,
+        // and nested joins multiply).
+        env.add_filter(
+            "join",
+            |items: Value, separator: Option<String>| -> Result<String, minijinja::Error> {
+                let separator = separator.unwrap_or_default();
+                let mut out = String::new();
+                for (i, item) in items.try_iter()?.enumerate() {
+                    if i > 0 {
+                        out.push_str(&separator);
+                    }
+                    match item.as_str() {
+                        Some(text) => out.push_str(text),
+                        None => out.push_str(&item.to_string()),
+                    }
+                    if out.len() > MAX_RENDERED_LEN {
+                        return Err(minijinja::Error::new(
+                            minijinja::ErrorKind::InvalidOperation,
+                            format!("join: the result is longer than {MAX_RENDERED_LEN} bytes"),
+                        ));
+                    }
+                }
+                Ok(out)
+            },
+        );
         for global in ["namespace", "debug"] {
             env.remove_global(global);
         }
@@ -167,7 +194,7 @@ impl Renderer {
     /// An expression whose value is undefined is an error, not `false`.
     pub fn condition(&self, expr: &str, context: &serde_json::Value, path: &str) -> Result<bool, TemplateError> {
         let expr = condition_source(expr);
-        check_len(expr, path)?;
+        check_source(expr, true, path)?;
         let context = Value::from_serialize(context);
         let value = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.eval(expr, &context, path)))
             .unwrap_or_else(|_| Err(TemplateError::new(path, "the condition could not be evaluated")))?;
@@ -188,7 +215,7 @@ impl Renderer {
     pub fn check_expression(&self, expr: &str, path: &str, known_steps: &[&str]) -> Vec<TemplateProblem> {
         let mut problems = Vec::new();
         let expr = condition_source(expr);
-        if let Err(err) = check_len(expr, path) {
+        if let Err(err) = check_source(expr, true, path) {
             problems.push(problem(path, err.message));
             return problems;
         }
@@ -459,13 +486,18 @@ fn condition_source(expr: &str) -> &str {
 }
 
 fn check_len(source: &str, path: &str) -> Result<(), TemplateError> {
+    check_source(source, false, path)
+}
+
+/// The size cap and [`check_constructs`]; `bare` for an expression (a condition) that is
+/// code from its first byte.
+fn check_source(source: &str, bare: bool, path: &str) -> Result<(), TemplateError> {
     if source.len() > MAX_TEMPLATE_LEN {
         return Err(TemplateError::new(
             path,
             format!("template is longer than {MAX_TEMPLATE_LEN} bytes"),
         ));
     }
-    let bare = !source.contains("{{") && !source.contains("{%");
     check_constructs(source, bare).map_err(|message| TemplateError::new(path, message))
 }
 
@@ -477,8 +509,8 @@ const ALLOWED_BLOCKS: [&str; 6] = ["if", "elif", "else", "endif", "for", "endfor
 const MAX_CONCATENATIONS: usize = 16;
 
 /// Refuse what could make a small template allocate without bound: the `*` operator (string
-/// and list repetition; there is no multiplication), more than [`MAX_CONCATENATIONS`] `~`,
-/// and block tags other than [`ALLOWED_BLOCKS`]. Only code is scanned (inside `{{ }}` and
+/// and list repetition; there is no multiplication), more than [`MAX_CONCATENATIONS`] `~`
+/// and `+` together, and block tags other than [`ALLOWED_BLOCKS`]. Comments are skipped. Only code is scanned (inside `{{ }}` and
 /// `{% %}`, or all of a bare expression), never text or string literals.
 fn check_constructs(source: &str, bare: bool) -> Result<(), String> {
     let bytes = source.as_bytes();
@@ -487,6 +519,16 @@ fn check_constructs(source: &str, bare: bool) -> Result<(), String> {
     while i < bytes.len() {
         let b = bytes[i];
         if !in_code {
+            // A comment is skipped whole (minijinja ignores it; nothing in it is code).
+            if b == b'{' && bytes.get(i + 1) == Some(&b'#') {
+                match source[i + 2..].find("#}") {
+                    Some(end) => {
+                        i += 2 + end + 2;
+                        continue;
+                    }
+                    None => return Err("an unclosed `{#` comment".into()),
+                }
+            }
             if b == b'{' && matches!(bytes.get(i + 1), Some(b'{') | Some(b'%')) {
                 in_code = true;
                 depth = 0;
@@ -515,10 +557,12 @@ fn check_constructs(source: &str, bare: bool) -> Result<(), String> {
             b'{' => depth += 1,
             b'}' if depth > 0 => depth -= 1,
             b'*' => return Err("the `*` operator is not available in templates".into()),
-            b'~' => {
+            b'~' | b'+' => {
                 concatenations += 1;
                 if concatenations > MAX_CONCATENATIONS {
-                    return Err(format!("at most {MAX_CONCATENATIONS} `~` concatenations per template"));
+                    return Err(format!(
+                        "at most {MAX_CONCATENATIONS} `~` and `+` operators per template"
+                    ));
                 }
             }
             b'}' | b'%' if !bare && depth == 0 && bytes.get(i + 1) == Some(&b'}') => {
@@ -793,6 +837,22 @@ mod tests {
         }
         let many = format!("{{{{ {} }}}}", vec!["'a'"; 20].join(" ~ "));
         assert!(render(json!({ "x": many })).is_err());
+        let many = format!("{{{{ {} }}}}", vec!["'a'"; 20].join(" + "));
+        assert!(render(json!({ "x": many })).is_err());
+        // A comment cannot hide code from the check, and a condition is code throughout.
+        let hidden = "{# {{ \" #}{{ 'a' * 99 }}{# \" }} #}";
+        assert!(render(json!({ "x": hidden })).is_err(), "{hidden}");
+        assert!(!check(json!({ "x": hidden })).is_empty());
+        let renderer = Renderer::new();
+        assert!(renderer.condition("'a' * 99 == '{{'", &context(), "c").is_err());
+        assert!(!renderer.check_expression("'a' * 99 == '{{'", "c", &[]).is_empty());
+        // Nested joins stop at the cap instead of building gigabytes.
+        let nested = "{{ range(100000) | join(range(100000) | join('xxxxxxxxxx')) | length }}";
+        assert!(render(json!({ "x": nested })).is_err());
+        assert_eq!(
+            render(json!({ "x": "{{ [1, 'b'] | join('-') }}" })),
+            Ok(json!({ "x": "1-b" }))
+        );
         // Text and string literals may hold them; loops and branches work.
         assert_eq!(
             render(json!({ "x": "*{{ '*~' }}* {% for i in range(2) %}{% if i %}b{% else %}a{% endif %}{% endfor %}" })),
