@@ -37,6 +37,7 @@ mod oauth;
 mod queue;
 mod secrets;
 mod slack;
+mod twilio;
 mod webhooks;
 mod webhooks_manage;
 mod workflows;
