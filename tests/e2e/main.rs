@@ -36,6 +36,7 @@ mod migrations;
 mod oauth;
 mod queue;
 mod secrets;
+mod sendgrid;
 mod slack;
 mod twilio;
 mod webhooks;
