@@ -27,6 +27,7 @@ mod api_tenants;
 mod api_usage;
 mod api_vault;
 mod bounds;
+mod discord;
 mod egress;
 mod fairness;
 mod http_connector;
