@@ -8,9 +8,9 @@ use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, patch, post};
-use nexum_host::runtime::{CallError, Invocation};
+use nexum_host::runtime::Invocation;
 use nexum_tests::fakes::{self, Fake};
-use nexum_tests::host::{Network, TestHost};
+use nexum_tests::host::{TestHost, connector_error};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "MTA5.fake-discord-bot-token.x1";
@@ -86,11 +86,8 @@ async fn setup(
     std::sync::Arc<nexum_host::runtime::Connection>,
 ) {
     let fake = discord().await;
-    let host = TestHost::new(Network::LoopbackAllowed);
-    let connector = host.load("discord", None);
-    let connection = host.connect(
-        &connector,
-        "conn_discord",
+    let (host, connector, connection) = TestHost::connected(
+        "discord",
         &[("api_base", &fake.origin())],
         &[("bot", &[("api_key", token)])],
     );
@@ -192,15 +189,7 @@ async fn messages_are_sent_edited_and_deleted_as_the_bot() {
 #[tokio::test]
 async fn discord_errors_map_to_stable_codes() {
     let (host, _fake, connector, connection) = setup(TOKEN).await;
-    let error = |out: nexum_host::runtime::CallOutcome| match out.result {
-        Err(CallError::Connector {
-            code,
-            message,
-            retryable,
-        }) => (code, message, retryable),
-        other => panic!("expected a connector error, got {other:?}"),
-    };
-    let (code, message, retryable) = error(
+    let (code, message, retryable) = connector_error(
         host.run(
             &connector,
             &connection,
@@ -214,7 +203,7 @@ async fn discord_errors_map_to_stable_codes() {
         message.contains("10003") && message.contains("Unknown Channel"),
         "{message}"
     );
-    let (code, _, retryable) = error(
+    let (code, _, retryable) = connector_error(
         host.run(
             &connector,
             &connection,
@@ -225,7 +214,7 @@ async fn discord_errors_map_to_stable_codes() {
     );
     assert_eq!((code.as_str(), retryable), ("rate_limited", true));
     let (host, _fake, connector, connection) = setup("MTA5.revoked-token.zz").await;
-    let (code, _, retryable) = error(
+    let (code, _, retryable) = connector_error(
         host.run(
             &connector,
             &connection,

@@ -7,9 +7,9 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use nexum_host::runtime::{CallError, Invocation};
+use nexum_host::runtime::Invocation;
 use nexum_tests::fakes::{self, Fake};
-use nexum_tests::host::{Network, TestHost};
+use nexum_tests::host::{TestHost, connector_error};
 use serde_json::{Value, json};
 
 const KEY: &str = "SG.fake-sendgrid-key.7d1c";
@@ -67,11 +67,8 @@ async fn setup(
     std::sync::Arc<nexum_host::runtime::Connection>,
 ) {
     let fake = sendgrid().await;
-    let host = TestHost::new(Network::LoopbackAllowed);
-    let connector = host.load("sendgrid", None);
-    let connection = host.connect(
-        &connector,
-        "conn_sendgrid",
+    let (host, connector, connection) = TestHost::connected(
+        "sendgrid",
         &[("api_base", &fake.origin())],
         &[("api_key", &[("token", key)])],
     );
@@ -150,27 +147,19 @@ async fn dynamic_templates_carry_their_data_and_test_connection_reads_scopes() {
 async fn sendgrid_errors_map_to_stable_codes() {
     let (host, _fake, connector, connection) = setup(KEY).await;
     let mail = |from: &str| json!({ "from": from, "to": ["ada@example.com"], "subject": "s", "text": "t" });
-    let code_of = |out: nexum_host::runtime::CallOutcome| match out.result {
-        Err(CallError::Connector {
-            code,
-            message,
-            retryable,
-        }) => (code, message, retryable),
-        other => panic!("expected a connector error, got {other:?}"),
-    };
-    let (code, message, retryable) = code_of(
+    let (code, message, retryable) = connector_error(
         host.run(&connector, &connection, "send_mail", mail("unverified@example.com"))
             .await,
     );
     assert_eq!((code.as_str(), retryable), ("forbidden", false));
     assert!(message.contains("from: The from address"), "{message}");
-    let (code, _, retryable) = code_of(
+    let (code, _, retryable) = connector_error(
         host.run(&connector, &connection, "send_mail", mail("busy@example.com"))
             .await,
     );
     assert_eq!((code.as_str(), retryable), ("rate_limited", true));
     // No body and no template: refused before any request.
-    let (code, _, _) = code_of(
+    let (code, _, _) = connector_error(
         host.run(
             &connector,
             &connection,
@@ -181,7 +170,7 @@ async fn sendgrid_errors_map_to_stable_codes() {
     );
     assert_eq!(code, "invalid_input");
     let (host, _fake, connector, connection) = setup("SG.revoked-key-000").await;
-    let (code, _, retryable) = code_of(
+    let (code, _, retryable) = connector_error(
         host.run(&connector, &connection, "send_mail", mail("ops@example.com"))
             .await,
     );

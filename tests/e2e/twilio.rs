@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use base64::Engine;
 use nexum_host::runtime::{CallError, Invocation};
 use nexum_tests::fakes::{self, Fake};
-use nexum_tests::host::{Network, TestHost};
+use nexum_tests::host::{TestHost, connector_error};
 use serde_json::{Value, json};
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -98,11 +98,8 @@ async fn setup(
     std::sync::Arc<nexum_host::runtime::Connection>,
 ) {
     let fake = twilio().await;
-    let host = TestHost::new(Network::LoopbackAllowed);
-    let connector = host.load("twilio", None);
-    let connection = host.connect(
-        &connector,
-        "conn_twilio",
+    let (host, connector, connection) = TestHost::connected(
+        "twilio",
         &[("api_base", &fake.origin()), ("account_sid", SID)],
         &[("account", &[("username", SID), ("password", token)])],
     );
@@ -198,17 +195,9 @@ async fn twilio_errors_map_to_stable_codes() {
                 json!({ "to": to, "from": "+15557654321", "body": "x" }),
             )
             .await;
-        match out.result {
-            Err(CallError::Connector {
-                code: c,
-                message,
-                retryable: r,
-            }) => {
-                assert_eq!((c.as_str(), r), (code, retryable), "{message}");
-                assert!(message.contains(twilio_code), "{message}");
-            }
-            other => panic!("expected a connector error for {to}, got {other:?}"),
-        }
+        let (c, message, r) = connector_error(out);
+        assert_eq!((c.as_str(), r), (code, retryable), "{to}: {message}");
+        assert!(message.contains(twilio_code), "{message}");
     }
     // A wrong Auth Token is an auth failure (the connection's status flips on it).
     let (host, _fake, connector, connection) = setup("wrong-token-0000").await;
@@ -220,13 +209,8 @@ async fn twilio_errors_map_to_stable_codes() {
             json!({ "to": "+15551234567", "from": "+15557654321", "body": "x" }),
         )
         .await;
-    match out.result {
-        Err(CallError::Connector { code, retryable, .. }) => {
-            assert_eq!((code.as_str(), retryable), ("unauthorized", false))
-        }
-        other => panic!("expected unauthorized, got {other:?}"),
-    }
-    // Neither `from` nor a messaging service: refused before any request.
+    let (code, _, retryable) = connector_error(out);
+    assert_eq!((code.as_str(), retryable), ("unauthorized", false)); // Neither `from` nor a messaging service: refused before any request.
     let out = host
         .run(
             &connector,

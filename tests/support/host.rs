@@ -1,7 +1,7 @@
 //! Ready-made runtimes and connections for tests.
 
 use nexum_host::broker::{AddressPolicy, Broker, BrokerConfig};
-use nexum_host::runtime::{CallOutcome, Connection, Invocation, LoadedConnector, Runtime, RuntimeConfig};
+use nexum_host::runtime::{CallError, CallOutcome, Connection, Invocation, LoadedConnector, Runtime, RuntimeConfig};
 use nexum_host::vault::Credential;
 use nexum_manifest::Manifest;
 use serde_json::Value;
@@ -57,6 +57,19 @@ impl TestHost {
         self.runtime.load(manifest, &wasm).expect("load")
     }
 
+    /// A host that may reach loopback fakes, with connector `name` loaded and one connection to
+    /// it (variables and `(scheme, fields)` credentials as for [`TestHost::connect`]).
+    pub fn connected(
+        name: &str,
+        variables: &[(&str, &str)],
+        credentials: &[(&str, &[(&str, &str)])],
+    ) -> (Self, Arc<LoadedConnector>, Arc<Connection>) {
+        let host = Self::new(Network::LoopbackAllowed);
+        let connector = host.load(name, None);
+        let connection = host.connect(&connector, &format!("conn_{name}"), variables, credentials);
+        (host, connector, connection)
+    }
+
     /// A connection with variables and `(scheme, fields)` credentials.
     pub fn connect(
         &self,
@@ -96,5 +109,18 @@ impl TestHost {
                 },
             )
             .await
+    }
+}
+
+/// The connector's own error of a call as `(code, message, retryable)`; panics on anything
+/// else (a success, or a host-side failure).
+pub fn connector_error(outcome: CallOutcome) -> (String, String, bool) {
+    match outcome.result {
+        Err(CallError::Connector {
+            code,
+            message,
+            retryable,
+        }) => (code, message, retryable),
+        other => panic!("expected a connector error, got {other:?}"),
     }
 }

@@ -226,6 +226,15 @@ impl Principal {
             Err(ApiError::forbidden_scope(scope.as_str()))
         }
     }
+
+    /// Fail with 403 unless the key holds `scope` or `admin` (which implies the write scopes
+    /// of a workspace's own resources: webhooks, workflows).
+    pub fn require_or_admin(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scopes.contains(&Scope::Admin) {
+            return Ok(());
+        }
+        self.require(scope)
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Principal {

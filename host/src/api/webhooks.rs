@@ -27,10 +27,7 @@ const MAX_RECOVER: usize = 10_000;
 
 /// Managing endpoints needs `webhooks:write` (or `admin`).
 pub(super) fn require_webhooks_write(principal: &Principal) -> Result<(), ApiError> {
-    if principal.scopes.contains(&Scope::Admin) {
-        return Ok(());
-    }
-    principal.require(Scope::WebhooksWrite)
+    principal.require_or_admin(Scope::WebhooksWrite)
 }
 
 /// Create an endpoint (or REST hook) for `principal`: `webhooks:write` or `admin`, room left

@@ -48,14 +48,6 @@ impl From<WorkflowError> for ApiError {
     }
 }
 
-/// Saving needs `workflows:write` (or `admin`).
-fn require_write(principal: &Principal) -> Result<(), ApiError> {
-    if principal.scopes.contains(&Scope::Admin) {
-        return Ok(());
-    }
-    principal.require(Scope::WorkflowsWrite)
-}
-
 /// A workflow's trigger as shown.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TriggerView {
@@ -202,7 +194,7 @@ pub async fn create(
     headers: HeaderMap,
     ApiJson(body): ApiJson<WorkflowInput>,
 ) -> ApiResult<(StatusCode, Json<WorkflowView>)> {
-    require_write(&principal)?;
+    principal.require_or_admin(Scope::WorkflowsWrite)?;
     let saved = manage::create(&state, &principal.workspace_id, body).await?;
     Ok((StatusCode::CREATED, Json(view(saved, &public_base(&state, &headers)))))
 }
@@ -224,7 +216,7 @@ pub async fn list(
     let base = public_base(&state, &headers);
     let mut data = Vec::with_capacity(p.items.len());
     for w in p.items {
-        data.push(view(manage::load(&state, &principal.workspace_id, &w.id).await?, &base));
+        data.push(view(manage::complete(&state, w).await?, &base));
     }
     Ok(Json(WorkflowList {
         data,
@@ -260,7 +252,7 @@ pub async fn update(
     ApiPath(WorkflowPath { id }): ApiPath<WorkflowPath>,
     ApiJson(body): ApiJson<WorkflowInput>,
 ) -> ApiResult<Json<WorkflowView>> {
-    require_write(&principal)?;
+    principal.require_or_admin(Scope::WorkflowsWrite)?;
     let saved = manage::update(&state, &principal.workspace_id, &id, body).await?;
     Ok(Json(view(saved, &public_base(&state, &headers))))
 }
@@ -274,7 +266,7 @@ pub async fn remove(
     principal: Principal,
     ApiPath(WorkflowPath { id }): ApiPath<WorkflowPath>,
 ) -> ApiResult<StatusCode> {
-    require_write(&principal)?;
+    principal.require_or_admin(Scope::WorkflowsWrite)?;
     if !state.db.delete_workflow(&principal.workspace_id, &id).await? {
         return Err(ApiError::not_found("workflow"));
     }

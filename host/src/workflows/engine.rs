@@ -274,7 +274,7 @@ impl<'a> Runner<'a> {
                 }
             }
             let attempts = self.journal.get(&step.name).map_or(0, |r| r.attempts) as u32 + 1;
-            let (result, connector, trace) = match &step.kind {
+            let (result, ran) = match &step.kind {
                 StepKind::Delay { seconds } => {
                     let now = now_ms();
                     match self.journal.get(&step.name).and_then(|r| r.wake_at) {
@@ -283,8 +283,7 @@ impl<'a> Runner<'a> {
                                 output: json!({ "waited_until": wake }),
                                 next: None,
                             },
-                            None,
-                            None,
+                            Ran::default(),
                         ),
                         Some(wake) => return Outcome::Defer { at_ms: wake },
                         None => {
@@ -312,7 +311,7 @@ impl<'a> Runner<'a> {
                                 retryable: false,
                             },
                         };
-                    (result, None, None)
+                    (result, Ran::default())
                 }
                 StepKind::Condition {
                     condition,
@@ -333,7 +332,7 @@ impl<'a> Runner<'a> {
                             retryable: false,
                         },
                     };
-                    (result, None, None)
+                    (result, Ran::default())
                 }
                 StepKind::Connector {
                     connection,
@@ -352,8 +351,7 @@ impl<'a> Runner<'a> {
                                 error: e.to_string(),
                                 retryable: false,
                             },
-                            None,
-                            None,
+                            Ran::default(),
                         ),
                         Ok(input) => {
                             // A call still running after a moment is journaled as `running`
@@ -387,8 +385,7 @@ impl<'a> Runner<'a> {
                                 step,
                                 attempts,
                                 format!("the step's output is over {MAX_OUTPUT_BYTES} bytes"),
-                                connector,
-                                trace,
+                                ran,
                             )
                             .await;
                     }
@@ -401,8 +398,7 @@ impl<'a> Runner<'a> {
                         None,
                         next.clone(),
                     );
-                    row.connector = connector;
-                    row.trace = trace;
+                    ran.fill(&mut row);
                     let next_index = self.next_index(index, next.as_deref());
                     last_output = output.clone();
                     self.context["steps"][&step.name] = json!({ "status": "succeeded", "output": output });
@@ -416,8 +412,7 @@ impl<'a> Runner<'a> {
                     if retryable && attempts < policy.attempts {
                         let mut row =
                             self.row(index, step, "running", attempts as i64, None, Some(error.clone()), None);
-                        row.connector = connector;
-                        row.trace = trace;
+                        ran.fill(&mut row);
                         row.finished_at = None;
                         if !self.write(Some(&row), None).await {
                             return Outcome::Settled;
@@ -427,10 +422,7 @@ impl<'a> Runner<'a> {
                             error: format!("step `{}`: {error}", step.name),
                         };
                     }
-                    match self
-                        .on_failure(index, step, attempts, error, connector, trace, &last_output)
-                        .await
-                    {
+                    match self.on_failure(index, step, attempts, error, ran, &last_output).await {
                         Ok(next_index) => index = next_index,
                         Err(outcome) => return outcome,
                     }
@@ -465,20 +457,18 @@ impl<'a> Runner<'a> {
     }
 
     /// A step failed for good: apply its `on_error`. `Ok(next)`: go on at that index.
-    #[allow(clippy::too_many_arguments)]
     async fn on_failure(
         &mut self,
         index: usize,
         step: &Step,
         attempts: u32,
         error: String,
-        connector: Option<String>,
-        trace: Option<String>,
+        ran: Ran,
         last_output: &Value,
     ) -> Result<usize, Outcome> {
         let jump = match &step.on_error {
             OnError::Policy(ErrorPolicy::Fail) => {
-                return Err(self.fail_step(index, step, attempts, error, connector, trace).await);
+                return Err(self.fail_step(index, step, attempts, error, ran).await);
             }
             OnError::Policy(ErrorPolicy::Continue) => None,
             OnError::Fallback { fallback } => Some(fallback.clone()),
@@ -492,8 +482,7 @@ impl<'a> Runner<'a> {
             Some(error.clone()),
             jump.clone(),
         );
-        row.connector = connector;
-        row.trace = trace;
+        ran.fill(&mut row);
         self.context["steps"][&step.name] = json!({ "status": "failed", "error": error });
         let next_index = self.next_index(index, jump.as_deref());
         match self.record(row, next_index, last_output).await {
@@ -503,15 +492,7 @@ impl<'a> Runner<'a> {
     }
 
     /// Journal a failed step and fail the execution.
-    async fn fail_step(
-        &mut self,
-        index: usize,
-        step: &Step,
-        attempts: u32,
-        error: String,
-        connector: Option<String>,
-        trace: Option<String>,
-    ) -> Outcome {
+    async fn fail_step(&mut self, index: usize, step: &Step, attempts: u32, error: String, ran: Ran) -> Outcome {
         let mut row = self.row(
             index,
             step,
@@ -521,8 +502,7 @@ impl<'a> Runner<'a> {
             Some(error.clone()),
             None,
         );
-        row.connector = connector;
-        row.trace = trace;
+        ran.fill(&mut row);
         self.end_failed(Some(step), Some(&row), &error).await
     }
 
@@ -672,13 +652,7 @@ impl<'a> Runner<'a> {
 
     /// Run a connector step: the action on the connection, with the step's idempotency key
     /// and timeout.
-    async fn call(
-        &self,
-        step: &Step,
-        connection: &ConnectionId,
-        action: &str,
-        input: Value,
-    ) -> (StepResult, Option<String>, Option<String>) {
+    async fn call(&self, step: &Step, connection: &ConnectionId, action: &str, input: Value) -> (StepResult, Ran) {
         let actor = format!("workflow:{}", self.execution.workflow_id);
         let key = idempotency_key(&self.execution.id, &step.name);
         let call = run_action(
@@ -699,8 +673,7 @@ impl<'a> Runner<'a> {
                             error: format!("step_timeout: the step did not finish within {secs} s"),
                             retryable: true,
                         },
-                        None,
-                        None,
+                        Ran::default(),
                     );
                 }
             },
@@ -723,7 +696,7 @@ impl<'a> Runner<'a> {
                         error: format!("{}: {e}", e.code()),
                     },
                 };
-                (result, connector, trace)
+                (result, Ran { connector, trace })
             }
             Err(e) => {
                 let retryable = matches!(
@@ -737,11 +710,26 @@ impl<'a> Runner<'a> {
                         error: e.to_string(),
                         retryable,
                     },
-                    connector,
-                    None,
+                    Ran { connector, trace: None },
                 )
             }
         }
+    }
+}
+
+/// What a step's attempt leaves besides its result: the connector it ran and its redacted
+/// trace (connector steps only).
+#[derive(Default)]
+struct Ran {
+    connector: Option<String>,
+    trace: Option<String>,
+}
+
+impl Ran {
+    /// Put them on the step's journal row.
+    fn fill(self, row: &mut StepRunRecord) {
+        row.connector = self.connector;
+        row.trace = self.trace;
     }
 }
 

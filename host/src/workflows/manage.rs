@@ -119,22 +119,16 @@ pub async fn check_against_workspace(
     let mut problems = Vec::new();
     for (i, connection, action, input) in definition.connections() {
         let at = format!("steps[{i}]");
-        let Some(record) = state.db.connection(workspace_id, connection).await? else {
-            problems.push(Problem {
-                path: format!("{at}.connection"),
-                message: format!("no connection `{connection}` in this workspace"),
-            });
-            continue;
-        };
-        let Some(installation) = state.db.installation(workspace_id, &record.installation_id).await? else {
-            problems.push(Problem {
-                path: format!("{at}.connection"),
-                message: "the connection's connector is not installed".into(),
-            });
-            continue;
-        };
-        let Ok(manifest) = nexum_manifest::Manifest::parse(&installation.manifest) else {
-            continue;
+        let manifest = match connector_manifest(state, workspace_id, connection).await? {
+            Ok(Some(manifest)) => manifest,
+            Ok(None) => continue,
+            Err(message) => {
+                problems.push(Problem {
+                    path: format!("{at}.connection"),
+                    message,
+                });
+                continue;
+            }
         };
         let Some(declared) = manifest.actions.get(action) else {
             let known: Vec<&str> = manifest.actions.keys().map(String::as_str).collect();
@@ -223,23 +217,35 @@ fn has_template(value: &Value) -> bool {
     }
 }
 
+/// The manifest of the connector behind `connection`: `Err` says why there is none (no such
+/// connection here, or its connector is not installed); `Ok(None)` when the stored manifest
+/// no longer parses (nothing more can be checked against it).
+async fn connector_manifest(
+    state: &AppState,
+    workspace_id: &WorkspaceId,
+    connection: &crate::ids::ConnectionId,
+) -> Result<Result<Option<nexum_manifest::Manifest>, String>, StoreError> {
+    let Some(record) = state.db.connection(workspace_id, connection).await? else {
+        return Ok(Err(format!("no connection `{connection}` in this workspace")));
+    };
+    let Some(installation) = state.db.installation(workspace_id, &record.installation_id).await? else {
+        return Ok(Err("the connection's connector is not installed".into()));
+    };
+    Ok(Ok(nexum_manifest::Manifest::parse(&installation.manifest).ok()))
+}
+
 /// The scheme a connection's connector declares for its provider's webhooks.
 pub async fn webhook_scheme_of(
     state: &AppState,
     workspace_id: &WorkspaceId,
     connection: &crate::ids::ConnectionId,
 ) -> Result<Option<Scheme>, StoreError> {
-    let Some(record) = state.db.connection(workspace_id, connection).await? else {
+    let Ok(Some(manifest)) = connector_manifest(state, workspace_id, connection).await? else {
         return Ok(None);
     };
-    let Some(installation) = state.db.installation(workspace_id, &record.installation_id).await? else {
-        return Ok(None);
-    };
-    let scheme = nexum_manifest::Manifest::parse(&installation.manifest)
-        .ok()
-        .and_then(|m| m.webhooks)
-        .and_then(|w| serde_json::from_value(Value::String(w.scheme)).ok());
-    Ok(scheme)
+    Ok(manifest
+        .webhooks
+        .and_then(|w| serde_json::from_value(Value::String(w.scheme)).ok()))
 }
 
 /// The trigger row a definition needs (keeping `existing`'s id), or `None` for manual.
@@ -386,6 +392,11 @@ pub async fn load(state: &Arc<AppState>, workspace_id: &WorkspaceId, id: &str) -
         .workflow(workspace_id, id)
         .await?
         .ok_or(WorkflowError::NotFound)?;
+    complete(state, workflow).await
+}
+
+/// A workflow row with its current definition and trigger (a listing has the rows already).
+pub async fn complete(state: &Arc<AppState>, workflow: WorkflowRecord) -> Result<Saved, WorkflowError> {
     let definition = state
         .workflows
         .definition(&state.db, &workflow.id, workflow.version)

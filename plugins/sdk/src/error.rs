@@ -24,6 +24,21 @@ impl Error {
         }
     }
 
+    /// The error for a non-2xx `response`: the status's stable code and retryability (as
+    /// [`Error::from_status`]), with the provider's own explanation as the message when
+    /// `describe` finds one in the JSON body.
+    pub fn from_response(
+        response: &crate::Response,
+        describe: impl FnOnce(&serde_json::Value) -> Option<String>,
+    ) -> Self {
+        let mapped = Self::from_status(response.status, &response.body);
+        let detail = response.json::<serde_json::Value>().unwrap_or(serde_json::Value::Null);
+        match describe(&detail) {
+            Some(message) => Self { message, ..mapped },
+            None => mapped,
+        }
+    }
+
     /// Mark whether a retry may help.
     pub fn with_retryable(mut self, retryable: bool) -> Self {
         self.retryable = retryable;

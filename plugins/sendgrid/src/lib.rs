@@ -141,23 +141,15 @@ fn send(request: Request<'_>) -> Result<Value, Error> {
 
 /// SendGrid's `{"errors": [{"message", "field"}]}` under the status's stable code.
 fn error(response: &Response) -> Error {
-    let mapped = Error::from_status(response.status, &response.body);
-    let detail: Value = response.json().unwrap_or(Value::Null);
-    let messages: Vec<String> = detail["errors"]
-        .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .map(|e| match e["field"].as_str() {
-                    Some(field) => format!("{field}: {}", e["message"].as_str().unwrap_or_default()),
-                    None => e["message"].as_str().unwrap_or_default().to_string(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if messages.is_empty() {
-        return mapped;
-    }
-    let retryable = mapped.retryable;
-    Error::new(mapped.code, format!("SendGrid: {}", messages.join("; "))).with_retryable(retryable)
+    Error::from_response(response, |detail| {
+        let messages: Vec<String> = detail["errors"]
+            .as_array()?
+            .iter()
+            .map(|e| match e["field"].as_str() {
+                Some(field) => format!("{field}: {}", e["message"].as_str().unwrap_or_default()),
+                None => e["message"].as_str().unwrap_or_default().to_string(),
+            })
+            .collect();
+        (!messages.is_empty()).then(|| format!("SendGrid: {}", messages.join("; ")))
+    })
 }

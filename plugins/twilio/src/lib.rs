@@ -91,13 +91,11 @@ fn send(request: Request<'_>) -> Result<Value, Error> {
     if response.is_success() {
         return response.json();
     }
-    let mapped = Error::from_status(response.status, &response.body);
-    let detail: Value = response.json().unwrap_or(Value::Null);
-    match (detail["code"].as_i64(), detail["message"].as_str()) {
-        (Some(code), Some(message)) => {
-            let retryable = mapped.retryable;
-            Err(Error::new(mapped.code, format!("Twilio error {code}: {message}")).with_retryable(retryable))
-        }
-        _ => Err(mapped),
-    }
+    Err(Error::from_response(&response, |detail| {
+        Some(format!(
+            "Twilio error {}: {}",
+            detail["code"].as_i64()?,
+            detail["message"].as_str()?
+        ))
+    }))
 }
