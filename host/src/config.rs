@@ -46,6 +46,9 @@ pub struct Config {
     pub trusted_publisher_keys: Vec<String>,
     /// Install unsigned connectors (development only).
     pub allow_unsigned_connectors: bool,
+    /// PEM certificates (read from the file `NEXUM_MAIL_ROOT_CERTS` names) that SMTP servers'
+    /// TLS certificates may chain to besides the system's roots: a private relay's CA.
+    pub mail_root_certs: Vec<String>,
     /// The server's public origin (e.g. `https://nexum.example.com`), used for the OAuth
     /// redirect URI `<public_url>/api/v1/oauth/callback`; defaults to `http://<listen>`.
     pub public_url: Option<String>,
@@ -141,6 +144,7 @@ struct FileConfig {
     cache_ttl_ms: Option<u64>,
     trusted_publisher_keys: Option<Vec<String>>,
     allow_unsigned_connectors: Option<bool>,
+    mail_root_certs: Option<PathBuf>,
     public_url: Option<String>,
     oauth_return_url: Option<String>,
     oauth_return_origins: Option<Vec<String>>,
@@ -277,6 +281,20 @@ impl Config {
                 ));
             }
         }
+        let mail_root_certs = match env("NEXUM_MAIL_ROOT_CERTS").map(PathBuf::from).or(f.mail_root_certs) {
+            Some(path) => {
+                let pem = std::fs::read_to_string(&path)
+                    .map_err(|e| invalid("NEXUM_MAIL_ROOT_CERTS", format!("cannot read {}: {e}", path.display())))?;
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(invalid(
+                        "NEXUM_MAIL_ROOT_CERTS",
+                        format!("{} holds no PEM certificate", path.display()),
+                    ));
+                }
+                vec![pem]
+            }
+            None => Vec::new(),
+        };
         let allow_unsigned_connectors = match env("NEXUM_ALLOW_UNSIGNED_CONNECTORS").as_deref() {
             Some("true" | "1" | "yes") => true,
             Some("false" | "0" | "no") => false,
@@ -400,6 +418,7 @@ impl Config {
             )? as u32,
             trusted_publisher_keys,
             allow_unsigned_connectors,
+            mail_root_certs,
             listen,
             database_url,
             master_key_file,
@@ -455,6 +474,7 @@ impl Config {
         nexum_marketplace::signing::TrustPolicy {
             keys,
             allow_unsigned: self.allow_unsigned_connectors,
+            pinned: Default::default(),
         }
     }
 

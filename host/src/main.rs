@@ -336,6 +336,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             if let Some(key) = server::bootstrap(&state).await? {
                 println!("\n  First start: operator API key (shown ONCE):\n\n    {key}\n");
             }
+            server::seed_catalogue(&state).await;
             let server = server::Server::start_surface(state, nexum_host::api::Surface::MarketplaceOnly).await?;
             println!("nexum marketplace listening on http://{}", server.addr);
             server.run_until_signal().await;
@@ -375,6 +376,7 @@ async fn serve(args: ServeArgs) -> Result<ExitCode> {
             "\n  First start: created workspace `default` and an operator API key.\n  It is shown ONCE; store it now:\n\n    {key}\n\n  export NEXUM_API_KEY={key}\n"
         );
     }
+    server::seed_catalogue(&state).await;
     let server = server::Server::start(state).await?;
     tracing::info!(addr = %server.addr, "listening; API at /api/v1, docs at /docs");
     println!("nexum listening on http://{}", server.addr);

@@ -65,12 +65,14 @@ pub async fn open_db(config: &Config) -> Result<Db, StartError> {
 pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     let db = open_db(&config).await?;
     let vault = open_vault(&config)?;
-    let trust = config.trust_policy();
+    let mut trust = config.trust_policy();
+    trust.pinned = crate::marketplace::catalogue::digests();
     // The one owner of outbound traffic: connectors, token endpoints, marketplace fetches.
     let outbound = Outbound::new(BrokerConfig {
         address_policy: AddressPolicy {
             allowed_ranges: config.allow_ranges.clone(),
         },
+        mail_root_certs: config.mail_root_certs.clone(),
         ..BrokerConfig::default()
     })
     .map_err(|e| StartError::Runtime(e.to_string()))?;
@@ -152,6 +154,28 @@ async fn upgrade_sealed_secrets(state: &Arc<AppState>) -> Result<(), StartError>
 /// key (to print once) when it did.
 pub async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
     Ok(crate::workspaces::bootstrap(state).await?.map(|key| key.to_string()))
+}
+
+/// List the connector catalogue built into this binary in the registry (every start; a
+/// no-op when nothing changed). A failure is logged, not fatal: the server still serves.
+pub async fn seed_catalogue(state: &AppState) {
+    match crate::marketplace::catalogue::seed(state).await {
+        Ok(seeded) => {
+            tracing::info!(
+                added = seeded.added.len(),
+                unchanged = seeded.unchanged.len(),
+                "built-in connector catalogue listed under `{}`",
+                crate::marketplace::catalogue::NAMESPACE
+            );
+            for name in &seeded.conflicting {
+                tracing::warn!(
+                    connector = %name,
+                    "the registry already lists this built-in version with other bytes; raise the connector's version to publish this build"
+                );
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot list the built-in connector catalogue"),
+    }
 }
 
 /// A running server.

@@ -44,6 +44,9 @@ pub enum AuthKind {
     /// An OAuth2 access token sent as `Authorization: Bearer <token>`, kept fresh by the host.
     #[serde(rename = "oauth2")]
     OAuth2(OAuth2Endpoints),
+    /// A shared secret the host never sends anywhere: its only use is an HMAC computed through
+    /// the credential handle (signing outgoing webhooks). `type = "secret"`, no `hosts`.
+    Secret,
 }
 
 /// Where an API key goes.
@@ -54,6 +57,10 @@ pub enum ApiKeyLocation {
     Header,
     /// A URL query parameter.
     Query,
+    /// The end of the URL path: the key is appended to a request whose path is exactly the
+    /// scheme's `name` (a prefix such as `/services/`). For providers whose webhook URL is
+    /// the secret (Slack incoming webhooks, Discord channel webhooks).
+    Path,
 }
 
 /// How the client authenticates at the token endpoint.
@@ -129,9 +136,10 @@ impl AuthScheme {
                 ..
             } => Some(name.to_ascii_lowercase()),
             AuthKind::ApiKey {
-                location: ApiKeyLocation::Query,
+                location: ApiKeyLocation::Query | ApiKeyLocation::Path,
                 ..
-            } => None,
+            }
+            | AuthKind::Secret => None,
             AuthKind::Bearer | AuthKind::Basic | AuthKind::OAuth2(_) => Some("authorization".into()),
         }
     }
@@ -143,6 +151,42 @@ impl AuthScheme {
             AuthKind::Bearer => &["token"],
             AuthKind::Basic => &["username", "password"],
             AuthKind::OAuth2(_) => &["access_token"],
+            AuthKind::Secret => &["secret"],
         }
     }
+}
+
+/// The longest key a path-injected scheme accepts.
+pub const MAX_PATH_KEY_CHARS: usize = 512;
+
+/// The key to store for a path-injected scheme (`in = "path"`, `prefix` its `name`): `value`
+/// itself when it is already the part after the prefix (`T000/B000/XXXX`), or the part after
+/// the prefix when an admin pasted the whole URL (`https://hooks.slack.com/services/T000/…`).
+/// `None` when it is neither: only unreserved characters in non-empty segments separated by
+/// `/`, no `.` or `..` segment, so appending it can never leave the prefix.
+pub fn path_key(prefix: &str, value: &str) -> Option<String> {
+    let value = value.trim();
+    let key = if value.starts_with("https://") || value.starts_with("http://") {
+        let url = url::Url::parse(value).ok()?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return None;
+        }
+        url.path().strip_prefix(prefix)?.to_string()
+    } else {
+        value
+            .strip_prefix(prefix.trim_start_matches('/'))
+            .unwrap_or(value)
+            .to_string()
+    };
+    let valid = !key.is_empty()
+        && key.len() <= MAX_PATH_KEY_CHARS
+        && key.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment != "."
+                && segment != ".."
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+        });
+    valid.then_some(key)
 }

@@ -16,6 +16,10 @@ pub enum SchemePattern {
     Https,
     /// `*`: either.
     Any,
+    /// `smtp`: SMTP upgraded with STARTTLS (mail servers only).
+    Smtp,
+    /// `smtps`: SMTP over implicit TLS (mail servers only).
+    Smtps,
 }
 
 /// Which hosts a pattern admits.
@@ -62,7 +66,13 @@ impl HostPattern {
             "http" => SchemePattern::Http,
             "https" => SchemePattern::Https,
             "*" => SchemePattern::Any,
-            other => return Err(format!("scheme `{other}` is not http, https or *")),
+            "smtp" => SchemePattern::Smtp,
+            "smtps" => SchemePattern::Smtps,
+            other => {
+                return Err(format!(
+                    "scheme `{other}` is not http, https, * (or smtp, smtps for mail)"
+                ));
+            }
         };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.contains(['/', '?', '#', '@']) {
@@ -99,7 +109,11 @@ impl HostPattern {
     pub fn matches(&self, url: &Url) -> bool {
         let scheme_ok = matches!(
             (self.scheme, url.scheme()),
-            (SchemePattern::Any, "http" | "https") | (SchemePattern::Http, "http") | (SchemePattern::Https, "https")
+            (SchemePattern::Any, "http" | "https")
+                | (SchemePattern::Http, "http")
+                | (SchemePattern::Https, "https")
+                | (SchemePattern::Smtp, "smtp")
+                | (SchemePattern::Smtps, "smtps")
         );
         let Some(host) = url.host_str() else { return false };
         let host = host.to_ascii_lowercase();
@@ -125,6 +139,11 @@ impl HostPattern {
             PortPattern::Exact(p) => url.port_or_known_default() == Some(p),
         };
         scheme_ok && host_ok && port_ok
+    }
+
+    /// Whether this pattern names a mail server (`smtp://` or `smtps://`) rather than HTTP.
+    pub fn is_mail(&self) -> bool {
+        matches!(self.scheme, SchemePattern::Smtp | SchemePattern::Smtps)
     }
 
     /// Whether this pattern admits every host (`*`), which a permission review must flag.
@@ -171,6 +190,8 @@ impl fmt::Display for HostPattern {
             SchemePattern::Http => "http",
             SchemePattern::Https => "https",
             SchemePattern::Any => "*",
+            SchemePattern::Smtp => "smtp",
+            SchemePattern::Smtps => "smtps",
         };
         write!(f, "{scheme}://")?;
         match &self.host {

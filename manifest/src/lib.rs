@@ -11,7 +11,7 @@ mod hosts;
 mod raw;
 mod template;
 
-pub use auth::{ApiKeyLocation, AuthKind, AuthScheme, OAuth2Endpoints, TokenAuthMethod};
+pub use auth::{ApiKeyLocation, AuthKind, AuthScheme, MAX_PATH_KEY_CHARS, OAuth2Endpoints, TokenAuthMethod, path_key};
 pub use hosts::{HostPattern, PortPattern, SchemePattern};
 pub use template::{HostTemplate, Variable};
 
@@ -40,6 +40,9 @@ pub struct Manifest {
     /// Outbound hosts the connector may reach (`scheme://host[:port]`, `*.` wildcards,
     /// `{{ variable }}` templates).
     pub allowed_hosts: Vec<HostTemplate>,
+    /// SMTP servers the connector may send mail through (`smtp://host:port` with STARTTLS,
+    /// `smtps://host:port` with implicit TLS; `{{ variable }}` templates).
+    pub mail_servers: Vec<HostTemplate>,
     /// Non-secret per-connection settings, readable by the connector.
     pub variables: BTreeMap<String, Variable>,
     /// How the connection authenticates, where the host injects each secret, and which hosts
@@ -179,7 +182,36 @@ impl Manifest {
         self.allowed_hosts
             .iter()
             .enumerate()
-            .map(|(i, t)| t.resolve(variables, &format!("allowed_hosts[{i}]")))
+            .map(|(i, t)| {
+                let field = format!("allowed_hosts[{i}]");
+                let pattern = t.resolve(variables, &field)?;
+                if pattern.is_mail() {
+                    return Err(ManifestError::invalid(field, "a mail server belongs in `mail_servers`"));
+                }
+                Ok(pattern)
+            })
+            .collect()
+    }
+
+    /// The concrete mail-server patterns for a connection with these variable values.
+    pub fn resolve_mail_servers(
+        &self,
+        variables: &BTreeMap<String, String>,
+    ) -> Result<Vec<HostPattern>, ManifestError> {
+        self.mail_servers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let field = format!("mail_servers[{i}]");
+                let pattern = t.resolve(variables, &field)?;
+                if !pattern.is_mail() {
+                    return Err(ManifestError::invalid(
+                        field,
+                        "must resolve to `smtp://host:port` or `smtps://host:port`",
+                    ));
+                }
+                Ok(pattern)
+            })
             .collect()
     }
 }

@@ -20,6 +20,8 @@ pub(super) struct RawManifest {
     #[serde(default)]
     allowed_hosts: Vec<String>,
     #[serde(default)]
+    mail_servers: Vec<String>,
+    #[serde(default)]
     variables: BTreeMap<String, Variable>,
     #[serde(default)]
     auth: Vec<RawAuth>,
@@ -125,7 +127,32 @@ impl RawManifest {
             .allowed_hosts
             .into_iter()
             .enumerate()
-            .map(|(i, h)| HostTemplate::new(h, &self.variables, &format!("allowed_hosts[{i}]")))
+            .map(|(i, h)| {
+                let field = format!("allowed_hosts[{i}]");
+                let template = HostTemplate::new(h, &self.variables, &field)?;
+                if super::HostPattern::parse(template.as_str()).is_ok_and(|p| p.is_mail()) {
+                    return Err(ManifestError::invalid(field, "a mail server belongs in `mail_servers`"));
+                }
+                Ok(template)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mail_servers = self
+            .mail_servers
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let field = format!("mail_servers[{i}]");
+                let template = HostTemplate::new(h, &self.variables, &field)?;
+                if let Ok(p) = super::HostPattern::parse(template.as_str())
+                    && (!p.is_mail() || p.is_any_host())
+                {
+                    return Err(ManifestError::invalid(
+                        field,
+                        "must be `smtp://host:port` (STARTTLS) or `smtps://host:port` (implicit TLS) naming one server",
+                    ));
+                }
+                Ok(template)
+            })
             .collect::<Result<Vec<_>, _>>()?;
 
         let mut seen = BTreeSet::new();
@@ -210,6 +237,7 @@ impl RawManifest {
             category: self.category,
             icon: self.icon,
             allowed_hosts,
+            mail_servers,
             variables: self.variables,
             auth,
             limits,
@@ -217,6 +245,18 @@ impl RawManifest {
             webhooks,
         })
     }
+}
+
+/// A path prefix a key may be appended to: starts and ends with `/`, unreserved characters.
+fn valid_path_prefix(name: &str) -> bool {
+    name.len() <= 200
+        && name.starts_with('/')
+        && name.ends_with('/')
+        && !name.contains("//")
+        && !name.split('/').any(|s| s == "." || s == "..")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b'~'))
 }
 
 fn check_schema(schema: Option<Value>, field: &str) -> Result<Value, ManifestError> {
@@ -235,7 +275,14 @@ impl RawAuth {
                 "must start with a-z and contain only a-z, 0-9, `-` and `_`",
             ));
         }
-        if self.hosts.is_empty() {
+        if self.kind == "secret" {
+            if !self.hosts.is_empty() {
+                return Err(ManifestError::invalid(
+                    field("hosts"),
+                    "a `secret` is never sent anywhere (it only keys HMACs); remove `hosts`",
+                ));
+            }
+        } else if self.hosts.is_empty() {
             return Err(ManifestError::invalid(
                 field("hosts"),
                 "list the hosts this secret may be sent to; it is never sent anywhere else",
@@ -282,26 +329,37 @@ impl RawAuth {
                 let location = match self.location.as_deref() {
                     Some("header") => ApiKeyLocation::Header,
                     Some("query") => ApiKeyLocation::Query,
+                    Some("path") => ApiKeyLocation::Path,
                     Some(other) => {
                         return Err(ManifestError::invalid(
                             field("in"),
-                            format!("`{other}` is not `header` or `query`"),
+                            format!("`{other}` is not `header`, `query` or `path`"),
                         ));
                     }
                     None => {
                         return Err(ManifestError::invalid(
                             field("in"),
-                            "required for type `api_key` (`header` or `query`)",
+                            "required for type `api_key` (`header`, `query` or `path`)",
                         ));
                     }
                 };
-                let name = self
-                    .name
-                    .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-                    .ok_or_else(|| {
-                        ManifestError::invalid(field("name"), "required: the header or query parameter name")
-                    })?;
-                if location == ApiKeyLocation::Query && self.prefix.is_some() {
+                let name = if location == ApiKeyLocation::Path {
+                    self.name.filter(|n| valid_path_prefix(n)).ok_or_else(|| {
+                        ManifestError::invalid(
+                            field("name"),
+                            "required for `in = \"path\"`: the path the key is appended to, starting and ending with `/` (e.g. `/services/`)",
+                        )
+                    })?
+                } else {
+                    self.name
+                        .filter(|n| {
+                            !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                        })
+                        .ok_or_else(|| {
+                            ManifestError::invalid(field("name"), "required: the header or query parameter name")
+                        })?
+                };
+                if location != ApiKeyLocation::Header && self.prefix.is_some() {
                     return Err(ManifestError::invalid(
                         field("prefix"),
                         "only applies to `in = \"header\"`",
@@ -312,6 +370,14 @@ impl RawAuth {
                     name,
                     prefix: self.prefix.unwrap_or_default(),
                 }
+            }
+            "secret" => {
+                only(oauth_fields, "token_url", "secret")?;
+                only(self.location.is_some(), "in", "secret")?;
+                only(self.name.is_some(), "name", "secret")?;
+                only(self.prefix.is_some(), "prefix", "secret")?;
+                only(self.hmac == Some(false), "hmac", "secret (it is always `true`)")?;
+                AuthKind::Secret
             }
             "bearer" | "basic" => {
                 only(oauth_fields, "token_url", &self.kind)?;
@@ -360,11 +426,11 @@ impl RawAuth {
             other => {
                 return Err(ManifestError::invalid(
                     field("type"),
-                    format!("`{other}` is not one of api_key, bearer, basic, oauth2"),
+                    format!("`{other}` is not one of api_key, bearer, basic, oauth2, secret"),
                 ));
             }
         };
-        let hmac = self.hmac.unwrap_or(false);
+        let hmac = self.hmac.unwrap_or(false) || matches!(kind, AuthKind::Secret);
         if hmac && matches!(kind, AuthKind::Basic) {
             // An HMAC of a password is an offline oracle on it; Basic secrets never key one.
             return Err(ManifestError::invalid(

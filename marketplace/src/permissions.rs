@@ -11,6 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct Permissions {
     /// Outbound host patterns (as written; templates resolve per connection).
     pub allowed_hosts: BTreeSet<String>,
+    /// SMTP servers the connector may send mail through (as written).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub mail_servers: BTreeSet<String>,
     /// Auth schemes: id → `type` plus the hosts the secret may go to.
     pub auth: BTreeMap<String, AuthGrant>,
     /// Requested memory cap (MiB).
@@ -29,7 +32,7 @@ pub struct Permissions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthGrant {
-    /// `api_key`, `bearer`, `basic` or `oauth2`.
+    /// `api_key`, `bearer`, `basic`, `oauth2` or `secret`.
     #[serde(rename = "type")]
     pub kind: String,
     /// Hosts the secret may be sent to.
@@ -45,7 +48,7 @@ pub struct AuthGrant {
 /// What a new version adds over an old one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PermissionDiff {
-    /// New outbound hosts.
+    /// New outbound hosts and mail servers.
     pub added_hosts: Vec<String>,
     /// New auth schemes.
     pub added_auth: Vec<String>,
@@ -86,6 +89,7 @@ impl Permissions {
                     AuthKind::Bearer => ("bearer", BTreeSet::new()),
                     AuthKind::Basic => ("basic", BTreeSet::new()),
                     AuthKind::OAuth2(o) => ("oauth2", o.scopes.iter().cloned().collect()),
+                    AuthKind::Secret => ("secret", BTreeSet::new()),
                 };
                 let hosts = a.hosts.iter().map(|h| h.as_str().to_string()).collect();
                 (
@@ -102,6 +106,7 @@ impl Permissions {
         let templates: Vec<&str> = manifest
             .allowed_hosts
             .iter()
+            .chain(&manifest.mail_servers)
             .chain(manifest.auth.iter().flat_map(|a| a.hosts.iter()))
             .map(|h| h.as_str())
             .collect();
@@ -118,6 +123,7 @@ impl Permissions {
         Self {
             host_defaults,
             allowed_hosts: manifest.allowed_hosts.iter().map(|h| h.as_str().to_string()).collect(),
+            mail_servers: manifest.mail_servers.iter().map(|h| h.as_str().to_string()).collect(),
             auth,
             memory_mb: manifest.limits.memory_mb,
             timeout_ms: manifest.limits.timeout_ms,
@@ -128,7 +134,12 @@ impl Permissions {
     /// What `self` (new) asks for beyond `old`.
     pub fn diff_from(&self, old: &Permissions) -> PermissionDiff {
         let mut d = PermissionDiff {
-            added_hosts: self.allowed_hosts.difference(&old.allowed_hosts).cloned().collect(),
+            added_hosts: self
+                .allowed_hosts
+                .difference(&old.allowed_hosts)
+                .chain(self.mail_servers.difference(&old.mail_servers))
+                .cloned()
+                .collect(),
             ..PermissionDiff::default()
         };
         for (id, grant) in &self.auth {

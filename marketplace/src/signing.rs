@@ -149,6 +149,9 @@ pub struct TrustPolicy {
     pub keys: Vec<PublicKey>,
     /// Accept unsigned bundles (development only).
     pub allow_unsigned: bool,
+    /// Bundle digests trusted without a signature: the catalogue built into the host binary,
+    /// which is as trustworthy as the binary itself.
+    pub pinned: std::collections::BTreeSet<String>,
 }
 
 /// What verification established.
@@ -158,6 +161,20 @@ pub enum Signer {
     Key(String),
     /// Unsigned, accepted under the dev flag.
     Unsigned,
+    /// Its digest is one the host binary pins (the built-in catalogue).
+    Pinned(String),
+}
+
+impl Signer {
+    /// How an installation records this signer: the key id, `unsigned`, or
+    /// `pinned:<digest>`. [`TrustPolicy::trusts`] reads it back.
+    pub fn recorded(&self) -> String {
+        match self {
+            Signer::Key(id) => id.clone(),
+            Signer::Unsigned => "unsigned".into(),
+            Signer::Pinned(digest) => format!("pinned:{digest}"),
+        }
+    }
 }
 
 impl TrustPolicy {
@@ -165,12 +182,18 @@ impl TrustPolicy {
     pub fn trusts(&self, signer: &str) -> bool {
         if signer == "unsigned" {
             self.allow_unsigned
+        } else if let Some(digest) = signer.strip_prefix("pinned:") {
+            self.pinned.contains(digest)
         } else {
             self.keys.iter().any(|k| k.key_id == signer)
         }
     }
-    /// Check the bundle's signature against the trusted keys.
+    /// Check the bundle against the pinned digests, then its signature against the trusted
+    /// keys.
     pub fn verify(&self, bundle: &Bundle) -> Result<Signer, SigningError> {
+        if self.pinned.contains(&bundle.digest) {
+            return Ok(Signer::Pinned(bundle.digest.clone()));
+        }
         let Some(signature) = bundle.signature.as_deref() else {
             return if self.allow_unsigned {
                 Ok(Signer::Unsigned)

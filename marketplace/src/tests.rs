@@ -40,6 +40,7 @@ fn policy(keys: &[&PublicKey]) -> TrustPolicy {
     TrustPolicy {
         keys: keys.iter().map(|k| (*k).clone()).collect(),
         allow_unsigned: false,
+        pinned: Default::default(),
     }
 }
 
@@ -121,6 +122,7 @@ fn a_signature_by_another_key_or_an_unknown_publisher_is_refused() {
     let dev = TrustPolicy {
         keys: vec![],
         allow_unsigned: true,
+        pinned: Default::default(),
     };
     assert_eq!(dev.verify(&unsigned), Ok(Signer::Unsigned));
 }

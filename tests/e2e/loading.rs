@@ -197,7 +197,55 @@ async fn a_component_built_against_0_1_0_still_loads_and_runs() {
         .map(|(n, _)| n.to_string())
         .collect();
     assert!(
-        imports.contains(&"nexum:connector/execution@0.1.1".to_string()),
-        "the SDK's connectors import the 0.1.1 interface: {imports:?}"
+        imports.contains(&"nexum:connector/execution@0.1.2".to_string()),
+        "the SDK's connectors are built against the newest 0.1 release: {imports:?}"
     );
+}
+
+/// `nexum:connector@0.1.2` only adds the `mail` interface: the Slack connector as it was
+/// built against 0.1.1 (kept byte for byte in `tests/fixtures/v0_1_1/`) still loads and
+/// posts a message unchanged.
+#[tokio::test]
+async fn a_component_built_against_0_1_1_still_loads_and_runs() {
+    let fixtures = plugins::repo_root().join("tests/fixtures/v0_1_1");
+    let wasm = std::fs::read(fixtures.join("slack.wasm")).expect("the 0.1.1 Slack component");
+    let manifest = std::fs::read_to_string(fixtures.join("slack.connector.toml")).expect("its manifest");
+    let engine = wasmtime::Engine::default();
+    let component = wasmtime::component::Component::new(&engine, &wasm).expect("component");
+    let imports: Vec<String> = component
+        .component_type()
+        .imports(&engine)
+        .map(|(n, _)| n.to_string())
+        .filter(|n| n.starts_with("nexum:connector/"))
+        .collect();
+    assert!(imports.iter().all(|n| n.ends_with("@0.1.1")), "{imports:?}");
+    assert!(!imports.iter().any(|n| n.contains("/mail@")), "{imports:?}");
+
+    let slack = nexum_tests::fakes::slack().await;
+    let manifest = Manifest::parse(&manifest).expect("manifest");
+    let rt = runtime(None);
+    let connector = rt.load(manifest.clone(), &wasm).expect("a 0.1.1 component loads");
+    let variables = BTreeMap::from([("api_base".to_string(), slack.origin())]);
+    let scheme = manifest.auth_scheme("bot_token").expect("scheme");
+    let credential = nexum_host::vault::Credential::from_fields(
+        scheme,
+        &BTreeMap::from([("token".to_string(), nexum_tests::fakes::SLACK_TOKEN.to_string())]),
+        "",
+    )
+    .expect("credential");
+    let connection = Connection::new("c", &manifest, &variables, vec![credential])
+        .expect("connection")
+        .with_granted_ranges(vec!["127.0.0.0/8".parse().expect("range")]);
+    let out = rt
+        .execute(
+            &connector,
+            Arc::new(connection),
+            Invocation::Action {
+                name: "send_message".into(),
+                input: json!({ "channel": "C1", "text": "still here" }),
+            },
+        )
+        .await;
+    assert_eq!(out.result.expect("runs")["channel"], "C1");
+    assert_eq!(slack.requests()[0].path, "/api/chat.postMessage");
 }

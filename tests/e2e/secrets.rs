@@ -361,3 +361,126 @@ async fn a_redirect_echoing_a_guess_is_no_redaction_oracle() {
     assert_eq!(err.code(), "transport");
     assert!(unbound.requests().is_empty());
 }
+
+/// A webhook URL that is itself the secret (`in = "path"`): the host appends the key to the
+/// declared path only, accepts the whole pasted URL, and the key never shows.
+#[tokio::test]
+async fn a_path_key_completes_only_its_own_path_and_never_shows() {
+    let upstream = fakes::upstream().await;
+    let host = TestHost::new(Network::LoopbackAllowed);
+    let base = std::fs::read_to_string(nexum_tests::plugins::connector_dir("hostile").join("connector.toml"))
+        .expect("manifest");
+    let manifest = base
+        .replace(
+            "type = \"bearer\"",
+            "type = \"api_key\"\nin = \"path\"\nname = \"/hooks/\"",
+        )
+        .replace("hmac = true", "");
+    let connector = host.load("hostile", Some(&manifest));
+    const KEY: &str = "T0001/B0002/s3cretPathKey9";
+    // The admin pasted the whole URL; the host keeps the part after the prefix.
+    let pasted = format!("{}/hooks/{KEY}", upstream.origin());
+    let connection = host.connect(
+        &connector,
+        "conn_path",
+        &[("upstream", &upstream.origin())],
+        &[("token", &[("api_key", &pasted)])],
+    );
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "fetch",
+            json!({ "url": upstream.url("/hooks/?wait=true"), "credential": "token", "method": "POST", "body": "hi" }),
+        )
+        .await;
+    let output = out.result.expect("sent");
+    let received = &upstream.requests()[0];
+    assert_eq!(received.path, format!("/hooks/{KEY}"));
+    assert_eq!(received.query.as_deref(), Some("wait=true"));
+    assert_eq!(received.header("authorization"), None);
+    assert!(!output.to_string().contains("s3cretPathKey9"), "{output}");
+    let trace = serde_json::to_string(&out.trace).expect("trace");
+    assert!(!trace.contains("s3cretPathKey9"), "{trace}");
+
+    // Anywhere else on the same host the key is not appended: the request is refused.
+    for path in ["/other/", "/hooks/extra", "/hooks", "/hooks/../hooks/x/"] {
+        let out = host
+            .run(
+                &connector,
+                &connection,
+                "fetch",
+                json!({ "url": upstream.url(path), "credential": "token", "report_error": true }),
+            )
+            .await;
+        let output = out.result.expect("reported");
+        assert_eq!(output["error"], "invalid_request", "{path}: {output}");
+    }
+    assert_eq!(upstream.requests().len(), 1, "nothing else was sent");
+
+    // A value that could climb out of the prefix is refused when the connection is made.
+    for bad in [
+        "../admin/x",
+        "T0001//B",
+        "a/./b",
+        "x?y=1",
+        "https://evil.example/other/T/B/X",
+    ] {
+        let manifest = nexum_manifest::Manifest::parse(&manifest).expect("manifest");
+        let scheme = manifest.auth_scheme("token").expect("scheme");
+        let fields = std::collections::BTreeMap::from([("api_key".to_string(), bad.to_string())]);
+        assert!(
+            nexum_host::vault::Credential::from_fields(scheme, &fields, "").is_err(),
+            "{bad} was accepted"
+        );
+    }
+}
+
+/// A `type = "secret"` credential keys HMACs and is never sent anywhere, even when the
+/// connector attaches it to a request.
+#[tokio::test]
+async fn a_signing_secret_keys_hmacs_but_never_travels() {
+    let upstream = fakes::upstream().await;
+    let host = TestHost::new(Network::LoopbackAllowed);
+    let base = std::fs::read_to_string(nexum_tests::plugins::connector_dir("hostile").join("connector.toml"))
+        .expect("manifest");
+    let manifest = base
+        .replace("type = \"bearer\"", "type = \"secret\"")
+        .replace("hosts = [\"{{ upstream }}\"]\nhmac = true", "");
+    assert!(
+        manifest.contains("type = \"secret\"") && !manifest.contains("hmac = true"),
+        "{manifest}"
+    );
+    let connector = host.load("hostile", Some(&manifest));
+    const SIGNING: &str = "whsec_signing_9d8c7b6a5f4e";
+    let connection = host.connect(
+        &connector,
+        "conn_signing",
+        &[("upstream", &upstream.origin())],
+        &[("token", &[("secret", SIGNING)])],
+    );
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "hmac",
+            json!({ "scheme": "token", "data": "payload" }),
+        )
+        .await;
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(SIGNING.as_bytes()).expect("key");
+    mac.update(b"payload");
+    assert_eq!(
+        out.result.expect("hmac")["hmac"],
+        hex::encode(mac.finalize().into_bytes())
+    );
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "fetch",
+            json!({ "url": upstream.url("/echo"), "credential": "token", "report_error": true }),
+        )
+        .await;
+    assert_eq!(out.result.expect("reported")["error"], "credential_not_bound");
+    assert!(upstream.requests().is_empty(), "a signing secret went out");
+}

@@ -257,6 +257,9 @@ pub struct InstallUpload {
 pub struct PermissionsDoc {
     /// Outbound host patterns (as written; templates resolve per connection).
     allowed_hosts: Vec<String>,
+    /// SMTP servers the connector may send mail through (as written).
+    #[serde(default)]
+    mail_servers: Vec<String>,
     /// Auth schemes: id → `type` plus the hosts the secret may go to.
     auth: BTreeMap<String, AuthGrantDoc>,
     /// Requested memory cap (MiB).
@@ -279,7 +282,7 @@ pub struct PermissionsDoc {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // documents nexum_marketplace::permissions::AuthGrant
 pub struct AuthGrantDoc {
-    /// `api_key`, `bearer`, `basic` or `oauth2`.
+    /// `api_key`, `bearer`, `basic`, `oauth2` or `secret`.
     #[serde(rename = "type")]
     kind: String,
     /// Hosts the secret may be sent to.

@@ -15,6 +15,8 @@ pub struct EgressRules {
     pub connection_key: String,
     /// Allowed origins.
     pub allowed_hosts: Vec<HostPattern>,
+    /// SMTP servers the connector may send mail through.
+    pub mail_servers: Vec<HostPattern>,
     /// For each auth scheme id, the origins its secret may go to.
     pub credential_hosts: HashMap<String, Vec<HostPattern>>,
     /// Headers written by the connector's auth schemes, lower-case.
@@ -37,6 +39,7 @@ impl EgressRules {
         credentials: &[Credential],
     ) -> Result<Self, ManifestError> {
         let allowed_hosts = manifest.resolve_allowed_hosts(variables)?;
+        let mail_servers = manifest.resolve_mail_servers(variables)?;
         let mut credential_hosts = HashMap::new();
         let mut scheme_headers = Vec::new();
         for (i, scheme) in manifest.auth.iter().enumerate() {
@@ -55,6 +58,7 @@ impl EgressRules {
         Ok(Self {
             connection_key: connection_key.into(),
             allowed_hosts,
+            mail_servers,
             credential_hosts,
             scheme_headers,
             requests_per_second: manifest.limits.requests_per_second,
@@ -66,6 +70,11 @@ impl EgressRules {
     /// Whether the connector may reach `url`.
     pub fn allows(&self, url: &Url) -> bool {
         self.allowed_hosts.iter().any(|p| p.matches(url))
+    }
+
+    /// Whether the connector may send mail through `server` (an `smtp://` or `smtps://` URL).
+    pub fn allows_mail_server(&self, server: &Url) -> bool {
+        self.mail_servers.iter().any(|p| p.matches(server))
     }
 
     /// Whether the secret of auth scheme `scheme` may be sent to `url`.

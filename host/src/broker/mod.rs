@@ -30,12 +30,14 @@ pub mod outbound;
 mod rate_limit;
 mod retry;
 pub use retry::retry_after;
+mod mail;
 pub mod scrub;
 mod trace;
 
 pub use address::{AddressPolicy, BlockedAddress};
 pub use egress::EgressRules;
 pub use headers::connector_may_set;
+pub use mail::{MailAttachment, MailError, MailMessage, MailSent};
 pub use outbound::{Outbound, UrlRefused};
 pub use scrub::{REDACTED, Redactor};
 pub use trace::HttpExchange;
@@ -74,6 +76,9 @@ pub struct BrokerConfig {
     pub max_request_header_bytes: usize,
     /// Longest URL a connector request may have.
     pub max_url_bytes: usize,
+    /// PEM certificates a mail server's TLS certificate may chain to, besides the system's
+    /// roots (a private relay's CA; the tests' SMTP server).
+    pub mail_root_certs: Vec<String>,
 }
 
 impl Default for BrokerConfig {
@@ -90,6 +95,7 @@ impl Default for BrokerConfig {
             max_request_headers: 100,
             max_request_header_bytes: 64 * 1024,
             max_url_bytes: 16 * 1024,
+            mail_root_certs: Vec::new(),
         }
     }
 }
@@ -290,6 +296,21 @@ impl Broker {
                 scheme: c.scheme.id.clone(),
                 host: url.host_str().unwrap_or_default().to_string(),
             });
+        }
+        if let Some(c) = credential
+            && let AuthKind::ApiKey {
+                location: ApiKeyLocation::Path,
+                name: prefix,
+                ..
+            } = &c.scheme.kind
+            && url.path() != prefix
+        {
+            // The key completes exactly this path; appended anywhere else it could name
+            // another resource (or be echoed by one).
+            return Err(BrokerError::InvalidRequest(format!(
+                "the `{}` credential is appended to the path `{prefix}`; send the request to exactly that path",
+                c.scheme.id
+            )));
         }
         self.rate_limits
             .acquire(&rules.connection_key, rules.requests_per_second, deadline)
@@ -556,6 +577,19 @@ fn inject(url: &Url, headers: &HeaderMap, credential: Option<&Credential>) -> (U
             pairs.extend_pairs(kept);
             pairs.append_pair(name, c.raw_token());
         }
+        AuthKind::ApiKey {
+            location: ApiKeyLocation::Path,
+            name: prefix,
+            ..
+        } => {
+            // Checked when sending began: the path is exactly `prefix`, and the key (checked
+            // when stored) is unreserved segments, so the result stays under the prefix. A
+            // redirect keeps the path it names: the key is only ever appended to `prefix`.
+            if url.path() == prefix {
+                url.set_path(&format!("{prefix}{}", c.raw_token()));
+            }
+        }
+        AuthKind::Secret => {}
         kind => {
             let header = match kind {
                 AuthKind::ApiKey { name, .. } => name.as_str(),

@@ -13,7 +13,6 @@ use crate::state::AppState;
 use crate::store::{AuditEntry, InstallationRecord, NewInstallation};
 use nexum_marketplace::bundle::Bundle;
 use nexum_marketplace::permissions::Permissions;
-use nexum_marketplace::signing::Signer;
 
 /// What to install and what the admin agreed to.
 pub struct InstallRequest<'a> {
@@ -46,14 +45,11 @@ pub async fn install_bundle(
     let manifest = &bundle.manifest;
     let permissions = Permissions::of(manifest);
     let existing = state.db.installation_by_connector(workspace_id, &manifest.id).await?;
-    let signer_text = match &signer {
-        Signer::Key(id) => id.clone(),
-        Signer::Unsigned => "unsigned".to_string(),
-    };
+    let signer_text = signer.recorded();
     // Another publisher's connector with the same id must not silently take over the
     // installation (and with it the connections and their secrets).
     if let Some(e) = &existing
-        && (e.signer != signer_text || e.source != source)
+        && (!same_publisher(&e.signer, &signer_text) || e.source != source)
         && !replace_publisher
     {
         return Err(InstallError::PublisherChanged {
@@ -205,4 +201,10 @@ pub async fn install_from_marketplace(
             .await?;
     }
     Ok(record)
+}
+
+/// Whether two recorded signers are the same publisher: the same key (or both unsigned), or
+/// both the built-in catalogue (each release of it pins other digests).
+fn same_publisher(a: &str, b: &str) -> bool {
+    a == b || (a.starts_with("pinned:") && b.starts_with("pinned:"))
 }

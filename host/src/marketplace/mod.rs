@@ -15,7 +15,9 @@
 //! - [`install`]: verifying, compiling and pinning a bundle in a workspace (upload or
 //!   marketplace), with the trust-policy, publisher-change and permission-review checks;
 //! - [`installed`]: changing what a workspace has pinned: rollback, uninstall;
-//! - [`reviews`]: ratings and reviews (install required, one per person, publisher replies).
+//! - [`reviews`]: ratings and reviews (install required, one per person, publisher replies);
+//! - [`catalogue`]: the first-party connectors built into the binary, listed under `nexum`
+//!   at every start and trusted by pinned digest.
 //!
 //! The host never trusts a marketplace: whatever a bundle's source, [`install`] re-verifies
 //! its signature against this host's own trust policy and pins the digest it was shown.
@@ -23,6 +25,7 @@
 //! Errors: [`InstallError`] for pinning, [`MarketplaceError`] for the registry (it wraps an
 //! [`InstallError`] when installing from a marketplace). `api/errors.rs` maps both to HTTP.
 
+pub mod catalogue;
 pub mod install;
 pub mod installed;
 pub mod packages;

@@ -91,6 +91,9 @@ pub async fn register(
             "namespaces are 2–40 characters of a-z, 0-9 and -",
         ));
     }
+    if namespace == super::catalogue::NAMESPACE {
+        return Err(MarketplaceError::NamespaceTaken(namespace.to_string()));
+    }
     let key = parse_key(public_key)?;
     let publisher = state
         .db
@@ -171,64 +174,21 @@ pub async fn publish(
     let signer = TrustPolicy {
         keys,
         allow_unsigned: false,
+        pinned: Default::default(),
     }
     .verify(&bundle)
     .map_err(|source| MarketplaceError::PublishSignature {
         namespace: publisher.namespace.clone(),
         source,
     })?;
-    let m = &bundle.manifest;
-    let version = m.version.to_string();
-    if let Some(package) = state.db.package(&publisher.namespace, &m.id).await?
-        && let Some(existing) = state
-            .db
-            .package_versions(&package.id)
-            .await?
-            .into_iter()
-            .find(|v| v.version == version)
-    {
-        if existing.digest == bundle.digest {
-            return Ok(Published {
-                listing: packages::listing(state, package).await?,
-                created: false,
-            });
-        }
-        return Err(MarketplaceError::VersionExists {
-            package: format!("{}/{}", publisher.namespace, m.id),
-            version,
+    let (package, created) = record_version(state, &publisher, &bundle, &signer).await?;
+    if !created {
+        return Ok(Published {
+            listing: packages::listing(state, package).await?,
+            created: false,
         });
     }
-    let record = PackageVersionRecord {
-        package_id: String::new(),
-        version,
-        digest: bundle.digest.clone(),
-        manifest: bundle.manifest_text.clone(),
-        permissions: serde_json::to_string(&Permissions::of(m)).map_err(MarketplaceError::Json)?,
-        signer: match signer {
-            Signer::Key(k) => k,
-            Signer::Unsigned => "unsigned".into(),
-        },
-        yanked_at: None,
-        installs: 0,
-        executions: 0,
-        created_at: now_ms(),
-        signature: bundle.signature.clone().unwrap_or_default(),
-    };
-    let stored = bundle
-        .to_bytes()
-        .map_err(|e| MarketplaceError::invalid("invalid_bundle", e.to_string()))?;
-    let package = state
-        .db
-        .publish_version(
-            &publisher,
-            &m.id,
-            &m.name,
-            &m.description,
-            &m.category,
-            &record,
-            &stored,
-        )
-        .await?;
+    let m = &bundle.manifest;
     state
         .db
         .append_audit(&[AuditEntry::new(
@@ -246,6 +206,56 @@ pub async fn publish(
         listing: packages::listing(state, package).await?,
         created: true,
     })
+}
+
+/// Store `bundle` as a new version of its package under `publisher`, recording `signer`.
+/// Returns the package and whether the version is new: an existing version is accepted
+/// again only with the same digest (`false`); with other bytes it is refused.
+pub(super) async fn record_version(
+    state: &AppState,
+    publisher: &PublisherRecord,
+    bundle: &Bundle,
+    signer: &Signer,
+) -> MarketplaceResult<(crate::store::PackageRecord, bool)> {
+    let m = &bundle.manifest;
+    let version = m.version.to_string();
+    if let Some(package) = state.db.package(&publisher.namespace, &m.id).await?
+        && let Some(existing) = state
+            .db
+            .package_versions(&package.id)
+            .await?
+            .into_iter()
+            .find(|v| v.version == version)
+    {
+        if existing.digest == bundle.digest {
+            return Ok((package, false));
+        }
+        return Err(MarketplaceError::VersionExists {
+            package: format!("{}/{}", publisher.namespace, m.id),
+            version,
+        });
+    }
+    let record = PackageVersionRecord {
+        package_id: String::new(),
+        version,
+        digest: bundle.digest.clone(),
+        manifest: bundle.manifest_text.clone(),
+        permissions: serde_json::to_string(&Permissions::of(m)).map_err(MarketplaceError::Json)?,
+        signer: signer.recorded(),
+        yanked_at: None,
+        installs: 0,
+        executions: 0,
+        created_at: now_ms(),
+        signature: bundle.signature.clone().unwrap_or_default(),
+    };
+    let stored = bundle
+        .to_bytes()
+        .map_err(|e| MarketplaceError::invalid("invalid_bundle", e.to_string()))?;
+    let package = state
+        .db
+        .publish_version(publisher, &m.id, &m.name, &m.description, &m.category, &record, &stored)
+        .await?;
+    Ok((package, true))
 }
 
 /// Yank `namespace/name@version` (namespace owned by `workspace_id`): it stays downloadable

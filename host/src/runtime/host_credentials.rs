@@ -40,7 +40,8 @@ impl Host for CallState {
 impl HostCredential for CallState {
     async fn kind(&mut self, handle: Resource<CredentialHandle>) -> wasmtime::Result<CredentialKind> {
         Ok(match self.credential(&handle)?.scheme.kind {
-            AuthKind::ApiKey { .. } => CredentialKind::ApiKey,
+            // A signing-only secret reads as an API key: 0.1's `credential-kind` is frozen.
+            AuthKind::ApiKey { .. } | AuthKind::Secret => CredentialKind::ApiKey,
             AuthKind::Bearer => CredentialKind::Bearer,
             AuthKind::Basic => CredentialKind::Basic,
             AuthKind::OAuth2(_) => CredentialKind::Oauth2,

@@ -10,7 +10,7 @@ use wasmtime::component::Component;
 pub const NEXUM_PACKAGE: &str = "nexum:connector";
 /// Versions of [`NEXUM_PACKAGE`] this host links, oldest first (one set of bindings serves
 /// the whole 0.1 line: wasmtime links `…@0.1.0` imports to `…@0.1.1` definitions).
-pub const NEXUM_VERSIONS: &[&str] = &["0.1.0", "0.1.1"];
+pub const NEXUM_VERSIONS: &[&str] = &["0.1.0", "0.1.1", "0.1.2"];
 
 /// Each interface of the package and the version that introduced it.
 const NEXUM_INTERFACES: &[(&str, &str)] = &[
@@ -20,6 +20,7 @@ const NEXUM_INTERFACES: &[(&str, &str)] = &[
     ("config", "0.1.0"),
     ("log", "0.1.0"),
     ("execution", "0.1.1"),
+    ("mail", "0.1.2"),
 ];
 
 /// WASI 0.2 interfaces linked with an empty context (no files, sockets, env or args).

@@ -17,6 +17,7 @@ mod host_credentials;
 mod host_execution;
 mod host_http;
 mod host_log;
+mod host_mail;
 mod imports;
 mod state;
 mod trace;

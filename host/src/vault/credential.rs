@@ -2,7 +2,7 @@
 //! connector may know about it (kind, scheme id, label).
 
 use base64::Engine as _;
-use nexum_manifest::{AuthKind, AuthScheme};
+use nexum_manifest::{ApiKeyLocation, AuthKind, AuthScheme};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use zeroize::Zeroizing;
@@ -85,6 +85,17 @@ pub enum CredentialError {
         /// Field name.
         field: String,
     },
+    /// A key appended to a URL path is neither the part after the scheme's path nor a URL
+    /// with that path.
+    #[error(
+        "the `api_key` of auth scheme `{scheme}` must be the webhook URL (or its part after `{prefix}`): letters, digits, `-`, `_`, `.`, `~` in `/`-separated segments"
+    )]
+    InvalidPathKey {
+        /// Scheme id.
+        scheme: String,
+        /// The path the key is appended to.
+        prefix: String,
+    },
     /// A secret an admin typed is too short to be a real credential, or to be scrubbed
     /// reliably from what a connector sees, or absurdly long.
     #[error("the `{field}` of auth scheme `{scheme}` must be {MIN_SECRET_CHARS}–{MAX_SECRET_CHARS} characters")]
@@ -113,6 +124,7 @@ pub fn check_secret_length(scheme: &AuthScheme, fields: &BTreeMap<String, String
         AuthKind::Basic => &["password"],
         AuthKind::ApiKey { .. } => &["api_key"],
         AuthKind::Bearer => &["token"],
+        AuthKind::Secret => &["secret"],
         AuthKind::OAuth2(_) => &["access_token", "refresh_token", "client_secret"],
     };
     for field in checked {
@@ -167,8 +179,22 @@ impl Credential {
                 username: get("username")?,
                 password: SecretString::from(get("password")?),
             },
+            AuthKind::ApiKey {
+                location: ApiKeyLocation::Path,
+                name: ref prefix,
+                ..
+            } => {
+                let key = nexum_manifest::path_key(prefix, &get("api_key")?).ok_or_else(|| {
+                    CredentialError::InvalidPathKey {
+                        scheme: scheme.id.clone(),
+                        prefix: prefix.clone(),
+                    }
+                })?;
+                SecretMaterial::Token(SecretString::from(key))
+            }
             AuthKind::ApiKey { .. } => SecretMaterial::Token(SecretString::from(get("api_key")?)),
             AuthKind::Bearer => SecretMaterial::Token(SecretString::from(get("token")?)),
+            AuthKind::Secret => SecretMaterial::Token(SecretString::from(get("secret")?)),
             AuthKind::OAuth2(_) => SecretMaterial::Token(SecretString::from(get("access_token")?)),
         };
         let mut companions = Vec::new();
@@ -242,6 +268,14 @@ impl Credential {
                 format!("Basic {}", basic_value(username, password.expose_secret()))
             }
         })
+    }
+
+    /// The username and password of a Basic credential, for an SMTP login.
+    pub(crate) fn login(&self) -> Option<(&str, &str)> {
+        match &self.secret {
+            SecretMaterial::Basic { username, password } => Some((username, password.expose_secret())),
+            SecretMaterial::Token(_) => None,
+        }
     }
 
     /// The raw API key, for query-parameter injection.

@@ -12,6 +12,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 mod browsing;
+mod catalogue;
 mod installing;
 mod publishers;
 mod publishing;
