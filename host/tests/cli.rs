@@ -326,3 +326,64 @@ fn bundles_verify_with_stock_minisign() {
         .expect("minisign");
     assert!(!refused.status.success());
 }
+
+/// A new user's first start of the real binary: the marketplace already lists the whole
+/// built-in catalogue, and a strict host (no unsigned flag) installs from it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_start_lists_the_built_in_catalogue() {
+    use nexum_tests::app::Backend;
+    use nexum_tests::process::NexumProcess;
+    use reqwest::StatusCode;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite:{}", dir.path().join("nexum.db").display());
+    let server = NexumProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_nexum")),
+        dir.path(),
+        &url,
+        &[("NEXUM_ALLOW_UNSIGNED_CONNECTORS", "false")],
+    );
+    let key = server.first_key.clone().expect("operator key on first start");
+    let app = server.app(&key, Backend::Sqlite, &url);
+    let page = app.get(&key, "/api/v1/marketplace/packages?limit=100").await;
+    assert_eq!(page.status, StatusCode::OK, "{:?}", page.body);
+    let mut listed: Vec<&str> = page.body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter(|p| p["namespace"] == "nexum")
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        [
+            "discord", "gmail", "http", "outlook", "sendgrid", "slack", "smtp", "twilio", "webhook"
+        ]
+    );
+    // Install one as an admin would: first refused with the permissions to review, then
+    // installed with them accepted.
+    let review = app
+        .post(
+            &key,
+            "/api/v1/connectors/from-marketplace",
+            serde_json::json!({ "package": "nexum/twilio" }),
+        )
+        .await;
+    assert_eq!(review.code(), "permissions_not_accepted", "{:?}", review.body);
+    let installed = app
+        .post(
+            &key,
+            "/api/v1/connectors/from-marketplace",
+            serde_json::json!({ "package": "nexum/twilio", "accept_permissions": review.body["errors"]["permissions"] }),
+        )
+        .await;
+    assert_eq!(installed.status, StatusCode::CREATED, "{:?}", installed.body);
+    assert!(
+        installed.body["signer"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("pinned:")),
+        "{:?}",
+        installed.body
+    );
+}

@@ -63,7 +63,7 @@ impl HostTemplate {
                     "must be a concrete origin such as https://api.example.com; wildcards are not allowed in values",
                 ));
             }
-            text = replace_placeholder(&text, &name, value);
+            text = replace_placeholder(&text, &name, origin_of(value));
         }
         HostPattern::parse(&text).map_err(|r| ManifestError::invalid(field, format!("{r} (from `{}`)", self.0)))
     }
@@ -138,6 +138,19 @@ fn placeholders(text: &str) -> Result<Vec<String>, String> {
         rest = &after[end + 2..];
     }
     Ok(names)
+}
+
+/// A full URL stands for its origin in a host template, so one variable can be both a
+/// target URL (the Webhook connector's `url`) and its allow-list entry. User info and
+/// wildcards are still refused when the result is parsed.
+fn origin_of(value: &str) -> &str {
+    match value.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            &value[..scheme.len() + 3 + end]
+        }
+        None => value,
+    }
 }
 
 fn replace_placeholder(text: &str, name: &str, value: &str) -> String {

@@ -40,6 +40,7 @@ mod secrets;
 mod sendgrid;
 mod slack;
 mod twilio;
+mod webhook_connector;
 mod webhooks;
 mod webhooks_manage;
 mod workflows;

@@ -208,6 +208,8 @@ fn pick_scheme(
             )
         }),
         None if manifest.auth.is_empty() => Ok(None),
+        // A signing secret is optional: without fields the connection simply has none.
+        None if fields.0.is_empty() && manifest.auth.iter().all(|s| matches!(s.kind, AuthKind::Secret)) => Ok(None),
         None if manifest.auth.len() == 1 => Ok(Some(manifest.auth[0].id.clone())),
         None if fields.0.is_empty() => Ok(None),
         None => {
