@@ -1,19 +1,108 @@
 //! The Discord connector against a fake Discord: the exact v10 requests, the bot token only
-//! in `Authorization: Bot …`, a nonce derived from the idempotency key, and Discord's errors
-//! under stable codes.
+//! in `Authorization: Bot …`, a nonce derived from the idempotency key, Discord's errors
+//! under stable codes, and channel-webhook messages whose URL is the credential (the host
+//! appends `<id>/<token>` to `/api/webhooks/`).
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, patch, post};
-use nexum_host::runtime::Invocation;
+use nexum_host::runtime::{CallError, Invocation};
 use nexum_tests::fakes::{self, Fake};
-use nexum_tests::host::{TestHost, connector_error};
+use nexum_tests::host::{Network, TestHost, connector_error};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 const TOKEN: &str = "MTA5.fake-discord-bot-token.x1";
+/// The channel webhook's id and token: its URL is `/api/webhooks/<id>/<token>`.
+const WEBHOOK_ID: &str = "1234567890123";
+const WEBHOOK_TOKEN: &str = "fakeWebhookToken-Ab_9xYzQ7";
+/// The webhook's channel.
+const WEBHOOK_CHANNEL: &str = "12345678";
+
+/// Discord's "execute webhook": the message (with `wait=true`), or Discord's errors.
+async fn execute_webhook(
+    Path((id, token)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    if let Some(error) = webhook_refusal(&id, &token, &headers) {
+        return error;
+    }
+    let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+    if v["content"] == "slow down" {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(
+                json!({ "message": "You are being rate limited.", "retry_after": 1.5, "global": false, "code": 0 }),
+            ),
+        )
+            .into_response();
+    }
+    let channel = match q.get("thread_id").map(String::as_str) {
+        Some("40400000") => {
+            return (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({ "message": "Unknown Channel", "code": 10003 })),
+            )
+                .into_response();
+        }
+        Some(thread) => thread.to_string(),
+        None => WEBHOOK_CHANNEL.to_string(),
+    };
+    if q.get("wait").map(String::as_str) != Some("true") {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    axum::Json(json!({ "id": "2222222222", "channel_id": channel, "webhook_id": id, "content": v["content"] }))
+        .into_response()
+}
+
+/// Discord's "get webhook with token": the webhook object (its token included, as Discord does).
+async fn get_webhook(Path((id, token)): Path<(String, String)>, headers: HeaderMap) -> axum::response::Response {
+    if let Some(error) = webhook_refusal(&id, &token, &headers) {
+        return error;
+    }
+    axum::Json(json!({
+        "id": id, "type": 1, "guild_id": "99999999", "channel_id": WEBHOOK_CHANNEL,
+        "name": "Deploys", "avatar": null, "application_id": null, "token": token,
+    }))
+    .into_response()
+}
+
+/// Discord's answer to an unknown webhook or a wrong token; a bot token has no business here.
+fn webhook_refusal(id: &str, token: &str, headers: &HeaderMap) -> Option<axum::response::Response> {
+    if headers.contains_key("authorization") {
+        return Some(
+            (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({ "message": "no auth here", "code": 0 })),
+            )
+                .into_response(),
+        );
+    }
+    if id != WEBHOOK_ID {
+        return Some(
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({ "message": "Unknown Webhook", "code": 10015 })),
+            )
+                .into_response(),
+        );
+    }
+    if token != WEBHOOK_TOKEN {
+        return Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({ "message": "Invalid Webhook Token", "code": 50027 })),
+            )
+                .into_response(),
+        );
+    }
+    None
+}
 
 fn authed(headers: &HeaderMap) -> bool {
     headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(format!("Bot {TOKEN}").as_str())
@@ -65,6 +154,7 @@ async fn discord() -> Fake {
                 StatusCode::NO_CONTENT.into_response()
             }),
         )
+        .route("/api/webhooks/{id}/{token}", post(execute_webhook).get(get_webhook))
         .route(
             "/api/v10/users/@me",
             get(|headers: HeaderMap| async move {
@@ -224,4 +314,195 @@ async fn discord_errors_map_to_stable_codes() {
         .await,
     );
     assert_eq!((code.as_str(), retryable), ("unauthorized", false));
+}
+
+/// A host with Discord loaded and a connection made only with a channel webhook, given as
+/// `pasted` (the whole URL, or `<id>/<token>`).
+fn webhook_setup(
+    fake: &Fake,
+    pasted: &str,
+) -> (
+    TestHost,
+    std::sync::Arc<nexum_host::runtime::LoadedConnector>,
+    std::sync::Arc<nexum_host::runtime::Connection>,
+) {
+    let host = TestHost::new(Network::LoopbackAllowed);
+    let connector = host.load("discord", None);
+    let connection = host.connect(
+        &connector,
+        "conn_discord_hook",
+        &[("api_base", &fake.origin())],
+        &[("webhook", &[("api_key", pasted)])],
+    );
+    (host, connector, connection)
+}
+
+#[tokio::test]
+async fn webhook_messages_go_to_the_webhook_path_with_the_key_appended_by_the_host() {
+    let fake = discord().await;
+    // The admin pasted the URL Discord shows (Copy Webhook URL).
+    let pasted = format!("https://discord.com/api/webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}");
+    let (host, connector, connection) = webhook_setup(&fake, &pasted);
+    let embeds = json!([{ "title": "v1.2", "description": "all green", "color": 3066993 }]);
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "send_webhook_message",
+            json!({
+                "content": "Deployed",
+                "username": "Deploy bot",
+                "avatar_url": "https://example.com/avatar.png",
+                "embeds": embeds,
+                "tts": false,
+            }),
+        )
+        .await;
+    let output = out.result.expect("sent");
+    assert_eq!(output, json!({ "id": "2222222222", "channel_id": WEBHOOK_CHANNEL }));
+    assert_eq!(out.trace.http[0].credential.as_deref(), Some("webhook"));
+    let trace = serde_json::to_string(&out.trace).expect("trace json");
+    assert!(!trace.contains(WEBHOOK_TOKEN), "{trace}");
+
+    // Into a thread, and with embeds only.
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "send_webhook_message",
+            json!({ "embeds": embeds, "thread_id": "87654321" }),
+        )
+        .await;
+    assert_eq!(
+        out.result.expect("sent in the thread"),
+        json!({ "id": "2222222222", "channel_id": "87654321" })
+    );
+
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 2);
+    let path = format!("/api/webhooks/{WEBHOOK_ID}/{WEBHOOK_TOKEN}");
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].path.as_str()),
+        ("POST", path.as_str())
+    );
+    assert_eq!(requests[0].query.as_deref(), Some("wait=true"));
+    assert_eq!(requests[0].header("content-type"), Some("application/json"));
+    assert_eq!(
+        requests[0].json(),
+        json!({
+            "content": "Deployed",
+            "username": "Deploy bot",
+            "avatar_url": "https://example.com/avatar.png",
+            "embeds": embeds,
+            "tts": false,
+        })
+    );
+    assert_eq!(
+        (requests[1].method.as_str(), requests[1].path.as_str()),
+        ("POST", path.as_str())
+    );
+    assert_eq!(requests[1].query.as_deref(), Some("wait=true&thread_id=87654321"));
+    assert_eq!(requests[1].json(), json!({ "embeds": embeds }));
+    for r in &requests {
+        assert_eq!(r.header("authorization"), None, "the key is in the path, nowhere else");
+        let elsewhere = r.everything_but("").replacen(&path, "", 1);
+        assert!(!elsewhere.contains(WEBHOOK_TOKEN), "the token left the path: {r:?}");
+    }
+
+    // test-connection reads the webhook itself (no bot needed): its name and channel only.
+    fake.clear();
+    let me = host
+        .runtime
+        .execute(&connector, connection.clone(), Invocation::TestConnection)
+        .await;
+    let account = me.result.expect("webhook");
+    assert_eq!(account, json!({ "name": "Deploys", "channel_id": WEBHOOK_CHANNEL }));
+    assert!(!serde_json::to_string(&me.trace).expect("trace").contains(WEBHOOK_TOKEN));
+    let requests = fake.requests();
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].path.as_str()),
+        ("GET", path.as_str())
+    );
+    assert_eq!(requests[0].query, None);
+
+    // The bot's actions need a bot.
+    fake.clear();
+    let out = host
+        .run(
+            &connector,
+            &connection,
+            "send_message",
+            json!({ "channel_id": "12345678", "content": "x" }),
+        )
+        .await;
+    let Err(CallError::Connector { code, message, .. }) = out.result else {
+        panic!("expected missing_credential, got {:?}", out.result)
+    };
+    assert_eq!(code, "missing_credential");
+    assert!(message.contains("send_webhook_message"), "{message}");
+    assert!(fake.requests().is_empty());
+}
+
+#[tokio::test]
+async fn webhook_errors_map_to_stable_codes() {
+    let fake = discord().await;
+    let (host, connector, connection) = webhook_setup(&fake, &format!("{WEBHOOK_ID}/{WEBHOOK_TOKEN}"));
+    let run = |input: Value| host.run(&connector, &connection, "send_webhook_message", input);
+
+    let (code, message, retryable) = connector_error(run(json!({ "content": "slow down" })).await);
+    assert_eq!((code.as_str(), retryable), ("rate_limited", true));
+    assert!(message.contains("retry after 1.5 s"), "{message}");
+    let (code, message, _) = connector_error(run(json!({ "content": "x", "thread_id": "40400000" })).await);
+    assert_eq!(code, "not_found");
+    assert!(message.contains("10003"), "{message}");
+
+    // At least one of content and embeds, and at most ten embeds: refused before sending.
+    fake.clear();
+    for input in [
+        json!({ "username": "nobody" }),
+        json!({ "content": "" }),
+        json!({ "embeds": [] }),
+        json!({ "content": "x", "embeds": vec![json!({ "title": "e" }); 11] }),
+    ] {
+        let out = run(input.clone()).await;
+        assert!(
+            matches!(out.result, Err(CallError::InvalidInput { .. })),
+            "{input}: {:?}",
+            out.result
+        );
+    }
+    assert!(fake.requests().is_empty());
+
+    // A wrong token is unauthorized; a deleted webhook is a revoked credential. Both flip the
+    // connection's status.
+    let (host, connector, wrong) = webhook_setup(&fake, &format!("{WEBHOOK_ID}/notTheRightToken123"));
+    let (code, message, _) = connector_error(
+        host.run(&connector, &wrong, "send_webhook_message", json!({ "content": "x" }))
+            .await,
+    );
+    assert_eq!(code, "unauthorized", "{message}");
+    let (host, connector, deleted) = webhook_setup(&fake, &format!("99999999999/{WEBHOOK_TOKEN}"));
+    let (code, message, retryable) = connector_error(
+        host.run(&connector, &deleted, "send_webhook_message", json!({ "content": "x" }))
+            .await,
+    );
+    assert_eq!((code.as_str(), retryable), ("token_revoked", false), "{message}");
+    assert!(message.contains("Unknown Webhook"), "{message}");
+}
+
+#[tokio::test]
+async fn a_bot_connection_cannot_send_webhook_messages() {
+    let (host, fake, connector, connection) = setup(TOKEN).await;
+    let (code, message, _) = connector_error(
+        host.run(
+            &connector,
+            &connection,
+            "send_webhook_message",
+            json!({ "content": "x" }),
+        )
+        .await,
+    );
+    assert_eq!(code, "missing_credential");
+    assert!(message.contains("`webhook`"), "{message}");
+    assert!(fake.requests().is_empty());
 }

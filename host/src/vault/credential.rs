@@ -244,7 +244,22 @@ impl Credential {
             }
         };
         match &self.secret {
-            SecretMaterial::Token(t) => add(t.expose_secret()),
+            SecretMaterial::Token(t) => {
+                add(t.expose_secret());
+                // A path key is several segments (`<id>/<token>`), and a provider may echo
+                // one alone (Discord's webhook answer carries `"token"`).
+                if let AuthKind::ApiKey {
+                    location: ApiKeyLocation::Path,
+                    ..
+                } = self.scheme.kind
+                {
+                    for segment in t.expose_secret().split('/') {
+                        if segment.len() >= MIN_SECRET_CHARS && segment != t.expose_secret() {
+                            add(segment);
+                        }
+                    }
+                }
+            }
             SecretMaterial::Basic { username, password } => {
                 add(password.expose_secret());
                 add(&basic_value(username, password.expose_secret()));

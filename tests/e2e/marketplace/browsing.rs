@@ -27,7 +27,10 @@ async fn the_catalogue_is_public_and_searchable(app: TestApp) {
     let pkg = &found.body["data"][0];
     assert_eq!(pkg["package"], "acme/slack");
     assert_eq!(pkg["latest_version"], "0.2.0");
-    assert_eq!(pkg["permissions"]["allowed_hosts"], json!(["{{ api_base }}"]));
+    assert_eq!(
+        pkg["permissions"]["allowed_hosts"],
+        json!(["{{ api_base }}", "{{ files_base }}", "{{ hooks_base }}"])
+    );
     assert_eq!(pkg["versions"].as_array().map(Vec::len), Some(2));
     let none = app
         .request(

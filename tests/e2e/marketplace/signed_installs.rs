@@ -59,10 +59,13 @@ async fn signed_installs_need_trust_and_accepted_permissions(app: TestApp) {
     let id = installed.body["id"].as_str().expect("id").to_string();
 
     // 0.2.0 asks for a new host: refused until the admin accepts the diff.
-    let wider = manifest_with_version("slack", "0.2.0").replace(
-        "allowed_hosts = [\"{{ api_base }}\"]",
-        "allowed_hosts = [\"{{ api_base }}\", \"https://files.slack.com\"]",
+    let same = manifest_with_version("slack", "0.2.0");
+    let wider = same.replacen(
+        "allowed_hosts = [\"{{ api_base }}\"",
+        "allowed_hosts = [\"{{ api_base }}\", \"https://edgeapi.slack.com\"",
+        1,
     );
+    assert_ne!(wider, same, "the manifest gained a host");
     let upgrade = bundle("slack", Some(&wider), Some(&publisher));
     let old_acceptance = app.install_bundle(&app.key, upgrade.clone(), Some(&perms)).await;
     assert_eq!(
@@ -71,7 +74,7 @@ async fn signed_installs_need_trust_and_accepted_permissions(app: TestApp) {
     );
     assert_eq!(
         old_acceptance.body["errors"]["diff"]["added_hosts"],
-        json!(["https://files.slack.com"])
+        json!(["https://edgeapi.slack.com"])
     );
     assert_eq!(
         app.get(&app.key, &format!("/api/v1/connectors/{id}")).await.body["version"],

@@ -36,7 +36,7 @@ async fn slack_connects_with_oauth(app: TestApp) {
         "{url}"
     );
     assert!(
-        url.contains("scope=chat%3Awrite%2Cchannels%3Aread%2Creactions%3Awrite"),
+        url.contains("scope=chat%3Awrite%2Cchannels%3Aread%2Creactions%3Awrite%2Cfiles%3Awrite"),
         "{url}"
     );
     let at_slack = browser().get(url).send().await.expect("authorize");
