@@ -16,7 +16,7 @@ use std::process::Command;
 
 /// The catalogue: `plugins/<dir>`, built as `nexum-connector-<dir>`.
 const CATALOGUE: &[&str] = &[
-    "http", "slack", "twilio", "sendgrid", "discord", "webhook", // TEMP "gmail", "outlook", "smtp",
+    "http", "slack", "twilio", "sendgrid", "discord", "webhook", "gmail", "outlook", // TEMP "smtp",
 ];
 
 fn main() {
