@@ -16,7 +16,7 @@ use std::process::Command;
 
 /// The catalogue: `plugins/<dir>`, built as `nexum-connector-<dir>`.
 const CATALOGUE: &[&str] = &[
-    "http", "slack", "twilio", "sendgrid", "discord", "webhook", "gmail", "outlook", // TEMP "smtp",
+    "http", "slack", "twilio", "sendgrid", "discord", "webhook", "gmail", "outlook", "smtp",
 ];
 
 fn main() {
@@ -57,7 +57,10 @@ fn build(plugins: &Path) {
     let mut command = Command::new(cargo);
     command
         .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-        .arg(plugins.join("Cargo.toml"));
+        .arg(plugins.join("Cargo.toml"))
+        // Where `generate` reads the components from, whatever a user's cargo config says.
+        .arg("--target-dir")
+        .arg(plugins.join("target"));
     for dir in CATALOGUE {
         command.args(["-p", &format!("nexum-connector-{dir}")]);
     }

@@ -59,14 +59,15 @@ const SDK_LIB: &str = include_str!("../../plugins/sdk/src/lib.rs");
 const SDK_ACTIONS: &str = include_str!("../../plugins/sdk/src/actions.rs");
 const SDK_ERROR: &str = include_str!("../../plugins/sdk/src/error.rs");
 const SDK_HTTP: &str = include_str!("../../plugins/sdk/src/http.rs");
+const SDK_MAIL: &str = include_str!("../../plugins/sdk/src/mail.rs");
 /// The WIT package version the SDK pins; its directory under `wit/`, in the repository and in
 /// the vendored `sdk/` alike.
-const WIT_VERSION_DIR: &str = "0.1.1";
-const WIT: &str = include_str!("../../wit/0.1.1/connector.wit");
-/// The SDK's `wit_bindgen::generate!` path in the repository (`plugins/sdk` → `wit/0.1.1`) and
-/// what it becomes in the vendored copy (`sdk/` → `sdk/wit/0.1.1`).
-const SDK_WIT_PATH: &str = "path: \"../../wit/0.1.1\"";
-const VENDORED_WIT_PATH: &str = "path: \"wit/0.1.1\"";
+const WIT_VERSION_DIR: &str = "0.1.2";
+const WIT: &str = include_str!("../../wit/0.1.2/connector.wit");
+/// The SDK's `wit_bindgen::generate!` path in the repository (`plugins/sdk` → `wit/0.1.2`) and
+/// what it becomes in the vendored copy (`sdk/` → `sdk/wit/0.1.2`).
+const SDK_WIT_PATH: &str = "path: \"../../wit/0.1.2\"";
+const VENDORED_WIT_PATH: &str = "path: \"wit/0.1.2\"";
 
 /// Scaffold a connector crate named `name` inside `parent`; returns its directory.
 pub fn scaffold(parent: &Path, name: &str) -> Result<PathBuf, AuthorError> {
@@ -250,6 +251,7 @@ serde_json = "1"
     write(&sdk.join("src/actions.rs"), SDK_ACTIONS)?;
     write(&sdk.join("src/error.rs"), SDK_ERROR)?;
     write(&sdk.join("src/http.rs"), SDK_HTTP)?;
+    write(&sdk.join("src/mail.rs"), SDK_MAIL)?;
     write(&sdk.join("wit").join(WIT_VERSION_DIR).join("connector.wit"), WIT)?;
     Ok(dir)
 }

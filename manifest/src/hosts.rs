@@ -120,7 +120,9 @@ impl HostPattern {
         let url_ip = match url.host() {
             Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
             Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
-            _ => None,
+            // `smtp:` is not a special scheme, so the url crate keeps its host opaque: an
+            // address arrives as a domain and is read here.
+            _ => host.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
         };
         let host_ok = match &self.host {
             HostMatch::Any => true,
@@ -144,6 +146,11 @@ impl HostPattern {
     /// Whether this pattern names a mail server (`smtp://` or `smtps://`) rather than HTTP.
     pub fn is_mail(&self) -> bool {
         matches!(self.scheme, SchemePattern::Smtp | SchemePattern::Smtps)
+    }
+
+    /// Whether this pattern names exactly one server: no host wildcard, one port.
+    pub fn is_one_server(&self) -> bool {
+        matches!(self.host, HostMatch::Exact(_) | HostMatch::Ip(_)) && matches!(self.port, PortPattern::Exact(_))
     }
 
     /// Whether this pattern admits every host (`*`), which a permission review must flag.

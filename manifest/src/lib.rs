@@ -204,10 +204,10 @@ impl Manifest {
             .map(|(i, t)| {
                 let field = format!("mail_servers[{i}]");
                 let pattern = t.resolve(variables, &field)?;
-                if !pattern.is_mail() {
+                if !pattern.is_mail() || !pattern.is_one_server() {
                     return Err(ManifestError::invalid(
                         field,
-                        "must resolve to `smtp://host:port` or `smtps://host:port`",
+                        "must resolve to one server: `smtp://host:port` or `smtps://host:port`",
                     ));
                 }
                 Ok(pattern)

@@ -143,8 +143,8 @@ impl RawManifest {
             .map(|(i, h)| {
                 let field = format!("mail_servers[{i}]");
                 let template = HostTemplate::new(h, &self.variables, &field)?;
-                if let Ok(p) = super::HostPattern::parse(template.as_str())
-                    && (!p.is_mail() || p.is_any_host())
+                if template_adds_wildcard(&template)
+                    || super::HostPattern::parse(template.as_str()).is_ok_and(|p| !p.is_mail() || !p.is_one_server())
                 {
                     return Err(ManifestError::invalid(
                         field,
@@ -247,6 +247,12 @@ impl RawManifest {
     }
 }
 
+/// Whether a template with placeholders also carries a `*`: checks on literal patterns cannot
+/// see through `{{ scheme }}://*:*`, so secrets and mail servers refuse the mix outright.
+fn template_adds_wildcard(template: &HostTemplate) -> bool {
+    template.as_str().contains("{{") && template.as_str().contains('*')
+}
+
 /// A path prefix a key may be appended to: starts and ends with `/`, unreserved characters.
 fn valid_path_prefix(name: &str) -> bool {
     name.len() <= 200
@@ -295,6 +301,12 @@ impl RawAuth {
             .map(|(j, h)| {
                 let field = format!("auth[{i}].hosts[{j}]");
                 let template = HostTemplate::new(h, variables, &field)?;
+                if template_adds_wildcard(&template) {
+                    return Err(ManifestError::invalid(
+                        field,
+                        "a secret's host may not put a wildcard next to a `{{ variable }}`; write the host out",
+                    ));
+                }
                 if super::HostPattern::parse(template.as_str()).is_ok_and(|p| p.is_any_host()) {
                     return Err(ManifestError::invalid(
                         field,

@@ -214,9 +214,10 @@ impl Bundle {
         })
     }
 
-    /// Re-pack with a signature.
+    /// Re-pack with a signature (none when `signature` is empty: an unsigned or built-in
+    /// version records no signature).
     pub fn with_signature(&self, signature: &str) -> Result<Vec<u8>, BundleError> {
-        pack(&self.files, Some(signature))
+        pack(&self.files, Some(signature).filter(|s| !s.is_empty()))
     }
 
     /// Re-pack as it is.

@@ -154,6 +154,9 @@ pub struct TrustPolicy {
     pub pinned: std::collections::BTreeSet<String>,
 }
 
+/// The recorded signer of the connector catalogue built into the host binary.
+pub const BUILTIN_SIGNER: &str = "builtin";
+
 /// What verification established.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signer {
@@ -166,13 +169,14 @@ pub enum Signer {
 }
 
 impl Signer {
-    /// How an installation records this signer: the key id, `unsigned`, or
-    /// `pinned:<digest>`. [`TrustPolicy::trusts`] reads it back.
+    /// How an installation records this signer: the key id, `unsigned`, or `builtin` (a
+    /// stable identity across releases, like a key id across a publisher's versions; the
+    /// digest is what was verified). [`TrustPolicy::trusts`] reads it back.
     pub fn recorded(&self) -> String {
         match self {
             Signer::Key(id) => id.clone(),
             Signer::Unsigned => "unsigned".into(),
-            Signer::Pinned(digest) => format!("pinned:{digest}"),
+            Signer::Pinned(_) => BUILTIN_SIGNER.into(),
         }
     }
 }
@@ -182,8 +186,11 @@ impl TrustPolicy {
     pub fn trusts(&self, signer: &str) -> bool {
         if signer == "unsigned" {
             self.allow_unsigned
-        } else if let Some(digest) = signer.strip_prefix("pinned:") {
-            self.pinned.contains(digest)
+        } else if signer == BUILTIN_SIGNER {
+            // Installed once because this or an earlier binary pinned its digest; trusted as
+            // long as the host carries a catalogue, as a key-signed version is as long as
+            // its key is.
+            !self.pinned.is_empty()
         } else {
             self.keys.iter().any(|k| k.key_id == signer)
         }

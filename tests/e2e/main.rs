@@ -41,6 +41,7 @@ mod queue;
 mod secrets;
 mod sendgrid;
 mod slack;
+mod smtp;
 mod twilio;
 mod webhook_connector;
 mod webhooks;

@@ -11,4 +11,5 @@ pub mod logs;
 pub mod oauth_provider;
 pub mod plugins;
 pub mod process;
+pub mod smtp;
 pub mod stall;

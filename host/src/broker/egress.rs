@@ -47,7 +47,17 @@ impl EgressRules {
                 .hosts
                 .iter()
                 .enumerate()
-                .map(|(j, t)| t.resolve(variables, &format!("auth[{i}].hosts[{j}]")))
+                .map(|(j, t)| {
+                    let field = format!("auth[{i}].hosts[{j}]");
+                    let pattern = t.resolve(variables, &field)?;
+                    if pattern.is_any_host() {
+                        return Err(ManifestError::Invalid {
+                            field,
+                            reason: "a secret may not be bound to every host".into(),
+                        });
+                    }
+                    Ok(pattern)
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             credential_hosts.insert(scheme.id.clone(), hosts);
             if let Some(h) = scheme.injected_header() {

@@ -152,9 +152,10 @@ impl Broker {
         credential: Option<&Credential>,
         deadline: Instant,
     ) -> Result<MailSent, MailError> {
+        let limit = self.config().max_request_bytes;
+        check_size(&message, limit)?;
         let (message, message_id) = build_message(message)?;
         let formatted = message.formatted();
-        let limit = self.config().max_request_bytes;
         if formatted.len() > limit {
             return Err(MailError::InvalidMessage(format!(
                 "the message is {} bytes; the limit is {limit}",
@@ -212,9 +213,10 @@ impl Broker {
             .map_err(|e| MailError::Temporary(e.to_string()))?;
         let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_string();
         let port = url.port().unwrap_or_default();
-        let addresses: Vec<IpAddr> = match url.host() {
-            Some(url::Host::Ipv4(v4)) => vec![v4.into()],
-            Some(url::Host::Ipv6(v6)) => vec![v6.into()],
+        // `smtp:` is not a special scheme: the url crate keeps an IPv4 host as text.
+        let addresses: Vec<IpAddr> = match (url.host(), host.parse::<IpAddr>()) {
+            (_, Ok(ip)) => vec![ip],
+            (Some(url::Host::Ipv6(v6)), _) => vec![v6.into()],
             _ => {
                 let patience =
                     super::outbound::RESOLVE_PATIENCE.min(deadline.saturating_duration_since(Instant::now()));
@@ -280,6 +282,40 @@ impl Broker {
         }
         Ok(builder.build())
     }
+}
+
+/// Most recipients (To, Cc and Bcc together) one message may have: one rate-limit token
+/// must not buy a mass mailing.
+pub const MAX_RECIPIENTS: usize = 100;
+
+/// Refuse a message that cannot fit the request cap or names too many recipients, before
+/// any MIME encoding copies it (base64 grows attachments by a third).
+fn check_size(m: &MailMessage, limit: usize) -> Result<(), MailError> {
+    let recipients = m.to.len() + m.cc.len() + m.bcc.len();
+    if recipients > MAX_RECIPIENTS {
+        return Err(MailError::InvalidMessage(format!(
+            "a message may have at most {MAX_RECIPIENTS} recipients; it has {recipients}"
+        )));
+    }
+    let text = [&m.from, &m.subject]
+        .into_iter()
+        .chain(m.text.as_ref())
+        .chain(m.html.as_ref())
+        .chain(m.reply_to.as_ref())
+        .chain(m.to.iter().chain(&m.cc).chain(&m.bcc))
+        .map(String::len)
+        .sum::<usize>();
+    let attachments = m
+        .attachments
+        .iter()
+        .map(|a| a.data.len().div_ceil(3) * 4 + a.filename.len() + a.content_type.len())
+        .sum::<usize>();
+    if text.saturating_add(attachments) > limit {
+        return Err(MailError::InvalidMessage(format!(
+            "the message would be over {limit} bytes once encoded"
+        )));
+    }
+    Ok(())
 }
 
 /// `smtp://host:port` or `smtps://host:port`, nothing else.
@@ -375,6 +411,10 @@ fn classify(e: &lettre::transport::smtp::Error, rules: &EgressRules) -> MailErro
         } else {
             MailError::Rejected(text)
         }
+    } else if e.is_tls() || (e.is_client() && text.contains("STARTTLS")) {
+        // No TLS, no login: a server that cannot (or, stripped by someone in the path,
+        // seems not to) offer STARTTLS gets nothing, and trying later may help.
+        MailError::Temporary(text)
     } else if e.is_client() {
         MailError::Rejected(text)
     } else {

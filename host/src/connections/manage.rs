@@ -272,9 +272,46 @@ fn check_credentials_and_variables(
         .resolve_variables(variables)
         .map_err(|e| ConnectionError::invalid("invalid_variables", e.to_string()))?;
 
-    crate::broker::EgressRules::new("check", manifest, &resolved, &[])
+    let rules = crate::broker::EgressRules::new("check", manifest, &resolved, &[])
         .map_err(|e| ConnectionError::invalid("invalid_variables", e.to_string()))?;
-    Ok(())
+    check_pasted_webhook_url(manifest, scheme, fields, &rules)
+}
+
+/// A webhook URL pasted whole as a path key names its host: it must be one the key will be
+/// sent to, or the admin's paste says one host while the key would go to another.
+fn check_pasted_webhook_url(
+    manifest: &nexum_manifest::Manifest,
+    scheme: Option<&str>,
+    fields: &SecretFields,
+    rules: &crate::broker::EgressRules,
+) -> ConnectionResult<()> {
+    let Some(scheme) = scheme.and_then(|id| manifest.auth_scheme(id)) else {
+        return Ok(());
+    };
+    let is_path_key = matches!(
+        scheme.kind,
+        AuthKind::ApiKey {
+            location: nexum_manifest::ApiKeyLocation::Path,
+            ..
+        }
+    );
+    let pasted = fields
+        .0
+        .get("api_key")
+        .and_then(|v| url::Url::parse(v.trim()).ok())
+        .filter(|u| matches!(u.scheme(), "http" | "https"));
+    match pasted {
+        Some(url) if is_path_key && !rules.credential_bound(&scheme.id, &url) => Err(ConnectionError::invalid(
+            "invalid_credentials",
+            format!(
+                "the pasted webhook URL is for {}, but this connection sends the `{}` key to {}; set the connection's host variable to match",
+                url.host_str().unwrap_or_default(),
+                scheme.id,
+                scheme.hosts.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Change a connection's name, variables or credentials in `workspace_id` as `actor`.

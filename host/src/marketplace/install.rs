@@ -49,7 +49,7 @@ pub async fn install_bundle(
     // Another publisher's connector with the same id must not silently take over the
     // installation (and with it the connections and their secrets).
     if let Some(e) = &existing
-        && (!same_publisher(&e.signer, &signer_text) || e.source != source)
+        && (e.signer != signer_text || e.source != source)
         && !replace_publisher
     {
         return Err(InstallError::PublisherChanged {
@@ -201,10 +201,4 @@ pub async fn install_from_marketplace(
             .await?;
     }
     Ok(record)
-}
-
-/// Whether two recorded signers are the same publisher: the same key (or both unsigned), or
-/// both the built-in catalogue (each release of it pins other digests).
-fn same_publisher(a: &str, b: &str) -> bool {
-    a == b || (a.starts_with("pinned:") && b.starts_with("pinned:"))
 }

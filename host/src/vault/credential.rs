@@ -190,6 +190,14 @@ impl Credential {
                         prefix: prefix.clone(),
                     }
                 })?;
+                // The length rule applies to what is sent (and scrubbed), not to the URL
+                // it was pasted in.
+                if key.chars().count() < MIN_SECRET_CHARS {
+                    return Err(CredentialError::TooShort {
+                        scheme: scheme.id.clone(),
+                        field: "api_key".into(),
+                    });
+                }
                 SecretMaterial::Token(SecretString::from(key))
             }
             AuthKind::ApiKey { .. } => SecretMaterial::Token(SecretString::from(get("api_key")?)),

@@ -4,7 +4,8 @@
 //! registers typed action handlers with [`Actions`], and calls upstream APIs through the host's
 //! brokered HTTP with [`Request`]. Secrets never enter the connector: a [`Credential`] is an
 //! opaque handle that the host turns into an `Authorization` header (or query parameter) on
-//! its side of the sandbox.
+//! its side of the sandbox. Mail goes out through [`mail`]: the host speaks SMTP to a server
+//! the manifest declares and logs in with the credential itself.
 //!
 //! ```ignore
 //! use nexum_connector_sdk::prelude::*;
@@ -25,17 +26,18 @@
 mod actions;
 mod error;
 mod http;
+pub mod mail;
 
 pub use actions::{Actions, Connector};
 pub use error::Error;
 pub use http::{Request, Response};
 
-/// Raw bindings generated from the `nexum:connector@0.1.1` WIT package (`wit/0.1.1/`). Prefer
+/// Raw bindings generated from the `nexum:connector@0.1.2` WIT package (`wit/0.1.2/`). Prefer
 /// the SDK types.
 #[allow(missing_docs, unsafe_code)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/0.1.1",
+        path: "../../wit/0.1.2",
         world: "connector",
         pub_export_macro: true,
         export_macro_name: "__export_connector_world",
@@ -115,7 +117,7 @@ pub mod log {
 pub mod prelude {
     pub use crate::{
         Actions, Connector, Credential, Error, Request, Response, any_credential, connector, credential,
-        idempotency_key, log, var,
+        idempotency_key, log, mail, var,
     };
     pub use serde::{Deserialize, Serialize, de::DeserializeOwned};
     pub use serde_json::{Value, json};

@@ -60,7 +60,13 @@ async fn the_catalogue_is_listed_and_installs_on_a_strict_host(app: TestApp) {
         .await;
     assert_eq!(installed.status, StatusCode::CREATED, "{:?}", installed.body);
     assert_eq!(installed.body["source"], "marketplace:nexum/slack");
-    assert_eq!(installed.body["signer"], format!("pinned:{digest}"));
+    assert_eq!(installed.body["signer"], "builtin");
+    let versions = app.get(&app.key, "/api/v1/marketplace/packages/nexum/slack").await.body;
+    assert_eq!(
+        versions["versions"][0]["digest"], digest,
+        "the version installed is the pinned one"
+    );
+    assert_eq!(versions["versions"][0]["signer"], "builtin");
     app.shutdown().await;
 }
 
