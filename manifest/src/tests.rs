@@ -222,3 +222,128 @@ fn webhooks_scheme_is_one_the_host_verifies() {
     assert_eq!(err_field(&text), "webhooks.scheme");
     assert!(Manifest::parse(MINIMAL).expect("valid").webhooks.is_none());
 }
+
+#[test]
+fn a_path_key_names_the_path_it_completes() {
+    let path = |name: &str| {
+        MINIMAL.replace(
+            "in = \"header\"\nname = \"X-Api-Key\"",
+            &format!("in = \"path\"\nname = \"{name}\""),
+        )
+    };
+    let m = Manifest::parse(&path("/services/")).expect("valid");
+    assert!(m.auth[0].injected_header().is_none());
+    for bad in ["services/", "/services", "/a//b/", "/../x/", "/a b/", "/%2e/"] {
+        assert_eq!(err_field(&path(bad)), "auth[0].name", "{bad}");
+    }
+    // A prefix is for headers only.
+    let text = path("/services/").replace(
+        "hosts = [\"https://api.demo.test\"]",
+        "prefix = \"x\"\nhosts = [\"https://api.demo.test\"]",
+    );
+    assert_eq!(err_field(&text), "auth[0].prefix");
+
+    assert_eq!(path_key("/services/", "T1/B2/xyz").as_deref(), Some("T1/B2/xyz"));
+    assert_eq!(
+        path_key("/services/", "https://hooks.slack.com/services/T1/B2/xyz").as_deref(),
+        Some("T1/B2/xyz")
+    );
+    for bad in [
+        "",
+        "../x",
+        "a//b",
+        "a/./b",
+        "a/b/",
+        "a?b",
+        "a%2fb",
+        "https://hooks.slack.com/other/T1",
+        "https://hooks.slack.com/services/T1?x=1",
+    ] {
+        assert_eq!(path_key("/services/", bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn a_signing_secret_goes_nowhere_and_always_keys_hmacs() {
+    let secret = MINIMAL.replace(
+        "type = \"api_key\"\nin = \"header\"\nname = \"X-Api-Key\"\nhosts = [\"https://api.demo.test\"]",
+        "type = \"secret\"",
+    );
+    let m = Manifest::parse(&secret).expect("valid");
+    assert!(m.auth[0].hmac && m.auth[0].hosts.is_empty() && m.auth[0].injected_header().is_none());
+    assert_eq!(m.auth[0].secret_fields(), ["secret"]);
+    let with_hosts = MINIMAL.replace(
+        "type = \"api_key\"\nin = \"header\"\nname = \"X-Api-Key\"",
+        "type = \"secret\"",
+    );
+    assert_eq!(err_field(&with_hosts), "auth[0].hosts");
+}
+
+#[test]
+fn a_wildcard_next_to_a_variable_cannot_widen_a_secret_or_a_mail_server() {
+    // `{{ s }}://*:*` slips past checks on literal patterns; it is refused outright.
+    let secret = MINIMAL
+        .replace("hosts = [\"https://api.demo.test\"]", "hosts = [\"{{ s }}://*:*\"]")
+        .replace(
+            "[variables.base]",
+            "[variables.s]\ndescription = \"s\"\ndefault = \"https\"\n\n[variables.base]",
+        );
+    assert_eq!(err_field(&secret), "auth[0].hosts[0]");
+    let mail = MINIMAL
+        .replace(
+            "allowed_hosts = [",
+            "mail_servers = [\"{{ s }}://*:465\"]\nallowed_hosts = [",
+        )
+        .replace(
+            "[variables.base]",
+            "[variables.s]\ndescription = \"s\"\ndefault = \"smtps\"\n\n[variables.base]",
+        );
+    assert_eq!(err_field(&mail), "mail_servers[0]");
+    for literal in [
+        "smtps://*.demo.test:465",
+        "smtp://mail.demo.test:*",
+        "https://mail.demo.test:465",
+    ] {
+        let text = MINIMAL.replace(
+            "allowed_hosts = [",
+            &format!("mail_servers = [\"{literal}\"]\nallowed_hosts = ["),
+        );
+        assert_eq!(err_field(&text), "mail_servers[0]", "{literal}");
+    }
+    // A mail server is never an HTTP host, nor an HTTP host a mail server.
+    let text = MINIMAL.replace("\"https://api.demo.test\", ", "\"smtp://mail.demo.test:587\", ");
+    assert_eq!(err_field(&text), "allowed_hosts[0]");
+    let ok = MINIMAL.replace(
+        "allowed_hosts = [",
+        "mail_servers = [\"smtp://mail.demo.test:587\"]\nallowed_hosts = [",
+    );
+    let m = Manifest::parse(&ok).expect("valid");
+    let servers = m.resolve_mail_servers(&Default::default()).expect("servers");
+    assert!(servers[0].matches(&Url::parse("smtp://mail.demo.test:587").expect("url")));
+    assert!(!servers[0].matches(&Url::parse("smtps://mail.demo.test:587").expect("url")));
+    assert!(!servers[0].matches(&Url::parse("http://mail.demo.test:587").expect("url")));
+    let any = HostPattern::parse("*://*:*").expect("any");
+    assert!(!any.matches(&Url::parse("smtp://mail.demo.test:587").expect("url")));
+    // An address is an address, although `smtp:` URLs keep their host as text.
+    let ip = HostPattern::parse("smtp://127.0.0.1:2525").expect("ip");
+    assert!(ip.matches(&Url::parse("smtp://127.0.0.1:2525").expect("url")));
+}
+
+#[test]
+fn a_full_url_variable_stands_for_its_origin_in_host_templates() {
+    let m = Manifest::parse(MINIMAL).expect("valid");
+    let vars = std::collections::BTreeMap::from([(
+        "base".to_string(),
+        "https://hooks.demo.test:8443/in/path?q=1".to_string(),
+    )]);
+    let hosts = m.resolve_allowed_hosts(&vars).expect("hosts");
+    assert!(hosts[2].matches(&Url::parse("https://hooks.demo.test:8443/other").expect("url")));
+    for bad in [
+        "https://user@evil.test/x",
+        "https://evil.test\\@demo.test/",
+        "https://*.demo.test/x",
+    ] {
+        let vars = std::collections::BTreeMap::from([("base".to_string(), bad.to_string())]);
+        assert!(m.resolve_allowed_hosts(&vars).is_err(), "{bad}");
+    }
+}

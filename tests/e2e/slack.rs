@@ -735,3 +735,54 @@ async fn a_bot_connection_cannot_post_to_a_webhook() {
     assert!(message.contains("incoming_webhook"), "{message}");
     assert!(slack.requests().is_empty());
 }
+
+/// An admin who pastes a whole incoming-webhook URL says which host the key belongs to: a
+/// connection whose `hooks_base` points elsewhere is refused, naming the host, never the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pasted_webhook_url_must_name_the_host_the_key_goes_to() {
+    let app = nexum_tests::app::TestApp::sqlite().await;
+    let installed = app.install(&app.key, "slack").await;
+    assert_eq!(installed.status.as_u16(), 201, "{:?}", installed.body);
+    let create = |url: &str, hooks_base: Option<&str>| {
+        let mut body = json!({
+            "connector": "slack",
+            "name": "alerts",
+            "auth_scheme": "incoming_webhook",
+            "credentials": { "api_key": url },
+        });
+        if let Some(base) = hooks_base {
+            body["variables"] = json!({ "hooks_base": base });
+        }
+        body
+    };
+    let refused = app
+        .post(
+            &app.key,
+            "/api/v1/connections",
+            create(
+                "https://hooks.slack.com/services/T0001/B0002/pastedSecret99",
+                Some("https://hooks.evil.example"),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.code()),
+        (422, "invalid_credentials"),
+        "{:?}",
+        refused.body
+    );
+    let detail = refused.body["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("hooks.slack.com") && !detail.contains("pastedSecret99"),
+        "{detail}"
+    );
+    let created = app
+        .post(
+            &app.key,
+            "/api/v1/connections",
+            create("https://hooks.slack.com/services/T0001/B0002/pastedSecret99", None),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{:?}", created.body);
+    app.shutdown().await;
+}

@@ -467,6 +467,12 @@ async fn bad_input_is_refused_before_any_session() {
             "to[0]",
         ),
     ];
+    // The host's own cap: 100 recipients a message, whatever a connector's schema allows.
+    let many: Vec<String> = (0..60).map(|i| format!("r{i}@example.com")).collect();
+    let cases = cases.into_iter().chain([(
+        json!({ "from": "ops@example.com", "to": many, "cc": many, "subject": "s", "text": "t" }),
+        "at most 100 recipients",
+    )]);
     for (input, expected) in cases {
         let (code, message, retryable) = connector_error(s.send(input).await);
         assert_eq!((code.as_str(), retryable), ("invalid_input", false), "{message}");
