@@ -379,11 +379,5 @@ async fn the_first_start_lists_the_built_in_catalogue() {
         )
         .await;
     assert_eq!(installed.status, StatusCode::CREATED, "{:?}", installed.body);
-    assert!(
-        installed.body["signer"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("pinned:")),
-        "{:?}",
-        installed.body
-    );
+    assert_eq!(installed.body["signer"], "builtin", "{:?}", installed.body);
 }
