@@ -117,6 +117,10 @@ accept_also() { # operation, extra status
   accept_also "POST /api/v1/connectors" 422
   # The bundle must parse and be signed by one of the namespace's unrevoked keys.
   accept_also "POST /api/v1/marketplace/packages" 422
+  # An install must carry `accept_permissions` equal to the connector's own permissions (the
+  # admin's review), which only the refusal itself reveals; the built-in catalogue gives the
+  # fuzzer real packages to try.
+  accept_also "POST /api/v1/connectors/from-marketplace" 422
   # The signer must be a publisher key this host trusts (server configuration).
   accept_also "PUT /api/v1/operator/oauth-apps/{connector_id}" 422
   # `from` must not be after `to`, and the window at most 90 days (a rule across two fields).
