@@ -812,26 +812,10 @@ fn the_manifest_declares_google_sign_in() {
     assert_eq!(q["response_type"], "code");
 }
 
-/// The user's browser: keeps cookies, follows no redirects.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response.headers()[reqwest::header::LOCATION]
-        .to_str()
-        .expect("location")
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signs_in_with_google_and_uses_then_refreshes_the_token() {
     use nexum_tests::app::TestApp;
+    use nexum_tests::oauth_provider::{follow_redirect, fresh_browser};
 
     let google = google().await;
     let app = TestApp::sqlite().await;
@@ -861,11 +845,9 @@ async fn signs_in_with_google_and_uses_then_refreshes_the_token() {
     assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
 
     // Nexum's link binds the flow to the browser and sends it to Google's consent page.
-    let browser = browser();
+    let browser = fresh_browser();
     let link = started.body["authorization_url"].as_str().expect("link");
-    let opened = browser.get(link).send().await.expect("begin");
-    assert_eq!(opened.status(), StatusCode::FOUND);
-    let consent = location(&opened);
+    let consent = follow_redirect(&browser, link).await;
     let consent_url = url::Url::parse(&consent).expect("consent URL");
     assert_eq!(consent_url.path(), "/o/oauth2/v2/auth");
     let q: HashMap<String, String> = consent_url.query_pairs().into_owned().collect();
@@ -876,9 +858,8 @@ async fn signs_in_with_google_and_uses_then_refreshes_the_token() {
     assert_eq!(q["prompt"], "consent");
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["redirect_uri"], format!("{}/api/v1/oauth/callback", app.base));
-    let at_google = browser.get(&consent).send().await.expect("consent");
-    assert_eq!(at_google.status(), StatusCode::FOUND);
-    let done = browser.get(location(&at_google)).send().await.expect("callback");
+    let callback = follow_redirect(&browser, &consent).await;
+    let done = browser.get(callback).send().await.expect("callback");
     assert_eq!(done.status(), StatusCode::OK);
     let flow_id = started.body["flow_id"].as_str().expect("flow");
     let flow = app
@@ -891,13 +872,7 @@ async fn signs_in_with_google_and_uses_then_refreshes_the_token() {
     let listed = app.post(&app.key, &list, json!({ "max_results": 2 })).await;
     assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
     assert_eq!(listed.body["output"]["next_page_token"], "page-2");
-    let forced = app
-        .post(
-            &app.key,
-            &format!("/api/v1/connections/{connection}/refresh"),
-            json!({}),
-        )
-        .await;
+    let forced = app.force_refresh(&app.key, &connection).await;
     assert_eq!(forced.status, StatusCode::OK, "{:?}", forced.body);
     assert_eq!(forced.body["outcome"], "refreshed");
     let again = app.post(&app.key, &list, json!({})).await;

@@ -672,26 +672,10 @@ fn the_manifest_puts_the_tenant_in_the_identity_platform_path() {
     }
 }
 
-/// The user's browser: keeps cookies, follows no redirects.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response.headers()[reqwest::header::LOCATION]
-        .to_str()
-        .expect("location")
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signs_in_with_microsoft_in_its_tenant_and_keeps_the_rotated_refresh_token() {
     use nexum_tests::app::TestApp;
+    use nexum_tests::oauth_provider::{follow_redirect, fresh_browser};
 
     let microsoft = microsoft().await;
     let app = TestApp::sqlite().await;
@@ -720,11 +704,9 @@ async fn signs_in_with_microsoft_in_its_tenant_and_keeps_the_rotated_refresh_tok
         .await;
     assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
 
-    let browser = browser();
+    let browser = fresh_browser();
     let link = started.body["authorization_url"].as_str().expect("link");
-    let opened = browser.get(link).send().await.expect("begin");
-    assert_eq!(opened.status(), StatusCode::FOUND);
-    let consent = location(&opened);
+    let consent = follow_redirect(&browser, link).await;
     let consent_url = url::Url::parse(&consent).expect("consent URL");
     assert_eq!(consent_url.path(), format!("/{TENANT}/oauth2/v2.0/authorize"));
     let q: HashMap<String, String> = consent_url.query_pairs().into_owned().collect();
@@ -733,9 +715,8 @@ async fn signs_in_with_microsoft_in_its_tenant_and_keeps_the_rotated_refresh_tok
     assert_eq!(q["scope"], SCOPES);
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["redirect_uri"], format!("{}/api/v1/oauth/callback", app.base));
-    let at_microsoft = browser.get(&consent).send().await.expect("consent");
-    assert_eq!(at_microsoft.status(), StatusCode::FOUND);
-    let done = browser.get(location(&at_microsoft)).send().await.expect("callback");
+    let callback = follow_redirect(&browser, &consent).await;
+    let done = browser.get(callback).send().await.expect("callback");
     assert_eq!(done.status(), StatusCode::OK);
     let flow_id = started.body["flow_id"].as_str().expect("flow");
     let flow = app
@@ -748,9 +729,8 @@ async fn signs_in_with_microsoft_in_its_tenant_and_keeps_the_rotated_refresh_tok
     let listed = app.post(&app.key, &list, json!({ "top": 2 })).await;
     assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
     assert_eq!(listed.body["output"]["messages"][0]["id"], "AAMkAD1=");
-    let refresh = format!("/api/v1/connections/{connection}/refresh");
     for _ in 0..2 {
-        let forced = app.post(&app.key, &refresh, json!({})).await;
+        let forced = app.force_refresh(&app.key, &connection).await;
         assert_eq!(forced.status, StatusCode::OK, "{:?}", forced.body);
         assert_eq!(forced.body["outcome"], "refreshed");
     }

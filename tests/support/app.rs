@@ -248,6 +248,13 @@ impl TestApp {
         reply(response).await
     }
 
+    /// Force a refresh of OAuth2 connection `connection`'s token
+    /// (`POST /api/v1/connections/{id}/refresh`).
+    pub async fn force_refresh(&self, key: &str, connection: &str) -> Reply {
+        self.post(key, &format!("/api/v1/connections/{connection}/refresh"), json!({}))
+            .await
+    }
+
     /// Install Slack and connect it to `fake` with the fake's token; returns the connection id.
     pub async fn connect_slack(&self, key: &str, fake: &Fake) -> String {
         let installed = self.install(key, "slack").await;

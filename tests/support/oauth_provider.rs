@@ -3,6 +3,9 @@
 //! tokens (a rotated one is refused with `invalid_grant` and counted as a stale use), issues
 //! short-lived tokens on demand, and can be scripted to fail, echo secrets back, or hold a
 //! request until the test releases it.
+//!
+//! Also the user's side of a sign-in, for any provider (this fake or a connector's own):
+//! a browser that keeps cookies and follows no redirects, and helpers to walk it through one.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -160,6 +163,35 @@ impl FakeOAuth {
         all.push(CLIENT_SECRET.to_string());
         all
     }
+}
+
+/// A new user's browser, with no cookies yet: it keeps cookies (the sign-in is bound to the
+/// browser that opened the authorization link) and follows no redirects (the tests follow
+/// them, looking at each hop).
+pub fn fresh_browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Where a redirect points: `response`'s `Location` header (which must be there).
+pub fn location(response: &reqwest::Response) -> String {
+    response.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .expect("location")
+        .to_string()
+}
+
+/// Open `url` in `browser`, expect a `302 Found` and return where it points: Nexum's
+/// authorization link sends the browser to the provider's consent page, and the consent page
+/// sends it back to Nexum's callback URL (with a code, or an error).
+pub async fn follow_redirect(browser: &reqwest::Client, url: &str) -> String {
+    let response = browser.get(url).send().await.expect("redirect");
+    assert_eq!(response.status(), StatusCode::FOUND, "{url}");
+    location(&response)
 }
 
 fn fresh(inner: &Inner, prefix: &str) -> String {

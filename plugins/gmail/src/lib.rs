@@ -14,6 +14,7 @@ use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::mime::MimePart;
+use nexum_connector_sdk::mail::{one_line, split_display, valid_address, valid_media_type};
 use nexum_connector_sdk::prelude::*;
 
 /// The Gmail API origin when the connection sets no `api_base`.
@@ -439,51 +440,6 @@ fn array(value: &Value) -> Value {
     Value::Array(value.as_array().cloned().unwrap_or_default())
 }
 
-/// Split `Name <address>` (the name optionally quoted); a bare address has no name.
-fn split_display(text: &str) -> (Option<String>, String) {
-    let text = text.trim();
-    if let Some(open) = text.rfind('<')
-        && let Some(inner) = text[open + 1..].strip_suffix('>')
-    {
-        let name = text[..open].trim().trim_matches('"').trim();
-        return ((!name.is_empty()).then(|| name.to_string()), inner.trim().to_string());
-    }
-    (None, text.to_string())
-}
-
-/// A plain `local@domain` address: nothing that could end a header or smuggle in another
-/// address (no whitespace, control characters, `<>(),;:"[]\`).
-fn valid_address(address: &str) -> bool {
-    let Some((local, domain)) = address.rsplit_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && local.len() <= 64
-        && !domain.is_empty()
-        && address.len() <= 254
-        && !local.contains('@')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && address.chars().all(|c| {
-            !c.is_control()
-                && !c.is_whitespace()
-                && !matches!(c, '<' | '>' | '(' | ')' | ',' | ';' | ':' | '"' | '[' | ']' | '\\')
-        })
-}
-
-/// A `type/subtype` media type of RFC 6838 token characters, without parameters.
-fn valid_media_type(value: &str) -> bool {
-    let token = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 127
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
-    };
-    value
-        .split_once('/')
-        .is_some_and(|(kind, subtype)| token(kind) && token(subtype))
-}
-
 /// The id of the message replied to, without angle brackets.
 fn message_id(value: &str) -> Result<String, Error> {
     let id = value.trim().trim_start_matches('<').trim_end_matches('>');
@@ -499,15 +455,6 @@ fn message_id(value: &str) -> Result<String, Error> {
             "`in_reply_to` must be the Message-ID of the message replied to, e.g. <abc@mail.gmail.com>",
         ))
     }
-}
-
-/// `text` on one line: control characters (line breaks, tabs) become spaces.
-fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_string()
 }
 
 /// A Gmail message or thread id: letters, digits, `-` and `_`.

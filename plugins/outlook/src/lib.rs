@@ -10,6 +10,7 @@ use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::general_purpose::STANDARD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use nexum_connector_sdk::mail::{one_line, split_display, valid_address, valid_media_type};
 use nexum_connector_sdk::prelude::*;
 
 /// The Graph origin when the connection sets no `api_base`.
@@ -390,59 +391,6 @@ fn is_property(name: &str) -> bool {
     bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
         && name.len() <= 64
         && bytes.all(|b| b.is_ascii_alphanumeric())
-}
-
-/// Split `Name <address>` (the name optionally quoted); a bare address has no name.
-fn split_display(text: &str) -> (Option<String>, String) {
-    let text = text.trim();
-    if let Some(open) = text.rfind('<')
-        && let Some(inner) = text[open + 1..].strip_suffix('>')
-    {
-        let name = text[..open].trim().trim_matches('"').trim();
-        return ((!name.is_empty()).then(|| name.to_string()), inner.trim().to_string());
-    }
-    (None, text.to_string())
-}
-
-/// A plain `local@domain` address (no whitespace, control characters, `<>(),;:"[]\`).
-fn valid_address(address: &str) -> bool {
-    let Some((local, domain)) = address.rsplit_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && local.len() <= 64
-        && !domain.is_empty()
-        && address.len() <= 254
-        && !local.contains('@')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && address.chars().all(|c| {
-            !c.is_control()
-                && !c.is_whitespace()
-                && !matches!(c, '<' | '>' | '(' | ')' | ',' | ';' | ':' | '"' | '[' | ']' | '\\')
-        })
-}
-
-/// A `type/subtype` media type of RFC 6838 token characters, without parameters.
-fn valid_media_type(value: &str) -> bool {
-    let token = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 127
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
-    };
-    value
-        .split_once('/')
-        .is_some_and(|(kind, subtype)| token(kind) && token(subtype))
-}
-
-/// `text` on one line: control characters (line breaks, tabs) become spaces.
-fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_string()
 }
 
 /// The connection's Graph origin, without a trailing slash.

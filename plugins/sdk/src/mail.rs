@@ -19,6 +19,10 @@
 //!     .send("smtps://smtp.example.com:465", Some(&login))?;
 //! log::info(&format!("queued as {}", sent.message_id));
 //! ```
+//!
+//! Connectors that build messages for an HTTP mail API share the checks here too:
+//! [`split_display`], [`valid_address`], [`valid_media_type`], [`one_line`] and
+//! [`decode_base64`].
 
 use crate::bindings::nexum::connector::mail as wit;
 use crate::{Credential, Error};
@@ -232,8 +236,70 @@ impl From<wit::MailError> for Error {
     }
 }
 
-/// Decode base64 (standard or URL-safe alphabet, padding optional, whitespace ignored).
-fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
+/// Split `Name <address>` (the name optionally quoted) into the display name and the
+/// address, both trimmed; a bare address has no name. The address is not checked: see
+/// [`valid_address`].
+pub fn split_display(text: &str) -> (Option<String>, String) {
+    let text = text.trim();
+    if let Some(open) = text.rfind('<')
+        && let Some(inner) = text[open + 1..].strip_suffix('>')
+    {
+        let name = text[..open].trim().trim_matches('"').trim();
+        return ((!name.is_empty()).then(|| name.to_string()), inner.trim().to_string());
+    }
+    (None, text.to_string())
+}
+
+/// Whether `address` is a plain `local@domain` address (at most 64 characters before the `@`,
+/// 254 in all, a domain that neither starts nor ends with `.`) with nothing that could end a
+/// header or smuggle in another address: no whitespace, control characters, `<>(),;:"[]\`.
+pub fn valid_address(address: &str) -> bool {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && !domain.is_empty()
+        && address.len() <= 254
+        && !local.contains('@')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && address.chars().all(|c| {
+            !c.is_control()
+                && !c.is_whitespace()
+                && !matches!(c, '<' | '>' | '(' | ')' | ',' | ';' | ':' | '"' | '[' | ']' | '\\')
+        })
+}
+
+/// Whether `value` is a `type/subtype` media type (e.g. `application/pdf`) of RFC 6838
+/// token characters, without parameters, fit for a `Content-Type` header.
+pub fn valid_media_type(value: &str) -> bool {
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 127
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    value
+        .split_once('/')
+        .is_some_and(|(kind, subtype)| token(kind) && token(subtype))
+}
+
+/// `text` on one line, as a header value must be (a line break would start a new header):
+/// control characters (line breaks, tabs) become spaces, and the ends are trimmed.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// Decode base64, as files arrive in JSON. Accepts the standard (`+/`) and the URL-safe
+/// (`-_`) alphabets, with or without `=` padding, and ignores whitespace (spaces, tabs and the
+/// line breaks of MIME-style base64). The error says what is wrong, e.g. which byte is outside
+/// the alphabet.
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(text.len() / 4 * 3 + 2);
     let mut acc: u32 = 0;
     let mut bits: u32 = 0;

@@ -164,7 +164,9 @@ fn upload_file(input: UploadFile) -> Result<Value, Error> {
         ));
     }
     let bytes = match (&input.content_base64, &input.content) {
-        (Some(encoded), None) => decode_base64(encoded)?,
+        (Some(encoded), None) => {
+            mail::decode_base64(encoded).map_err(|_| Error::invalid_input("`content_base64` is not valid base64"))?
+        }
         (None, Some(text)) => text.as_bytes().to_vec(),
         _ => {
             return Err(Error::invalid_input(
@@ -358,45 +360,4 @@ fn origin_of(url: &str) -> &str {
         .find(['/', '?', '#'])
         .map_or(url.len(), |i| authority + i);
     &url[..end]
-}
-
-/// Decode base64 in the standard or URL-safe alphabet, padded or not, ignoring ASCII
-/// whitespace (line-wrapped MIME base64).
-fn decode_base64(encoded: &str) -> Result<Vec<u8>, Error> {
-    fn sextet(symbol: u8) -> Option<u32> {
-        match symbol {
-            b'A'..=b'Z' => Some(u32::from(symbol - b'A')),
-            b'a'..=b'z' => Some(u32::from(symbol - b'a') + 26),
-            b'0'..=b'9' => Some(u32::from(symbol - b'0') + 52),
-            b'+' | b'-' => Some(62),
-            b'/' | b'_' => Some(63),
-            _ => None,
-        }
-    }
-    let invalid = || Error::invalid_input("`content_base64` is not valid base64");
-    let symbols: Vec<u8> = encoded.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    let data = match symbols.iter().position(|&b| b == b'=') {
-        Some(at) => {
-            let padding = &symbols[at..];
-            if padding.len() > 2 || padding.iter().any(|&b| b != b'=') || !symbols.len().is_multiple_of(4) {
-                return Err(invalid());
-            }
-            &symbols[..at]
-        }
-        None => &symbols[..],
-    };
-    if data.len() % 4 == 1 {
-        return Err(invalid());
-    }
-    let mut bytes = Vec::with_capacity(data.len() / 4 * 3 + 2);
-    for chunk in data.chunks(4) {
-        let mut group = 0_u32;
-        for &symbol in chunk {
-            group = (group << 6) | sextet(symbol).ok_or_else(invalid)?;
-        }
-        // Left-align the chunk's 6·n bits in 24; its bytes are the top n − 1 of them.
-        group <<= 6 * (4 - chunk.len());
-        bytes.extend_from_slice(&group.to_be_bytes()[1..chunk.len()]);
-    }
-    Ok(bytes)
 }

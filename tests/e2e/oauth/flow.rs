@@ -249,11 +249,7 @@ async fn a_flow_completes_only_in_the_browser_that_opened_its_link(app: TestApp)
     let again = super::fresh_browser().get(&link).send().await.expect("link");
     assert_eq!(again.status(), StatusCode::BAD_REQUEST);
     // The provider sends the callback; a stranger's browser presenting it gets nothing.
-    let at_provider = user.get(&provider_url).send().await.expect("authorize");
-    let callback = at_provider.headers()[reqwest::header::LOCATION]
-        .to_str()
-        .expect("location")
-        .to_string();
+    let callback = super::follow_redirect(&user, &provider_url).await;
     let stranger = super::fresh_browser().get(&callback).send().await.expect("callback");
     assert_eq!(stranger.status(), StatusCode::BAD_REQUEST);
     assert!(stranger.text().await.unwrap_or_default().contains("browser_mismatch"));

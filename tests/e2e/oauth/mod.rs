@@ -4,7 +4,7 @@
 //! and no token in any response or log.
 
 use nexum_tests::app::{Reply, TestApp};
-use nexum_tests::oauth_provider::{CLIENT_ID, CLIENT_SECRET, FakeOAuth};
+use nexum_tests::oauth_provider::{CLIENT_ID, CLIENT_SECRET, FakeOAuth, follow_redirect, fresh_browser, location};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -56,20 +56,11 @@ async fn setup(app: &TestApp, extra: &str) -> FakeOAuth {
     fake
 }
 
-/// The user's browser: keeps cookies, follows no redirects (the tests follow them).
+/// The user's browser, the same for every test here: keeps cookies, follows no redirects
+/// (the tests follow them). [`fresh_browser`] is another one, with no cookies.
 fn browser() -> reqwest::Client {
     static BROWSER: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     BROWSER.get_or_init(fresh_browser).clone()
-}
-
-/// Another browser, with no cookies.
-fn fresh_browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
 }
 
 /// Open Nexum's authorization link in `browser`: it binds the flow to the browser and
@@ -78,10 +69,7 @@ async fn open_link(browser: &reqwest::Client, link: &str) -> String {
     let opened = browser.get(link).send().await.expect("link");
     assert_eq!(opened.status(), StatusCode::FOUND, "{link}");
     assert!(opened.headers().contains_key(reqwest::header::SET_COOKIE));
-    opened.headers()[reqwest::header::LOCATION]
-        .to_str()
-        .expect("location")
-        .to_string()
+    location(&opened)
 }
 
 /// Start a flow and return (flow id, the callback URL the provider sends the browser to).
@@ -104,12 +92,7 @@ async fn consent(app: &TestApp, key: &str, fake: &FakeOAuth, extra: Value) -> (S
     let url = open_link(&browser(), &link).await;
     assert!(url.contains("code_challenge_method=S256"), "{url}");
     assert!(url.contains("scope=read+write"), "{url}");
-    let at_provider = browser().get(&url).send().await.expect("authorize");
-    assert_eq!(at_provider.status(), StatusCode::FOUND);
-    let callback = at_provider.headers()[reqwest::header::LOCATION]
-        .to_str()
-        .expect("location")
-        .to_string();
+    let callback = follow_redirect(&browser(), &url).await;
     assert!(
         callback.starts_with(&format!("{}/api/v1/oauth/callback?", app.base)),
         "{callback}"

@@ -89,13 +89,7 @@ async fn repeated_failures_exhaust_and_forced_refresh_recovers(app: TestApp) {
         ]
     );
     // Forcing a refresh recovers.
-    let forced = app
-        .post(
-            &app.key,
-            &format!("/api/v1/connections/{connection}/refresh"),
-            json!({}),
-        )
-        .await;
+    let forced = app.force_refresh(&app.key, &connection).await;
     assert_eq!(forced.status, StatusCode::OK, "{:?}", forced.body);
     assert_eq!(forced.body["status"], "connected");
     assert_eq!(call_me(&app, &app.key, &connection).await.status, StatusCode::OK);

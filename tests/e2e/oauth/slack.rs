@@ -1,6 +1,6 @@
 //! The Slack connector signing in with OAuth at the fake Slack, next to a plain bot token.
 
-use super::{browser, open_link, visit};
+use super::{browser, follow_redirect, open_link, visit};
 use nexum_tests::app::TestApp;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -39,11 +39,7 @@ async fn slack_connects_with_oauth(app: TestApp) {
         url.contains("scope=chat%3Awrite%2Cchannels%3Aread%2Creactions%3Awrite%2Cfiles%3Awrite"),
         "{url}"
     );
-    let at_slack = browser().get(url).send().await.expect("authorize");
-    let callback = at_slack.headers()[reqwest::header::LOCATION]
-        .to_str()
-        .expect("location")
-        .to_string();
+    let callback = follow_redirect(&browser(), url).await;
     let (status, page, _) = visit(&callback).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     let flow = app

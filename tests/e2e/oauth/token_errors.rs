@@ -32,13 +32,7 @@ async fn token_endpoint_errors_never_echo_secrets(app: TestApp) {
     // And on refresh.
     let connection = connect(&app, &app.key, &fake).await;
     fake.script([Script::EchoParameters]);
-    let forced = app
-        .post(
-            &app.key,
-            &format!("/api/v1/connections/{connection}/refresh"),
-            json!({}),
-        )
-        .await;
+    let forced = app.force_refresh(&app.key, &connection).await;
     assert_eq!(forced.status, StatusCode::BAD_GATEWAY, "{:?}", forced.body);
     let view = app.get(&app.key, &format!("/api/v1/connections/{connection}")).await;
     let events = app.get(&app.key, "/api/v1/events").await;
