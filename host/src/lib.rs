@@ -12,12 +12,15 @@
 //! - [`connections`], [`oauth`], [`workspaces`], [`marketplace`]: the capabilities under the
 //!   API (`marketplace` is the registry of signed connectors and installing from it);
 //! - [`webhooks`]: outgoing Standard Webhooks to customers' endpoints (so far only signing);
+//! - [`workflows`]: connector steps chained into durable executions (API, cron, incoming
+//!   webhooks); [`templates`]: workflow templates (variables, connection slots) and planning
+//!   a workflow from one (pure: checked against a view of the workspace the caller fills);
 //! - [`api`] (HTTP only), [`auth`], [`store`], [`jobs`], [`state`], [`config`], [`server`]:
 //!   `nexum serve`, the REST API over SQLite or PostgreSQL.
 //!
 //! Layers point down only: `api` → capabilities (`connections`, `oauth`, `workspaces`,
-//! `marketplace`, `jobs`) → `runtime` → `broker` / `vault` → `store`. Nothing below `api`
-//! imports it.
+//! `marketplace`, `jobs`, `workflows`, `templates`) → `runtime` → `broker` / `vault` →
+//! `store`. Nothing below `api` imports it.
 
 pub mod api;
 pub mod auth;
@@ -37,6 +40,7 @@ pub mod runtime;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod templates;
 pub mod tls;
 pub mod vault;
 pub mod webhooks;
