@@ -88,6 +88,41 @@ pub enum MailError {
     Temporary(String),
 }
 
+/// Most server names whose TLS settings are kept; past it the cache starts over.
+const TLS_CACHE_ENTRIES: usize = 256;
+
+/// TLS settings per server name. Building them loads the system's root certificates (file
+/// I/O and parsing), which need not happen again for every message to the same server.
+#[derive(Default)]
+pub(super) struct TlsCache(std::sync::Mutex<std::collections::HashMap<String, TlsParameters>>);
+
+impl TlsCache {
+    /// The settings for a session with `host`: its name verified against the system's roots
+    /// plus `extra_roots` (PEM).
+    fn for_server(&self, host: &str, extra_roots: &[String], rules: &EgressRules) -> Result<TlsParameters, MailError> {
+        if let Some(cached) = self.0.lock().ok().and_then(|m| m.get(host).cloned()) {
+            return Ok(cached);
+        }
+        crate::tls::install_crypto_provider();
+        let mut tls = TlsParameters::builder(host.to_string());
+        for pem in extra_roots {
+            let certificate = Certificate::from_pem(pem.as_bytes())
+                .map_err(|e| MailError::Temporary(format!("a configured mail root certificate is invalid: {e}")))?;
+            tls = tls.add_root_certificate(certificate);
+        }
+        let tls = tls
+            .build_rustls()
+            .map_err(|e| MailError::Temporary(rules.redactor.scrub(&format!("TLS setup failed: {e}"))))?;
+        if let Ok(mut cache) = self.0.lock() {
+            if cache.len() >= TLS_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(host.to_string(), tls.clone());
+        }
+        Ok(tls)
+    }
+}
+
 /// Where and how to connect, once the policy has passed.
 struct Route {
     /// The server as declared (for traces).
@@ -253,16 +288,9 @@ impl Broker {
         deadline: Instant,
         rules: &EgressRules,
     ) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
-        crate::tls::install_crypto_provider();
-        let mut tls = TlsParameters::builder(route.host.clone());
-        for pem in &self.config().mail_root_certs {
-            let certificate = Certificate::from_pem(pem.as_bytes())
-                .map_err(|e| MailError::Temporary(format!("a configured mail root certificate is invalid: {e}")))?;
-            tls = tls.add_root_certificate(certificate);
-        }
-        let tls = tls
-            .build_rustls()
-            .map_err(|e| MailError::Temporary(rules.redactor.scrub(&format!("TLS setup failed: {e}"))))?;
+        let tls = self
+            .mail_tls
+            .for_server(&route.host, &self.config().mail_root_certs, rules)?;
         let timeout = deadline
             .saturating_duration_since(Instant::now())
             .min(self.config().request_timeout)

@@ -185,6 +185,7 @@ pub struct OutboundResponse {
 pub struct Broker {
     outbound: Arc<Outbound>,
     rate_limits: ConnectionRateLimits,
+    mail_tls: mail::TlsCache,
 }
 
 /// Failure to build the broker's HTTP client.
@@ -209,6 +210,7 @@ impl Broker {
         Self {
             outbound,
             rate_limits: ConnectionRateLimits::new(counters),
+            mail_tls: mail::TlsCache::default(),
         }
     }
 

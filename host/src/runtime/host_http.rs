@@ -107,11 +107,8 @@ impl Host for CallState {
     ) -> wasmtime::Result<Result<HttpResponse, HttpError>> {
         let request = self.table.delete(request)?;
         self.release_unsent(&request);
-        if self.trace.http.len() >= self.limits.max_http_requests {
-            return Ok(Err(HttpError::InvalidRequest(format!(
-                "a call may make at most {} requests",
-                self.limits.max_http_requests
-            ))));
+        if let Some(refused) = self.request_cap_reached() {
+            return Ok(Err(HttpError::InvalidRequest(refused)));
         }
         let max_url_bytes = self.broker.config().max_url_bytes;
         if request.url.len() > max_url_bytes {
@@ -119,10 +116,7 @@ impl Host for CallState {
                 "URLs may be at most {max_url_bytes} bytes"
             ))));
         }
-        let credential_index = match &auth {
-            Some(handle) => Some(self.table.get(handle)?.index),
-            None => None,
-        };
+        let credential_index = self.credential_index(auth.as_ref())?;
         let outbound = OutboundRequest {
             method: request.method,
             url: request.url,

@@ -17,8 +17,8 @@ impl Host for CallState {
         message: Message,
         auth: Option<Resource<CredentialHandle>>,
     ) -> wasmtime::Result<Result<Sent, MailError>> {
-        if let Some(refused) = self.over_request_cap() {
-            return Ok(Err(refused));
+        if let Some(refused) = self.request_cap_reached() {
+            return Ok(Err(MailError::InvalidMessage(refused)));
         }
         let index = self.credential_index(auth.as_ref())?;
         let connection = self.connection.clone();
@@ -67,8 +67,8 @@ impl Host for CallState {
         server: String,
         auth: Option<Resource<CredentialHandle>>,
     ) -> wasmtime::Result<Result<String, MailError>> {
-        if let Some(refused) = self.over_request_cap() {
-            return Ok(Err(refused));
+        if let Some(refused) = self.request_cap_reached() {
+            return Ok(Err(MailError::InvalidMessage(refused)));
         }
         let index = self.credential_index(auth.as_ref())?;
         let connection = self.connection.clone();
@@ -85,23 +85,6 @@ impl Host for CallState {
             )
             .await;
         Ok(result.map_err(to_wit_error))
-    }
-}
-
-impl CallState {
-    /// Which of the connection's credentials a handle the guest passed stands for.
-    fn credential_index(&self, handle: Option<&Resource<CredentialHandle>>) -> wasmtime::Result<Option<usize>> {
-        handle.map(|h| Ok(self.table.get(h)?.index)).transpose()
-    }
-
-    /// A call's messages count against the same cap as its HTTP requests.
-    fn over_request_cap(&self) -> Option<MailError> {
-        (self.trace.http.len() >= self.limits.max_http_requests).then(|| {
-            MailError::InvalidMessage(format!(
-                "a call may make at most {} requests",
-                self.limits.max_http_requests
-            ))
-        })
     }
 }
 

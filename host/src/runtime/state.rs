@@ -61,6 +61,23 @@ pub(crate) const MAX_UNSENT_REQUESTS: usize = 16;
 
 /// Most bytes the host buffers for one call's unsent requests: twice the request-body cap,
 /// so a guest cannot turn one reused buffer into gigabytes of host memory.
+impl CallState {
+    /// Which of the connection's credentials a handle the guest passed stands for.
+    pub(crate) fn credential_index(
+        &self,
+        handle: Option<&wasmtime::component::Resource<CredentialHandle>>,
+    ) -> wasmtime::Result<Option<usize>> {
+        handle.map(|h| Ok(self.table.get(h)?.index)).transpose()
+    }
+
+    /// Why one more outbound request (HTTP or mail, which share the call's cap) is refused,
+    /// or `None` while the cap is not reached.
+    pub(crate) fn request_cap_reached(&self) -> Option<String> {
+        (self.trace.http.len() >= self.limits.max_http_requests)
+            .then(|| format!("a call may make at most {} requests", self.limits.max_http_requests))
+    }
+}
+
 pub(crate) fn max_unsent_bytes(max_request_bytes: usize) -> usize {
     max_request_bytes.saturating_mul(2)
 }

@@ -475,14 +475,7 @@ fn url(path: &str) -> String {
 /// Send with the connection's access token; a non-2xx answer becomes [`api_error`].
 fn send(request: Request<'_>) -> Result<Value, Error> {
     let token = credential(SCHEME)?;
-    let response = request.auth(&token).send()?;
-    if !response.is_success() {
-        return Err(api_error(&response));
-    }
-    if response.body.is_empty() {
-        return Ok(Value::Null);
-    }
-    response.json()
+    request.auth(&token).send_value(api_error)
 }
 
 /// Google's `{"error": {"code", "message", "status", "errors": [{"reason"}]}}` under a stable

@@ -407,14 +407,7 @@ fn url(path: &str) -> String {
 /// Send with the connection's access token; a non-2xx answer becomes [`graph_error`].
 fn send(request: Request<'_>) -> Result<Value, Error> {
     let token = credential(SCHEME)?;
-    let response = request.auth(&token).send()?;
-    if !response.is_success() {
-        return Err(graph_error(&response));
-    }
-    if response.body.is_empty() {
-        return Ok(Value::Null);
-    }
-    response.json()
+    request.auth(&token).send_value(graph_error)
 }
 
 /// Graph's `{"error": {"code", "message"}}` under a stable code: 400 `invalid_argument`, 401

@@ -121,6 +121,20 @@ impl<'a> Request<'a> {
     pub fn send_json<T: DeserializeOwned>(self) -> Result<T, Error> {
         self.send()?.error_for_status()?.json()
     }
+
+    /// Send and return the JSON body (`null` when the body is empty, as for a 202 or 204); a
+    /// non-2xx answer becomes the error `on_error` makes of it, for providers whose error
+    /// bodies carry their own codes.
+    pub fn send_value(self, on_error: impl FnOnce(&Response) -> Error) -> Result<serde_json::Value, Error> {
+        let response = self.send()?;
+        if !response.is_success() {
+            return Err(on_error(&response));
+        }
+        if response.body.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        response.json()
+    }
 }
 
 /// An upstream response, already size-capped and scrubbed of secrets by the host.
