@@ -94,8 +94,19 @@ pub fn sums_for(files: &BTreeMap<String, Vec<u8>>) -> String {
 
 /// Pack content files (and an optional signature of their sums) into a bundle.
 pub fn pack(files: &BTreeMap<String, Vec<u8>>, signature: Option<&str>) -> Result<Vec<u8>, BundleError> {
+    pack_archive(files, signature, &|name| CONTENT_FILES.contains(&name), MAX_BUNDLE_BYTES)
+}
+
+/// Pack `files` (each allowed by `allowed`) after their checksum list and an optional
+/// signature: the archive format every signed marketplace artifact shares.
+pub fn pack_archive(
+    files: &BTreeMap<String, Vec<u8>>,
+    signature: Option<&str>,
+    allowed: &dyn Fn(&str) -> bool,
+    max_bytes: usize,
+) -> Result<Vec<u8>, BundleError> {
     for name in files.keys() {
-        if !CONTENT_FILES.contains(&name.as_str()) {
+        if !allowed(name) {
             return Err(BundleError::ForbiddenEntry(name.clone()));
         }
     }
@@ -121,17 +132,31 @@ pub fn pack(files: &BTreeMap<String, Vec<u8>>, signature: Option<&str>) -> Resul
     let bytes = builder
         .into_inner()
         .map_err(|e| BundleError::Malformed(e.to_string()))?;
-    if bytes.len() > MAX_BUNDLE_BYTES {
+    if bytes.len() > max_bytes {
         return Err(BundleError::TooLarge);
     }
     Ok(bytes)
 }
 
-impl Bundle {
-    /// Parse and check a bundle. This proves integrity (every file matches the sums), not
-    /// authenticity: call [`crate::signing::TrustPolicy::verify`] for that.
-    pub fn parse(bytes: &[u8]) -> Result<Self, BundleError> {
-        if bytes.len() > MAX_BUNDLE_BYTES {
+/// A signed archive read and checked: every content file matches the checksum list, which
+/// lists exactly the files present. Integrity only; authenticity is
+/// [`crate::signing::TrustPolicy::verify`]'s.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    /// Hex sha256 of `SHA256SUMS`.
+    pub digest: String,
+    /// The checksum list.
+    pub sums: String,
+    /// The signature, if signed.
+    pub signature: Option<String>,
+    /// Every content file (not the sums or signature), by name.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Archive {
+    /// Read an archive of at most `max_bytes` whose content files are all `allowed`.
+    pub fn read(bytes: &[u8], allowed: &dyn Fn(&str) -> bool, max_bytes: usize) -> Result<Self, BundleError> {
+        if bytes.len() > max_bytes {
             return Err(BundleError::TooLarge);
         }
         let mut archive = tar::Archive::new(bytes);
@@ -141,8 +166,8 @@ impl Bundle {
             let mut entry = entry.map_err(|e| BundleError::Malformed(e.to_string()))?;
             let name = entry.path_bytes();
             let name = String::from_utf8_lossy(&name).into_owned();
-            let allowed = name == SUMS_FILE || name == SIGNATURE_FILE || CONTENT_FILES.contains(&name.as_str());
-            if !allowed || entry.header().entry_type() != tar::EntryType::Regular {
+            let permitted = name == SUMS_FILE || name == SIGNATURE_FILE || allowed(&name);
+            if !permitted || entry.header().entry_type() != tar::EntryType::Regular {
                 return Err(BundleError::ForbiddenEntry(name));
             }
             let size = entry
@@ -150,12 +175,12 @@ impl Bundle {
                 .size()
                 .map_err(|e| BundleError::Malformed(e.to_string()))? as usize;
             total = total.saturating_add(size);
-            if size > MAX_BUNDLE_BYTES || total > MAX_BUNDLE_BYTES {
+            if size > max_bytes || total > max_bytes {
                 return Err(BundleError::TooLarge);
             }
             let mut content = Vec::with_capacity(size);
             (&mut entry)
-                .take(MAX_BUNDLE_BYTES as u64 + 1)
+                .take(max_bytes as u64 + 1)
                 .read_to_end(&mut content)
                 .map_err(|e| BundleError::Malformed(e.to_string()))?;
             if entries.insert(name.clone(), content).is_some() {
@@ -187,6 +212,25 @@ impl Bundle {
                 .unwrap_or_else(|| SUMS_FILE.to_string());
             return Err(BundleError::DigestMismatch(culprit));
         }
+        Ok(Self {
+            digest: sha256_hex(sums.as_bytes()),
+            sums,
+            signature,
+            files: entries,
+        })
+    }
+}
+
+impl Bundle {
+    /// Parse and check a bundle. This proves integrity (every file matches the sums), not
+    /// authenticity: call [`crate::signing::TrustPolicy::verify`] for that.
+    pub fn parse(bytes: &[u8]) -> Result<Self, BundleError> {
+        let Archive {
+            digest,
+            sums,
+            signature,
+            files: entries,
+        } = Archive::read(bytes, &|name| CONTENT_FILES.contains(&name), MAX_BUNDLE_BYTES)?;
         let manifest_text = String::from_utf8(
             entries
                 .get(MANIFEST_FILE)
@@ -203,7 +247,7 @@ impl Bundle {
             .get("README.md")
             .map(|r| String::from_utf8_lossy(r).into_owned());
         Ok(Self {
-            digest: sha256_hex(sums.as_bytes()),
+            digest,
             sums,
             signature,
             manifest_text,

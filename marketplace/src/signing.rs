@@ -2,6 +2,7 @@
 //! signature can be checked with stock tooling, plus the trust policy a host applies.
 
 use crate::bundle::Bundle;
+use crate::template::TemplateBundle;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use std::io::Cursor;
@@ -99,9 +100,56 @@ impl PublicKey {
     }
 }
 
-/// Sign a bundle's checksum list with a secret key file's text (from [`generate_keypair`], or
-/// made by the `minisign` tool together with its password); returns the `.minisig` text.
-pub fn sign(bundle: &Bundle, secret_key_text: &str, password: Option<&str>) -> Result<String, SigningError> {
+/// A signed marketplace artifact: a connector [`Bundle`] or a [`TemplateBundle`]. Both sign
+/// their checksum list, so one key, one signature format and one trust policy serve both.
+pub trait Signed {
+    /// The checksum list the signature covers.
+    fn sums(&self) -> &str;
+    /// Hex sha256 of the checksum list.
+    fn digest(&self) -> &str;
+    /// The `.minisig` text, if signed.
+    fn signature(&self) -> Option<&str>;
+    /// The signature's trusted comment (`nexum bundle slack@0.1.0 sha256:…`), so a
+    /// signature says what it is of.
+    fn trusted_comment(&self) -> String;
+}
+
+impl Signed for Bundle {
+    fn sums(&self) -> &str {
+        &self.sums
+    }
+    fn digest(&self) -> &str {
+        &self.digest
+    }
+    fn signature(&self) -> Option<&str> {
+        self.signature.as_deref()
+    }
+    fn trusted_comment(&self) -> String {
+        format!(
+            "nexum bundle {}@{} sha256:{}",
+            self.manifest.id, self.manifest.version, self.digest
+        )
+    }
+}
+
+impl Signed for TemplateBundle {
+    fn sums(&self) -> &str {
+        &self.sums
+    }
+    fn digest(&self) -> &str {
+        &self.digest
+    }
+    fn signature(&self) -> Option<&str> {
+        self.signature.as_deref()
+    }
+    fn trusted_comment(&self) -> String {
+        format!("nexum template {}@{} sha256:{}", self.id, self.version, self.digest)
+    }
+}
+
+/// Sign an artifact's checksum list with a secret key file's text (from [`generate_keypair`],
+/// or made by the `minisign` tool together with its password); returns the `.minisig` text.
+pub fn sign(bundle: &impl Signed, secret_key_text: &str, password: Option<&str>) -> Result<String, SigningError> {
     let sk = if secret_key_text.starts_with(SECRET_KEY_HEADER) {
         let line = secret_key_text.lines().nth(1).unwrap_or_default().trim();
         let bytes = STANDARD.decode(line).map_err(|e| malformed("secret key", e))?;
@@ -113,16 +161,13 @@ pub fn sign(bundle: &Bundle, secret_key_text: &str, password: Option<&str>) -> R
             .into_secret_key(Some(password.unwrap_or_default().to_string()))
             .map_err(|e| malformed("secret key", e))?
     };
-    let trusted = format!(
-        "nexum bundle {}@{} sha256:{}",
-        bundle.manifest.id, bundle.manifest.version, bundle.digest
-    );
+    let trusted = bundle.trusted_comment();
     let sig = minisign::sign(
         None,
         &sk,
-        Cursor::new(bundle.sums.as_bytes()),
+        Cursor::new(bundle.sums().as_bytes()),
         Some(&trusted),
-        Some("nexum connector bundle signature"),
+        Some("nexum marketplace signature"),
     )
     .map_err(|e| malformed("secret key", e))?;
     Ok(sig.into_string())
@@ -134,11 +179,11 @@ pub fn signature_key_id(signature: &str) -> Result<String, SigningError> {
     Ok(key_id_hex(sig.keynum()))
 }
 
-/// Verify `bundle`'s signature with one key.
-pub fn verify_with(bundle: &Bundle, key: &PublicKey) -> Result<(), SigningError> {
-    let signature = bundle.signature.as_deref().ok_or(SigningError::Unsigned)?;
+/// Verify an artifact's signature with one key.
+pub fn verify_with(bundle: &impl Signed, key: &PublicKey) -> Result<(), SigningError> {
+    let signature = bundle.signature().ok_or(SigningError::Unsigned)?;
     let sig = minisign::SignatureBox::from_string(signature).map_err(|e| malformed("signature", e))?;
-    minisign::verify(&key.key, &sig, Cursor::new(bundle.sums.as_bytes()), true, false, false)
+    minisign::verify(&key.key, &sig, Cursor::new(bundle.sums().as_bytes()), true, false, false)
         .map_err(|_| SigningError::BadSignature)
 }
 
@@ -197,11 +242,11 @@ impl TrustPolicy {
     }
     /// Check the bundle against the pinned digests, then its signature against the trusted
     /// keys.
-    pub fn verify(&self, bundle: &Bundle) -> Result<Signer, SigningError> {
-        if self.pinned.contains(&bundle.digest) {
-            return Ok(Signer::Pinned(bundle.digest.clone()));
+    pub fn verify(&self, bundle: &impl Signed) -> Result<Signer, SigningError> {
+        if self.pinned.contains(bundle.digest()) {
+            return Ok(Signer::Pinned(bundle.digest().to_string()));
         }
-        let Some(signature) = bundle.signature.as_deref() else {
+        let Some(signature) = bundle.signature() else {
             return if self.allow_unsigned {
                 Ok(Signer::Unsigned)
             } else {
