@@ -66,7 +66,9 @@ pub async fn build_state(config: Config) -> Result<Arc<AppState>, StartError> {
     let db = open_db(&config).await?;
     let vault = open_vault(&config)?;
     let mut trust = config.trust_policy();
+    // The built-in catalogue and starter templates: trusted as the bytes this binary carries.
     trust.pinned = crate::marketplace::catalogue::digests();
+    trust.pinned.extend(crate::templates::starter::digests());
     // The one owner of outbound traffic: connectors, token endpoints, marketplace fetches.
     let outbound = Outbound::new(BrokerConfig {
         address_policy: AddressPolicy {
@@ -156,8 +158,8 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
     Ok(crate::workspaces::bootstrap(state).await?.map(|key| key.to_string()))
 }
 
-/// List the connector catalogue built into this binary in the registry (every start; a
-/// no-op when nothing changed). A failure is logged, not fatal: the server still serves.
+/// List the connector catalogue and the starter templates built into this binary in the
+/// registry (every start; a no-op when nothing changed). A failure is logged, not fatal: the server still serves.
 pub async fn seed_catalogue(state: &AppState) {
     match crate::marketplace::catalogue::seed(state).await {
         Ok(seeded) => {
@@ -175,6 +177,23 @@ pub async fn seed_catalogue(state: &AppState) {
             }
         }
         Err(e) => tracing::error!(error = %e, "cannot list the built-in connector catalogue"),
+    }
+    match crate::templates::starter::seed(state).await {
+        Ok(seeded) => {
+            tracing::info!(
+                added = seeded.added.len(),
+                unchanged = seeded.unchanged.len(),
+                "starter templates listed under `{}`",
+                crate::marketplace::catalogue::NAMESPACE
+            );
+            for name in &seeded.conflicting {
+                tracing::warn!(
+                    template = %name,
+                    "the registry already lists this starter template version with other bytes; raise its version to publish this build"
+                );
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot list the starter templates"),
     }
 }
 

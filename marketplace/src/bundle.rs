@@ -94,7 +94,12 @@ pub fn sums_for(files: &BTreeMap<String, Vec<u8>>) -> String {
 
 /// Pack content files (and an optional signature of their sums) into a bundle.
 pub fn pack(files: &BTreeMap<String, Vec<u8>>, signature: Option<&str>) -> Result<Vec<u8>, BundleError> {
-    pack_archive(files, signature, &|name| CONTENT_FILES.contains(&name), MAX_BUNDLE_BYTES)
+    pack_archive(
+        files,
+        signature,
+        &|name| CONTENT_FILES.contains(&name),
+        MAX_BUNDLE_BYTES,
+    )
 }
 
 /// Pack `files` (each allowed by `allowed`) after their checksum list and an optional

@@ -183,8 +183,15 @@ pub fn signature_key_id(signature: &str) -> Result<String, SigningError> {
 pub fn verify_with(bundle: &impl Signed, key: &PublicKey) -> Result<(), SigningError> {
     let signature = bundle.signature().ok_or(SigningError::Unsigned)?;
     let sig = minisign::SignatureBox::from_string(signature).map_err(|e| malformed("signature", e))?;
-    minisign::verify(&key.key, &sig, Cursor::new(bundle.sums().as_bytes()), true, false, false)
-        .map_err(|_| SigningError::BadSignature)
+    minisign::verify(
+        &key.key,
+        &sig,
+        Cursor::new(bundle.sums().as_bytes()),
+        true,
+        false,
+        false,
+    )
+    .map_err(|_| SigningError::BadSignature)
 }
 
 /// Which publisher keys a host (or registry) accepts.

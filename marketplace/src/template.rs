@@ -149,7 +149,10 @@ mod tests {
         // A flipped byte in the template without new sums: integrity fails.
         let at = bytes.windows(7).position(|w| w == b"\"9.0.0\"").expect("in the tar");
         bytes[at + 1] = b'8';
-        assert!(matches!(TemplateBundle::parse(&bytes), Err(BundleError::DigestMismatch(_))));
+        assert!(matches!(
+            TemplateBundle::parse(&bytes),
+            Err(BundleError::DigestMismatch(_))
+        ));
     }
 
     #[test]

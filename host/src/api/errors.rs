@@ -191,6 +191,10 @@ impl From<MarketplaceError> for ApiError {
             MarketplaceError::InstallRequired => {
                 ApiError::new(StatusCode::FORBIDDEN, "install_required", "Forbidden", detail)
             }
+            MarketplaceError::UseRequired => ApiError::new(StatusCode::FORBIDDEN, "use_required", "Forbidden", detail),
+            MarketplaceError::InvalidTemplate(problems) => {
+                ApiError::unprocessable("invalid_template", detail).with_extra(serde_json::json!(problems))
+            }
             MarketplaceError::Upstream { code, message } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, code, "Bad gateway", message)
             }

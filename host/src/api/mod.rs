@@ -21,6 +21,7 @@ mod oauth_begin;
 mod openapi;
 mod public_limit;
 mod ranges;
+mod templates;
 mod webhooks;
 mod workflows;
 mod workspaces;
@@ -130,6 +131,42 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
             )
             .route("/connectors/{id}", get(connectors::get).delete(connectors::uninstall))
             .route("/connectors/{id}/rollback", post(connectors::rollback))
+            .route(
+                "/templates",
+                get(templates::browse)
+                    .post(templates::publish)
+                    .layer(DefaultBodyLimit::max(
+                        nexum_marketplace::template::MAX_TEMPLATE_BUNDLE_BYTES + 1,
+                    )),
+            )
+            .route("/templates/{namespace}/{name}", get(templates::get))
+            .route("/templates/{namespace}/{name}/use", post(templates::use_latest))
+            .route("/templates/{namespace}/{name}/featured", post(templates::set_featured))
+            .route(
+                "/templates/{namespace}/{name}/reviews",
+                get(templates::list_reviews).post(templates::write_review),
+            )
+            .route(
+                "/templates/{namespace}/{name}/reviews/{id}/reply",
+                post(templates::reply),
+            )
+            .route(
+                "/templates/{namespace}/{name}/versions/{version}",
+                get(templates::get_version),
+            )
+            .route(
+                "/templates/{namespace}/{name}/versions/{version}/bundle",
+                get(templates::download),
+            )
+            .route(
+                "/templates/{namespace}/{name}/versions/{version}/use",
+                post(templates::use_version),
+            )
+            .route(
+                "/templates/{namespace}/{name}/versions/{version}/yank",
+                post(templates::yank),
+            )
+            .route("/workflows/{id}/template-upgrade", post(templates::upgrade))
             .route("/connections", get(connections::list).post(connections::create))
             .route(
                 "/connections/{id}",

@@ -9,7 +9,7 @@
 
 use super::{
     actions, audit, connections, connectors, hooks, incoming, keys, marketplace, members, oauth, oauth_begin, ranges,
-    webhooks, workflows, workspaces,
+    templates, webhooks, workflows, workspaces,
 };
 use axum::Json;
 use std::collections::BTreeMap;
@@ -45,6 +45,9 @@ use utoipa::{Modify, OpenApi};
         workflows::create, workflows::list, workflows::get, workflows::update, workflows::remove,
         workflows::execute, workflows::list_executions, workflows::get_execution, workflows::cancel,
         workflows::retry, workflows::usage, workflows::trigger_failures, incoming::receive_hook,
+        templates::publish, templates::browse, templates::get, templates::get_version, templates::download,
+        templates::yank, templates::set_featured, templates::use_latest, templates::use_version, templates::upgrade,
+        templates::list_reviews, templates::write_review, templates::reply,
     ),
     components(schemas(crate::error::Problem, crate::auth::Scope, crate::store::Role)),
     modifiers(&BearerAuth, &Contract),
@@ -61,6 +64,7 @@ use utoipa::{Modify, OpenApi};
         (name = "marketplace", description = "Signed connectors: publishers, publishing, browsing, reviews"),
         (name = "webhooks", description = "Webhook endpoints, REST hooks, the delivery log and the event catalogue"),
         (name = "workflows", description = "Workflows, their executions and triggers (schedules, signed incoming webhooks)"),
+        (name = "templates", description = "Signed workflow templates: publishing, browsing, using (with dry runs), upgrading, reviews"),
     )
 )]
 pub struct ApiDoc;

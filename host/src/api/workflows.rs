@@ -123,7 +123,8 @@ pub(super) fn public_base(state: &AppState, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-fn view(saved: Saved, base: &str) -> WorkflowView {
+/// How a saved workflow is shown, with its trigger URL under `base`.
+pub(super) fn view(saved: Saved, base: &str) -> WorkflowView {
     use crate::workflows::definition::Trigger;
     let trigger_row: Option<&TriggerRecord> = saved.trigger.as_ref();
     let mut trigger = TriggerView {

@@ -90,10 +90,9 @@ pub struct Seeded {
     pub conflicting: Vec<String>,
 }
 
-/// List every embedded connector in the registry under [`NAMESPACE`] (idempotent; run at
-/// every start). Refuses, changing nothing, when a workspace registered the namespace
-/// before it was reserved.
-pub async fn seed(state: &AppState) -> MarketplaceResult<Seeded> {
+/// The first-party publisher ([`NAMESPACE`], owned by no workspace), created on first use.
+/// Refuses when a workspace registered the namespace before it was reserved.
+pub async fn publisher(state: &AppState) -> MarketplaceResult<crate::store::PublisherRecord> {
     let owner: WorkspaceId = OWNER
         .parse()
         .map_err(|e: crate::ids::InvalidId| MarketplaceError::invalid("invalid_owner", e.to_string()))?;
@@ -113,6 +112,14 @@ pub async fn seed(state: &AppState) -> MarketplaceResult<Seeded> {
     if publisher.workspace_id != owner {
         return Err(MarketplaceError::NamespaceTaken(NAMESPACE.to_string()));
     }
+    Ok(publisher)
+}
+
+/// List every embedded connector in the registry under [`NAMESPACE`] (idempotent; run at
+/// every start). Refuses, changing nothing, when a workspace registered the namespace
+/// before it was reserved.
+pub async fn seed(state: &AppState) -> MarketplaceResult<Seeded> {
+    let publisher = publisher(state).await?;
     let mut seeded = Seeded::default();
     for bundle in bundles() {
         let name = format!("{}@{}", bundle.manifest.id, bundle.manifest.version);

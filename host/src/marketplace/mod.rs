@@ -164,6 +164,12 @@ pub enum MarketplaceError {
     /// Only workspaces that installed a connector may review it.
     #[error("only workspaces that installed this connector may review it")]
     InstallRequired,
+    /// Only workspaces that used a template may review it.
+    #[error("only workspaces that made a workflow from this template may review it")]
+    UseRequired,
+    /// A published template does not parse; each problem names its field.
+    #[error("the template is invalid: {}", .0.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("; "))]
+    InvalidTemplate(Vec<crate::workflows::definition::Problem>),
     /// A remote marketplace failed or answered nonsense; `code` is `marketplace_unreachable`,
     /// `marketplace_error` or `marketplace_invalid`.
     #[error("{message}")]

@@ -10,7 +10,7 @@ use crate::state::AppState;
 use crate::store::{AuditEntry, PackageVersionRecord, PublisherRecord, StoreError, now_ms};
 use nexum_marketplace::bundle::Bundle;
 use nexum_marketplace::permissions::Permissions;
-use nexum_marketplace::signing::{PublicKey, Signer, TrustPolicy};
+use nexum_marketplace::signing::{PublicKey, Signed, Signer, TrustPolicy};
 
 /// A publisher namespace with its signing keys, as the registry shows it.
 #[derive(Debug, Clone)]
@@ -163,24 +163,7 @@ pub async fn publish(
 ) -> MarketplaceResult<Published> {
     let publisher = owned_publisher(state, workspace_id, namespace).await?;
     let bundle = Bundle::parse(bytes).map_err(|e| MarketplaceError::invalid("invalid_bundle", e.to_string()))?;
-    let keys: Vec<PublicKey> = state
-        .db
-        .publisher_keys(&publisher.id)
-        .await?
-        .into_iter()
-        .filter(|(_, _, revoked)| revoked.is_none())
-        .filter_map(|(_, k, _)| PublicKey::parse(&k).ok())
-        .collect();
-    let signer = TrustPolicy {
-        keys,
-        allow_unsigned: false,
-        pinned: Default::default(),
-    }
-    .verify(&bundle)
-    .map_err(|source| MarketplaceError::PublishSignature {
-        namespace: publisher.namespace.clone(),
-        source,
-    })?;
+    let signer = verify_for_namespace(state, &publisher, &bundle).await?;
     let (package, created) = record_version(state, &publisher, &bundle, &signer).await?;
     if !created {
         return Ok(Published {
@@ -205,6 +188,33 @@ pub async fn publish(
     Ok(Published {
         listing: packages::listing(state, package).await?,
         created: true,
+    })
+}
+
+/// Verify a connector or template bundle against the namespace's unrevoked keys (unsigned
+/// refused): what publishing into a namespace requires.
+pub async fn verify_for_namespace(
+    state: &AppState,
+    publisher: &PublisherRecord,
+    bundle: &impl Signed,
+) -> MarketplaceResult<Signer> {
+    let keys: Vec<PublicKey> = state
+        .db
+        .publisher_keys(&publisher.id)
+        .await?
+        .into_iter()
+        .filter(|(_, _, revoked)| revoked.is_none())
+        .filter_map(|(_, k, _)| PublicKey::parse(&k).ok())
+        .collect();
+    TrustPolicy {
+        keys,
+        allow_unsigned: false,
+        pinned: Default::default(),
+    }
+    .verify(bundle)
+    .map_err(|source| MarketplaceError::PublishSignature {
+        namespace: publisher.namespace.clone(),
+        source,
     })
 }
 

@@ -11,6 +11,8 @@ use crate::store::{ReviewRecord, new_id, now_ms};
 
 /// The item type of a connector package's reviews.
 pub const CONNECTOR: &str = "connector";
+/// The item type of a workflow template's reviews.
+pub const TEMPLATE: &str = "template";
 
 /// Longest review text, in bytes.
 const MAX_BODY: usize = 5000;
@@ -46,29 +48,44 @@ pub async fn write(
     name: &str,
     review: NewReview,
 ) -> MarketplaceResult<ReviewRecord> {
-    if !(1..=5).contains(&review.stars) || review.body.len() > MAX_BODY {
-        return Err(MarketplaceError::invalid(
-            "invalid_review",
-            "stars must be 1–5 and the text at most 5000 characters",
-        ));
-    }
     let package = packages::find_package(state, namespace, name).await?;
     let version = state
         .db
         .marketplace_install(workspace_id, &package.id)
         .await?
         .ok_or(MarketplaceError::InstallRequired)?;
+    write_for(state, workspace_id, member_id, CONNECTOR, &package.id, version, review).await
+}
+
+/// Write (or edit) a review of any item (`item_type`, `item_id`): `verified_version` is the
+/// version the reviewer's workspace installed or used, which the caller established. One
+/// review per reviewer (the member, or the workspace for keys without a member).
+pub async fn write_for(
+    state: &AppState,
+    workspace_id: &WorkspaceId,
+    member_id: Option<&str>,
+    item_type: &str,
+    item_id: &str,
+    verified_version: String,
+    review: NewReview,
+) -> MarketplaceResult<ReviewRecord> {
+    if !(1..=5).contains(&review.stars) || review.body.len() > MAX_BODY {
+        return Err(MarketplaceError::invalid(
+            "invalid_review",
+            "stars must be 1–5 and the text at most 5000 characters",
+        ));
+    }
     let author = member_id.map_or_else(|| workspace_id.to_string(), str::to_string);
     let now = now_ms();
     let record = ReviewRecord {
         id: new_id("rev"),
-        item_type: CONNECTOR.into(),
-        item_id: package.id,
+        item_type: item_type.into(),
+        item_id: item_id.into(),
         workspace_id: workspace_id.clone(),
         author,
         stars: review.stars,
         body: review.body,
-        version,
+        version: verified_version,
         reply: None,
         replied_at: None,
         created_at: now,

@@ -16,6 +16,7 @@ mod key_usage;
 mod marketplace;
 mod oauth;
 mod secrets;
+mod templates;
 mod usage;
 mod webhooks;
 mod workflows;
@@ -32,6 +33,9 @@ pub use key_usage::{KEY_USAGE_BUCKETS, KeyUsageRow};
 pub use marketplace::{PackageRecord, PackageVersionRecord, PublisherRecord, ReviewRecord};
 pub use oauth::{AppBinding, FlowClaim, OAuthAppRecord, OAuthFlowRecord, OPERATOR_OWNER, RefreshLock, TokenUpdate};
 pub use secrets::{AAD_VERSION, SecretRecord};
+pub use templates::{
+    BrowsedTemplate, TemplateLink, TemplateLinkRecord, TemplateQuery, TemplateRecord, TemplateVersionRecord,
+};
 pub use usage::UsageRecord;
 pub use webhooks::{
     AttemptRecord, DELIVERY_QUEUE, DeliveryJob, ENDPOINT_SOURCE_API, ENDPOINT_SOURCE_HOOK, EndpointChanges,

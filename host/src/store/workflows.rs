@@ -162,6 +162,9 @@ pub struct WorkflowSave<'a> {
     /// Keep the stored trigger's next tick (its schedule did not change), whatever a
     /// concurrent tick moved it to.
     pub keep_next_run: bool,
+    /// The template version the workflow is (now) made from, written in the same
+    /// transaction.
+    pub template: Option<&'a super::TemplateLink>,
 }
 
 /// The end of an execution, written with its last step.
@@ -284,6 +287,7 @@ pub(crate) async fn insert_execution(
     .bind(now_ms())
     .execute(&mut *conn)
     .await?;
+    super::templates::count_execution(conn, new.workflow_id).await?;
     let payload = serde_json::json!({ "execution_id": new.id, "workspace_id": new.workspace_id }).to_string();
     insert_job(
         conn,
@@ -899,6 +903,9 @@ async fn write_one(tx: &mut sqlx::AnyConnection, w: &JournalWrite) -> StoreResul
 /// The version row, trigger row and sealed secrets of a save.
 async fn write_save_parts(tx: &mut sqlx::AnyConnection, save: &WorkflowSave<'_>) -> StoreResult<()> {
     let w = save.workflow;
+    if let Some(link) = save.template {
+        super::templates::write_link(tx, &w.workspace_id, &w.id, link, w.updated_at).await?;
+    }
     if let Some(definition) = save.definition {
         sqlx::query(
             "INSERT INTO workflow_versions (workflow_id, version, definition, created_at) VALUES ($1, $2, $3, $4)",

@@ -100,7 +100,7 @@ pub const SECRET_WORDS: [&str; 6] = ["password", "secret", "token", "api_key", "
 const PLACEHOLDER_CONNECTION: &str = "conn_00000000000000000000000000";
 
 /// What a template is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Category {
     /// `SALES`
@@ -122,7 +122,7 @@ pub enum Category {
 }
 
 /// How much a template asks of the person setting it up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Difficulty {
     /// `BEGINNER`

@@ -46,16 +46,16 @@ pub struct UseRequest {
     /// The workflow's name (default: the template's name).
     #[serde(default)]
     pub name: Option<String>,
-    /// Whether its trigger starts it (default true).
-    #[serde(default = "enabled_by_default")]
+    /// Whether its trigger starts it (default false: review it, then enable it).
+    #[serde(default)]
     pub enabled: bool,
     /// Write-only: the signing secrets (1–5) when the template's trigger is a webhook.
     #[serde(default)]
     pub trigger_secrets: Vec<String>,
-}
-
-fn enabled_by_default() -> bool {
-    true
+    /// Set by the host for an upgrade: the workflow's webhook trigger keeps the signing
+    /// secrets it has, so none need be given.
+    #[serde(skip)]
+    pub keep_trigger_secrets: bool,
 }
 
 /// Shown without the trigger secrets.
@@ -307,6 +307,9 @@ fn check_trigger_secrets(template: &Template, request: &UseRequest, problems: &m
         }
         return;
     }
+    if secrets.is_empty() && request.keep_trigger_secrets {
+        return;
+    }
     if secrets.is_empty() || secrets.len() > MAX_TRIGGER_SECRETS {
         problems.push(UseProblem::BadTriggerSecrets {
             reason: format!("the template's webhook trigger needs its signing secrets: give 1–{MAX_TRIGGER_SECRETS}"),
@@ -362,6 +365,7 @@ mod tests {
             name: None,
             enabled: true,
             trigger_secrets: vec!["whsec_abc".into()],
+            keep_trigger_secrets: false,
         }
     }
 
@@ -480,6 +484,7 @@ mod tests {
             name: Some("   ".into()),
             enabled: true,
             trigger_secrets: vec![],
+            keep_trigger_secrets: false,
         };
         let plan = plan(&many_slots(), &request, &workspace);
         assert_eq!(plan.workflow, None);
@@ -672,7 +677,7 @@ mod tests {
     fn a_use_request_parses_strictly() {
         let request: UseRequest =
             serde_json::from_value(json!({ "connections": { "alerts": "conn_1" } })).expect("parses");
-        assert!(request.enabled);
+        assert!(!request.enabled, "disabled unless asked");
         assert!(request.variables.is_empty() && request.trigger_secrets.is_empty());
         assert!(serde_json::from_value::<UseRequest>(json!({ "connection": {} })).is_err());
     }

@@ -29,11 +29,41 @@
 
 pub mod definition;
 pub mod instantiate;
+pub mod registry;
+pub mod starter;
+pub mod using;
 
 use serde::ser::SerializeMap;
 
 /// A problem with a template, naming the field (the same shape as a workflow's problems).
 pub use crate::workflows::definition::Problem;
+
+/// Why using a template (or upgrading a workflow made from one) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UseError {
+    /// No such template (or not visible), version yanked, or another registry refusal.
+    #[error(transparent)]
+    Marketplace(#[from] crate::marketplace::MarketplaceError),
+    /// The version's bundle does not satisfy this host's trust policy (unsigned, or signed
+    /// by a key the host does not trust, or a bad signature).
+    #[error(transparent)]
+    Untrusted(nexum_marketplace::signing::SigningError),
+    /// The stored bundle is not the one the listing shows (modified in the registry).
+    #[error("the template's stored bundle does not match its listed digest; it was modified after publishing")]
+    Tampered,
+    /// The request does not fit the template or the workspace; each problem names its field.
+    #[error("the template cannot be used as asked: {}", .0.iter().map(|p| format!("{}: {p}", p.path())).collect::<Vec<_>>().join("; "))]
+    Refused(Vec<UseProblem>),
+    /// The workflow was not made from a template.
+    #[error("this workflow was not made from a template")]
+    NotFromTemplate,
+    /// Saving the workflow failed (its own checks, a concurrent edit, …).
+    #[error(transparent)]
+    Workflow(#[from] crate::workflows::manage::WorkflowError),
+    /// Database.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
 
 /// Why a template document was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -10,7 +10,7 @@ use super::definition::{Definition, Problem, Trigger};
 use super::signatures::Scheme;
 use crate::ids::{ExecutionId, TriggerId, WorkflowId, WorkspaceId};
 use crate::state::AppState;
-use crate::store::{NewExecution, StoreError, TriggerRecord, WorkflowRecord, WorkflowSave, now_ms};
+use crate::store::{NewExecution, StoreError, TemplateLink, TriggerRecord, WorkflowRecord, WorkflowSave, now_ms};
 use crate::vault::{SecretFields, VaultError};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -321,6 +321,17 @@ pub async fn create(
     workspace_id: &WorkspaceId,
     input: WorkflowInput,
 ) -> Result<Saved, WorkflowError> {
+    create_linked(state, workspace_id, input, None).await
+}
+
+/// Create a workflow as [`create`] does, linked (in the same write) to the template version
+/// it is made from.
+pub async fn create_linked(
+    state: &Arc<AppState>,
+    workspace_id: &WorkspaceId,
+    input: WorkflowInput,
+    template: Option<&TemplateLink>,
+) -> Result<Saved, WorkflowError> {
     let name = input
         .name
         .clone()
@@ -376,6 +387,7 @@ pub async fn create(
             sealed: sealed.as_ref(),
             unseal: None,
             keep_next_run: false,
+            template,
         })
         .await?;
     Ok(Saved {
@@ -418,7 +430,23 @@ pub async fn update(
     id: &str,
     input: WorkflowInput,
 ) -> Result<Saved, WorkflowError> {
+    update_linked(state, workspace_id, id, input, None, None).await
+}
+
+/// Change a workflow as [`update`] does, only if it is still at `expected_version` (when
+/// given), and re-link it (in the same write) to the template version it now follows.
+pub async fn update_linked(
+    state: &Arc<AppState>,
+    workspace_id: &WorkspaceId,
+    id: &str,
+    input: WorkflowInput,
+    expected_version: Option<i64>,
+    template: Option<&TemplateLink>,
+) -> Result<Saved, WorkflowError> {
     let current = load(state, workspace_id, id).await?;
+    if expected_version.is_some_and(|v| v != current.workflow.version) {
+        return Err(WorkflowError::Changed);
+    }
     let mut workflow = current.workflow.clone();
     if let Some(name) = &input.name {
         check_name(name)?;
@@ -444,6 +472,7 @@ pub async fn update(
                     sealed: None,
                     unseal: None,
                     keep_next_run: true,
+                    template,
                 },
                 current.workflow.updated_at,
             )
@@ -503,6 +532,7 @@ pub async fn update(
                 sealed: sealed.as_ref(),
                 unseal: unseal.as_deref(),
                 keep_next_run: same_schedule,
+                template,
             },
             current.workflow.updated_at,
         )

@@ -1,0 +1,397 @@
+//! Using a template in a workspace, and moving a workflow made from one to a newer version.
+//!
+//! Both re-read the version's signed bundle from the registry and verify it against this
+//! host's own trust policy (trusted publisher keys, the starter templates' pinned digests,
+//! the unsigned dev flag) and the digest the listing shows, as an install does for a
+//! connector: a template that was tampered with, is unsigned or is signed by a key the host
+//! does not trust is refused before anything is planned. Then [`plan`] checks the request
+//! against the workspace; a dry run stops there and reports. The real call saves the plan's
+//! workflow with its link to the template version in one write (the workflow's own checks
+//! run again inside it), so nothing is half-created.
+
+use super::definition::Template;
+use super::instantiate::{ConnectionView, InstalledConnector, Plan, UseRequest, WorkspaceView, plan};
+use super::registry::{self, TemplateListing};
+use super::{UseError, UseProblem};
+use crate::ids::WorkspaceId;
+use crate::marketplace::MarketplaceError;
+use crate::state::AppState;
+use crate::store::{TemplateLink, TemplateVersionRecord};
+use crate::workflows::manage::{self, Saved, WorkflowInput};
+use nexum_marketplace::template::TemplateBundle;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Most installations and connections read to plan a use.
+const MAX_WORKSPACE_ROWS: usize = 10_000;
+
+/// What a use did.
+pub enum UseOutcome {
+    /// A dry run: what would happen (problems, or the workflow it would create).
+    Planned {
+        /// The plan.
+        plan: Plan,
+        /// `namespace/name`.
+        template: String,
+        /// The version planned with.
+        version: String,
+    },
+    /// The workflow created, disabled unless asked otherwise.
+    Created {
+        /// The saved workflow.
+        saved: Box<Saved>,
+        /// `namespace/name`.
+        template: String,
+        /// The version used.
+        version: String,
+    },
+}
+
+/// A template version verified against the host's trust policy and parsed.
+struct Verified {
+    listing: TemplateListing,
+    version: TemplateVersionRecord,
+    template: Template,
+}
+
+/// Load `namespace/name` at `wanted` (default: the latest non-yanked version), as visible
+/// to `workspace_id`, and verify its bundle. A yanked version cannot be newly used.
+async fn verified(
+    state: &AppState,
+    workspace_id: &WorkspaceId,
+    namespace: &str,
+    name: &str,
+    wanted: Option<&str>,
+) -> Result<Verified, UseError> {
+    let record = registry::find_visible(state, workspace_id, namespace, name).await?;
+    let listing = registry::listing(state, record).await?;
+    let version = match wanted {
+        Some(v) => {
+            let found = registry::version(&listing, v)?;
+            if found.yanked_at.is_some() {
+                return Err(MarketplaceError::invalid(
+                    "version_yanked",
+                    format!("{}@{v} was yanked and cannot be newly used", listing.reference()),
+                )
+                .into());
+            }
+            found.clone()
+        }
+        None => registry::latest(&listing.versions)
+            .cloned()
+            .ok_or_else(|| MarketplaceError::invalid("no_versions", "every version was yanked"))?,
+    };
+    let bytes = state
+        .db
+        .template_bundle(&listing.record.id, &version.version)
+        .await?
+        .ok_or(MarketplaceError::NotFound("version"))?;
+    let bundle = TemplateBundle::parse(&bytes).map_err(|_| UseError::Tampered)?;
+    if bundle.digest != version.digest {
+        return Err(UseError::Tampered);
+    }
+    state.trust.verify(&bundle).map_err(UseError::Untrusted)?;
+    let template = registry::parse_document(state, &bundle.template)?;
+    if template.id != listing.record.name || template.version.to_string() != version.version {
+        return Err(UseError::Tampered);
+    }
+    Ok(Verified {
+        listing,
+        version,
+        template,
+    })
+}
+
+/// What [`plan`] needs of the workspace: its installed connectors and its connections.
+async fn workspace_view(state: &AppState, workspace_id: &WorkspaceId) -> Result<WorkspaceView, UseError> {
+    let installations = state
+        .db
+        .list_installations(workspace_id, "", MAX_WORKSPACE_ROWS)
+        .await?
+        .items;
+    let connections = state
+        .db
+        .list_connections(workspace_id, "", MAX_WORKSPACE_ROWS)
+        .await?
+        .items;
+    Ok(WorkspaceView {
+        connections: connections
+            .iter()
+            .filter_map(|c| {
+                let installation = installations.iter().find(|i| i.id == c.installation_id)?;
+                Some(ConnectionView {
+                    id: c.id.to_string(),
+                    connector_id: installation.connector_id.clone(),
+                    version: installation.version.clone(),
+                })
+            })
+            .collect(),
+        installed: installations
+            .into_iter()
+            .map(|i| InstalledConnector {
+                connector_id: i.connector_id,
+                version: i.version,
+                source: i.source,
+            })
+            .collect(),
+    })
+}
+
+/// The workflow a ready plan creates, as `POST /workflows` takes it.
+fn creation_input(plan: &Plan, request: &UseRequest) -> Result<WorkflowInput, UseError> {
+    let value = plan
+        .creation_input(request)
+        .ok_or_else(|| UseError::Refused(plan.problems.clone()))?;
+    serde_json::from_value(value).map_err(|e| {
+        UseError::Refused(vec![UseProblem::InvalidWorkflow {
+            path: "workflow".into(),
+            message: e.to_string(),
+        }])
+    })
+}
+
+/// Use `namespace/name` (at `version`, default the latest) in `workspace_id`: a dry run
+/// reports the plan; otherwise the workflow is created with its link to the template
+/// version, and the use is counted.
+pub async fn use_template(
+    state: &Arc<AppState>,
+    workspace_id: &WorkspaceId,
+    namespace: &str,
+    name: &str,
+    version: Option<&str>,
+    request: UseRequest,
+    dry_run: bool,
+) -> Result<UseOutcome, UseError> {
+    let Verified {
+        listing,
+        version,
+        template,
+    } = verified(state, workspace_id, namespace, name, version).await?;
+    let workspace = workspace_view(state, workspace_id).await?;
+    let planned = plan(&template, &request, &workspace);
+    let reference = listing.reference();
+    if dry_run {
+        return Ok(UseOutcome::Planned {
+            plan: planned,
+            template: reference,
+            version: version.version,
+        });
+    }
+    if !planned.is_ready() {
+        return Err(UseError::Refused(planned.problems));
+    }
+    let input = creation_input(&planned, &request)?;
+    let link = TemplateLink {
+        template_id: listing.record.id.clone(),
+        version: version.version.clone(),
+        connections: serde_json::to_string(&request.connections).unwrap_or_else(|_| "{}".into()),
+        count_use: true,
+    };
+    let saved = manage::create_linked(state, workspace_id, input, Some(&link)).await?;
+    Ok(UseOutcome::Created {
+        saved: Box::new(saved),
+        template: reference,
+        version: version.version,
+    })
+}
+
+/// One difference between two definitions: the field (`steps[1].input.text`) and its
+/// value before and after (`null` when absent).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Change {
+    /// The field.
+    pub path: String,
+    /// Its value before.
+    #[schema(value_type = Object)]
+    pub before: Value,
+    /// Its value after.
+    #[schema(value_type = Object)]
+    pub after: Value,
+}
+
+/// Every leaf that differs between `before` and `after`, in document order.
+pub fn diff(before: &Value, after: &Value) -> Vec<Change> {
+    let mut changes = Vec::new();
+    walk("", before, after, &mut changes);
+    changes
+}
+
+fn walk(path: &str, before: &Value, after: &Value, changes: &mut Vec<Change>) {
+    let child = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match (before, after) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                walk(
+                    &child(key),
+                    a.get(key).unwrap_or(&Value::Null),
+                    b.get(key).unwrap_or(&Value::Null),
+                    changes,
+                );
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for i in 0..a.len().max(b.len()) {
+                walk(
+                    &format!("{path}[{i}]"),
+                    a.get(i).unwrap_or(&Value::Null),
+                    b.get(i).unwrap_or(&Value::Null),
+                    changes,
+                );
+            }
+        }
+        (a, b) if a != b => changes.push(Change {
+            path: path.to_string(),
+            before: a.clone(),
+            after: b.clone(),
+        }),
+        _ => {}
+    }
+}
+
+/// What an upgrade did or would do.
+pub struct Upgrade {
+    /// `namespace/name`.
+    pub template: String,
+    /// The version the workflow was on.
+    pub from: String,
+    /// The version it moves to.
+    pub to: String,
+    /// What changes in its definition.
+    pub changes: Vec<Change>,
+    /// Problems that stop it (a dry run reports them; the real call refuses).
+    pub problems: Vec<UseProblem>,
+    /// The workflow after the upgrade (the real call only).
+    pub saved: Option<Box<Saved>>,
+}
+
+/// Move workflow `workflow_id` (made from a template) to `to` (default: the latest version),
+/// keeping its slot → connection mapping and the values of the variables the new version
+/// still has (`variables` adds or overrides values), its name, its enabled state and its
+/// webhook secrets. A dry run reports the definition diff without saving.
+pub async fn upgrade(
+    state: &Arc<AppState>,
+    workspace_id: &WorkspaceId,
+    workflow_id: &str,
+    to: Option<&str>,
+    variables: std::collections::BTreeMap<String, Value>,
+    dry_run: bool,
+) -> Result<Upgrade, UseError> {
+    let current = manage::load(state, workspace_id, workflow_id).await?;
+    let link = state
+        .db
+        .template_link(workspace_id, workflow_id)
+        .await?
+        .ok_or(UseError::NotFromTemplate)?;
+    let record = state
+        .db
+        .template_by_id(&link.template_id)
+        .await?
+        .ok_or(MarketplaceError::NotFound("template"))?;
+    let Verified {
+        listing,
+        version,
+        template,
+    } = verified(state, workspace_id, &record.namespace, &record.name, to).await?;
+    let mut kept: std::collections::BTreeMap<String, Value> = current
+        .definition
+        .vars
+        .iter()
+        .filter(|(name, _)| template.variables.contains_key(*name))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    kept.extend(variables);
+    let request = UseRequest {
+        connections: serde_json::from_str(&link.connections).unwrap_or_default(),
+        variables: kept,
+        name: Some(current.workflow.name.clone()),
+        enabled: current.workflow.enabled != 0,
+        trigger_secrets: Vec::new(),
+        keep_trigger_secrets: current.trigger.as_ref().is_some_and(|t| t.kind == "webhook"),
+    };
+    let workspace = workspace_view(state, workspace_id).await?;
+    let planned = plan(&template, &request, &workspace);
+    let definition_of = |value: &Value| {
+        let mut value = value.clone();
+        if let Some(object) = value.as_object_mut() {
+            for field in ["name", "description", "enabled"] {
+                object.remove(field);
+            }
+        }
+        serde_json::from_value::<crate::workflows::definition::Definition>(value)
+            .ok()
+            .and_then(|d| serde_json::to_value(d.without_secrets()).ok())
+            .unwrap_or(Value::Null)
+    };
+    let before = serde_json::to_value(&current.definition).unwrap_or(Value::Null);
+    let changes = planned
+        .workflow
+        .as_ref()
+        .map(|after| diff(&before, &definition_of(after)))
+        .unwrap_or_default();
+    let mut upgrade = Upgrade {
+        template: listing.reference(),
+        from: link.version.clone(),
+        to: version.version.clone(),
+        changes,
+        problems: planned.problems.clone(),
+        saved: None,
+    };
+    if dry_run {
+        return Ok(upgrade);
+    }
+    if !planned.is_ready() {
+        return Err(UseError::Refused(planned.problems));
+    }
+    let mut input = creation_input(&planned, &request)?;
+    // Name, description and enabled stay as the workflow has them.
+    input.name = None;
+    input.description = None;
+    input.enabled = None;
+    if input.output.is_none() {
+        // The new version has no output template: drop the old one too.
+        input.output = Some(Value::Null);
+    }
+    let link = TemplateLink {
+        template_id: listing.record.id.clone(),
+        version: version.version.clone(),
+        connections: link.connections,
+        count_use: link.version != version.version,
+    };
+    let saved = manage::update_linked(
+        state,
+        workspace_id,
+        workflow_id,
+        input,
+        Some(current.workflow.version),
+        Some(&link),
+    )
+    .await?;
+    upgrade.saved = Some(Box::new(saved));
+    Ok(upgrade)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_diff_names_every_changed_leaf() {
+        let before = json!({ "vars": { "a": 1, "b": 2 }, "steps": [ { "name": "x", "input": { "t": "hi" } } ] });
+        let after = json!({ "vars": { "a": 1, "c": 3 }, "steps": [ { "name": "x", "input": { "t": "hello" } }, { "name": "y" } ] });
+        let changes = diff(&before, &after);
+        let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, vec!["steps[0].input.t", "steps[1]", "vars.b", "vars.c"]);
+        assert_eq!(changes[0].before, json!("hi"));
+        assert_eq!(changes[0].after, json!("hello"));
+        assert_eq!(changes[1].before, Value::Null);
+        assert!(diff(&before, &before).is_empty());
+    }
+}
