@@ -39,16 +39,21 @@ pub enum AuthorError {
     /// Publishing failed.
     #[error("publish failed: {0}")]
     Publish(String),
+    /// The workflow template is invalid; each line names a field.
+    #[error("{0}")]
+    Template(String),
 }
 
-fn file_err(path: &Path, e: impl std::fmt::Display) -> AuthorError {
+/// A file problem at `path`.
+pub(crate) fn file_err(path: &Path, e: impl std::fmt::Display) -> AuthorError {
     AuthorError::File {
         path: path.to_path_buf(),
         reason: e.to_string(),
     }
 }
 
-fn write(path: &Path, text: &str) -> Result<(), AuthorError> {
+/// Write `text` to `path`, creating its directory.
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), AuthorError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
     }
@@ -370,17 +375,24 @@ pub async fn publish(
     namespace: &str,
     api_key: &str,
 ) -> Result<serde_json::Value, AuthorError> {
-    let bytes = std::fs::read(bundle_path).map_err(|e| file_err(bundle_path, e))?;
+    let url = format!(
+        "{}/api/v1/marketplace/packages?namespace={namespace}",
+        marketplace.trim_end_matches('/')
+    );
+    upload(bundle_path, &url, api_key).await
+}
+
+/// POST the file at `path` to `url` as `application/octet-stream` with `api_key`; the JSON
+/// answer, or the problem's detail (and each named field) as the error.
+pub async fn upload(path: &Path, url: &str, api_key: &str) -> Result<serde_json::Value, AuthorError> {
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
     crate::tls::install_crypto_provider();
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
         .map_err(|e| AuthorError::Publish(e.to_string()))?;
     let response = client
-        .post(format!(
-            "{}/api/v1/marketplace/packages?namespace={namespace}",
-            marketplace.trim_end_matches('/')
-        ))
+        .post(url)
         .bearer_auth(api_key)
         .header("content-type", "application/octet-stream")
         .body(bytes)
@@ -396,10 +408,13 @@ pub async fn publish(
     )
     .unwrap_or_default();
     if !status.is_success() {
-        return Err(AuthorError::Publish(format!(
-            "{status}: {}",
-            body["detail"].as_str().unwrap_or("no detail")
-        )));
+        let mut detail = format!("{status}: {}", body["detail"].as_str().unwrap_or("no detail"));
+        for problem in body["errors"].as_array().into_iter().flatten() {
+            if let (Some(path), Some(message)) = (problem["path"].as_str(), problem["message"].as_str()) {
+                detail.push_str(&format!("\n  {path}: {message}"));
+            }
+        }
+        return Err(AuthorError::Publish(detail));
     }
     Ok(body)
 }

@@ -45,6 +45,54 @@ enum Command {
     /// Run a standalone marketplace registry that many hosts can share.
     #[command(subcommand)]
     Marketplace(MarketplaceCommand),
+    /// Work with workflow templates: scaffold, validate, sign, publish.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+}
+
+#[derive(Subcommand)]
+enum TemplateCommand {
+    /// Scaffold a template directory (template.json + README.md) that validates out of the box.
+    New {
+        /// Template id (a-z, 0-9, -; starting with a letter).
+        name: String,
+        /// Where to create it.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Check a template directory as the registry will; every problem names its field.
+    Validate {
+        /// The template directory (holding template.json).
+        dir: PathBuf,
+    },
+    /// Validate, pack and sign a template directory into a .nxt bundle.
+    Sign {
+        /// The template directory.
+        dir: PathBuf,
+        /// Secret key file (from `nexum keygen`, or a minisign key with NEXUM_SIGNING_KEY_PASSWORD).
+        #[arg(long)]
+        key: PathBuf,
+        /// Bundle path (default: <dir>/target/<id>-<version>.nxt).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Publish a signed .nxt bundle (needs an API key with marketplace:publish).
+    Publish {
+        /// The bundle.
+        bundle: PathBuf,
+        /// Marketplace base URL.
+        #[arg(long, env = "NEXUM_MARKETPLACE", default_value = "http://127.0.0.1:8080")]
+        marketplace: String,
+        /// Your publisher namespace.
+        #[arg(long)]
+        namespace: String,
+        /// API key.
+        #[arg(long, env = "NEXUM_API_KEY", hide_env_values = true)]
+        api_key: String,
+        /// Visible only to your workspace.
+        #[arg(long)]
+        private: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -329,6 +377,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Template(command) => template(command).await,
         Command::Marketplace(MarketplaceCommand::Serve(args)) => {
             let config = Config::from_env(args.config.as_deref())?;
             init_logging(config.log_format);
@@ -343,6 +392,70 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn template(command: TemplateCommand) -> Result<ExitCode> {
+    use nexum_host::templates::author;
+    match command {
+        TemplateCommand::New { name, dir } => {
+            let path = author::scaffold(&dir, &name)?;
+            println!(
+                "created {}\nnext: edit template.json, then `nexum template validate {}`",
+                path.display(),
+                path.display()
+            );
+        }
+        TemplateCommand::Validate { dir } => {
+            let (template, files) = author::validate(&dir)?;
+            let slots: Vec<String> = template
+                .slots
+                .iter()
+                .map(|(name, slot)| format!("{name} → {} {}", slot.connector, slot.version))
+                .collect();
+            println!(
+                "{}@{} is valid: {} variables, {} slots ({}), files: {}",
+                template.id,
+                template.version,
+                template.variables.len(),
+                template.slots.len(),
+                slots.join(", "),
+                files.keys().cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+        TemplateCommand::Sign { dir, key, out } => {
+            let password = std::env::var("NEXUM_SIGNING_KEY_PASSWORD").ok();
+            let (path, bundle) = author::sign(&dir, &key, password.as_deref(), out.as_deref())?;
+            let key_id = bundle
+                .signature
+                .as_deref()
+                .map(nexum_marketplace::signing::signature_key_id)
+                .transpose()?
+                .unwrap_or_default();
+            println!(
+                "{}\nsigned {}@{} with key {key_id}, digest sha256:{}",
+                path.display(),
+                bundle.id,
+                bundle.version,
+                bundle.digest
+            );
+        }
+        TemplateCommand::Publish {
+            bundle,
+            marketplace,
+            namespace,
+            api_key,
+            private,
+        } => {
+            let published = author::publish(&bundle, &marketplace, &namespace, &api_key, private).await?;
+            println!(
+                "published {} {}{}",
+                published["template"].as_str().unwrap_or_default(),
+                published["latest_version"].as_str().unwrap_or_default(),
+                if private { " (private)" } else { "" }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_logging(format: LogFormat) {

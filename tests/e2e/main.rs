@@ -42,6 +42,7 @@ mod secrets;
 mod sendgrid;
 mod slack;
 mod smtp;
+mod templates;
 mod twilio;
 mod webhook_connector;
 mod webhooks;

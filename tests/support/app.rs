@@ -362,4 +362,36 @@ impl TestApp {
             .expect("publish sent");
         reply(response).await
     }
+
+    /// List the built-in connector catalogue and the starter templates in this server's
+    /// registry, as `nexum serve` does at every start.
+    pub async fn seed_catalogue(&self) {
+        server::seed_catalogue(self.state()).await;
+    }
+
+    /// Install `nexum/<connector>` from the built-in catalogue (seed first), accepting the
+    /// permissions its listing shows.
+    pub async fn install_catalogue(&self, key: &str, connector: &str) -> Reply {
+        let listing = self
+            .get(key, &format!("/api/v1/marketplace/packages/nexum/{connector}"))
+            .await;
+        assert_eq!(listing.status, StatusCode::OK, "{:?}", listing.body);
+        self.post(
+            key,
+            "/api/v1/connectors/from-marketplace",
+            json!({ "package": format!("nexum/{connector}"), "accept_permissions": listing.body["permissions"] }),
+        )
+        .await
+    }
+
+    /// Publish a template bundle to this server's registry under `namespace`.
+    pub async fn publish_template(&self, key: &str, namespace: &str, bundle: Vec<u8>, private: bool) -> Reply {
+        self.post_raw(
+            key,
+            &format!("/api/v1/templates?namespace={namespace}&private={private}"),
+            bundle,
+            &[("content-type", "application/octet-stream")],
+        )
+        .await
+    }
 }

@@ -27,6 +27,7 @@
 //! the plan has no problems, saves its workflow through `workflows::manage::create` (which
 //! runs its own full check again, in one write, so nothing is half-created).
 
+pub mod author;
 pub mod definition;
 pub mod instantiate;
 pub mod registry;
