@@ -9,7 +9,7 @@
 use super::AppState;
 use super::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery, Principal};
 use super::marketplace::{Reply, ReviewList, ReviewView, SetFeatured, WriteReview};
-use super::workflows::{WorkflowView, public_base, view};
+use super::workflows::{TemplateOrigin, WorkflowView, public_base, view};
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
 use crate::marketplace::reviews::{self, NewReview};
@@ -676,15 +676,22 @@ async fn use_at(
             saved,
             template,
             version,
-        } => (
-            StatusCode::CREATED,
-            Json(UsedTemplate {
-                template,
-                version,
-                workflow: view(*saved, &public_base(state, headers)),
-            }),
-        )
-            .into_response(),
+        } => {
+            let mut workflow = view(*saved, &public_base(state, headers));
+            workflow.template = Some(TemplateOrigin {
+                template: template.clone(),
+                version: version.clone(),
+            });
+            (
+                StatusCode::CREATED,
+                Json(UsedTemplate {
+                    template,
+                    version,
+                    workflow,
+                }),
+            )
+                .into_response()
+        }
     })
 }
 
@@ -807,13 +814,21 @@ pub async fn upgrade(
         params.dry_run.unwrap_or(false),
     )
     .await?;
+    let workflow = done.saved.map(|s| {
+        let mut shown = view(*s, &public_base(&state, &headers));
+        shown.template = Some(TemplateOrigin {
+            template: done.template.clone(),
+            version: done.to.clone(),
+        });
+        shown
+    });
     Ok(Json(UpgradeView {
         template: done.template,
         from: done.from,
         to: done.to,
         changes: done.changes,
         problems: done.problems,
-        workflow: done.saved.map(|s| view(*s, &public_base(&state, &headers))),
+        workflow,
     }))
 }
 

@@ -105,10 +105,23 @@ pub struct WorkflowView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub output: Option<Value>,
+    /// The template (`namespace/name`) and version it was made from, when it was
+    /// (shown by `GET /workflows/{id}` and the template endpoints).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateOrigin>,
     /// Unix ms.
     pub created_at: i64,
     /// Unix ms.
     pub updated_at: i64,
+}
+
+/// Where a workflow made from a template came from.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TemplateOrigin {
+    /// `namespace/name`.
+    pub template: String,
+    /// The version it follows.
+    pub version: String,
 }
 
 pub(super) fn public_base(state: &AppState, headers: &HeaderMap) -> String {
@@ -163,6 +176,7 @@ pub(super) fn view(saved: Saved, base: &str) -> WorkflowView {
         vars: serde_json::to_value(&definition.vars).unwrap_or(Value::Null),
         steps: serde_json::to_value(&definition.steps).unwrap_or(Value::Null),
         output: definition.output,
+        template: None,
         created_at: saved.workflow.created_at,
         updated_at: saved.workflow.updated_at,
     }
@@ -236,7 +250,13 @@ pub async fn get(
 ) -> ApiResult<Json<WorkflowView>> {
     principal.require(Scope::ConnectionsRead)?;
     let saved = manage::load(&state, &principal.workspace_id, &id).await?;
-    Ok(Json(view(saved, &public_base(&state, &headers))))
+    let mut shown = view(saved, &public_base(&state, &headers));
+    shown.template = state
+        .db
+        .template_origin(&principal.workspace_id, &id)
+        .await?
+        .map(|(template, version)| TemplateOrigin { template, version });
+    Ok(Json(shown))
 }
 
 /// Change a workflow (`workflows:write` or `admin`): `name`, `description`, `enabled` in

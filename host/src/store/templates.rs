@@ -363,6 +363,21 @@ impl Db {
         Ok(row.map(|(v,)| v))
     }
 
+    /// `(namespace/name, version)` of the template a workflow of the workspace follows.
+    pub async fn template_origin(
+        &self,
+        workspace_id: &WorkspaceId,
+        workflow_id: &str,
+    ) -> StoreResult<Option<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT t.namespace || '/' || t.name, l.version FROM template_workflows l JOIN templates t ON t.id = l.template_id WHERE l.workspace_id = $1 AND l.workflow_id = $2",
+        )
+        .bind(workspace_id)
+        .bind(workflow_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
     /// The template a workflow of the workspace was made from, if any.
     pub async fn template_link(
         &self,

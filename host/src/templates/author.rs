@@ -30,7 +30,10 @@ pub fn scaffold(parent: &Path, name: &str) -> Result<PathBuf, AuthorError> {
     }
     let dir = parent.join(name);
     if dir.join(TEMPLATE_FILE).exists() {
-        return Err(file_err(&dir, "already holds a template.json; refusing to overwrite it"));
+        return Err(file_err(
+            &dir,
+            "already holds a template.json; refusing to overwrite it",
+        ));
     }
     let template = serde_json::json!({
         "id": name,
@@ -106,7 +109,12 @@ pub fn validate(dir: &Path) -> Result<(Template, BTreeMap<String, Vec<u8>>), Aut
 
 /// Validate `dir`, pack it and sign it with the secret key file `key`, writing
 /// `out` (default `<dir>/target/<id>-<version>.nxt`); returns the path and the bundle.
-pub fn sign(dir: &Path, key: &Path, password: Option<&str>, out: Option<&Path>) -> Result<(PathBuf, TemplateBundle), AuthorError> {
+pub fn sign(
+    dir: &Path,
+    key: &Path,
+    password: Option<&str>,
+    out: Option<&Path>,
+) -> Result<(PathBuf, TemplateBundle), AuthorError> {
     let (template, files) = validate(dir)?;
     let unsigned = TemplateBundle::parse(&pack_template(&files, None)?)?;
     let secret = std::fs::read_to_string(key).map_err(|e| file_err(key, e))?;
@@ -158,10 +166,7 @@ mod tests {
             keys: vec![signing::PublicKey::parse(&keys.public).expect("pub")],
             ..Default::default()
         };
-        assert_eq!(
-            policy.verify(&bundle),
-            Ok(signing::Signer::Key(keys.key_id.clone()))
-        );
+        assert_eq!(policy.verify(&bundle), Ok(signing::Signer::Key(keys.key_id.clone())));
         assert!(scaffold(dir.path(), "my-flow").is_err(), "never overwrites");
         assert!(matches!(scaffold(dir.path(), "Bad_Name"), Err(AuthorError::BadName(_))));
     }
@@ -171,8 +176,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let made = scaffold(dir.path(), "broken").expect("scaffold");
         let path = made.join(TEMPLATE_FILE);
-        let mut value: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+        let mut value: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
         value["category"] = serde_json::json!("GARDENING");
         std::fs::write(&path, value.to_string()).expect("write");
         let Err(AuthorError::Template(text)) = validate(&made) else {

@@ -119,7 +119,14 @@ async fn acme_with_template(app: TestApp) -> (TestApp, KeyPairText) {
     let app = trusting(app, &[&keys]).await;
     app.seed_catalogue().await;
     register(&app, &app.key, "acme", &keys).await;
-    publish(&app, &app.key, "acme", bundle(&slack_template("post-line", "1.0.0", json!({})), Some(&keys)), false).await;
+    publish(
+        &app,
+        &app.key,
+        "acme",
+        bundle(&slack_template("post-line", "1.0.0", json!({})), Some(&keys)),
+        false,
+    )
+    .await;
     (app, keys)
 }
 
@@ -131,10 +138,17 @@ async fn signed_templates_only_and_tampering_is_caught(app: TestApp) {
     let (app, keys) = acme_with_template(app).await;
     let template = slack_template("other", "1.0.0", json!({}));
     // Unsigned, and signed by a key the namespace never registered: refused at publish.
-    let unsigned = app.publish_template(&app.key, "acme", bundle(&template, None), false).await;
-    assert_eq!((unsigned.status, unsigned.code()), (StatusCode::UNPROCESSABLE_ENTITY, "unsigned_bundle"));
+    let unsigned = app
+        .publish_template(&app.key, "acme", bundle(&template, None), false)
+        .await;
+    assert_eq!(
+        (unsigned.status, unsigned.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unsigned_bundle")
+    );
     let stranger = signing::generate_keypair().expect("keys");
-    let foreign = app.publish_template(&app.key, "acme", bundle(&template, Some(&stranger)), false).await;
+    let foreign = app
+        .publish_template(&app.key, "acme", bundle(&template, Some(&stranger)), false)
+        .await;
     assert_eq!(
         (foreign.status, foreign.code()),
         (StatusCode::UNPROCESSABLE_ENTITY, "unknown_or_revoked_key"),
@@ -146,45 +160,85 @@ async fn signed_templates_only_and_tampering_is_caught(app: TestApp) {
     let at = tampered.windows(4).position(|w| w == b"Post").expect("in the tar");
     tampered[at] = b'H';
     let refused = app.publish_template(&app.key, "acme", tampered, false).await;
-    assert_eq!((refused.status, refused.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_bundle"));
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_bundle")
+    );
     // An invalid template names its fields.
     let invalid = slack_template("bad", "1.0.0", json!({ "category": "GARDENING", "setup_minutes": 0 }));
-    let invalid = app.publish_template(&app.key, "acme", bundle(&invalid, Some(&keys)), false).await;
+    let invalid = app
+        .publish_template(&app.key, "acme", bundle(&invalid, Some(&keys)), false)
+        .await;
     assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", invalid.body);
     assert!(invalid.body.to_string().contains("category"), "{:?}", invalid.body);
     // Immutable versions: other bytes under the same version conflict; the same bytes are a no-op.
     let again = app
-        .publish_template(&app.key, "acme", bundle(&slack_template("post-line", "1.0.0", json!({})), Some(&keys)), false)
+        .publish_template(
+            &app.key,
+            "acme",
+            bundle(&slack_template("post-line", "1.0.0", json!({})), Some(&keys)),
+            false,
+        )
         .await;
     assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
     let changed = slack_template("post-line", "1.0.0", json!({ "summary": "Something else." }));
-    let changed = app.publish_template(&app.key, "acme", bundle(&changed, Some(&keys)), false).await;
+    let changed = app
+        .publish_template(&app.key, "acme", bundle(&changed, Some(&keys)), false)
+        .await;
     assert_eq!(changed.status, StatusCode::CONFLICT, "{:?}", changed.body);
 
     // A host that does not trust acme's key refuses to use its template.
     let strict = trusting(app, &[]).await;
     let dry = strict
-        .post(&strict.key, &format!("{}?dry_run=true", use_path("acme/post-line")), json!({}))
+        .post(
+            &strict.key,
+            &format!("{}?dry_run=true", use_path("acme/post-line")),
+            json!({}),
+        )
         .await;
-    assert_eq!((dry.status, dry.code()), (StatusCode::UNPROCESSABLE_ENTITY, "untrusted_template"), "{:?}", dry.body);
+    assert_eq!(
+        (dry.status, dry.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "untrusted_template"),
+        "{:?}",
+        dry.body
+    );
     // Trusted again, but the stored bundle swapped for other (consistent, signed) bytes.
     let app = trusting(strict, &[&keys]).await;
-    let swapped = bundle(&slack_template("post-line", "1.0.0", json!({ "summary": "Swapped." })), Some(&keys));
+    let swapped = bundle(
+        &slack_template("post-line", "1.0.0", json!({ "summary": "Swapped." })),
+        Some(&keys),
+    );
     sqlx::query("UPDATE template_versions SET bundle = $1 WHERE version = '1.0.0' AND template_id = (SELECT id FROM templates WHERE namespace = 'acme' AND name = 'post-line')")
         .bind(&swapped)
         .execute(app.state().db.pool())
         .await
         .expect("swap");
     let dry = app
-        .post(&app.key, &format!("{}?dry_run=true", use_path("acme/post-line")), json!({}))
+        .post(
+            &app.key,
+            &format!("{}?dry_run=true", use_path("acme/post-line")),
+            json!({}),
+        )
         .await;
-    assert_eq!((dry.status, dry.code()), (StatusCode::UNPROCESSABLE_ENTITY, "template_tampered"), "{:?}", dry.body);
+    assert_eq!(
+        (dry.status, dry.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "template_tampered"),
+        "{:?}",
+        dry.body
+    );
     app.shutdown().await;
 }
 
 async fn a_private_template_is_invisible_to_other_workspaces(app: TestApp) {
     let (app, keys) = acme_with_template(app).await;
-    publish(&app, &app.key, "acme", bundle(&slack_template("secret-flow", "1.0.0", json!({})), Some(&keys)), true).await;
+    publish(
+        &app,
+        &app.key,
+        "acme",
+        bundle(&slack_template("secret-flow", "1.0.0", json!({})), Some(&keys)),
+        true,
+    )
+    .await;
     let mine = app.get(&app.key, "/api/v1/templates?q=secret-flow").await;
     assert_eq!(mine.body["total"], 1, "{:?}", mine.body);
     assert_eq!(mine.body["data"][0]["private"], true);
@@ -199,10 +253,19 @@ async fn a_private_template_is_invisible_to_other_workspaces(app: TestApp) {
     ] {
         assert_eq!(app.get(&other, &path).await.status, StatusCode::NOT_FOUND, "{path}");
     }
-    let used = app.post(&other, &format!("{}?dry_run=true", use_path("acme/secret-flow")), json!({})).await;
+    let used = app
+        .post(
+            &other,
+            &format!("{}?dry_run=true", use_path("acme/secret-flow")),
+            json!({}),
+        )
+        .await;
     assert_eq!(used.status, StatusCode::NOT_FOUND);
     // The public one is visible to both.
-    assert_eq!(app.get(&other, "/api/v1/templates/acme/post-line").await.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&other, "/api/v1/templates/acme/post-line").await.status,
+        StatusCode::OK
+    );
     app.shutdown().await;
 }
 
@@ -211,7 +274,12 @@ fn codes(plan: &Value) -> Vec<(String, String)> {
         .as_array()
         .expect("problems")
         .iter()
-        .map(|p| (p["code"].as_str().unwrap_or("").to_string(), p["path"].as_str().unwrap_or("").to_string()))
+        .map(|p| {
+            (
+                p["code"].as_str().unwrap_or("").to_string(),
+                p["path"].as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect()
 }
 
@@ -260,9 +328,17 @@ async fn a_dry_run_reports_each_kind_of_mismatch(app: TestApp) {
     );
     assert_eq!(plan.body["problems"][1]["found"], "upload:slack");
     let missing = app
-        .post(&app.key, &dry, json!({ "connections": { "chat": "conn_00000000000000000000000000" }, "variables": { "channel": "C1" } }))
+        .post(
+            &app.key,
+            &dry,
+            json!({ "connections": { "chat": "conn_00000000000000000000000000" }, "variables": { "channel": "C1" } }),
+        )
         .await;
-    assert!(codes(&missing.body).contains(&("unknown_connection".into(), "connections.chat".into())), "{:?}", missing.body);
+    assert!(
+        codes(&missing.body).contains(&("unknown_connection".into(), "connections.chat".into())),
+        "{:?}",
+        missing.body
+    );
 
     // A version range the installed connector is outside of (^0.2 against 0.1.0), in a
     // second workspace that installs the catalogue's Slack.
@@ -281,23 +357,46 @@ async fn a_dry_run_reports_each_kind_of_mismatch(app: TestApp) {
     let conn = catalogue_slack(&app, &other, &slack).await;
     let body = json!({ "connections": { "chat": conn }, "variables": { "channel": "C1" } });
     let plan = app.post(&other, &dry, body.clone()).await;
-    assert_eq!(codes(&plan.body), vec![("version_out_of_range".into(), "connections.chat".into())], "{:?}", plan.body);
+    assert_eq!(
+        codes(&plan.body),
+        vec![("version_out_of_range".into(), "connections.chat".into())],
+        "{:?}",
+        plan.body
+    );
     assert_eq!(plan.body["version"], "2.0.0");
     // The same request on 1.0.0 is ready and shows the workflow it would create.
     let ready = app
-        .post(&other, &format!("/api/v1/templates/acme/post-line/versions/1.0.0/use?dry_run=true"), body.clone())
+        .post(
+            &other,
+            "/api/v1/templates/acme/post-line/versions/1.0.0/use?dry_run=true",
+            body.clone(),
+        )
         .await;
     assert_eq!(ready.body["ready"], true, "{:?}", ready.body);
     assert_eq!(ready.body["workflow"]["steps"][0]["connection"], conn);
-    assert_eq!(ready.body["workflow"]["vars"], json!({ "channel": "C1", "prefix": "FYI" }));
+    assert_eq!(
+        ready.body["workflow"]["vars"],
+        json!({ "channel": "C1", "prefix": "FYI" })
+    );
     assert_eq!(ready.body["workflow"]["enabled"], false);
     // A dry run created nothing; the real call on 2.0.0 is refused with the same problem.
     let listed = app.get(&other, "/api/v1/workflows").await;
     assert_eq!(listed.body["data"], json!([]));
     let refused = app.post(&other, &use_path("acme/post-line"), body).await;
-    assert_eq!((refused.status, refused.code()), (StatusCode::UNPROCESSABLE_ENTITY, "template_use_refused"));
-    assert_eq!(refused.body["errors"][0]["path"], "connections.chat", "{:?}", refused.body);
-    assert_eq!(app.get(&other, "/api/v1/workflows").await.body["data"], json!([]), "nothing half-created");
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "template_use_refused")
+    );
+    assert_eq!(
+        refused.body["errors"][0]["path"], "connections.chat",
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(
+        app.get(&other, "/api/v1/workflows").await.body["data"],
+        json!([]),
+        "nothing half-created"
+    );
     app.shutdown().await;
 }
 
@@ -319,20 +418,39 @@ async fn a_real_use_creates_a_disabled_workflow_that_runs_and_is_counted(app: Te
     assert_eq!(workflow["enabled"], false, "disabled unless asked");
     assert_eq!(workflow["name"], "Team posts");
     let id = workflow["id"].as_str().expect("id");
+    let shown = app.get(&app.key, &format!("/api/v1/workflows/{id}")).await.body;
+    assert_eq!(
+        shown["template"],
+        json!({ "template": "acme/post-line", "version": "1.0.0" })
+    );
     slack.clear();
     let run = app
-        .post(&app.key, &format!("/api/v1/workflows/{id}/execute?wait=30"), json!({ "text": "deploy done" }))
+        .post(
+            &app.key,
+            &format!("/api/v1/workflows/{id}/execute?wait=30"),
+            json!({ "text": "deploy done" }),
+        )
         .await;
     assert_eq!(run.status, StatusCode::OK, "{:?}", run.body);
     assert_eq!(run.body["status"], "succeeded", "{:?}", run.body);
     let requests = slack.requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].path, "/api/chat.postMessage");
-    assert_eq!(requests[0].json(), json!({ "channel": "C42", "text": "FYI: deploy done" }));
-    assert_eq!(requests[0].header("authorization"), Some(format!("Bearer {SLACK_TOKEN}").as_str()));
+    assert_eq!(
+        requests[0].json(),
+        json!({ "channel": "C42", "text": "FYI: deploy done" })
+    );
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some(format!("Bearer {SLACK_TOKEN}").as_str())
+    );
     // One use and one execution of 1.0.0.
     let listing = app.get(&app.key, "/api/v1/templates/acme/post-line").await.body;
-    assert_eq!((listing["uses"].clone(), listing["executions"].clone()), (json!(1), json!(1)), "{listing}");
+    assert_eq!(
+        (listing["uses"].clone(), listing["executions"].clone()),
+        (json!(1), json!(1)),
+        "{listing}"
+    );
     assert_eq!(listing["versions"][0]["uses"], 1);
     assert_eq!(listing["slots"][0]["installed"], "0.1.0");
     assert_eq!(listing["ready"], true);
@@ -344,7 +462,11 @@ async fn an_upgrade_shows_the_diff_and_keeps_the_mapping(app: TestApp) {
     let slack = fakes::slack().await;
     let conn = catalogue_slack(&app, &app.key, &slack).await;
     let created = app
-        .post(&app.key, &use_path("acme/post-line"), json!({ "connections": { "chat": conn }, "variables": { "channel": "C7" }, "enabled": true }))
+        .post(
+            &app.key,
+            &use_path("acme/post-line"),
+            json!({ "connections": { "chat": conn }, "variables": { "channel": "C7" }, "enabled": true }),
+        )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     let id = created.body["workflow"]["id"].as_str().expect("id").to_string();
@@ -355,12 +477,19 @@ async fn an_upgrade_shows_the_diff_and_keeps_the_mapping(app: TestApp) {
     let upgrade = format!("/api/v1/workflows/{id}/template-upgrade");
     let dry = app.post(&app.key, &format!("{upgrade}?dry_run=true"), json!({})).await;
     assert_eq!(dry.status, StatusCode::OK, "{:?}", dry.body);
-    assert_eq!((dry.body["from"].clone(), dry.body["to"].clone()), (json!("1.0.0"), json!("1.1.0")));
+    assert_eq!(
+        (dry.body["from"].clone(), dry.body["to"].clone()),
+        (json!("1.0.0"), json!("1.1.0"))
+    );
     assert_eq!(
         dry.body["changes"],
         json!([{ "path": "steps[0].input.text", "before": "{{ vars.prefix }}: {{ trigger.text }}", "after": "*{{ vars.prefix }}*: {{ trigger.text }}" }])
     );
-    assert_eq!(app.get(&app.key, &format!("/api/v1/workflows/{id}")).await.body["version"], 1, "a dry run changes nothing");
+    assert_eq!(
+        app.get(&app.key, &format!("/api/v1/workflows/{id}")).await.body["version"],
+        1,
+        "a dry run changes nothing"
+    );
 
     let done = app.post(&app.key, &upgrade, json!({})).await;
     assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
@@ -369,17 +498,38 @@ async fn an_upgrade_shows_the_diff_and_keeps_the_mapping(app: TestApp) {
     assert_eq!(workflow["enabled"], true, "kept");
     assert_eq!(workflow["steps"][0]["connection"], conn, "the mapping is kept");
     assert_eq!(workflow["vars"]["channel"], "C7", "the values are kept");
+    let shown = app.get(&app.key, &format!("/api/v1/workflows/{id}")).await.body;
+    assert_eq!(shown["template"]["version"], "1.1.0");
     slack.clear();
-    let run = app.post(&app.key, &format!("/api/v1/workflows/{id}/execute?wait=30"), json!({ "text": "v2" })).await;
+    let run = app
+        .post(
+            &app.key,
+            &format!("/api/v1/workflows/{id}/execute?wait=30"),
+            json!({ "text": "v2" }),
+        )
+        .await;
     assert_eq!(run.body["status"], "succeeded", "{:?}", run.body);
     assert_eq!(slack.requests()[0].json()["text"], "*FYI*: v2");
     // Not made from a template: a clear 422.
     let plain = app
-        .post(&app.key, "/api/v1/workflows", json!({ "name": "plain", "steps": [ { "name": "t", "type": "transform", "output": {} } ] }))
+        .post(
+            &app.key,
+            "/api/v1/workflows",
+            json!({ "name": "plain", "steps": [ { "name": "t", "type": "transform", "output": {} } ] }),
+        )
         .await;
     let plain_id = plain.body["id"].as_str().expect("id");
-    let refused = app.post(&app.key, &format!("/api/v1/workflows/{plain_id}/template-upgrade"), json!({})).await;
-    assert_eq!((refused.status, refused.code()), (StatusCode::UNPROCESSABLE_ENTITY, "not_from_template"));
+    let refused = app
+        .post(
+            &app.key,
+            &format!("/api/v1/workflows/{plain_id}/template-upgrade"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "not_from_template")
+    );
     app.shutdown().await;
 }
 
@@ -392,10 +542,16 @@ async fn reviews_need_a_use_and_yanked_versions_cannot_be_used(app: TestApp) {
     assert_eq!((early.status, early.code()), (StatusCode::FORBIDDEN, "use_required"));
     let conn = catalogue_slack(&app, &reviewer, &slack).await;
     let used = app
-        .post(&reviewer, &use_path("acme/post-line"), json!({ "connections": { "chat": conn }, "variables": { "channel": "C1" } }))
+        .post(
+            &reviewer,
+            &use_path("acme/post-line"),
+            json!({ "connections": { "chat": conn }, "variables": { "channel": "C1" } }),
+        )
         .await;
     assert_eq!(used.status, StatusCode::CREATED, "{:?}", used.body);
-    let review = app.post(&reviewer, reviews, json!({ "stars": 4, "body": "Saved me an hour." })).await;
+    let review = app
+        .post(&reviewer, reviews, json!({ "stars": 4, "body": "Saved me an hour." }))
+        .await;
     assert_eq!(review.status, StatusCode::OK, "{:?}", review.body);
     assert_eq!(review.body["version"], "1.0.0", "verified use of 1.0.0");
     let bad = app.post(&reviewer, reviews, json!({ "stars": 6 })).await;
@@ -404,31 +560,74 @@ async fn reviews_need_a_use_and_yanked_versions_cannot_be_used(app: TestApp) {
     let edited = app.post(&reviewer, reviews, json!({ "stars": 2 })).await;
     assert_eq!(edited.body["id"], review.body["id"]);
     let listed = app.get(&reviewer, reviews).await;
-    assert_eq!((listed.body["count"].clone(), listed.body["average"].clone()), (json!(1), json!(2.0)));
+    assert_eq!(
+        (listed.body["count"].clone(), listed.body["average"].clone()),
+        (json!(1), json!(2.0))
+    );
     // Only the publisher replies.
     let review_id = review.body["id"].as_str().expect("id");
     let reply_path = format!("{reviews}/{review_id}/reply");
-    assert_eq!(app.post(&reviewer, &reply_path, json!({ "reply": "mine now" })).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(app.post(&app.key, &reply_path, json!({ "reply": "Thanks!" })).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.post(&reviewer, &reply_path, json!({ "reply": "mine now" }))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.post(&app.key, &reply_path, json!({ "reply": "Thanks!" }))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(app.get(&reviewer, reviews).await.body["data"][0]["reply"], "Thanks!");
 
     // Yank: the version cannot be newly used; the workflow made from it stays.
-    publish(&app, &app.key, "acme", bundle(&slack_template("post-line", "1.1.0", json!({})), Some(&keys)), false).await;
+    publish(
+        &app,
+        &app.key,
+        "acme",
+        bundle(&slack_template("post-line", "1.1.0", json!({})), Some(&keys)),
+        false,
+    )
+    .await;
     let yank = "/api/v1/templates/acme/post-line/versions/1.1.0/yank";
-    assert_eq!(app.post(&reviewer, yank, json!({})).await.status, StatusCode::FORBIDDEN, "not the publisher");
+    assert_eq!(
+        app.post(&reviewer, yank, json!({})).await.status,
+        StatusCode::FORBIDDEN,
+        "not the publisher"
+    );
     assert_eq!(app.post(&app.key, yank, json!({})).await.status, StatusCode::NO_CONTENT);
     let listing = app.get(&reviewer, "/api/v1/templates/acme/post-line").await.body;
     assert_eq!(listing["latest_version"], "1.0.0", "{listing}");
     assert_eq!(listing["versions"][1]["yanked"], true);
     let yanked = app
-        .post(&reviewer, "/api/v1/templates/acme/post-line/versions/1.1.0/use?dry_run=true", json!({}))
+        .post(
+            &reviewer,
+            "/api/v1/templates/acme/post-line/versions/1.1.0/use?dry_run=true",
+            json!({}),
+        )
         .await;
-    assert_eq!((yanked.status, yanked.code()), (StatusCode::UNPROCESSABLE_ENTITY, "version_yanked"));
-    assert_eq!(app.post(&app.key, "/api/v1/templates/acme/post-line/versions/1.0.0/yank", json!({})).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        (yanked.status, yanked.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "version_yanked")
+    );
+    assert_eq!(
+        app.post(
+            &app.key,
+            "/api/v1/templates/acme/post-line/versions/1.0.0/yank",
+            json!({})
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
     let gone = app.get(&reviewer, "/api/v1/templates?q=post-line").await;
     assert_eq!(gone.body["total"], 0, "every version yanked: not listed");
     let wid = used.body["workflow"]["id"].as_str().expect("id");
-    assert_eq!(app.get(&reviewer, &format!("/api/v1/workflows/{wid}")).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&reviewer, &format!("/api/v1/workflows/{wid}")).await.status,
+        StatusCode::OK
+    );
     app.shutdown().await;
 }
 
@@ -441,11 +640,20 @@ async fn search_and_filters_happen_in_the_database(app: TestApp) {
         ("data-sync", "DATA_PROCESSING", "EXPERT", "Sync rows"),
     ];
     for (id, category, difficulty, name) in variants {
-        let template = slack_template(id, "1.0.0", json!({ "category": category, "difficulty": difficulty, "name": name }));
+        let template = slack_template(
+            id,
+            "1.0.0",
+            json!({ "category": category, "difficulty": difficulty, "name": name }),
+        );
         publish(&app, &app.key, "acme", bundle(&template, Some(&keys)), false).await;
     }
     let names = |body: &Value| -> Vec<String> {
-        body["data"].as_array().expect("data").iter().map(|t| t["template"].as_str().unwrap_or("").to_string()).collect()
+        body["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|t| t["template"].as_str().unwrap_or("").to_string())
+            .collect()
     };
     let q = |query: &str| format!("/api/v1/templates?{query}");
     let acme = |query: &str| {
@@ -454,44 +662,102 @@ async fn search_and_filters_happen_in_the_database(app: TestApp) {
         async move {
             let got = app.get(&app.key, &q).await;
             assert_eq!(got.status, StatusCode::OK, "{q}: {:?}", got.body);
-            names(&got.body).into_iter().filter(|n| n.starts_with("acme/")).collect::<Vec<_>>()
+            names(&got.body)
+                .into_iter()
+                .filter(|n| n.starts_with("acme/"))
+                .collect::<Vec<_>>()
         }
     };
     assert_eq!(acme("category=SUPPORT").await, vec!["acme/support-triage"]);
     assert_eq!(acme("difficulty=EXPERT").await, vec!["acme/data-sync"]);
-    assert_eq!(acme("q=R%C3%89SUM%C3%89").await, vec!["acme/sales-digest"], "case-insensitive beyond ASCII");
+    assert_eq!(
+        acme("q=R%C3%89SUM%C3%89").await,
+        vec!["acme/sales-digest"],
+        "case-insensitive beyond ASCII"
+    );
     assert_eq!(acme("q=100%25").await, Vec::<String>::new(), "% is matched literally");
-    assert_eq!(acme("connector=nexum/slack&category=COMMUNICATION").await, vec!["acme/post-line"]);
+    assert_eq!(
+        acme("connector=nexum/slack&category=COMMUNICATION").await,
+        vec!["acme/post-line"]
+    );
     assert_eq!(acme("connector=nexum/discord").await, Vec::<String>::new());
     // Newest first by default; paging with a total and a cursor.
     let page = app.get(&app.key, &q("q=acme/&limit=2")).await.body;
     assert_eq!(page["total"], 4, "{page}");
     assert_eq!(names(&page), vec!["acme/data-sync", "acme/support-triage"]);
     let next = page["next_cursor"].as_str().expect("a next page");
-    let page2 = app.get(&app.key, &q(&format!("q=acme/&limit=2&cursor={next}"))).await.body;
+    let page2 = app
+        .get(&app.key, &q(&format!("q=acme/&limit=2&cursor={next}")))
+        .await
+        .body;
     assert_eq!(names(&page2), vec!["acme/sales-digest", "acme/post-line"]);
     assert_eq!(page2["next_cursor"], Value::Null);
     // Uses and ratings sort; featured filters.
     let conn = catalogue_slack(&app, &app.key, &slack).await;
     let used = app
-        .post(&app.key, &use_path("acme/support-triage"), json!({ "connections": { "chat": conn }, "variables": { "channel": "C1" } }))
+        .post(
+            &app.key,
+            &use_path("acme/support-triage"),
+            json!({ "connections": { "chat": conn }, "variables": { "channel": "C1" } }),
+        )
         .await;
     assert_eq!(used.status, StatusCode::CREATED, "{:?}", used.body);
     assert_eq!(acme("sort=uses").await[0], "acme/support-triage");
-    app.post(&app.key, &use_path("acme/sales-digest"), json!({ "connections": { "chat": conn }, "variables": { "channel": "C1" } }))
-        .await;
-    assert_eq!(app.post(&app.key, "/api/v1/templates/acme/sales-digest/reviews", json!({ "stars": 5 })).await.status, StatusCode::OK);
-    assert_eq!(app.post(&app.key, "/api/v1/templates/acme/support-triage/reviews", json!({ "stars": 3 })).await.status, StatusCode::OK);
-    assert_eq!(acme("sort=rating").await[..2], ["acme/sales-digest", "acme/support-triage"]);
+    app.post(
+        &app.key,
+        &use_path("acme/sales-digest"),
+        json!({ "connections": { "chat": conn }, "variables": { "channel": "C1" } }),
+    )
+    .await;
     assert_eq!(
-        app.post(&app.key, "/api/v1/templates/acme/data-sync/featured", json!({ "featured": true })).await.status,
+        app.post(
+            &app.key,
+            "/api/v1/templates/acme/sales-digest/reviews",
+            json!({ "stars": 5 })
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.post(
+            &app.key,
+            "/api/v1/templates/acme/support-triage/reviews",
+            json!({ "stars": 3 })
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        acme("sort=rating").await[..2],
+        ["acme/sales-digest", "acme/support-triage"]
+    );
+    assert_eq!(
+        app.post(
+            &app.key,
+            "/api/v1/templates/acme/data-sync/featured",
+            json!({ "featured": true })
+        )
+        .await
+        .status,
         StatusCode::NO_CONTENT
     );
     assert_eq!(acme("featured=true").await, vec!["acme/data-sync"]);
     // Bad parameters are clear 422s.
-    for (query, code) in [("sort=best", "invalid_sort"), ("category=GARDENING", "invalid_category"), ("difficulty=EASY", "invalid_difficulty"), ("limit=0", "invalid_limit"), ("cursor=x", "invalid_cursor")] {
+    for (query, code) in [
+        ("sort=best", "invalid_sort"),
+        ("category=GARDENING", "invalid_category"),
+        ("difficulty=EASY", "invalid_difficulty"),
+        ("limit=0", "invalid_limit"),
+        ("cursor=x", "invalid_cursor"),
+    ] {
         let got = app.get(&app.key, &q(query)).await;
-        assert_eq!((got.status, got.code()), (StatusCode::UNPROCESSABLE_ENTITY, code), "{query}");
+        assert_eq!(
+            (got.status, got.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, code),
+            "{query}"
+        );
     }
     app.shutdown().await;
 }
