@@ -576,7 +576,8 @@ pub struct DryRunParams {
 }
 
 /// What a client sends to use a template.
-#[derive(Debug, utoipa::ToSchema)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)] // documents `UseRequest`, which the handler parses
 pub struct UseTemplateBody {
     /// A connection (`conn_…`) of this workspace for each slot.
@@ -754,7 +755,7 @@ pub struct UpgradeBody {
     /// The version to move to (default: the latest non-yanked one).
     pub version: Option<String>,
     /// Values for variables the new version adds or that should change.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::templates::instantiate::null_as_default")]
     #[schema(value_type = Option<Object>)]
     pub variables: BTreeMap<String, Value>,
 }

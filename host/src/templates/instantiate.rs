@@ -38,24 +38,33 @@ pub const MAX_TRIGGER_SECRET_LEN: usize = 4096;
 #[serde(deny_unknown_fields)]
 pub struct UseRequest {
     /// A connection (`conn_…`) of the workspace for each slot.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub connections: BTreeMap<String, String>,
     /// Values for the template's variables (the others take their defaults).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub variables: BTreeMap<String, Value>,
     /// The workflow's name (default: the template's name).
     #[serde(default)]
     pub name: Option<String>,
     /// Whether its trigger starts it (default false: review it, then enable it).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub enabled: bool,
     /// Write-only: the signing secrets (1–5) when the template's trigger is a webhook.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub trigger_secrets: Vec<String>,
     /// Set by the host for an upgrade: the workflow's webhook trigger keeps the signing
     /// secrets it has, so none need be given.
     #[serde(skip)]
     pub keep_trigger_secrets: bool,
+}
+
+/// `null` read as the field's default (as if it were left out).
+pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// Shown without the trigger secrets.
