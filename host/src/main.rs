@@ -89,9 +89,12 @@ enum TemplateCommand {
         /// API key.
         #[arg(long, env = "NEXUM_API_KEY", hide_env_values = true)]
         api_key: String,
-        /// Visible only to your workspace.
-        #[arg(long)]
+        /// Visible only to your workspace (from this publish on).
+        #[arg(long, conflicts_with = "public")]
         private: bool,
+        /// Visible to every workspace (from this publish on; the default for a new template).
+        #[arg(long)]
+        public: bool,
     },
 }
 
@@ -445,13 +448,19 @@ async fn template(command: TemplateCommand) -> Result<ExitCode> {
             namespace,
             api_key,
             private,
+            public,
         } => {
-            let published = author::publish(&bundle, &marketplace, &namespace, &api_key, private).await?;
+            let visibility = (private || public).then_some(private);
+            let published = author::publish(&bundle, &marketplace, &namespace, &api_key, visibility).await?;
             println!(
                 "published {} {}{}",
                 published["template"].as_str().unwrap_or_default(),
                 published["latest_version"].as_str().unwrap_or_default(),
-                if private { " (private)" } else { "" }
+                if published["private"] == true {
+                    " (private)"
+                } else {
+                    " (public)"
+                }
             );
         }
     }

@@ -381,3 +381,114 @@ async fn the_first_start_lists_the_built_in_catalogue() {
     assert_eq!(installed.status, StatusCode::CREATED, "{:?}", installed.body);
     assert_eq!(installed.body["signer"], "builtin", "{:?}", installed.body);
 }
+
+/// The template author's loop with the real binary: scaffold, validate (and a broken
+/// template's problems named by field), keygen, sign, publish, then the template is listed.
+#[tokio::test(flavor = "multi_thread")]
+async fn template_scaffold_validate_sign_publish() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        nexum()
+            .args(args)
+            .current_dir(work.path())
+            .output()
+            .expect("nexum runs")
+    };
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(
+            out.status.success(),
+            "nexum {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["template", "new", "weekly-report"]);
+    let validated = ok(&["template", "validate", "weekly-report"]);
+    assert!(validated.contains("weekly-report@0.1.0 is valid"), "{validated}");
+    assert!(validated.contains("api → nexum/http ^0.1"), "{validated}");
+
+    // A broken copy: every problem is named by its field, and the exit code says so.
+    let broken = work.path().join("broken");
+    std::fs::create_dir_all(&broken).expect("dir");
+    let text = std::fs::read_to_string(work.path().join("weekly-report/template.json")).expect("read");
+    let mut value: serde_json::Value = serde_json::from_str(&text).expect("json");
+    value["difficulty"] = serde_json::json!("EASY");
+    std::fs::write(broken.join("template.json"), value.to_string()).expect("write");
+    let refused = run(&["template", "validate", "broken"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("difficulty") || stderr.contains("EASY"), "{stderr}");
+    value["difficulty"] = serde_json::json!("BEGINNER");
+    value["workflow"]["steps"][0]["slot"] = serde_json::json!("nowhere");
+    std::fs::write(broken.join("template.json"), value.to_string()).expect("write");
+    let refused = run(&["template", "validate", "broken"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("workflow.steps[0].slot"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    ok(&["keygen", "--dir", "keys"]);
+    let signed = ok(&["template", "sign", "weekly-report", "--key", "keys/publisher.key"]);
+    assert!(signed.contains("weekly-report-0.1.0.nxt"), "{signed}");
+    let public = std::fs::read_to_string(work.path().join("keys/publisher.pub")).expect("pub");
+    let app = nexum_tests::app::TestApp::sqlite().await;
+    let reg = app
+        .post(
+            &app.key,
+            "/api/v1/marketplace/publishers",
+            serde_json::json!({ "namespace": "acme", "public_key": public }),
+        )
+        .await;
+    assert_eq!(reg.status, reqwest::StatusCode::CREATED, "{:?}", reg.body);
+    let out = nexum()
+        .args([
+            "template",
+            "publish",
+            "weekly-report/target/weekly-report-0.1.0.nxt",
+            "--namespace",
+            "acme",
+            "--marketplace",
+            &app.base,
+            "--private",
+        ])
+        .env("NEXUM_API_KEY", &app.key)
+        .current_dir(work.path())
+        .output()
+        .expect("publish");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("published acme/weekly-report 0.1.0 (private)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let listed = app.get(&app.key, "/api/v1/templates/acme/weekly-report").await;
+    assert_eq!(listed.status, reqwest::StatusCode::OK, "{:?}", listed.body);
+    assert_eq!(listed.body["private"], true);
+    assert_eq!(listed.body["slots"][0]["connector"], "nexum/http");
+    // Publishing the same bytes again is a no-op; a bundle edited after signing is refused.
+    let again = nexum()
+        .args([
+            "template",
+            "publish",
+            "weekly-report/target/weekly-report-0.1.0.nxt",
+            "--namespace",
+            "acme",
+            "--marketplace",
+            &app.base,
+        ])
+        .env("NEXUM_API_KEY", &app.key)
+        .current_dir(work.path())
+        .output()
+        .expect("publish again");
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("(private)"),
+        "leaving the visibility out keeps it: {}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    app.shutdown().await;
+}

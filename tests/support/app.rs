@@ -386,6 +386,7 @@ impl TestApp {
 
     /// Publish a template bundle to this server's registry under `namespace`.
     pub async fn publish_template(&self, key: &str, namespace: &str, bundle: Vec<u8>, private: bool) -> Reply {
+        // Always explicit, so a test states the visibility it publishes with.
         self.post_raw(
             key,
             &format!("/api/v1/templates?namespace={namespace}&private={private}"),

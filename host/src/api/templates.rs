@@ -85,8 +85,9 @@ pub struct TemplateVersionPath {
 pub struct PublishTemplateParams {
     /// The publisher namespace to publish under.
     pub namespace: String,
-    /// Visible only to this workspace (default false: public). Applies to the whole
-    /// template from this publish on.
+    /// Visible only to this workspace (`true`) or to every workspace (`false`), for the
+    /// whole template from this publish on. Left out: a new template is public and an
+    /// existing one keeps its visibility.
     pub private: Option<bool>,
 }
 
@@ -371,7 +372,7 @@ pub async fn publish(
         &principal.key_id,
         &params.namespace,
         &body,
-        params.private.unwrap_or(false),
+        params.private,
     )
     .await?;
     let status = if published.created {

@@ -131,16 +131,18 @@ pub fn sign(
     Ok((out, TemplateBundle::parse(&bytes)?))
 }
 
-/// Publish a signed `.nxt` to a marketplace, public or `private` to the key's workspace.
+/// Publish a signed `.nxt` to a marketplace; `private` sets the template's visibility
+/// (`None`: a new template is public, an existing one keeps its visibility).
 pub async fn publish(
     bundle: &Path,
     marketplace: &str,
     namespace: &str,
     api_key: &str,
-    private: bool,
+    private: Option<bool>,
 ) -> Result<serde_json::Value, AuthorError> {
+    let visibility = private.map(|p| format!("&private={p}")).unwrap_or_default();
     let url = format!(
-        "{}/api/v1/templates?namespace={namespace}&private={private}",
+        "{}/api/v1/templates?namespace={namespace}{visibility}",
         marketplace.trim_end_matches('/')
     );
     upload(bundle, &url, api_key).await

@@ -92,16 +92,17 @@ fn checked(state: &AppState, bytes: &[u8]) -> MarketplaceResult<(TemplateBundle,
 }
 
 /// Publish the template bundle `bytes` into `namespace` (owned by `workspace_id`), as
-/// `actor`, public or `private`. Its signature must verify against one of the namespace's
-/// unrevoked keys; an existing version is accepted again only with the same digest. The
-/// visibility given applies to the whole template from now on.
+/// `actor`. Its signature must verify against one of the namespace's unrevoked keys; an
+/// existing version is accepted again only with the same digest. `private`, when given,
+/// sets the whole template's visibility from now on; otherwise a new template is public and
+/// an existing one keeps its visibility.
 pub async fn publish(
     state: &AppState,
     workspace_id: &WorkspaceId,
     actor: &str,
     namespace: &str,
     bytes: &[u8],
-    private: bool,
+    private: Option<bool>,
 ) -> MarketplaceResult<PublishedTemplate> {
     let publisher = owned_publisher(state, workspace_id, namespace).await?;
     let (bundle, template) = checked(state, bytes)?;
@@ -137,7 +138,7 @@ pub(super) async fn record_version(
     bundle: &TemplateBundle,
     template: &Template,
     signer: &Signer,
-    private: bool,
+    private: Option<bool>,
 ) -> MarketplaceResult<(TemplateRecord, bool)> {
     let version = template.version.to_string();
     let now = now_ms();
@@ -150,7 +151,7 @@ pub(super) async fn record_version(
                 workspace_id: publisher.workspace_id.clone(),
                 namespace: publisher.namespace.clone(),
                 name: template.id.clone(),
-                private: i64::from(private),
+                private: i64::from(private.unwrap_or(false)),
                 featured: 0,
                 latest_version: None,
                 display_name: String::new(),
@@ -207,7 +208,7 @@ pub(super) async fn record_version(
         }
         Err(e) => return Err(e.into()),
     };
-    let record = refresh_listing(state, record, Some(private)).await?;
+    let record = refresh_listing(state, record, private).await?;
     Ok((record, created))
 }
 

@@ -86,7 +86,7 @@ pub async fn seed(state: &AppState) -> MarketplaceResult<Seeded> {
             bundle,
             &template,
             &Signer::Pinned(bundle.digest.clone()),
-            false,
+            Some(false),
         )
         .await
         {
