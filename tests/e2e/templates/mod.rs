@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-// mod starters;
+mod starters;
 
 on_both_databases!(
     signed_templates_only_and_tampering_is_caught,
