@@ -23,6 +23,7 @@
 use super::UseProblem;
 use super::definition::{Template, bind};
 use crate::workflows::definition::{Definition, MAX_TRIGGER_SECRETS, parse_strict};
+use crate::workflows::signatures::Scheme;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -324,10 +325,18 @@ fn check_trigger_secrets(template: &Template, request: &UseRequest, problems: &m
             reason: format!("the template's webhook trigger needs its signing secrets: give 1–{MAX_TRIGGER_SECRETS}"),
         });
     }
+    let scheme: Option<Scheme> = template
+        .workflow
+        .pointer("/trigger/scheme")
+        .and_then(|s| serde_json::from_value(s.clone()).ok());
     for (i, secret) in secrets.iter().enumerate() {
         if secret.trim().is_empty() || secret.len() > MAX_TRIGGER_SECRET_LEN {
             problems.push(UseProblem::BadTriggerSecrets {
                 reason: format!("trigger_secrets[{i}] is 1–{MAX_TRIGGER_SECRET_LEN} characters"),
+            });
+        } else if let Some(Err(reason)) = scheme.map(|scheme| scheme.check_secret(secret)) {
+            problems.push(UseProblem::BadTriggerSecrets {
+                reason: format!("trigger_secrets[{i}] is {reason}"),
             });
         }
     }

@@ -298,6 +298,8 @@ impl Definition {
                     for (i, s) in secrets.iter().enumerate() {
                         if s.trim().is_empty() || s.len() > 4096 {
                             problems.push(problem(format!("trigger.secrets[{i}]"), "1–4096 characters"));
+                        } else if let Some(Err(reason)) = scheme.map(|scheme| scheme.check_secret(s)) {
+                            problems.push(problem(format!("trigger.secrets[{i}]"), reason));
                         }
                     }
                 }
@@ -494,5 +496,29 @@ mod tests {
             .backoff(9),
             3_600_000
         );
+    }
+
+    #[test]
+    fn standard_webhooks_secrets_must_be_whsec() {
+        let with = |secret: &str| {
+            parse(
+                json!({ "trigger": { "type": "webhook", "scheme": "standard_webhooks", "secrets": [secret] },
+                "steps": [ { "name": "t", "type": "transform", "output": {} } ] }),
+            )
+            .expect("parses")
+            .check(&Renderer::new())
+        };
+        let problems = with("plain-text-secret");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "trigger.secrets[0]");
+        assert!(!problems[0].message.contains("plain-text-secret"), "never echoed");
+        assert!(with("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").is_empty());
+        // Other schemes take any text.
+        let github = parse(
+            json!({ "trigger": { "type": "webhook", "scheme": "github", "secrets": ["plain"] },
+            "steps": [ { "name": "t", "type": "transform", "output": {} } ] }),
+        )
+        .expect("parses");
+        assert!(github.check(&Renderer::new()).is_empty());
     }
 }

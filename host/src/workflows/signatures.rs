@@ -51,6 +51,18 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// Whether `secret` can be a signing secret of this scheme: Standard Webhooks secrets are
+    /// `whsec_` and the base64 of 24–64 bytes (anything else could never verify a delivery);
+    /// the other schemes take any text. The reason, without the secret, when it cannot.
+    pub fn check_secret(&self, secret: &str) -> Result<(), String> {
+        match self {
+            Scheme::StandardWebhooks => WebhookSecret::parse(secret)
+                .map(|_| ())
+                .map_err(|e| format!("not a Standard Webhooks secret (`whsec_` and the base64 of 24–64 bytes): {e}")),
+            _ => Ok(()),
+        }
+    }
+
     /// Every scheme, in declaration order.
     pub const ALL: [Scheme; 7] = [
         Scheme::StandardWebhooks,

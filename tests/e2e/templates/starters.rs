@@ -46,9 +46,11 @@ async fn slack(app: &TestApp, fake: &Fake) -> String {
     .await
 }
 
-/// Use `nexum/<id>` with `body` (enabled); the workflow.
+/// Use `nexum/<id>` with `body`; the workflow. Webhook workflows are enabled (their trigger
+/// must start them); scheduled ones stay disabled so a tick during the test cannot start a
+/// second execution (the API starts them either way).
 async fn use_starter(app: &TestApp, id: &str, mut body: Value) -> Value {
-    body["enabled"] = json!(true);
+    body["enabled"] = json!(body.get("trigger_secrets").is_some());
     let used = app
         .post(&app.key, &format!("/api/v1/templates/nexum/{id}/use"), body)
         .await;
@@ -189,7 +191,7 @@ async fn stripe_payment_to_slack() {
     let workflow = use_starter(
         &app,
         "stripe-payment-to-slack",
-        json!({ "connections": { "alerts": conn }, "variables": { "channel": "C0PAY", "min_amount": 10 }, "trigger_secrets": [SECRET] }),
+        json!({ "connections": { "alerts": conn }, "variables": { "channel": "C0PAY", "min_amount": 1000 }, "trigger_secrets": [SECRET] }),
     )
     .await;
     fake.clear();
@@ -210,10 +212,19 @@ async fn stripe_payment_to_slack() {
         br#"{"id":"evt_2","type":"payment_intent.succeeded","data":{"object":{"amount":500,"currency":"usd"}}}"#;
     let done = deliver(&app, &workflow, small, stripe_signed(SECRET, small)).await;
     assert_eq!(step(&done, "post"), &Value::Null, "the condition jumped over it");
-    assert_eq!(step(&done, "ignored")["output"], json!({ "ignored": "payment_intent.succeeded" }));
+    assert_eq!(
+        step(&done, "ignored")["output"],
+        json!({ "ignored": "payment_intent.succeeded" })
+    );
     let refund = br#"{"id":"evt_3","type":"charge.refunded","data":{"object":{"amount":9900,"currency":"usd"}}}"#;
     deliver(&app, &workflow, refund, stripe_signed(SECRET, refund)).await;
-    assert_eq!(fake.requests().len(), 1, "ignored events post nothing");
+    let charge = br#"{"id":"evt_6","type":"charge.succeeded","data":{"object":{"amount":9900,"currency":"usd"}}}"#;
+    deliver(&app, &workflow, charge, stripe_signed(SECRET, charge)).await;
+    assert_eq!(
+        fake.requests().len(),
+        3,
+        "ignored events post nothing; one event type posts"
+    );
     app.shutdown().await;
 }
 
@@ -250,6 +261,16 @@ async fn webhook_forward_with_transform() {
     let receiver = api("/unused", json!({})).await;
     let conn = connect(&app, "webhook", json!({}), json!({ "url": receiver.url("/in") })).await;
     let secret = WebhookSecret::generate().expect("secret");
+    // A secret that could never verify a Standard Webhooks delivery is refused up front.
+    let dry = app
+        .post(
+            &app.key,
+            "/api/v1/templates/nexum/webhook-forward-with-transform/use?dry_run=true",
+            json!({ "connections": { "target": conn }, "trigger_secrets": ["not-a-whsec-secret"] }),
+        )
+        .await;
+    assert_eq!(dry.body["problems"][0]["code"], "bad_trigger_secrets", "{:?}", dry.body);
+    assert!(!dry.body.to_string().contains("not-a-whsec-secret"), "never echoed");
     let workflow = use_starter(
         &app,
         "webhook-forward-with-transform",
@@ -393,7 +414,9 @@ async fn urgent_ticket_sms() {
     let calm = deliver(&app, &workflow, low, standard_signed(&secret, "msg_2", low)).await;
     assert_eq!(step(&calm, "page"), &Value::Null, "the condition jumped over it");
     assert_eq!(step(&calm, "calm")["output"], json!({ "paged": false }));
-    assert_eq!(twilio.requests().len(), 1, "only urgent tickets page");
+    let high = br#"{"type":"ticket.created","data":{"id":"T-11","subject":"Slow","priority":"high"}}"#;
+    deliver(&app, &workflow, high, standard_signed(&secret, "msg_3", high)).await;
+    assert_eq!(twilio.requests().len(), 1, "below min_priority (urgent) nothing pages");
     app.shutdown().await;
 }
 
