@@ -200,12 +200,23 @@ async fn stripe_payment_to_slack() {
     let posted = only(&fake, 0);
     assert_eq!(posted.path, "/api/chat.postMessage");
     assert_eq!(posted.json()["channel"], "C0PAY");
-    let text = posted.json()["text"].as_str().unwrap_or("").to_string();
-    assert!(text.starts_with("Payment received: 25"), "{text}");
-    assert!(text.ends_with("USD from cus_9 (evt_1)"), "{text}");
+    assert_eq!(posted.json()["text"], "Payment received: 25.00 USD from cus_9 (evt_1)");
     assert_eq!(
         posted.header("authorization"),
         Some(format!("Bearer {SLACK_TOKEN}").as_str())
+    );
+    // A zero-decimal currency is shown as it is; a guest payment has a null customer.
+    let yen = br#"{"id":"evt_4","type":"payment_intent.succeeded","data":{"object":{"amount":1500,"currency":"jpy","customer":null}}}"#;
+    deliver(&app, &workflow, yen, stripe_signed(SECRET, yen)).await;
+    assert_eq!(
+        only(&fake, 1).json()["text"],
+        "Payment received: 1500 JPY from a guest (evt_4)"
+    );
+    let cents = br#"{"id":"evt_5","type":"payment_intent.succeeded","data":{"object":{"amount":1205,"currency":"eur","customer":"cus_1"}}}"#;
+    deliver(&app, &workflow, cents, stripe_signed(SECRET, cents)).await;
+    assert_eq!(
+        only(&fake, 2).json()["text"],
+        "Payment received: 12.05 EUR from cus_1 (evt_5)"
     );
     // Under the minimum, and another event type: nothing posted.
     let small =
