@@ -348,15 +348,10 @@ pub struct PackageList {
     pub next_cursor: Option<String>,
 }
 
-/// Browse and search (public).
-#[utoipa::path(get, path = "/api/v1/marketplace/packages", tag = "marketplace", operation_id = "browse_packages", params(BrowseParams), security(()),
-    responses((status = 200, body = PackageList),
-        (status = 422, description = "`limit` outside 1–100, an unknown `sort`, or a `cursor` this API did not return", body = crate::error::Problem)))]
-pub async fn browse(
-    State(state): State<Arc<AppState>>,
-    ApiQuery(params): ApiQuery<BrowseParams>,
-) -> ApiResult<Json<PackageList>> {
-    let limit = match params.limit {
+/// The page size (`limit`, 1–100, default 20) and offset (`cursor`: digits this API
+/// returned) of an offset-paged listing; digits past any page are an empty page.
+pub(super) fn offset_page(limit: Option<usize>, cursor: Option<&str>) -> ApiResult<(usize, usize)> {
+    let limit = match limit {
         None => 20,
         Some(n @ 1..=100) => n,
         Some(n) => {
@@ -366,10 +361,10 @@ pub async fn browse(
             ));
         }
     };
-    let offset: usize = match params.cursor.as_deref() {
+    let offset = match cursor {
         None | Some("") => 0,
         // Digits past any page (too many to count) are simply beyond the end: an empty page.
-        Some(c) if c.bytes().all(|b| b.is_ascii_digit()) => c.parse().unwrap_or(usize::MAX),
+        Some(c) if c.bytes().all(|b| b.is_ascii_digit()) => c.parse().unwrap_or(usize::MAX / 2),
         Some(_) => {
             return Err(ApiError::unprocessable(
                 "invalid_cursor",
@@ -377,6 +372,18 @@ pub async fn browse(
             ));
         }
     };
+    Ok((limit, offset))
+}
+
+/// Browse and search (public).
+#[utoipa::path(get, path = "/api/v1/marketplace/packages", tag = "marketplace", operation_id = "browse_packages", params(BrowseParams), security(()),
+    responses((status = 200, body = PackageList),
+        (status = 422, description = "`limit` outside 1–100, an unknown `sort`, or a `cursor` this API did not return", body = crate::error::Problem)))]
+pub async fn browse(
+    State(state): State<Arc<AppState>>,
+    ApiQuery(params): ApiQuery<BrowseParams>,
+) -> ApiResult<Json<PackageList>> {
+    let (limit, offset) = offset_page(params.limit, params.cursor.as_deref())?;
     let sort = match params.sort.as_deref() {
         None => Sort::default(),
         Some(text) => Sort::parse(text).ok_or_else(|| {

@@ -8,7 +8,7 @@
 
 use super::AppState;
 use super::extract::{ApiBytes, ApiJson, ApiPath, ApiQuery, Principal};
-use super::marketplace::{Reply, ReviewList, ReviewView, SetFeatured, WriteReview};
+use super::marketplace::{Reply, ReviewList, ReviewView, SetFeatured, WriteReview, offset_page};
 use super::workflows::{TemplateOrigin, WorkflowView, public_base, view};
 use crate::auth::Scope;
 use crate::error::{ApiError, ApiResult};
@@ -112,7 +112,7 @@ pub struct BrowseTemplatesParams {
     pub sort: Option<String>,
     /// Page size 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]
-    pub limit: Option<i64>,
+    pub limit: Option<usize>,
     /// Offset cursor from the previous page (digits; empty for the first page).
     #[param(pattern = r"^[0-9]*$")]
     pub cursor: Option<String>,
@@ -397,27 +397,12 @@ pub async fn browse(
     ApiQuery(params): ApiQuery<BrowseTemplatesParams>,
 ) -> ApiResult<Json<TemplateList>> {
     principal.require(Scope::ConnectionsRead)?;
-    let limit = match params.limit {
-        None => 20,
-        Some(n @ 1..=100) => n,
-        Some(n) => {
-            return Err(ApiError::unprocessable(
-                "invalid_limit",
-                format!("limit must be 1–100, got {n}"),
-            ));
-        }
-    };
-    let offset: i64 = match params.cursor.as_deref() {
-        None | Some("") => 0,
-        // Digits past any page are simply beyond the end: an empty page.
-        Some(c) if c.bytes().all(|b| b.is_ascii_digit()) => c.parse().unwrap_or(i64::MAX / 2),
-        Some(_) => {
-            return Err(ApiError::unprocessable(
-                "invalid_cursor",
-                "cursor is not one this API returned",
-            ));
-        }
-    };
+    let (limit, offset) = offset_page(params.limit, params.cursor.as_deref())?;
+    // Both at most usize::MAX / 2 (a page past the end is empty), so they fit SQL's BIGINT.
+    let (limit, offset) = (
+        i64::try_from(limit).unwrap_or(i64::MAX),
+        i64::try_from(offset).unwrap_or(i64::MAX / 2),
+    );
     let sort = params.sort.as_deref().unwrap_or("newest");
     if !["rating", "uses", "newest"].contains(&sort) {
         return Err(ApiError::unprocessable(
