@@ -161,39 +161,29 @@ pub async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
 /// List the connector catalogue and the starter templates built into this binary in the
 /// registry (every start; a no-op when nothing changed). A failure is logged, not fatal: the server still serves.
 pub async fn seed_catalogue(state: &AppState) {
+    let namespace = crate::marketplace::catalogue::NAMESPACE;
     match crate::marketplace::catalogue::seed(state).await {
-        Ok(seeded) => {
-            tracing::info!(
-                added = seeded.added.len(),
-                unchanged = seeded.unchanged.len(),
-                "built-in connector catalogue listed under `{}`",
-                crate::marketplace::catalogue::NAMESPACE
-            );
-            for name in &seeded.conflicting {
-                tracing::warn!(
-                    connector = %name,
-                    "the registry already lists this built-in version with other bytes; raise the connector's version to publish this build"
-                );
-            }
-        }
+        Ok(seeded) => log_seeded("connector catalogue", namespace, &seeded),
         Err(e) => tracing::error!(error = %e, "cannot list the built-in connector catalogue"),
     }
     match crate::templates::starter::seed(state).await {
-        Ok(seeded) => {
-            tracing::info!(
-                added = seeded.added.len(),
-                unchanged = seeded.unchanged.len(),
-                "starter templates listed under `{}`",
-                crate::marketplace::catalogue::NAMESPACE
-            );
-            for name in &seeded.conflicting {
-                tracing::warn!(
-                    template = %name,
-                    "the registry already lists this starter template version with other bytes; raise its version to publish this build"
-                );
-            }
-        }
+        Ok(seeded) => log_seeded("starter templates", namespace, &seeded),
         Err(e) => tracing::error!(error = %e, "cannot list the starter templates"),
+    }
+}
+
+/// Log what seeding `what` did, warning about each version listed with other bytes.
+fn log_seeded(what: &str, namespace: &str, seeded: &crate::marketplace::catalogue::Seeded) {
+    tracing::info!(
+        added = seeded.added.len(),
+        unchanged = seeded.unchanged.len(),
+        "built-in {what} listed under `{namespace}`"
+    );
+    for name in &seeded.conflicting {
+        tracing::warn!(
+            item = %name,
+            "the registry already lists this built-in version with other bytes; raise its version to publish this build"
+        );
     }
 }
 

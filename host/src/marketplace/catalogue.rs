@@ -77,7 +77,7 @@ fn pack(b: &BuiltIn) -> Result<Bundle, bundle::BundleError> {
     Bundle::parse(&bundle::pack(&files, None)?)
 }
 
-/// What [`seed`] did.
+/// What seeding the built-in catalogue (or the starter templates) did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Seeded {
     /// `id@version` newly listed.

@@ -106,7 +106,13 @@ pub async fn reply(
 ) -> MarketplaceResult<()> {
     owned_publisher(state, workspace_id, namespace).await?;
     let package = packages::find_package(state, namespace, name).await?;
-    if state.db.reply_to_review(&package.id, review_id, text).await? {
+    reply_for(state, &package.id, review_id, text).await
+}
+
+/// Set the reply on review `review_id` of item `item_id`, once the caller established that
+/// the replier publishes the item.
+pub async fn reply_for(state: &AppState, item_id: &str, review_id: &str, text: &str) -> MarketplaceResult<()> {
+    if state.db.reply_to_review(item_id, review_id, text).await? {
         Ok(())
     } else {
         Err(MarketplaceError::NotFound("review"))

@@ -410,9 +410,5 @@ pub async fn reply(
 ) -> MarketplaceResult<()> {
     owned_publisher(state, workspace_id, namespace).await?;
     let record = find_visible(state, workspace_id, namespace, name).await?;
-    if state.db.reply_to_review(&record.id, review_id, text).await? {
-        Ok(())
-    } else {
-        Err(MarketplaceError::NotFound("review"))
-    }
+    reviews::reply_for(state, &record.id, review_id, text).await
 }

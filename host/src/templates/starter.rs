@@ -5,7 +5,7 @@
 //! which pins the digests of these very bytes. No signing key is needed, so none can leak.
 
 use super::registry::record_version;
-use crate::marketplace::catalogue;
+use crate::marketplace::catalogue::{self, Seeded};
 use crate::marketplace::{MarketplaceError, MarketplaceResult};
 use crate::state::AppState;
 use nexum_marketplace::signing::Signer;
@@ -58,18 +58,6 @@ fn pack(s: &StarterFiles) -> Result<TemplateBundle, nexum_marketplace::bundle::B
         files.insert(name.to_string(), bytes.to_vec());
     }
     TemplateBundle::parse(&pack_template(&files, None)?)
-}
-
-/// What [`seed`] did, as `id@version` lists.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Seeded {
-    /// Newly listed.
-    pub added: Vec<String>,
-    /// Listed before with the same bytes.
-    pub unchanged: Vec<String>,
-    /// Listed before with other bytes (changed without a version bump): the listed one is
-    /// not this binary's, so using it is refused until the version is raised.
-    pub conflicting: Vec<String>,
 }
 
 /// List every starter template under the first-party namespace (idempotent; run at every

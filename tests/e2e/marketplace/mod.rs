@@ -20,7 +20,7 @@ mod remote;
 mod reviews;
 mod signed_installs;
 
-fn key_line(k: &KeyPairText) -> String {
+pub(crate) fn key_line(k: &KeyPairText) -> String {
     PublicKey::parse(&k.public).expect("pub").base64
 }
 
@@ -46,7 +46,7 @@ async fn restarted_strict(app: TestApp, trusted: &[&KeyPairText]) -> TestApp {
 }
 
 /// `key`'s workspace registers `namespace` with `publisher`'s public key.
-async fn registered_publisher(app: &TestApp, key: &str, namespace: &str, publisher: &KeyPairText) {
+pub(crate) async fn registered_publisher(app: &TestApp, key: &str, namespace: &str, publisher: &KeyPairText) {
     let reg = app
         .post(
             key,

@@ -4,7 +4,8 @@
 //! upgrading to a newer version with a diff, review rules, yank, and search and filters on
 //! both databases. The starter templates each run against fakes in `starters.rs`.
 
-use nexum_marketplace::signing::{self, KeyPairText, PublicKey};
+use crate::marketplace::{key_line, registered_publisher};
+use nexum_marketplace::signing::{self, KeyPairText};
 use nexum_marketplace::template::{TEMPLATE_FILE, TemplateBundle, pack_template};
 use nexum_tests::app::{Backend, TestApp};
 use nexum_tests::fakes::{self, SLACK_TOKEN};
@@ -63,10 +64,6 @@ fn bundle(template: &Value, key: Option<&KeyPairText>) -> Vec<u8> {
     }
 }
 
-fn key_line(k: &KeyPairText) -> String {
-    PublicKey::parse(&k.public).expect("pub").base64
-}
-
 /// The scenario's server restarted on the same database (and with the same key), trusting
 /// exactly `keys`.
 async fn trusting(app: TestApp, keys: &[&KeyPairText]) -> TestApp {
@@ -77,18 +74,6 @@ async fn trusting(app: TestApp, keys: &[&KeyPairText]) -> TestApp {
     let mut restarted = TestApp::start_on(backend, dir, url, |c| c.trusted_publisher_keys = lines).await;
     restarted.key = key;
     restarted
-}
-
-/// `key`'s workspace registers `namespace` with `publisher`.
-async fn register(app: &TestApp, key: &str, namespace: &str, publisher: &KeyPairText) {
-    let reg = app
-        .post(
-            key,
-            "/api/v1/marketplace/publishers",
-            json!({ "namespace": namespace, "public_key": publisher.public }),
-        )
-        .await;
-    assert_eq!(reg.status, StatusCode::CREATED, "{:?}", reg.body);
 }
 
 async fn publish(app: &TestApp, key: &str, namespace: &str, bytes: Vec<u8>, private: bool) -> Value {
@@ -118,7 +103,7 @@ async fn acme_with_template(app: TestApp) -> (TestApp, KeyPairText) {
     let keys = signing::generate_keypair().expect("keys");
     let app = trusting(app, &[&keys]).await;
     app.seed_catalogue().await;
-    register(&app, &app.key, "acme", &keys).await;
+    registered_publisher(&app, &app.key, "acme", &keys).await;
     publish(
         &app,
         &app.key,
