@@ -52,8 +52,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Template number `i`, signed by `keys`.
 fn signed_template(i: usize, keys: &KeyPairText) -> Vec<u8> {
-    let connector = if i % 3 == 0 { "nexum/http" } else { "nexum/slack" };
-    let (slot_action, input) = if i % 3 == 0 {
+    let connector = if i.is_multiple_of(3) {
+        "nexum/http"
+    } else {
+        "nexum/slack"
+    };
+    let (slot_action, input) = if i.is_multiple_of(3) {
         ("request", json!({ "method": "GET", "url": "{{ vars.path }}" }))
     } else {
         (
