@@ -17,7 +17,7 @@ use crate::store::{BrowsedTemplate, ReviewRecord, TemplateQuery, TemplateVersion
 use crate::templates::definition::{Category, Difficulty, Template};
 use crate::templates::instantiate::UseRequest;
 use crate::templates::registry::{self, TemplateListing};
-use crate::templates::using::{self, Change, UseOutcome};
+use crate::templates::using::{self, Change, UpgradeRequest, UseOutcome};
 use crate::templates::{UseError, UseProblem};
 use axum::Json;
 use axum::extract::State;
@@ -42,6 +42,7 @@ impl From<UseError> for ApiError {
                 };
                 ApiError::unprocessable(code, detail)
             }
+            UseError::ForeignSigner { .. } => ApiError::unprocessable("untrusted_template", detail),
             UseError::Tampered => ApiError::unprocessable("template_tampered", detail),
             UseError::Refused(problems) => {
                 let first = problems
@@ -331,7 +332,7 @@ async fn template_view(state: &AppState, principal: &Principal, listing: Templat
         private: listing.record.private != 0,
         latest_version: listing.record.latest_version.clone(),
         latest: listing.latest.as_ref().and_then(|t| serde_json::to_value(t).ok()),
-        ready: slots.iter().all(|s| s.satisfied),
+        ready: listing.latest.is_some() && slots.iter().all(|s| s.satisfied),
         slots,
         rating: listing.rating,
         reviews: listing.reviews,
@@ -488,9 +489,10 @@ pub async fn get_version(
     let record = registry::find_visible(&state, &principal.workspace_id, &path.namespace, &path.name).await?;
     let listing = registry::listing(&state, record).await?;
     let version = registry::version(&listing, &path.version)?;
+    let document = registry::document(&state, &listing.record.id, &version.version).await?;
     Ok(Json(TemplateVersionDocument {
         version: TemplateVersionView::from(version),
-        template: serde_json::from_str(&version.document).unwrap_or(Value::Null),
+        template: serde_json::from_str(&document).unwrap_or(Value::Null),
     }))
 }
 
@@ -735,7 +737,7 @@ pub async fn use_version(
 }
 
 /// Request to move a workflow to another version of its template.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpgradeBody {
     /// The version to move to (default: the latest non-yanked one).
@@ -744,6 +746,28 @@ pub struct UpgradeBody {
     #[serde(default, deserialize_with = "crate::templates::instantiate::null_as_default")]
     #[schema(value_type = Option<Object>)]
     pub variables: BTreeMap<String, Value>,
+    /// Connections (`conn_…`) for slots the new version adds, or to replace; the other
+    /// slots keep theirs.
+    #[serde(default, deserialize_with = "crate::templates::instantiate::null_as_default")]
+    #[schema(value_type = Option<Object>)]
+    pub connections: BTreeMap<String, String>,
+    /// Write-only: new webhook signing secrets (1–5). Needed only when the new version's
+    /// webhook has another scheme or connection; otherwise the workflow keeps its secrets.
+    #[serde(default, deserialize_with = "crate::templates::instantiate::null_as_default")]
+    #[schema(value_type = Option<Vec<String>>, write_only)]
+    pub trigger_secrets: Vec<String>,
+}
+
+/// Shown without the trigger secrets.
+impl std::fmt::Debug for UpgradeBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpgradeBody")
+            .field("version", &self.version)
+            .field("variables", &self.variables)
+            .field("connections", &self.connections)
+            .field("trigger_secrets", &format!("[{} redacted]", self.trigger_secrets.len()))
+            .finish()
+    }
 }
 
 /// What an upgrade did or would do.
@@ -774,9 +798,11 @@ pub struct UpgradePath {
 }
 
 /// Move a workflow made from a template to another version of it (`workflows:write` or
-/// `admin`), keeping its slot → connection mapping, variable values, name, enabled state
-/// and webhook secrets. `?dry_run=true` shows the definition diff without changing
-/// anything; the real call saves a new workflow version.
+/// `admin`), keeping its slot → connection mapping (for the slots the new version still
+/// has; `connections` adds or replaces), variable values, name, enabled state and, unless
+/// the webhook's scheme or connection changes, its signing secrets. The trigger becomes
+/// the new version's. Moving is not counted as a new use. `?dry_run=true` shows the
+/// definition diff without changing anything; the real call saves a new workflow version.
 #[utoipa::path(post, path = "/api/v1/workflows/{id}/template-upgrade", tag = "templates", operation_id = "upgrade_workflow_template", params(UpgradePath, DryRunParams),
     request_body = UpgradeBody,
     responses((status = 200, body = UpgradeView),
@@ -796,8 +822,12 @@ pub async fn upgrade(
         &state,
         &principal.workspace_id,
         &path.id,
-        body.version.as_deref(),
-        body.variables,
+        UpgradeRequest {
+            to: body.version,
+            variables: body.variables,
+            connections: body.connections,
+            trigger_secrets: body.trigger_secrets,
+        },
         params.dry_run.unwrap_or(false),
     )
     .await?;

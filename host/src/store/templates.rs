@@ -53,7 +53,7 @@ pub struct TemplateVersionRecord {
     pub version: String,
     /// Bundle digest.
     pub digest: String,
-    /// `template.json` as published.
+    /// `template.json` as published (empty from [`Db::template_versions`]).
     pub document: String,
     /// Signing key id (`builtin` for the starter templates).
     pub signer: String,
@@ -250,14 +250,24 @@ impl Db {
         Ok(())
     }
 
-    /// Every version of a template, oldest first.
+    /// Every version of a template, oldest first, with `document` left empty (read one with
+    /// [`Db::template_document`]).
     pub async fn template_versions(&self, template_id: &str) -> StoreResult<Vec<TemplateVersionRecord>> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            template_version_columns!(),
-            " FROM template_versions WHERE template_id = $1 ORDER BY created_at, version"
-        );
+        // Without the documents (up to 512 KiB each): a listing parses only the latest.
+        const SQL: &str = "SELECT template_id, version, digest, '' AS document, signer, yanked_at, uses, executions, created_at \
+             FROM template_versions WHERE template_id = $1 ORDER BY created_at, version";
         Ok(sqlx::query_as(SQL).bind(template_id).fetch_all(self.pool()).await?)
+    }
+
+    /// One version's `template.json`, as published.
+    pub async fn template_document(&self, template_id: &str, version: &str) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT document FROM template_versions WHERE template_id = $1 AND version = $2")
+                .bind(template_id)
+                .bind(version)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(document,)| document))
     }
 
     /// The signed bundle of one version, as published.
@@ -303,7 +313,7 @@ impl Db {
         let connector = if q.connector.is_empty() {
             String::new()
         } else {
-            contains_pattern(&format!(" {} ", q.connector))
+            contains_pattern(&format!(" {} ", q.connector.to_lowercase()))
         };
         let text = contains_pattern(q.text);
         let featured = i64::from(q.featured_only);

@@ -140,10 +140,15 @@ pub async fn publish(
     api_key: &str,
     private: Option<bool>,
 ) -> Result<serde_json::Value, AuthorError> {
-    let visibility = private.map(|p| format!("&private={p}")).unwrap_or_default();
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("namespace", namespace);
+    if let Some(private) = private {
+        query.append_pair("private", if private { "true" } else { "false" });
+    }
     let url = format!(
-        "{}/api/v1/templates?namespace={namespace}{visibility}",
-        marketplace.trim_end_matches('/')
+        "{}/api/v1/templates?{}",
+        marketplace.trim_end_matches('/'),
+        query.finish()
     );
     upload(bundle, &url, api_key).await
 }

@@ -49,6 +49,18 @@ pub enum UseError {
     /// by a key the host does not trust, or a bad signature).
     #[error(transparent)]
     Untrusted(nexum_marketplace::signing::SigningError),
+    /// The host trusts the bundle's signer, but not for this namespace: a key that is not
+    /// one of the namespace's unrevoked keys, or a pinned (built-in) digest outside the
+    /// first-party namespace.
+    #[error("`{template}` is signed by {signer}, which is not an unrevoked key of the namespace `{namespace}`")]
+    ForeignSigner {
+        /// `namespace/name`.
+        template: String,
+        /// Its namespace.
+        namespace: String,
+        /// The signer as recorded (`key <id>`, `the built-in catalogue`).
+        signer: String,
+    },
     /// The stored bundle is not the one the listing shows (modified in the registry).
     #[error("the template's stored bundle does not match its listed digest; it was modified after publishing")]
     Tampered,

@@ -20,6 +20,9 @@ use crate::store::{
 use nexum_marketplace::signing::Signer;
 use nexum_marketplace::template::TemplateBundle;
 
+/// Most versions one template keeps (each holds a bundle of up to 2 MiB).
+pub const MAX_VERSIONS: usize = 200;
+
 /// A template with everything its page shows.
 #[derive(Debug, Clone)]
 pub struct TemplateListing {
@@ -108,21 +111,25 @@ pub async fn publish(
     let (bundle, template) = checked(state, bytes)?;
     let signer = verify_for_namespace(state, &publisher, &bundle).await?;
     let (record, created) = record_version(state, &publisher, &bundle, &template, &signer, private).await?;
-    if created {
-        state
-            .db
-            .append_audit(&[AuditEntry::new(
-                workspace_id,
-                actor,
-                "template.publish",
-                &record.id,
-                format!(
-                    "{}/{}@{} sha256:{}",
-                    publisher.namespace, template.id, template.version, bundle.digest
-                ),
-            )])
-            .await?;
-    }
+    // Audited on a repeat too: a publish whose audit write was lost (a crash between the
+    // two) is retried with the same bytes, and that retry records it.
+    state
+        .db
+        .append_audit(&[AuditEntry::new(
+            workspace_id,
+            actor,
+            "template.publish",
+            &record.id,
+            format!(
+                "{}/{}@{} sha256:{}{}",
+                publisher.namespace,
+                template.id,
+                template.version,
+                bundle.digest,
+                if created { "" } else { " (already published)" }
+            ),
+        )])
+        .await?;
     Ok(PublishedTemplate {
         listing: listing(state, record).await?,
         created,
@@ -175,6 +182,16 @@ pub(super) async fn record_version(
             }
         }
     };
+    let versions = state.db.template_versions(&record.id).await?;
+    if versions.len() >= MAX_VERSIONS && !versions.iter().any(|v| v.version == version) {
+        return Err(MarketplaceError::invalid(
+            "too_many_versions",
+            format!(
+                "{}/{} has {MAX_VERSIONS} versions, the most a template keeps; publish it under a new name",
+                publisher.namespace, template.id
+            ),
+        ));
+    }
     let row = TemplateVersionRecord {
         template_id: record.id.clone(),
         version: version.clone(),
@@ -225,7 +242,7 @@ async fn refresh_listing(
     }
     record.latest_version = None;
     if let Some(latest) = latest(&versions) {
-        let template = parse_document(state, latest.document.as_bytes())?;
+        let template = parse_document(state, document(state, &record.id, &latest.version).await?.as_bytes())?;
         let connectors: Vec<&str> = template.slots.values().map(|s| s.connector.as_str()).collect();
         record.latest_version = Some(latest.version.clone());
         record.display_name = template.name.clone();
@@ -284,7 +301,10 @@ pub async fn find_visible(
 pub async fn listing(state: &AppState, record: TemplateRecord) -> MarketplaceResult<TemplateListing> {
     let versions = state.db.template_versions(&record.id).await?;
     let latest = match latest(&versions) {
-        Some(v) => Some(parse_document(state, v.document.as_bytes())?),
+        Some(v) => Some(parse_document(
+            state,
+            document(state, &record.id, &v.version).await?.as_bytes(),
+        )?),
         None => None,
     };
     let reviews = state.db.reviews(reviews::TEMPLATE, &record.id).await?;
@@ -295,6 +315,15 @@ pub async fn listing(state: &AppState, record: TemplateRecord) -> MarketplaceRes
         rating: reviews::average(&reviews),
         reviews: reviews.len(),
     })
+}
+
+/// One version's `template.json`.
+pub async fn document(state: &AppState, template_id: &str, version: &str) -> MarketplaceResult<String> {
+    state
+        .db
+        .template_document(template_id, version)
+        .await?
+        .ok_or(MarketplaceError::NotFound("version"))
 }
 
 /// One version of a listing, by semver text.

@@ -13,17 +13,16 @@ use super::definition::Template;
 use super::instantiate::{ConnectionView, InstalledConnector, Plan, UseRequest, WorkspaceView, plan};
 use super::registry::{self, TemplateListing};
 use super::{UseError, UseProblem};
-use crate::ids::WorkspaceId;
-use crate::marketplace::MarketplaceError;
+use crate::ids::{ConnectionId, WorkspaceId};
+use crate::marketplace::{MarketplaceError, catalogue};
 use crate::state::AppState;
 use crate::store::{TemplateLink, TemplateVersionRecord};
 use crate::workflows::manage::{self, Saved, WorkflowInput};
+use nexum_marketplace::signing::{PublicKey, Signer, verify_with};
 use nexum_marketplace::template::TemplateBundle;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// Most installations and connections read to plan a use.
-const MAX_WORKSPACE_ROWS: usize = 10_000;
 
 /// What a use did.
 pub enum UseOutcome {
@@ -90,7 +89,8 @@ async fn verified(
     if bundle.digest != version.digest {
         return Err(UseError::Tampered);
     }
-    state.trust.verify(&bundle).map_err(UseError::Untrusted)?;
+    let signer = state.trust.verify(&bundle).map_err(UseError::Untrusted)?;
+    check_namespace_signer(state, &listing, &bundle, &signer).await?;
     let template = registry::parse_document(state, &bundle.template)?;
     if template.id != listing.record.name || template.version.to_string() != version.version {
         return Err(UseError::Tampered);
@@ -102,39 +102,100 @@ async fn verified(
     })
 }
 
-/// What [`plan`] needs of the workspace: its installed connectors and its connections.
-async fn workspace_view(state: &AppState, workspace_id: &WorkspaceId) -> Result<WorkspaceView, UseError> {
-    let installations = state
-        .db
-        .list_installations(workspace_id, "", MAX_WORKSPACE_ROWS)
-        .await?
-        .items;
-    let connections = state
-        .db
-        .list_connections(workspace_id, "", MAX_WORKSPACE_ROWS)
-        .await?
-        .items;
-    Ok(WorkspaceView {
-        connections: connections
-            .iter()
-            .filter_map(|c| {
-                let installation = installations.iter().find(|i| i.id == c.installation_id)?;
-                Some(ConnectionView {
-                    id: c.id.to_string(),
-                    connector_id: installation.connector_id.clone(),
-                    version: installation.version.clone(),
-                })
-            })
-            .collect(),
-        installed: installations
-            .into_iter()
-            .map(|i| InstalledConnector {
+/// The host trusting a signer is not enough: the template must also be signed by its own
+/// namespace, or a key the operator trusts for one publisher could vouch for a registry row
+/// claiming another publisher's namespace. A key-signed bundle must verify with a key the
+/// namespace registered (a key since revoked still stands for the versions it signed, as
+/// for connectors: revoking stops new publishing; distrust is the host's trust policy); a
+/// pinned (built-in) digest stands only for the first-party namespace; unsigned passes only
+/// under the dev flag the host policy already checked.
+async fn check_namespace_signer(
+    state: &AppState,
+    listing: &TemplateListing,
+    bundle: &TemplateBundle,
+    signer: &Signer,
+) -> Result<(), UseError> {
+    let foreign = |signer: String| UseError::ForeignSigner {
+        template: listing.reference(),
+        namespace: listing.record.namespace.clone(),
+        signer,
+    };
+    match signer {
+        Signer::Unsigned => Ok(()),
+        Signer::Pinned(_) if listing.record.namespace == catalogue::NAMESPACE => Ok(()),
+        Signer::Pinned(_) => Err(foreign("the built-in catalogue".into())),
+        Signer::Key(key_id) => {
+            let Some(publisher) = state.db.publisher(&listing.record.namespace).await? else {
+                return Err(foreign(format!("key {key_id}")));
+            };
+            let keys = state.db.publisher_keys(&publisher.id).await?;
+            let registered = keys
+                .iter()
+                .filter_map(|(_, text, _)| PublicKey::parse(text).ok())
+                .any(|key| &key.key_id == key_id && verify_with(bundle, &key).is_ok());
+            if registered {
+                Ok(())
+            } else {
+                Err(foreign(format!("key {key_id}")))
+            }
+        }
+    }
+}
+
+/// What [`plan`] needs of the workspace, and no more: the installations of the connectors
+/// the template's slots need, and the connections the request names for its slots (a
+/// request naming slots the template lacks is refused by the plan without lookups).
+async fn workspace_view(
+    state: &AppState,
+    workspace_id: &WorkspaceId,
+    template: &Template,
+    request: &UseRequest,
+) -> Result<WorkspaceView, UseError> {
+    let mut view = WorkspaceView::default();
+    for slot in template.slots.values() {
+        if let Some(i) = state
+            .db
+            .installation_by_connector(workspace_id, slot.connector_id())
+            .await?
+            && !view.installed.iter().any(|seen| seen.connector_id == i.connector_id)
+        {
+            view.installed.push(InstalledConnector {
                 connector_id: i.connector_id,
                 version: i.version,
                 source: i.source,
-            })
-            .collect(),
-    })
+            });
+        }
+    }
+    let named = request
+        .connections
+        .iter()
+        .filter(|(slot, _)| template.slots.contains_key(*slot))
+        .filter_map(|(_, id)| id.parse::<ConnectionId>().ok());
+    for id in named {
+        let Some(connection) = state.db.connection(workspace_id, &id).await? else {
+            continue;
+        };
+        if let Some(installation) = state.db.installation(workspace_id, &connection.installation_id).await? {
+            view.connections.push(ConnectionView {
+                id: connection.id.to_string(),
+                connector_id: installation.connector_id.clone(),
+                version: installation.version.clone(),
+            });
+            // The connection's own connector, so a mismatch names where it is from.
+            if !view
+                .installed
+                .iter()
+                .any(|seen| seen.connector_id == installation.connector_id)
+            {
+                view.installed.push(InstalledConnector {
+                    connector_id: installation.connector_id,
+                    version: installation.version,
+                    source: installation.source,
+                });
+            }
+        }
+    }
+    Ok(view)
 }
 
 /// The workflow a ready plan creates, as `POST /workflows` takes it.
@@ -167,7 +228,7 @@ pub async fn use_template(
         version,
         template,
     } = verified(state, workspace_id, namespace, name, version).await?;
-    let workspace = workspace_view(state, workspace_id).await?;
+    let workspace = workspace_view(state, workspace_id, &template, &request).await?;
     let planned = plan(&template, &request, &workspace);
     let reference = listing.reference();
     if dry_run {
@@ -271,16 +332,53 @@ pub struct Upgrade {
     pub saved: Option<Box<Saved>>,
 }
 
-/// Move workflow `workflow_id` (made from a template) to `to` (default: the latest version),
-/// keeping its slot → connection mapping and the values of the variables the new version
-/// still has (`variables` adds or overrides values), its name, its enabled state and its
-/// webhook secrets. A dry run reports the definition diff without saving.
+/// What an upgrade asks for, beyond the workflow.
+#[derive(Default)]
+pub struct UpgradeRequest {
+    /// The version to move to (default: the latest non-yanked one).
+    pub to: Option<String>,
+    /// Values for variables the new version adds or that should change.
+    pub variables: BTreeMap<String, Value>,
+    /// Connections for slots the new version adds, or to replace (the rest keep theirs).
+    pub connections: BTreeMap<String, String>,
+    /// New webhook signing secrets; needed when the webhook's scheme or connection changes.
+    pub trigger_secrets: Vec<String>,
+}
+
+/// Shown without the trigger secrets.
+impl std::fmt::Debug for UpgradeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpgradeRequest")
+            .field("to", &self.to)
+            .field("variables", &self.variables)
+            .field("connections", &self.connections)
+            .field("trigger_secrets", &format!("[{} redacted]", self.trigger_secrets.len()))
+            .finish()
+    }
+}
+
+/// The webhook fields whose change makes the old signing secrets meaningless: the scheme
+/// and the connection (which can supply the scheme). `None` when the trigger is no webhook.
+fn webhook_identity(trigger: &Value) -> Option<(Value, Value)> {
+    (trigger.get("type").and_then(Value::as_str) == Some("webhook")).then(|| {
+        (
+            trigger.get("scheme").cloned().unwrap_or(Value::Null),
+            trigger.get("connection").cloned().unwrap_or(Value::Null),
+        )
+    })
+}
+
+/// Move workflow `workflow_id` (made from a template) to another version of it, keeping its
+/// slot → connection mapping for the slots the new version still has (`connections` adds or
+/// replaces), the values of the variables it still has (`variables` adds or overrides), its
+/// name, its enabled state and, when the webhook's scheme and connection stay, its signing
+/// secrets. The trigger becomes the new version's (manual when it has none). A dry run
+/// reports the definition diff without saving. Moving does not count as a new use.
 pub async fn upgrade(
     state: &Arc<AppState>,
     workspace_id: &WorkspaceId,
     workflow_id: &str,
-    to: Option<&str>,
-    variables: std::collections::BTreeMap<String, Value>,
+    asked: UpgradeRequest,
     dry_run: bool,
 ) -> Result<Upgrade, UseError> {
     let current = manage::load(state, workspace_id, workflow_id).await?;
@@ -298,25 +396,49 @@ pub async fn upgrade(
         listing,
         version,
         template,
-    } = verified(state, workspace_id, &record.namespace, &record.name, to).await?;
-    let mut kept: std::collections::BTreeMap<String, Value> = current
+    } = verified(
+        state,
+        workspace_id,
+        &record.namespace,
+        &record.name,
+        asked.to.as_deref(),
+    )
+    .await?;
+    let mut variables: BTreeMap<String, Value> = current
         .definition
         .vars
         .iter()
         .filter(|(name, _)| template.variables.contains_key(*name))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    kept.extend(variables);
+    variables.extend(asked.variables);
+    let mut connections: BTreeMap<String, String> = serde_json::from_str::<BTreeMap<String, String>>(&link.connections)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(slot, _)| template.slots.contains_key(slot))
+        .collect();
+    connections.extend(asked.connections);
+    let old_trigger = serde_json::to_value(&current.definition.trigger).unwrap_or(Value::Null);
+    let new_secrets = !asked.trigger_secrets.is_empty();
     let request = UseRequest {
-        connections: serde_json::from_str(&link.connections).unwrap_or_default(),
-        variables: kept,
+        connections,
+        variables,
         name: Some(current.workflow.name.clone()),
         enabled: current.workflow.enabled != 0,
-        trigger_secrets: Vec::new(),
-        keep_trigger_secrets: current.trigger.as_ref().is_some_and(|t| t.kind == "webhook"),
+        trigger_secrets: asked.trigger_secrets,
+        keep_trigger_secrets: webhook_identity(&old_trigger).is_some(),
     };
-    let workspace = workspace_view(state, workspace_id).await?;
-    let planned = plan(&template, &request, &workspace);
+    let workspace = workspace_view(state, workspace_id, &template, &request).await?;
+    let mut planned = plan(&template, &request, &workspace);
+    if let Some(workflow) = &planned.workflow
+        && let Some(identity) = webhook_identity(workflow.get("trigger").unwrap_or(&Value::Null))
+        && webhook_identity(&old_trigger).is_some_and(|old| old != identity)
+        && !new_secrets
+    {
+        planned.problems.push(UseProblem::BadTriggerSecrets {
+            reason: "the new version's webhook has another scheme or connection: give its signing secrets".into(),
+        });
+    }
     let definition_of = |value: &Value| {
         let mut value = value.clone();
         if let Some(object) = value.as_object_mut() {
@@ -354,15 +476,16 @@ pub async fn upgrade(
     input.name = None;
     input.description = None;
     input.enabled = None;
-    if input.output.is_none() {
-        // The new version has no output template: drop the old one too.
-        input.output = Some(Value::Null);
-    }
+    // The trigger and output are the new version's: without one, none (a manual trigger).
+    input
+        .trigger
+        .get_or_insert_with(|| serde_json::json!({ "type": "manual" }));
+    input.output.get_or_insert(Value::Null);
     let link = TemplateLink {
         template_id: listing.record.id.clone(),
         version: version.version.clone(),
-        connections: link.connections,
-        count_use: link.version != version.version,
+        connections: serde_json::to_string(&request.connections).unwrap_or_else(|_| "{}".into()),
+        count_use: false,
     };
     let saved = manage::update_linked(
         state,

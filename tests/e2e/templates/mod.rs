@@ -21,6 +21,7 @@ on_both_databases!(
     a_dry_run_reports_each_kind_of_mismatch,
     a_real_use_creates_a_disabled_workflow_that_runs_and_is_counted,
     an_upgrade_shows_the_diff_and_keeps_the_mapping,
+    an_upgrade_takes_the_new_versions_trigger_and_slots,
     reviews_need_a_use_and_yanked_versions_cannot_be_used,
     search_and_filters_happen_in_the_database,
 );
@@ -208,6 +209,41 @@ async fn signed_templates_only_and_tampering_is_caught(app: TestApp) {
     assert_eq!(
         (dry.status, dry.code()),
         (StatusCode::UNPROCESSABLE_ENTITY, "template_tampered"),
+        "{:?}",
+        dry.body
+    );
+    // The same bytes re-signed by a key the host trusts but that belongs to another
+    // namespace: its digest matches and the host trusts it, yet it is not acme's to sign.
+    let beta_keys = signing::generate_keypair().expect("keys");
+    let app = trusting(app, &[&keys, &beta_keys]).await;
+    let beta = app.new_workspace("beta").await;
+    registered_publisher(&app, &beta, "beta", &beta_keys).await;
+    let resigned = bundle(&slack_template("post-line", "1.0.0", json!({})), Some(&beta_keys));
+    let digest = TemplateBundle::parse(&resigned).expect("parse").digest;
+    sqlx::query("UPDATE template_versions SET bundle = $1, digest = $2 WHERE version = '1.0.0' AND template_id = (SELECT id FROM templates WHERE namespace = 'acme' AND name = 'post-line')")
+        .bind(&resigned)
+        .bind(&digest)
+        .execute(app.state().db.pool())
+        .await
+        .expect("swap");
+    let dry = app
+        .post(
+            &app.key,
+            &format!("{}?dry_run=true", use_path("acme/post-line")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (dry.status, dry.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "untrusted_template"),
+        "{:?}",
+        dry.body
+    );
+    assert!(
+        dry.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("namespace `acme`"),
         "{:?}",
         dry.body
     );
@@ -439,6 +475,23 @@ async fn a_real_use_creates_a_disabled_workflow_that_runs_and_is_counted(app: Te
     assert_eq!(listing["versions"][0]["uses"], 1);
     assert_eq!(listing["slots"][0]["installed"], "0.1.0");
     assert_eq!(listing["ready"], true);
+    // A secret sent where it does not belong is not repeated in the error.
+    let misplaced = app
+        .post(
+            &app.key,
+            &use_path("acme/post-line"),
+            json!({ "connections": { "chat": conn }, "trigger_secrets": "whsec_bWlzcGxhY2VkLXNlY3JldA==" }),
+        )
+        .await;
+    assert_eq!(
+        (misplaced.status, misplaced.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_body")
+    );
+    assert!(
+        !misplaced.body.to_string().contains("bWlzcGxhY2Vk"),
+        "{:?}",
+        misplaced.body
+    );
     app.shutdown().await;
 }
 
@@ -515,6 +568,114 @@ async fn an_upgrade_shows_the_diff_and_keeps_the_mapping(app: TestApp) {
         (refused.status, refused.code()),
         (StatusCode::UNPROCESSABLE_ENTITY, "not_from_template")
     );
+    app.shutdown().await;
+}
+
+async fn an_upgrade_takes_the_new_versions_trigger_and_slots(app: TestApp) {
+    let (app, keys) = acme_with_template(app).await;
+    let slack = fakes::slack().await;
+    let conn = catalogue_slack(&app, &app.key, &slack).await;
+    let created = app
+        .post(
+            &app.key,
+            &use_path("acme/post-line"),
+            json!({ "connections": { "chat": conn }, "variables": { "channel": "C7" } }),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["workflow"]["id"].as_str().expect("id").to_string();
+    let upgrade = format!("/api/v1/workflows/{id}/template-upgrade");
+    let with_trigger = |version: &str, trigger: Value| {
+        let mut t = slack_template("post-line", version, json!({}));
+        t["workflow"]["trigger"] = trigger;
+        t
+    };
+    let problem_codes = |body: &Value| -> Vec<String> {
+        body["errors"]
+            .as_array()
+            .or_else(|| body["problems"].as_array())
+            .into_iter()
+            .flatten()
+            .map(|p| p["code"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+
+    // 2.0.0 adds a GitHub webhook: its signing secret must come with the upgrade.
+    let v2 = with_trigger("2.0.0", json!({ "type": "webhook", "scheme": "github" }));
+    publish(&app, &app.key, "acme", bundle(&v2, Some(&keys)), false).await;
+    let bare = app.post(&app.key, &upgrade, json!({})).await;
+    assert_eq!(bare.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", bare.body);
+    assert_eq!(problem_codes(&bare.body), vec!["bad_trigger_secrets"]);
+    let secret = "github-hook-secret-value-1";
+    let done = app
+        .post(&app.key, &upgrade, json!({ "trigger_secrets": [secret] }))
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    assert_eq!(done.body["workflow"]["trigger"]["type"], "webhook");
+    assert_eq!(done.body["workflow"]["trigger"]["scheme"], "github");
+    assert!(!done.body.to_string().contains(secret), "write-only");
+
+    // 2.1.0 keeps the scheme: the workflow keeps its secret. 3.0.0 changes it: a new one
+    // is needed, and a dry run says so next to the diff.
+    let v21 = with_trigger("2.1.0", json!({ "type": "webhook", "scheme": "github" }));
+    publish(&app, &app.key, "acme", bundle(&v21, Some(&keys)), false).await;
+    let kept = app.post(&app.key, &upgrade, json!({})).await;
+    assert_eq!(kept.status, StatusCode::OK, "{:?}", kept.body);
+    let v3 = with_trigger("3.0.0", json!({ "type": "webhook", "scheme": "stripe" }));
+    publish(&app, &app.key, "acme", bundle(&v3, Some(&keys)), false).await;
+    let dry = app.post(&app.key, &format!("{upgrade}?dry_run=true"), json!({})).await;
+    assert_eq!(dry.status, StatusCode::OK, "{:?}", dry.body);
+    assert_eq!(problem_codes(&dry.body), vec!["bad_trigger_secrets"]);
+    assert_eq!(dry.body["changes"][0]["path"], "trigger.scheme", "{:?}", dry.body);
+
+    // 4.0.0 has no trigger and renames the slot: the workflow becomes manual, the old
+    // slot's connection is not carried over, and the new slot needs one.
+    let mut v4 = slack_template("post-line", "4.0.0", json!({}));
+    v4["slots"] = json!({ "main": v4["slots"]["chat"].clone() });
+    v4["workflow"]["steps"][0]["slot"] = json!("main");
+    publish(&app, &app.key, "acme", bundle(&v4, Some(&keys)), false).await;
+    let missing = app.post(&app.key, &upgrade, json!({ "version": "4.0.0" })).await;
+    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", missing.body);
+    assert_eq!(
+        problem_codes(&missing.body),
+        vec!["missing_slot"],
+        "no unknown_slot for the old one"
+    );
+    let done = app
+        .post(
+            &app.key,
+            &upgrade,
+            json!({ "version": "4.0.0", "connections": { "main": conn } }),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    assert_eq!(done.body["workflow"]["trigger"]["type"], "manual");
+    assert_eq!(done.body["workflow"]["steps"][0]["connection"], conn);
+
+    // Moving between versions is not a use: only 1.0.0 was used.
+    let listing = app.get(&app.key, "/api/v1/templates/acme/post-line").await.body;
+    let uses: Vec<(String, i64)> = listing["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_str().unwrap_or_default().to_string(),
+                v["uses"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    assert_eq!(
+        uses,
+        vec![
+            ("1.0.0".to_string(), 1),
+            ("2.0.0".to_string(), 0),
+            ("2.1.0".to_string(), 0),
+            ("3.0.0".to_string(), 0),
+            ("4.0.0".to_string(), 0)
+        ]
+    );
+    assert_eq!(listing["uses"], 1);
     app.shutdown().await;
 }
 
