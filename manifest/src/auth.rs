@@ -92,6 +92,10 @@ pub struct OAuth2Endpoints {
     pub extra_authorize_params: BTreeMap<String, String>,
     /// Extra form parameters for token requests.
     pub extra_token_params: BTreeMap<String, String>,
+    /// Connection variables the token response sets (variable → top-level field), e.g.
+    /// Salesforce's `instance_url`: the org's own API host, known only after sign-in. The
+    /// provider's value overrides any given one and is checked like any variable value.
+    pub token_response_variables: BTreeMap<String, String>,
     /// Refresh proactively when the token expires within this many seconds.
     pub refresh_margin_secs: u64,
 }

@@ -66,6 +66,8 @@ struct RawAuth {
     extra_authorize_params: BTreeMap<String, String>,
     #[serde(default)]
     extra_token_params: BTreeMap<String, String>,
+    #[serde(default)]
+    token_response_variables: BTreeMap<String, String>,
     refresh_margin_secs: Option<u64>,
     hmac: Option<bool>,
 }
@@ -334,6 +336,7 @@ impl RawAuth {
             || self.token_auth_method.is_some()
             || !self.extra_authorize_params.is_empty()
             || !self.extra_token_params.is_empty()
+            || !self.token_response_variables.is_empty()
             || self.refresh_margin_secs.is_some();
         let kind = match self.kind.as_str() {
             "api_key" => {
@@ -423,6 +426,12 @@ impl RawAuth {
                         ));
                     }
                 };
+                check_token_response_variables(
+                    &self.token_response_variables,
+                    variables,
+                    [Some(token_url.as_str()), self.authorization_url.as_deref()],
+                    &field("token_response_variables"),
+                )?;
                 AuthKind::OAuth2(OAuth2Endpoints {
                     authorization_url: self.authorization_url,
                     token_url,
@@ -432,6 +441,7 @@ impl RawAuth {
                     token_auth_method,
                     extra_authorize_params: self.extra_authorize_params,
                     extra_token_params: self.extra_token_params,
+                    token_response_variables: self.token_response_variables,
                     refresh_margin_secs: self.refresh_margin_secs.unwrap_or(300),
                 })
             }
@@ -459,4 +469,44 @@ impl RawAuth {
             hmac,
         })
     }
+}
+
+/// `token_response_variables` (connection variable → token response field): each variable
+/// declared, each field a plain name that is not a token or secret (variables are not
+/// secret: a token copied into one would be shown to every reader of the connection), and
+/// no variable the OAuth endpoints themselves use (the token endpoint receives the client
+/// secret, so its address must not come from what it answered).
+fn check_token_response_variables(
+    mapping: &BTreeMap<String, String>,
+    variables: &BTreeMap<String, Variable>,
+    endpoints: [Option<&str>; 2],
+    at: &str,
+) -> Result<(), ManifestError> {
+    for (variable, source) in mapping {
+        let here = format!("{at}.{variable}");
+        if !variables.contains_key(variable) {
+            return Err(ManifestError::invalid(here, "not a declared variable"));
+        }
+        let plain = !source.is_empty()
+            && source.len() <= 64
+            && source.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !plain {
+            return Err(ManifestError::invalid(here, "name one top-level field of the token response (A-Z, a-z, 0-9, _)"));
+        }
+        let lower = source.to_ascii_lowercase();
+        if ["token", "secret", "password", "code"].iter().any(|w| lower.contains(w)) {
+            return Err(ManifestError::invalid(
+                here,
+                format!("`{source}` may hold a secret; connection variables are not secret"),
+            ));
+        }
+        let used = |url: &str| super::template::placeholders(url).unwrap_or_default().contains(variable);
+        if endpoints.into_iter().flatten().any(used) {
+            return Err(ManifestError::invalid(
+                here,
+                "the OAuth endpoints cannot use a variable the token response sets",
+            ));
+        }
+    }
+    Ok(())
 }

@@ -124,7 +124,7 @@ pub fn resolve_url(text: &str, variables: &BTreeMap<String, String>, field: &str
 }
 
 /// Names referenced as `{{ name }}` in `text`.
-fn placeholders(text: &str) -> Result<Vec<String>, String> {
+pub(crate) fn placeholders(text: &str) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("{{") {

@@ -347,3 +347,37 @@ fn a_full_url_variable_stands_for_its_origin_in_host_templates() {
         assert!(m.resolve_allowed_hosts(&vars).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn token_response_variables_name_declared_non_secret_fields_outside_the_endpoints() {
+    let manifest = |mapping: &str| {
+        format!(
+            "id = \"demo\"\nname = \"Demo\"\nversion = \"0.1.0\"\ndescription = \"d\"\nallowed_hosts = [\"{{{{ instance_url }}}}\"]\n\
+             [variables.instance_url]\ndefault = \"https://login.demo.test\"\n[variables.login]\ndefault = \"https://login.demo.test\"\n\
+             [[auth]]\nid = \"o\"\ntype = \"oauth2\"\nhosts = [\"{{{{ instance_url }}}}\"]\n\
+             authorization_url = \"{{{{ login }}}}/authorize\"\ntoken_url = \"{{{{ login }}}}/token\"\n\
+             token_response_variables = {mapping}\n[actions.ping]\ndescription = \"p\"\n"
+        )
+    };
+    let m = Manifest::parse(&manifest("{ instance_url = \"instance_url\" }")).expect("valid");
+    let AuthKind::OAuth2(o) = &m.auth[0].kind else {
+        panic!("not oauth2")
+    };
+    assert_eq!(o.token_response_variables["instance_url"], "instance_url");
+    for (mapping, why) in [
+        ("{ nope = \"instance_url\" }", "undeclared variable"),
+        ("{ instance_url = \"access_token\" }", "a token"),
+        ("{ instance_url = \"id_token\" }", "a token"),
+        ("{ instance_url = \"a.b\" }", "not a plain field"),
+        ("{ login = \"instance_url\" }", "an endpoint's own variable"),
+    ] {
+        assert_eq!(
+            err_field(&manifest(mapping)).split('.').next(),
+            Some("auth[0]"),
+            "{why}"
+        );
+    }
+    // Only for oauth2.
+    let text = MINIMAL.replace("hosts = [\"https://api.demo.test\"]", "hosts = [\"https://api.demo.test\"]\ntoken_response_variables = { base = \"instance_url\" }");
+    assert!(Manifest::parse(&text).is_err());
+}

@@ -749,7 +749,7 @@ pub struct UpgradeBody {
     /// Connections (`conn_…`) for slots the new version adds, or to replace; the other
     /// slots keep theirs.
     #[serde(default, deserialize_with = "crate::templates::instantiate::null_as_default")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub connections: BTreeMap<String, String>,
     /// Write-only: new webhook signing secrets (1–5). Needed only when the new version's
     /// webhook has another scheme or connection; otherwise the workflow keeps its secrets.
