@@ -482,25 +482,40 @@ fn check_token_response_variables(
     endpoints: [Option<&str>; 2],
     at: &str,
 ) -> Result<(), ManifestError> {
+    if !mapping.is_empty() && endpoints[1].is_none() {
+        return Err(ManifestError::invalid(
+            at,
+            "set by a user's sign-in: needs the authorization-code flow (an authorization_url)",
+        ));
+    }
     for (variable, source) in mapping {
         let here = format!("{at}.{variable}");
         if !variables.contains_key(variable) {
             return Err(ManifestError::invalid(here, "not a declared variable"));
         }
-        let plain = !source.is_empty()
-            && source.len() <= 64
-            && source.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let plain =
+            !source.is_empty() && source.len() <= 64 && source.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !plain {
-            return Err(ManifestError::invalid(here, "name one top-level field of the token response (A-Z, a-z, 0-9, _)"));
+            return Err(ManifestError::invalid(
+                here,
+                "name one top-level field of the token response (A-Z, a-z, 0-9, _)",
+            ));
         }
         let lower = source.to_ascii_lowercase();
-        if ["token", "secret", "password", "code"].iter().any(|w| lower.contains(w)) {
+        if ["token", "secret", "password", "code"]
+            .iter()
+            .any(|w| lower.contains(w))
+        {
             return Err(ManifestError::invalid(
                 here,
                 format!("`{source}` may hold a secret; connection variables are not secret"),
             ));
         }
-        let used = |url: &str| super::template::placeholders(url).unwrap_or_default().contains(variable);
+        let used = |url: &str| {
+            super::template::placeholders(url)
+                .unwrap_or_default()
+                .contains(variable)
+        };
         if endpoints.into_iter().flatten().any(used) {
             return Err(ManifestError::invalid(
                 here,

@@ -378,6 +378,9 @@ fn token_response_variables_name_declared_non_secret_fields_outside_the_endpoint
         );
     }
     // Only for oauth2.
-    let text = MINIMAL.replace("hosts = [\"https://api.demo.test\"]", "hosts = [\"https://api.demo.test\"]\ntoken_response_variables = { base = \"instance_url\" }");
+    let text = MINIMAL.replace(
+        "hosts = [\"https://api.demo.test\"]",
+        "hosts = [\"https://api.demo.test\"]\ntoken_response_variables = { base = \"instance_url\" }",
+    );
     assert!(Manifest::parse(&text).is_err());
 }

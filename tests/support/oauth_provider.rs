@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
-use serde_json::json;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -67,6 +67,7 @@ struct Inner {
     resource_hits: AtomicUsize,
     exchanges: AtomicUsize,
     token_requests: AtomicUsize,
+    extra: Mutex<serde_json::Map<String, Value>>,
 }
 
 /// A running fake provider.
@@ -103,6 +104,12 @@ impl FakeOAuth {
     /// Lifetime of tokens issued from now on.
     pub fn set_expires_in(&self, secs: u64) {
         self.inner.expires_in.store(secs, Ordering::SeqCst);
+    }
+
+    /// Other top-level fields every token answer carries from now on (Salesforce's
+    /// `instance_url`, an `id_token`, …).
+    pub fn set_token_extra(&self, fields: Value) {
+        *self.inner.extra.lock().expect("lock") = fields.as_object().cloned().unwrap_or_default();
     }
 
     /// Make the user refuse consent.
@@ -340,7 +347,7 @@ async fn token(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes)
             inner.exchanges.fetch_add(1, Ordering::SeqCst);
             let access = issue_access(&inner);
             let refresh = issue_refresh(&inner);
-            tokens(&access, Some(&refresh), expires_in)
+            tokens(&inner, &access, Some(&refresh), expires_in)
         }
         "refresh_token" => {
             let presented = form.get("refresh_token").cloned().unwrap_or_default();
@@ -362,18 +369,21 @@ async fn token(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes)
             drop(refresh);
             let access = issue_access(&inner);
             let rotated = issue_refresh(&inner);
-            tokens(&access, Some(&rotated), expires_in)
+            tokens(&inner, &access, Some(&rotated), expires_in)
         }
         "client_credentials" => {
             let access = issue_access(&inner);
-            tokens(&access, None, expires_in)
+            tokens(&inner, &access, None, expires_in)
         }
         _ => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "unsupported"),
     }
 }
 
-fn tokens(access: &str, refresh: Option<&str>, expires_in: u64) -> Response {
+fn tokens(inner: &Inner, access: &str, refresh: Option<&str>, expires_in: u64) -> Response {
     let mut body = json!({ "access_token": access, "token_type": "bearer", "expires_in": expires_in });
+    for (k, v) in inner.extra.lock().expect("lock").iter() {
+        body[k] = v.clone();
+    }
     if let Some(r) = refresh {
         body["refresh_token"] = json!(r);
     }

@@ -10,8 +10,8 @@ use super::{FLOW_TTL, OAuthError, apps, endpoints_of, provider, token_fields, to
 use crate::ids::{ConnectionId, InstallationId, WorkspaceId};
 use crate::state::AppState;
 use crate::store::{
-    AuditEntry, ConnectionRecord, ConnectionStatus, FlowClaim, InstallationRecord, OAuthFlowRecord, TokenUpdate,
-    new_id, now_ms,
+    AuditEntry, ConnectionRecord, ConnectionSettings, ConnectionStatus, FlowClaim, InstallationRecord, OAuthFlowRecord,
+    TokenUpdate, new_id, now_ms,
 };
 use crate::vault::Sealed;
 use base64::Engine as _;
@@ -510,6 +510,7 @@ async fn exchange(
         .exchange_code(endpoints, &token_url, &state.oauth.redirect_uri(), &app, code, verifier)
         .await
         .map_err(|e| ("token_exchange_failed", e.to_string(), true))?;
+    let with_provided = with_provided_variables(&manifest, &variables, &issued.variables)?;
     let mut fields = token_fields(&issued, None);
     fields.0.insert("oauth_app".into(), source.as_str().into());
     let expires_at = super::expires_at_of(&fields);
@@ -538,6 +539,14 @@ async fn exchange(
                 false,
             ));
         }
+        // The provider may name another value for a variable it sets (an org moved to
+        // another instance): the connection follows it.
+        let provided_json = serde_json::to_string(&with_provided).unwrap_or_else(|_| "{}".into());
+        let settings = (with_provided != variables).then(|| ConnectionSettings {
+            name: &current.name,
+            variables: &provided_json,
+            expected_variables: &current.variables,
+        });
         lock.finish(TokenUpdate {
             secret: Some(&sealed),
             token_expires_at: expires_at,
@@ -545,7 +554,7 @@ async fn exchange(
             status: ConnectionStatus::Connected,
             last_error: None,
             failed_event: None,
-            settings: None,
+            settings,
             expected_variables: Some(&current.variables),
         })
         .await
@@ -561,12 +570,13 @@ async fn exchange(
         audit(state, flow, id.as_str(), "secret.update").await;
         return Ok(id.clone());
     }
+    let provided_json = serde_json::to_string(&with_provided).unwrap_or_else(|_| "{}".into());
     let mut record = ConnectionRecord::new(
         ws,
         &installation.id,
         &flow.name,
         Some(&flow.auth_scheme),
-        &flow.variables,
+        &provided_json,
     );
     record.token_expires_at = expires_at;
     let sealed = state
@@ -580,6 +590,32 @@ async fn exchange(
         .map_err(|e| internal(&e))?;
     audit(state, flow, record.id.as_str(), "secret.create").await;
     Ok(record.id)
+}
+
+/// The flow's variables with those the token response set (its values win: the provider
+/// knows the account's own host), checked as any connection's variables are: declared,
+/// and every host template still resolving to a valid origin.
+fn with_provided_variables(
+    manifest: &Manifest,
+    variables: &BTreeMap<String, String>,
+    provided: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ExchangeError> {
+    if provided.is_empty() {
+        return Ok(variables.clone());
+    }
+    let mut merged = variables.clone();
+    merged.extend(provided.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let names = provided.keys().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+    let unusable = |e: nexum_manifest::ManifestError| {
+        (
+            "token_exchange_failed",
+            format!("the provider's answer set {names} to an unusable value: {e}"),
+            true,
+        )
+    };
+    let resolved = manifest.resolve_variables(&merged).map_err(unusable)?;
+    crate::broker::EgressRules::new("check", manifest, &resolved, &[]).map_err(unusable)?;
+    Ok(resolved)
 }
 
 async fn audit(state: &AppState, flow: &OAuthFlowRecord, connection_id: &str, action: &str) {

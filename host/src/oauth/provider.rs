@@ -6,12 +6,16 @@
 use crate::broker::{Outbound, Redactor};
 use base64::Engine as _;
 use nexum_manifest::{OAuth2Endpoints, TokenAuthMethod};
-use oauth2::basic::{BasicClient, BasicTokenResponse};
+use oauth2::basic::{
+    BasicClient, BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, TokenResponse, TokenUrl,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, StandardRevocableToken,
+    StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use secrecy::{ExposeSecret, SecretString};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +48,29 @@ pub struct IssuedTokens {
     pub refresh_token: Option<SecretString>,
     /// Lifetime of the access token, when the provider said.
     pub expires_in: Option<Duration>,
+    /// The connection variables the manifest's `token_response_variables` take from the
+    /// answer (string fields only; never a token, which the manifest refuses).
+    pub variables: BTreeMap<String, String>,
 }
+
+/// The token response's other top-level fields, kept only to read the ones a manifest
+/// maps to connection variables. Not printed: it may hold an `id_token`.
+#[derive(Clone, serde::Deserialize, serde::Serialize)]
+pub struct OtherFields {
+    #[serde(flatten)]
+    fields: BTreeMap<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for OtherFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OtherFields({} fields)", self.fields.len())
+    }
+}
+
+impl oauth2::ExtraTokenFields for OtherFields {}
+
+/// A token answer with its other fields.
+type ProviderTokenResponse = StandardTokenResponse<OtherFields, BasicTokenType>;
 
 /// Why the token endpoint did not issue tokens. Messages never contain a secret.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -90,7 +116,18 @@ pub struct TokenClient {
 #[error("{0}")]
 struct TransportError(String);
 
-type TokenEndpointClient = BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+type TokenEndpointClient = oauth2::Client<
+    BasicErrorResponse,
+    ProviderTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
 
 impl TokenClient {
     /// Token requests through `outbound`, each given at most `timeout`.
@@ -123,7 +160,7 @@ impl TokenClient {
         }
         self.check_address(token_url)?;
         let http = PolicedHttp(self.outbound.client(), self.timeout);
-        finish(request.request_async(&http).await, &redactor)
+        finish(request.request_async(&http).await, &redactor, endpoints)
     }
 
     /// Trade a refresh token for new tokens.
@@ -143,7 +180,7 @@ impl TokenClient {
         }
         self.check_address(token_url)?;
         let http = PolicedHttp(self.outbound.client(), self.timeout);
-        finish(request.request_async(&http).await, &redactor)
+        finish(request.request_async(&http).await, &redactor, endpoints)
     }
 
     /// Client-credentials grant: tokens for the app itself.
@@ -164,7 +201,7 @@ impl TokenClient {
         }
         self.check_address(token_url)?;
         let http = PolicedHttp(self.outbound.client(), self.timeout);
-        finish(request.request_async(&http).await, &redactor)
+        finish(request.request_async(&http).await, &redactor, endpoints)
     }
 
     fn check_address(&self, url: &Url) -> Result<(), ProviderError> {
@@ -213,13 +250,19 @@ fn token_client(
     token_url: &Url,
     app: &ClientApp,
 ) -> Result<TokenEndpointClient, ProviderError> {
-    Ok(BasicClient::new(ClientId::new(app.client_id.clone()))
-        .set_client_secret(ClientSecret::new(app.client_secret.expose_secret().to_string()))
-        .set_token_uri(TokenUrl::from_url(token_url.clone()))
-        .set_auth_type(match endpoints.token_auth_method {
-            TokenAuthMethod::Basic => AuthType::BasicAuth,
-            TokenAuthMethod::Body => AuthType::RequestBody,
-        }))
+    Ok(oauth2::Client::<
+        BasicErrorResponse,
+        ProviderTokenResponse,
+        BasicTokenIntrospectionResponse,
+        StandardRevocableToken,
+        BasicRevocationErrorResponse,
+    >::new(ClientId::new(app.client_id.clone()))
+    .set_client_secret(ClientSecret::new(app.client_secret.expose_secret().to_string()))
+    .set_token_uri(TokenUrl::from_url(token_url.clone()))
+    .set_auth_type(match endpoints.token_auth_method {
+        TokenAuthMethod::Basic => AuthType::BasicAuth,
+        TokenAuthMethod::Body => AuthType::RequestBody,
+    }))
 }
 
 fn redactor_for(app: &ClientApp, sent: &[String]) -> Redactor {
@@ -296,11 +339,15 @@ async fn send(
 }
 
 type TokenResult = Result<
-    BasicTokenResponse,
+    ProviderTokenResponse,
     RequestTokenError<TransportError, oauth2::StandardErrorResponse<oauth2::basic::BasicErrorResponseType>>,
 >;
 
-fn finish(result: TokenResult, redactor: &Redactor) -> Result<IssuedTokens, ProviderError> {
+fn finish(
+    result: TokenResult,
+    redactor: &Redactor,
+    endpoints: &OAuth2Endpoints,
+) -> Result<IssuedTokens, ProviderError> {
     // Scrub first, then shorten: a cut must never leave half a secret behind.
     let scrub = |s: &str| redactor.scrub(s).chars().take(MAX_DESCRIPTION).collect::<String>();
     match result {
@@ -315,6 +362,7 @@ fn finish(result: TokenResult, redactor: &Redactor) -> Result<IssuedTokens, Prov
                     .filter(|t| !t.secret().is_empty())
                     .map(|t| SecretString::from(t.secret().clone())),
                 expires_in: tokens.expires_in(),
+                variables: mapped_variables(endpoints, &tokens.extra_fields().fields)?,
             })
         }
         Err(RequestTokenError::ServerResponse(e)) => {
@@ -341,6 +389,26 @@ fn finish(result: TokenResult, redactor: &Redactor) -> Result<IssuedTokens, Prov
         }
         Err(RequestTokenError::Other(m)) => Err(ProviderError::Malformed(scrub(&m))),
     }
+}
+
+/// The variables `endpoints` maps from the answer's `fields`. A mapped field that is
+/// missing or not a string is a malformed answer: the connection would not work without it.
+fn mapped_variables(
+    endpoints: &OAuth2Endpoints,
+    fields: &BTreeMap<String, serde_json::Value>,
+) -> Result<BTreeMap<String, String>, ProviderError> {
+    endpoints
+        .token_response_variables
+        .iter()
+        .map(
+            |(variable, field)| match fields.get(field).and_then(serde_json::Value::as_str) {
+                Some(value) if !value.is_empty() && value.len() <= 2048 => Ok((variable.clone(), value.to_string())),
+                _ => Err(ProviderError::Malformed(format!(
+                    "the answer lacks `{field}` (a string), which sets the connection's `{variable}`"
+                ))),
+            },
+        )
+        .collect()
 }
 
 fn classify_oauth_error(code: &str, description: Option<String>) -> ProviderError {

@@ -15,6 +15,7 @@ mod refresh;
 mod slack;
 mod sweep;
 mod token_errors;
+mod token_variables;
 
 /// The generic HTTP connector, authenticating with OAuth2 at the fake.
 fn oauth_manifest(extra: &str) -> String {
