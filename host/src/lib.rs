@@ -36,6 +36,7 @@ pub mod limits;
 pub mod marketplace;
 pub mod metrics;
 pub mod oauth;
+pub mod quoted;
 pub mod runtime;
 pub mod server;
 pub mod state;

@@ -604,7 +604,7 @@ fn check_slot(name: &str, slot: &SlotDocument, problems: &mut Vec<Problem>) -> O
 /// The template's workflow with each `"slot": "<name>"` (connector steps and a webhook
 /// trigger) replaced by `"connection": <connection_for(name)>`; a slot without a connection
 /// is left as it is.
-pub(super) fn bind(workflow: &Value, connection_for: &dyn Fn(&str) -> Option<String>) -> Value {
+pub(crate) fn bind(workflow: &Value, connection_for: &dyn Fn(&str) -> Option<String>) -> Value {
     let mut bound = workflow.clone();
     let replace = |object: &mut serde_json::Map<String, Value>| {
         let Some(slot) = object.get("slot").and_then(Value::as_str) else {

@@ -49,10 +49,9 @@ pub enum UseError {
     /// by a key the host does not trust, or a bad signature).
     #[error(transparent)]
     Untrusted(nexum_marketplace::signing::SigningError),
-    /// The host trusts the bundle's signer, but not for this namespace: a key that is not
-    /// one of the namespace's unrevoked keys, or a pinned (built-in) digest outside the
-    /// first-party namespace.
-    #[error("`{template}` is signed by {signer}, which is not an unrevoked key of the namespace `{namespace}`")]
+    /// The host trusts the bundle's signer, but not for this namespace: a key the namespace
+    /// never registered, or a pinned (built-in) digest outside the first-party namespace.
+    #[error("`{template}` is signed by {signer}, which is not a key the namespace `{namespace}` registered")]
     ForeignSigner {
         /// `namespace/name`.
         template: String,

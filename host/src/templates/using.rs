@@ -9,7 +9,7 @@
 //! workflow with its link to the template version in one write (the workflow's own checks
 //! run again inside it), so nothing is half-created.
 
-use super::definition::Template;
+use super::definition::{Template, bind};
 use super::instantiate::{ConnectionView, InstalledConnector, Plan, UseRequest, WorkspaceView, plan};
 use super::registry::{self, TemplateListing};
 use super::{UseError, UseProblem};
@@ -430,8 +430,13 @@ pub async fn upgrade(
     };
     let workspace = workspace_view(state, workspace_id, &template, &request).await?;
     let mut planned = plan(&template, &request, &workspace);
-    if let Some(workflow) = &planned.workflow
-        && let Some(identity) = webhook_identity(workflow.get("trigger").unwrap_or(&Value::Null))
+    // Judged on the new version's trigger with the request's connections bound, whether or
+    // not the rest of the plan is ready: a dry run reports every problem at once.
+    let new_trigger = bind(
+        template.workflow.get("trigger").unwrap_or(&Value::Null),
+        &|slot: &str| request.connections.get(slot).cloned(),
+    );
+    if let Some(identity) = webhook_identity(&new_trigger)
         && webhook_identity(&old_trigger).is_some_and(|old| old != identity)
         && !new_secrets
     {

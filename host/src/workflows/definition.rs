@@ -241,7 +241,7 @@ pub fn parse_strict<T: serde::de::DeserializeOwned>(value: Value, prefix: &str) 
             (false, true) => prefix.to_string(),
             (false, false) => format!("{prefix}.{inner}"),
         };
-        problem(path, e.into_inner().to_string())
+        problem(path, crate::quoted::without_input_values(&e.into_inner().to_string()))
     })
 }
 
