@@ -492,6 +492,22 @@ async fn a_real_use_creates_a_disabled_workflow_that_runs_and_is_counted(app: Te
         "{:?}",
         misplaced.body
     );
+    // Nor in a workflow's own definition (parsed after the body), nor as an enum value.
+    for trigger in [
+        json!({ "type": "webhook", "scheme": "github", "secrets": "gh-misplaced-secret-1" }),
+        json!({ "type": "webhook", "scheme": "gh-misplaced-secret-1", "secrets": ["x"] }),
+    ] {
+        let refused = app
+            .post(
+                &app.key,
+                "/api/v1/workflows",
+                json!({ "name": "leaky", "trigger": trigger, "steps": [ { "name": "t", "type": "transform", "output": {} } ] }),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", refused.body);
+        assert!(refused.body.to_string().contains("trigger"), "{:?}", refused.body);
+        assert!(!refused.body.to_string().contains("misplaced"), "{:?}", refused.body);
+    }
     app.shutdown().await;
 }
 
