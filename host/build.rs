@@ -19,7 +19,8 @@ use std::process::Command;
 
 /// The catalogue: `plugins/<dir>`, built as `nexum-connector-<dir>`.
 const CATALOGUE: &[&str] = &[
-    "http", "slack", "twilio", "sendgrid", "discord", "webhook", "gmail", "outlook", "smtp",
+    "http", "slack", "twilio", "sendgrid", "discord", "webhook", "gmail", "outlook", "smtp", "stripe", "openai",
+    "github", "dropbox",
 ];
 
 fn main() {

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 /// Every connector directory the catalogue must ship (the list).
 const EXPECTED: &[&str] = &[
-    "discord", "gmail", "http", "outlook", "sendgrid", "slack", "smtp", "twilio", "webhook",
+    "discord", "dropbox", "github", "gmail", "http", "openai", "outlook", "sendgrid", "slack", "smtp", "stripe",
+    "twilio", "webhook",
 ];
 
 fn built_in(id: &str) -> &'static nexum_marketplace::bundle::Bundle {
