@@ -412,7 +412,11 @@ fn mapped_variables(
 }
 
 fn classify_oauth_error(code: &str, description: Option<String>) -> ProviderError {
-    if code == "invalid_grant" || code == "invalid_refresh_token" || code == "invalid_code" {
+    // GitHub names its invalid grants `bad_verification_code` and `bad_refresh_token`.
+    if matches!(
+        code,
+        "invalid_grant" | "invalid_refresh_token" | "invalid_code" | "bad_verification_code" | "bad_refresh_token"
+    ) {
         ProviderError::InvalidGrant(description)
     } else {
         ProviderError::Rejected {
