@@ -19,8 +19,21 @@ use std::process::Command;
 
 /// The catalogue: `plugins/<dir>`, built as `nexum-connector-<dir>`.
 const CATALOGUE: &[&str] = &[
-    "http", "slack", "twilio", "sendgrid", "discord", "webhook", "gmail", "outlook", "smtp", "stripe", "openai",
-    "github", "dropbox",
+    "http",
+    "slack",
+    "twilio",
+    "sendgrid",
+    "discord",
+    "webhook",
+    "gmail",
+    "outlook",
+    "smtp",
+    "stripe",
+    "openai",
+    "github",
+    "dropbox",
+    "gdrive",
+    "salesforce",
 ];
 
 fn main() {

@@ -136,7 +136,10 @@ fn parse_multipart(content_type: &str, body: &[u8]) -> Option<(String, Vec<(Stri
         let end = find(rest, delimiter.as_bytes())?;
         let part = &rest[..end];
         let split = find(part, b"\r\n\r\n")?;
-        parts.push((String::from_utf8(part[..split].to_vec()).ok()?, part[split + 4..].to_vec()));
+        parts.push((
+            String::from_utf8(part[..split].to_vec()).ok()?,
+            part[split + 4..].to_vec(),
+        ));
         rest = &rest[end + delimiter.len()..];
         if rest == b"--\r\n" {
             return Some((boundary, parts));
@@ -159,7 +162,7 @@ async fn upload(headers: HeaderMap, body: Bytes) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let Some((_, parts)) = parse_multipart(content_type, &body) else {
+    let Some((_, parts)) = parse_multipart(content_type, &body).filter(|(_, parts)| parts.len() == 2) else {
         return google_error(StatusCode::BAD_REQUEST, "badContent", "Malformed multipart body.");
     };
     let metadata: Value = serde_json::from_slice(&parts[0].1).unwrap_or_default();
@@ -238,7 +241,9 @@ async fn get_file(
             "insufficientFilePermissions",
             "The user does not have sufficient permissions for this file.",
         ),
-        (BROKEN, false) => axum::Json(drive_file(BROKEN, "flaky.bin", "application/octet-stream", Some(10))).into_response(),
+        (BROKEN, false) => {
+            axum::Json(drive_file(BROKEN, "flaky.bin", "application/octet-stream", Some(10))).into_response()
+        }
         (BROKEN, true) => google_error(StatusCode::INTERNAL_SERVER_ERROR, "backendError", "Backend Error"),
         _ => google_error(StatusCode::NOT_FOUND, "notFound", &format!("File not found: {id}.")),
     }
@@ -250,7 +255,11 @@ async fn export(headers: HeaderMap, Path(id): Path<String>, Query(query): Query<
         return unauthenticated();
     }
     if id == DOC && query.get("mimeType").map(String::as_str) == Some("application/pdf") {
-        return ([(header::CONTENT_TYPE, "application/pdf")], b"%PDF-1.7 the plan".to_vec()).into_response();
+        return (
+            [(header::CONTENT_TYPE, "application/pdf")],
+            b"%PDF-1.7 the plan".to_vec(),
+        )
+            .into_response();
     }
     google_error(
         StatusCode::BAD_REQUEST,
@@ -264,7 +273,11 @@ async fn about(headers: HeaderMap, Query(query): Query<HashMap<String, String>>)
         return unauthenticated();
     }
     if query.get("fields").map(String::as_str) != Some("user(displayName,emailAddress),storageQuota(limit,usage)") {
-        return google_error(StatusCode::BAD_REQUEST, "required", "The 'fields' parameter is required.");
+        return google_error(
+            StatusCode::BAD_REQUEST,
+            "required",
+            "The 'fields' parameter is required.",
+        );
     }
     axum::Json(json!({
         "user": { "kind": "drive#user", "displayName": "Ada Lovelace", "emailAddress": "ada@example.com" },
@@ -370,8 +383,14 @@ fn uploaded_parts(r: &Recorded) -> (Value, String, Vec<u8>) {
     assert_eq!(parts.len(), 2, "metadata and media");
     assert_eq!(parts[0].0, "Content-Type: application/json; charset=UTF-8");
     let metadata: Value = serde_json::from_slice(&parts[0].1).expect("metadata JSON");
-    assert!(find(&parts[1].1, boundary.as_bytes()).is_none(), "the boundary occurs in the content");
-    assert!(find(&parts[0].1, boundary.as_bytes()).is_none(), "the boundary occurs in the metadata");
+    assert!(
+        find(&parts[1].1, boundary.as_bytes()).is_none(),
+        "the boundary occurs in the content"
+    );
+    assert!(
+        find(&parts[0].1, boundary.as_bytes()).is_none(),
+        "the boundary occurs in the metadata"
+    );
     (metadata, parts[1].0.clone(), parts[1].1.clone())
 }
 
@@ -385,7 +404,7 @@ async fn upload_file_sends_a_multipart_body_that_parses_back() {
             json!({
                 "name": "photo.bin",
                 "mime_type": "Image/PNG",
-                "content_base64": STANDARD.encode(&bytes),
+                "content_base64": STANDARD.encode(bytes.as_slice()),
                 "parents": [FOLDER],
                 "description": "Quarterly\r\n--photo",
             }),
@@ -411,7 +430,11 @@ async fn upload_file_sends_a_multipart_body_that_parses_back() {
     assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/upload/drive/v3/files"));
     assert_eq!(
         query_pairs(r),
-        pairs(&[("uploadType", "multipart"), ("supportsAllDrives", "true"), ("fields", FILE_FIELDS)])
+        pairs(&[
+            ("uploadType", "multipart"),
+            ("supportsAllDrives", "true"),
+            ("fields", FILE_FIELDS)
+        ])
     );
     let (metadata, media_headers, content) = uploaded_parts(r);
     assert_eq!(
@@ -429,7 +452,10 @@ async fn upload_file_sends_a_multipart_body_that_parses_back() {
         .await;
     assert_eq!(out.result.expect("uploaded")["parents"], json!(["0AMyDriveRoot"]));
     let (metadata, media_headers, content) = uploaded_parts(&s.drive.requests()[0]);
-    assert_eq!(metadata, json!({ "name": "empty", "mimeType": "application/octet-stream" }));
+    assert_eq!(
+        metadata,
+        json!({ "name": "empty", "mimeType": "application/octet-stream" })
+    );
     assert_eq!(media_headers, "Content-Type: application/octet-stream");
     assert!(content.is_empty());
 }
@@ -437,16 +463,21 @@ async fn upload_file_sends_a_multipart_body_that_parses_back() {
 #[tokio::test]
 async fn an_upload_retried_under_the_same_key_reuses_the_first_file() {
     let s = setup(TOKEN).await;
-    let input = json!({ "name": "report.pdf", "mime_type": "application/pdf", "content_base64": STANDARD.encode(b"%PDF-1.7") });
+    let input =
+        json!({ "name": "report.pdf", "mime_type": "application/pdf", "content_base64": STANDARD.encode(b"%PDF-1.7") });
 
     // The first attempt already uploaded it: the search finds it, nothing is uploaded.
     let out = s.run_keyed("upload_file", input.clone(), Some("exe_1:done")).await;
     let reused = out.result.expect("reused");
+    let search_fields = format!("files({FILE_FIELDS})");
     assert_eq!((&reused["id"], &reused["reused"]), (&json!(UPLOADED), &json!(true)));
     assert_eq!(reused["size"], 1234);
     let requests = s.drive.requests();
     assert_eq!(requests.len(), 1);
-    assert_eq!((requests[0].method.as_str(), requests[0].path.as_str()), ("GET", "/drive/v3/files"));
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].path.as_str()),
+        ("GET", "/drive/v3/files")
+    );
     assert_eq!(
         query_pairs(&requests[0]),
         pairs(&[
@@ -455,7 +486,7 @@ async fn an_upload_retried_under_the_same_key_reuses_the_first_file() {
                 "appProperties has { key='nexum_idempotency_key' and value='exe_1:done' } and trashed = false"
             ),
             ("pageSize", "1"),
-            ("fields", &format!("files({FILE_FIELDS})")),
+            ("fields", search_fields.as_str()),
             ("corpora", "allDrives"),
             ("includeItemsFromAllDrives", "true"),
             ("supportsAllDrives", "true"),
@@ -515,7 +546,10 @@ async fn list_files_pages_and_maps_the_fields() {
     );
     let second = s.run("list_files", json!({ "page_token": "page-2" })).await;
     let second = second.result.expect("listed");
-    assert_eq!((&second["next_page_token"], &second["incomplete_search"]), (&Value::Null, &json!(false)));
+    assert_eq!(
+        (&second["next_page_token"], &second["incomplete_search"]),
+        (&Value::Null, &json!(false))
+    );
     assert_eq!(second["files"][0]["id"], "1Notes");
     assert_eq!(second["files"][0]["size"], 12);
 
@@ -533,7 +567,7 @@ async fn list_files_pages_and_maps_the_fields() {
             ("q", "trashed = false"),
             ("pageSize", "2"),
             ("orderBy", "folder,modifiedTime desc"),
-            ("fields", &list_fields),
+            ("fields", list_fields.as_str()),
             ("corpora", "allDrives"),
             ("includeItemsFromAllDrives", "true"),
             ("supportsAllDrives", "true"),
@@ -541,7 +575,7 @@ async fn list_files_pages_and_maps_the_fields() {
     );
     assert_eq!(
         query_pairs(&requests[1]),
-        pairs(&[("pageToken", "page-2"), ("fields", &list_fields)])
+        pairs(&[("pageToken", "page-2"), ("fields", list_fields.as_str())])
     );
     s.assert_token_only_in_authorization();
 }
@@ -563,16 +597,22 @@ async fn download_file_returns_base64_and_exports_google_docs() {
             "name": "photo.bin",
             "mime_type": "application/octet-stream",
             "size": bytes.len(),
-            "content_base64": STANDARD.encode(&bytes),
+            "content_base64": STANDARD.encode(bytes.as_slice()),
             "exported": false,
         })
     );
     let requests = s.drive.requests();
     let path = format!("/drive/v3/files/{BINARY}");
     assert_eq!(requests.len(), 2);
-    assert_eq!((requests[0].method.as_str(), requests[0].path.as_str()), ("GET", path.as_str()));
+    assert_eq!(
+        (requests[0].method.as_str(), requests[0].path.as_str()),
+        ("GET", path.as_str())
+    );
     assert_eq!(query_pairs(&requests[0]), metadata_query);
-    assert_eq!((requests[1].method.as_str(), requests[1].path.as_str()), ("GET", path.as_str()));
+    assert_eq!(
+        (requests[1].method.as_str(), requests[1].path.as_str()),
+        ("GET", path.as_str())
+    );
     assert_eq!(
         query_pairs(&requests[1]),
         pairs(&[("alt", "media"), ("supportsAllDrives", "true")])
@@ -583,7 +623,9 @@ async fn download_file_returns_base64_and_exports_google_docs() {
     let (code, message, retryable) = connector_error(s.run("download_file", json!({ "file_id": DOC })).await);
     assert_eq!((code.as_str(), retryable), ("not_downloadable", false));
     assert!(
-        message.contains("Google Workspace") && message.contains("export_mime_type") && message.contains("application/pdf"),
+        message.contains("Google Workspace")
+            && message.contains("export_mime_type")
+            && message.contains("application/pdf"),
         "{message}"
     );
     assert_eq!(s.drive.requests().len(), 1);
@@ -591,7 +633,10 @@ async fn download_file_returns_base64_and_exports_google_docs() {
     // With an export format it is exported.
     s.drive.clear();
     let out = s
-        .run("download_file", json!({ "file_id": DOC, "export_mime_type": "application/pdf" }))
+        .run(
+            "download_file",
+            json!({ "file_id": DOC, "export_mime_type": "application/pdf" }),
+        )
         .await;
     assert_eq!(
         out.result.expect("exported"),
@@ -613,19 +658,24 @@ async fn download_file_returns_base64_and_exports_google_docs() {
     s.drive.clear();
     let (code, message, _) = connector_error(s.run("download_file", json!({ "file_id": FOLDER })).await);
     assert_eq!(code, "not_downloadable");
-    assert!(message.contains("folder") && message.contains("list_files"), "{message}");
+    assert!(
+        message.contains("folder") && message.contains("list_files"),
+        "{message}"
+    );
     let (code, message, retryable) = connector_error(s.run("download_file", json!({ "file_id": BIG })).await);
     assert_eq!((code.as_str(), retryable), ("file_too_large", false));
     assert!(message.contains("5000000"), "{message}");
-    assert!(s.drive.requests().iter().all(|r| r.query.as_deref() == Some(
-        "fields=id%2Cname%2CmimeType%2Csize%2CshortcutDetails%28targetId%29&supportsAllDrives=true"
-    )));
+    assert!(s.drive.requests().iter().all(|r| r.query.as_deref()
+        == Some("fields=id%2Cname%2CmimeType%2Csize%2CshortcutDetails%28targetId%29&supportsAllDrives=true")));
     assert_eq!(s.drive.requests().len(), 2, "metadata only");
 
     // An export format for an ordinary file is a mistake, said so.
     let (code, message, _) = connector_error(
-        s.run("download_file", json!({ "file_id": BINARY, "export_mime_type": "application/pdf" }))
-            .await,
+        s.run(
+            "download_file",
+            json!({ "file_id": BINARY, "export_mime_type": "application/pdf" }),
+        )
+        .await,
     );
     assert_eq!(code, "invalid_input");
     assert!(message.contains("export_mime_type"), "{message}");
@@ -634,7 +684,11 @@ async fn download_file_returns_base64_and_exports_google_docs() {
     s.drive.clear();
     for id in ["../about", "1abc/export", "a%2Fb", "x?alt=media"] {
         let out = s.run("download_file", json!({ "file_id": id })).await;
-        assert!(matches!(out.result, Err(CallError::InvalidInput { .. })), "{id}: {:?}", out.result);
+        assert!(
+            matches!(out.result, Err(CallError::InvalidInput { .. })),
+            "{id}: {:?}",
+            out.result
+        );
     }
     assert!(s.drive.requests().is_empty());
 
@@ -662,14 +716,21 @@ async fn drive_errors_map_to_stable_codes() {
         "{message}"
     );
     let (code, _, retryable) = connector_error(s.run("upload_file", upload("busy.bin")).await);
-    assert_eq!((code.as_str(), retryable), ("rate_limited", true), "Drive's 403 rate limits");
+    assert_eq!(
+        (code.as_str(), retryable),
+        ("rate_limited", true),
+        "Drive's 403 rate limits"
+    );
     let (code, message, retryable) = connector_error(s.run("upload_file", upload("rate.bin")).await);
     assert_eq!((code.as_str(), retryable), ("rate_limited", true));
     assert!(message.contains("retry after 3 s"), "{message}");
 
     let (code, message, retryable) = connector_error(s.run("download_file", json!({ "file_id": MISSING })).await);
     assert_eq!((code.as_str(), retryable), ("not_found", false));
-    assert!(message.contains("notFound") && message.contains("File not found"), "{message}");
+    assert!(
+        message.contains("notFound") && message.contains("File not found"),
+        "{message}"
+    );
     // One file the user may not read is no reason to mark the connection failed.
     let (code, _, retryable) = connector_error(s.run("download_file", json!({ "file_id": DENIED })).await);
     assert_eq!((code.as_str(), retryable), ("permission_denied", false));

@@ -160,7 +160,12 @@ impl TokenClient {
         }
         self.check_address(token_url)?;
         let http = PolicedHttp(self.outbound.client(), self.timeout);
-        finish(request.request_async(&http).await, &redactor, endpoints)
+        finish(
+            request.request_async(&http).await,
+            &redactor,
+            endpoints,
+            Mapped::Required,
+        )
     }
 
     /// Trade a refresh token for new tokens.
@@ -180,7 +185,12 @@ impl TokenClient {
         }
         self.check_address(token_url)?;
         let http = PolicedHttp(self.outbound.client(), self.timeout);
-        finish(request.request_async(&http).await, &redactor, endpoints)
+        finish(
+            request.request_async(&http).await,
+            &redactor,
+            endpoints,
+            Mapped::IfPresent,
+        )
     }
 
     /// Client-credentials grant: tokens for the app itself.
@@ -201,7 +211,12 @@ impl TokenClient {
         }
         self.check_address(token_url)?;
         let http = PolicedHttp(self.outbound.client(), self.timeout);
-        finish(request.request_async(&http).await, &redactor, endpoints)
+        finish(
+            request.request_async(&http).await,
+            &redactor,
+            endpoints,
+            Mapped::IfPresent,
+        )
     }
 
     fn check_address(&self, url: &Url) -> Result<(), ProviderError> {
@@ -343,10 +358,19 @@ type TokenResult = Result<
     RequestTokenError<TransportError, oauth2::StandardErrorResponse<oauth2::basic::BasicErrorResponseType>>,
 >;
 
+/// Whether the token answer must carry every field the manifest maps to a variable: at
+/// sign-in it must (the connection needs them); a refresh may leave them out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mapped {
+    Required,
+    IfPresent,
+}
+
 fn finish(
     result: TokenResult,
     redactor: &Redactor,
     endpoints: &OAuth2Endpoints,
+    mapped: Mapped,
 ) -> Result<IssuedTokens, ProviderError> {
     // Scrub first, then shorten: a cut must never leave half a secret behind.
     let scrub = |s: &str| redactor.scrub(s).chars().take(MAX_DESCRIPTION).collect::<String>();
@@ -362,7 +386,7 @@ fn finish(
                     .filter(|t| !t.secret().is_empty())
                     .map(|t| SecretString::from(t.secret().clone())),
                 expires_in: tokens.expires_in(),
-                variables: mapped_variables(endpoints, &tokens.extra_fields().fields)?,
+                variables: mapped_variables(endpoints, &tokens.extra_fields().fields, mapped)?,
             })
         }
         Err(RequestTokenError::ServerResponse(e)) => {
@@ -396,19 +420,23 @@ fn finish(
 fn mapped_variables(
     endpoints: &OAuth2Endpoints,
     fields: &BTreeMap<String, serde_json::Value>,
+    mapped: Mapped,
 ) -> Result<BTreeMap<String, String>, ProviderError> {
-    endpoints
-        .token_response_variables
-        .iter()
-        .map(
-            |(variable, field)| match fields.get(field).and_then(serde_json::Value::as_str) {
-                Some(value) if !value.is_empty() && value.len() <= 2048 => Ok((variable.clone(), value.to_string())),
-                _ => Err(ProviderError::Malformed(format!(
+    let mut variables = BTreeMap::new();
+    for (variable, field) in &endpoints.token_response_variables {
+        match fields.get(field).and_then(serde_json::Value::as_str) {
+            Some(value) if !value.is_empty() && value.len() <= 2048 => {
+                variables.insert(variable.clone(), value.to_string());
+            }
+            _ if mapped == Mapped::IfPresent => {}
+            _ => {
+                return Err(ProviderError::Malformed(format!(
                     "the answer lacks `{field}` (a string), which sets the connection's `{variable}`"
-                ))),
-            },
-        )
-        .collect()
+                )));
+            }
+        }
+    }
+    Ok(variables)
 }
 
 fn classify_oauth_error(code: &str, description: Option<String>) -> ProviderError {

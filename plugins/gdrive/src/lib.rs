@@ -178,7 +178,9 @@ fn upload_file(input: UploadFile) -> Result<Value, Error> {
         return Err(Error::invalid_input("`parents`: a Drive file has one parent folder"));
     }
     if let Some(parent) = input.parents.iter().find(|p| !is_id(p)) {
-        return Err(Error::invalid_input(format!("`parents`: `{parent}` is not a Drive folder id")));
+        return Err(Error::invalid_input(format!(
+            "`parents`: `{parent}` is not a Drive folder id"
+        )));
     }
     let content = decode_base64(&input.content_base64)
         .map_err(|e| Error::invalid_input(format!("`content_base64` is not base64: {e}")))?;
@@ -459,19 +461,13 @@ fn api_error(response: &Response) -> Error {
         (_, Some("storageQuotaExceeded" | "teamDriveFileLimitExceeded")) => ("storage_quota_exceeded", false),
         (_, Some("fileNotDownloadable" | "cannotDownloadAbusiveFile")) => ("not_downloadable", false),
         (_, Some("exportSizeLimitExceeded")) => ("file_too_large", false),
-        (_, Some("insufficientFilePermissions" | "appNotAuthorizedToFile" | "cannotAddParent")) => {
-            ("permission_denied", false)
-        }
+        (_, Some("insufficientFilePermissions" | "appNotAuthorizedToFile")) => ("permission_denied", false),
         (400, _) => ("invalid_argument", false),
         (413, _) => ("request_too_large", false),
         _ => (mapped.code.as_str(), mapped.retryable),
     };
     let mut message = match error["message"].as_str() {
-        Some(text) => format!(
-            "Google Drive {} {}: {text}",
-            response.status,
-            reason.unwrap_or("error")
-        ),
+        Some(text) => format!("Google Drive {} {}: {text}", response.status, reason.unwrap_or("error")),
         None => mapped.message.clone(),
     };
     if let Some(wait) = response.header("retry-after").map(str::trim)

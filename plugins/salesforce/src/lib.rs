@@ -103,7 +103,7 @@ fn query(input: Query) -> Result<Value, Error> {
 }
 
 /// `link` if it is a path under `/services/data/` that cannot leave it: letters, digits,
-/// `/ . - _` only (no query, no percent-encoding), no empty, `.` or `..` segments.
+/// `/ . - _` only (no query, no percent-encoding), no `//`, no `.` or `..` segments.
 fn checked_next(link: &str) -> Result<&str, Error> {
     let valid = link.starts_with(DATA_PREFIX)
         && link.len() <= 2048
@@ -196,6 +196,16 @@ fn is_api_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// A Salesforce `errorCode` (`INVALID_FIELD`): upper-case letters, digits and `_`, so that
+/// lower-cased it is a stable code of ours.
+fn is_error_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// The connection's instance origin, without a trailing slash; an error until sign-in set it.
 fn instance_url() -> Result<String, Error> {
     let value = var("instance_url").unwrap_or_default();
@@ -256,7 +266,7 @@ fn api_error(response: &Response) -> Error {
     let salesforce_code = errors
         .first()
         .and_then(|e| e["errorCode"].as_str())
-        .filter(|c| !c.is_empty() && c.len() <= 64 && c.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'));
+        .filter(|c| is_error_code(c));
     let (code, retryable) = match salesforce_code {
         Some("INVALID_SESSION_ID") => ("unauthorized".to_string(), false),
         Some("API_DISABLED_FOR_ORG") => ("forbidden".to_string(), false),

@@ -10,8 +10,21 @@ use serde_json::{Value, json};
 
 /// Every connector directory the catalogue must ship (the list).
 const EXPECTED: &[&str] = &[
-    "discord", "dropbox", "github", "gmail", "http", "openai", "outlook", "sendgrid", "slack", "smtp", "stripe",
-    "twilio", "webhook",
+    "discord",
+    "dropbox",
+    "gdrive",
+    "github",
+    "gmail",
+    "http",
+    "openai",
+    "outlook",
+    "salesforce",
+    "sendgrid",
+    "slack",
+    "smtp",
+    "stripe",
+    "twilio",
+    "webhook",
 ];
 
 fn built_in(id: &str) -> &'static nexum_marketplace::bundle::Bundle {
