@@ -124,9 +124,12 @@ async fn list_files(headers: HeaderMap, Query(query): Query<Vec<(String, String)
     }
 }
 
+/// A multipart body's boundary and its parts (headers text, content).
+type Multipart = (String, Vec<(String, Vec<u8>)>);
+
 /// Split a `multipart/related` body into its boundary and its parts (header block, content);
 /// `None` unless it is exactly `--b CRLF part (CRLF --b CRLF part)* CRLF --b-- CRLF`.
-fn parse_multipart(content_type: &str, body: &[u8]) -> Option<(String, Vec<(String, Vec<u8>)>)> {
+fn parse_multipart(content_type: &str, body: &[u8]) -> Option<Multipart> {
     let boundary = content_type.strip_prefix("multipart/related; boundary=")?.to_string();
     let opening = format!("--{boundary}\r\n");
     let delimiter = format!("\r\n--{boundary}");
