@@ -157,12 +157,22 @@ enum ConnectorCommand {
     ///     --var api_base=http://127.0.0.1:9000 --allow-range 127.0.0.0/8
     Run(RunArgs),
     /// Scaffold a connector crate that builds and passes its own test out of the box.
+    ///
+    /// With --from-openapi, one action per operation of an OpenAPI 3.0/3.1 document:
+    ///   nexum connector new petstore --from-openapi petstore.json --operations listPets,getPet
     New {
         /// Connector name (a-z, 0-9, -).
         name: String,
         /// Where to create it.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
+        /// Generate the actions, auth schemes and allowed host from an OpenAPI 3.0/3.1 document
+        /// (JSON, or YAML for .yaml/.yml).
+        #[arg(long, value_name = "FILE")]
+        from_openapi: Option<PathBuf>,
+        /// With --from-openapi: only these operations (operationIds or action names, comma-separated).
+        #[arg(long, value_name = "IDS", value_delimiter = ',', requires = "from_openapi")]
+        operations: Vec<String>,
     },
     /// Compile a connector crate for wasm32-wasip2 and pack it into an (unsigned) bundle.
     Build {
@@ -313,8 +323,27 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Connector(ConnectorCommand::Run(args)) => run(args).await,
-        Command::Connector(ConnectorCommand::New { name, dir }) => {
-            let path = author::scaffold(&dir, &name)?;
+        Command::Connector(ConnectorCommand::New {
+            name,
+            dir,
+            from_openapi,
+            operations,
+        }) => {
+            let path = match from_openapi {
+                None => author::scaffold(&dir, &name)?,
+                Some(spec) => {
+                    let wanted = (!operations.is_empty()).then_some(operations.as_slice());
+                    let made = author::openapi::scaffold_with_report(&dir, &name, &spec, wanted)?;
+                    println!("{} actions from {}:", made.actions.len(), spec.display());
+                    for (action, operation) in &made.actions {
+                        println!("  {action} ← {operation}");
+                    }
+                    for note in &made.notes {
+                        eprintln!("note: {note}");
+                    }
+                    made.dir
+                }
+            };
             println!(
                 "created {}\nnext: cd {} && cargo test && nexum connector build",
                 path.display(),

@@ -492,3 +492,263 @@ async fn template_scaffold_validate_sign_publish() {
     );
     app.shutdown().await;
 }
+
+/// `connector new --from-openapi` as an author runs it: the generated crate declares exactly the
+/// chosen operations with the document's schemas, passes its own test, builds, and each action
+/// sends the exact request the document describes to a loopback fake, the credential only in
+/// `authorization`.
+#[tokio::test(flavor = "multi_thread")]
+async fn scaffold_from_openapi_builds_and_calls_the_api() {
+    use axum::Json;
+    use axum::extract::Path as UrlPath;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use serde_json::{Value, json};
+
+    const TOKEN: &str = "pet_tok_5f8a2c9e41d7";
+    let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/openapi/petstore.json");
+    let work = tempfile::tempdir().expect("tempdir");
+    let target = work.path().join("target");
+    let new = |operations: &str| {
+        nexum()
+            .args(["connector", "new", "petstore", "--from-openapi"])
+            .arg(&spec)
+            .args(["--operations", operations])
+            .current_dir(work.path())
+            .output()
+            .expect("nexum runs")
+    };
+
+    // An unknown operation is refused by name, listing what the document has; nothing is written.
+    let refused = new("listPets,adoptPet");
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("no operation `adoptPet`") && stderr.contains("deletePet"),
+        "{stderr}"
+    );
+    assert!(!work.path().join("petstore").exists());
+
+    let out = new("listPets,createPet,getPet");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = work.path().join("petstore");
+
+    // The manifest: exactly the three actions, with the document's schemas.
+    let text = std::fs::read_to_string(dir.join("connector.toml")).expect("connector.toml");
+    let manifest = nexum_manifest::Manifest::parse(&text).expect("the generated manifest parses");
+    assert_eq!(
+        manifest.actions.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["create_pet", "get_pet", "list_pets"]
+    );
+    assert_eq!(
+        manifest.allowed_hosts.iter().map(|h| h.as_str()).collect::<Vec<_>>(),
+        ["{{ api_base }}"]
+    );
+    assert_eq!(
+        manifest.variables["api_base"].default.as_deref(),
+        Some("https://petstore.example.com")
+    );
+    let mut schemes: Vec<&str> = manifest.auth.iter().map(|a| a.id.as_str()).collect();
+    schemes.sort_unstable();
+    assert_eq!(schemes, ["api_key_auth", "bearer_auth"]);
+    let list = &manifest.actions["list_pets"];
+    assert_eq!(
+        list.input,
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "limit": { "type": "integer", "minimum": 1, "maximum": 100, "default": 20, "description": "How many pets to return." },
+                "cursor": { "type": "string", "description": "The `next_cursor` of the previous page; omit it for the first page." }
+            }
+        })
+    );
+    assert_eq!(list.output["required"], json!(["data", "next_cursor"]));
+    assert_eq!(
+        list.output["properties"]["next_cursor"]["type"],
+        json!(["string", "null"])
+    );
+    let get_pet = &manifest.actions["get_pet"];
+    assert_eq!(get_pet.input["required"], json!(["petId"]));
+    assert_eq!(get_pet.input["properties"]["petId"]["type"], "string");
+    assert_eq!(get_pet.output["required"], json!(["id", "name", "species"]));
+    let create = &manifest.actions["create_pet"];
+    assert_eq!(create.input["required"], json!(["body"]));
+    assert_eq!(create.input["additionalProperties"], false);
+    let body = &create.input["properties"]["body"];
+    assert_eq!(body["required"], json!(["name", "species"]));
+    assert!(
+        body["properties"].get("id").is_none(),
+        "readOnly `id` is not an input: {body}"
+    );
+    assert_eq!(body["properties"]["species"]["enum"], json!(["cat", "dog", "bird"]));
+    assert_eq!(create.output["properties"]["id"]["type"], "string");
+    let readme = std::fs::read_to_string(dir.join("README.md")).expect("README.md");
+    assert!(
+        readme.contains("`create_pet` | `createPet` | `POST /v1/pets`"),
+        "{readme}"
+    );
+
+    // Its own unit tests pass on the host, and it builds into a bundle.
+    let test = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["test", "-q"])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("cargo test");
+    assert!(
+        test.status.success(),
+        "the generated crate's own test fails: {}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
+    let built = nexum()
+        .args(["connector", "build"])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("nexum runs");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    assert!(dir.join("target/petstore-0.1.0.nxb").exists());
+
+    // A fake Petstore on loopback.
+    let pet =
+        |id: &str, name: &Value, species: &Value| json!({ "id": id, "name": name, "species": species, "tag": null });
+    let fake = fakes::serve(
+        axum::Router::new()
+            .route(
+                "/v1/pets",
+                get(move || async move {
+                    Json(json!({ "data": [pet("p1", &json!("Rex"), &json!("dog"))], "next_cursor": null }))
+                })
+                .post(move |Json(input): Json<Value>| async move {
+                    (StatusCode::CREATED, Json(pet("p2", &input["name"], &input["species"])))
+                }),
+            )
+            .route(
+                "/v1/pets/{petId}",
+                get(move |UrlPath(id): UrlPath<String>| async move {
+                    if id == "p1" {
+                        (StatusCode::OK, Json(pet("p1", &json!("Rex"), &json!("dog"))))
+                    } else {
+                        (
+                            StatusCode::NOT_FOUND,
+                            Json(json!({ "code": 404, "message": format!("no pet with id {id}") })),
+                        )
+                    }
+                }),
+            ),
+    )
+    .await;
+    let run = |args: &[&str]| -> (Option<i32>, Value) {
+        let out = nexum()
+            .args(["connector", "run"])
+            .arg(&dir)
+            .args(args)
+            .arg(format!("--credential=bearer_auth={TOKEN}"))
+            .arg(format!("--var=api_base={}", fake.origin()))
+            .args(["--allow-range", "127.0.0.0/8", "--json"])
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .expect("nexum runs");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(
+            !stdout.contains(TOKEN) && !stderr.contains(TOKEN),
+            "the token leaked: {stdout}{stderr}"
+        );
+        let doc = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));
+        (out.status.code(), doc)
+    };
+
+    // list_pets: GET with the query from the input; the token only in `authorization`.
+    let (code, doc) = run(&["list_pets", "--input", r#"{"limit":2,"cursor":"c1"}"#]);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(
+        doc["output"],
+        json!({ "data": [{ "id": "p1", "name": "Rex", "species": "dog", "tag": null }], "next_cursor": null })
+    );
+    let seen = fake.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str(), seen[0].query.as_deref()),
+        ("GET", "/v1/pets", Some("limit=2&cursor=c1"))
+    );
+    assert_eq!(
+        seen[0].header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    assert!(seen[0].body.is_empty());
+    assert!(!seen[0].everything_but("authorization").contains(TOKEN));
+    fake.clear();
+
+    // create_pet: POST with exactly the input's `body` as JSON.
+    let (code, doc) = run(&[
+        "create_pet",
+        "--input",
+        r#"{"body":{"name":"Mittens","species":"cat"}}"#,
+    ]);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(
+        doc["output"],
+        json!({ "id": "p2", "name": "Mittens", "species": "cat", "tag": null })
+    );
+    let seen = fake.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str(), seen[0].query.as_deref()),
+        ("POST", "/v1/pets", None)
+    );
+    assert_eq!(seen[0].header("content-type"), Some("application/json"));
+    assert_eq!(seen[0].json(), json!({ "name": "Mittens", "species": "cat" }));
+    assert!(!seen[0].everything_but("authorization").contains(TOKEN));
+    fake.clear();
+
+    // get_pet: the path parameter fills its segment.
+    let (code, doc) = run(&["get_pet", "--input", r#"{"petId":"p1"}"#]);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(doc["output"]["id"], "p1");
+    assert_eq!(fake.requests()[0].path, "/v1/pets/p1");
+    fake.clear();
+
+    // ...as one encoded segment, so `../` cannot climb out of /pets; the API's 404 becomes
+    // `not_found`, not retryable, with the API's own message.
+    let (code, doc) = run(&["get_pet", "--input", r#"{"petId":"../admin"}"#]);
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["error"]["code"], "not_found");
+    assert_eq!(doc["error"]["retryable"], false);
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("no pet with id ../admin")),
+        "{doc}"
+    );
+    assert_eq!(fake.requests()[0].path, "/v1/pets/..%2Fadmin");
+    fake.clear();
+
+    // Input the schema refuses (a missing required body field, an unknown field) never reaches
+    // the API.
+    for input in [
+        r#"{"body":{"name":"Tweety"}}"#,
+        r#"{"body":{"name":"Tweety","species":"bird"},"x":1}"#,
+    ] {
+        let (code, doc) = run(&["create_pet", "--input", input]);
+        assert_eq!(code, Some(1), "{doc}");
+        assert_eq!(doc["error"]["code"], "invalid_input", "{doc}");
+    }
+    assert!(fake.requests().is_empty());
+
+    // test-connection lists the first page.
+    let (code, doc) = run(&["--test-connection"]);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(doc["output"], json!({ "ok": true, "checked": "GET /pets" }));
+    let seen = fake.requests();
+    assert_eq!((seen[0].path.as_str(), seen[0].query.as_deref()), ("/v1/pets", None));
+}

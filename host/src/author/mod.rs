@@ -13,6 +13,8 @@ use nexum_marketplace::signing::{self, PublicKey};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod openapi;
+
 /// Why an author command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthorError {
@@ -60,39 +62,39 @@ pub(crate) fn write(path: &Path, text: &str) -> Result<(), AuthorError> {
     std::fs::write(path, text).map_err(|e| file_err(path, e))
 }
 
-const SDK_LIB: &str = include_str!("../../plugins/sdk/src/lib.rs");
-const SDK_ACTIONS: &str = include_str!("../../plugins/sdk/src/actions.rs");
-const SDK_ERROR: &str = include_str!("../../plugins/sdk/src/error.rs");
-const SDK_HTTP: &str = include_str!("../../plugins/sdk/src/http.rs");
-const SDK_MAIL: &str = include_str!("../../plugins/sdk/src/mail.rs");
+const SDK_LIB: &str = include_str!("../../../plugins/sdk/src/lib.rs");
+const SDK_ACTIONS: &str = include_str!("../../../plugins/sdk/src/actions.rs");
+const SDK_ERROR: &str = include_str!("../../../plugins/sdk/src/error.rs");
+const SDK_HTTP: &str = include_str!("../../../plugins/sdk/src/http.rs");
+const SDK_MAIL: &str = include_str!("../../../plugins/sdk/src/mail.rs");
 /// The WIT package version the SDK pins; its directory under `wit/`, in the repository and in
 /// the vendored `sdk/` alike.
 const WIT_VERSION_DIR: &str = "0.1.2";
-const WIT: &str = include_str!("../../wit/0.1.2/connector.wit");
+const WIT: &str = include_str!("../../../wit/0.1.2/connector.wit");
 /// The SDK's `wit_bindgen::generate!` path in the repository (`plugins/sdk` → `wit/0.1.2`) and
 /// what it becomes in the vendored copy (`sdk/` → `sdk/wit/0.1.2`).
 const SDK_WIT_PATH: &str = "path: \"../../wit/0.1.2\"";
 const VENDORED_WIT_PATH: &str = "path: \"wit/0.1.2\"";
 
-/// Scaffold a connector crate named `name` inside `parent`; returns its directory.
-pub fn scaffold(parent: &Path, name: &str) -> Result<PathBuf, AuthorError> {
+/// Refuse a connector name that is not a-z, 0-9 and `-`, starting with a letter (at most 64).
+pub(crate) fn check_name(name: &str) -> Result<(), AuthorError> {
     let ok = name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !ok {
-        return Err(AuthorError::BadName(name.to_string()));
+    if ok {
+        Ok(())
+    } else {
+        Err(AuthorError::BadName(name.to_string()))
     }
-    let dir = parent.join(name);
-    if dir.exists() {
-        return Err(file_err(&dir, "already exists; choose another name or directory"));
-    }
-    let id = name.replace('-', "_");
-    write(
-        &dir.join("Cargo.toml"),
-        &format!(
-            r#"[package]
+}
+
+/// The scaffold's `Cargo.toml` for crate `name`: a standalone workspace holding the crate and
+/// its vendored SDK.
+pub(crate) fn cargo_toml(name: &str) -> String {
+    format!(
+        r#"[package]
 name = "{name}"
 version = "0.1.0"
 edition = "2024"
@@ -118,8 +120,18 @@ codegen-units = 1
 strip = true
 panic = "abort"
 "#
-        ),
-    )?;
+    )
+}
+
+/// Scaffold a connector crate named `name` inside `parent`; returns its directory.
+pub fn scaffold(parent: &Path, name: &str) -> Result<PathBuf, AuthorError> {
+    check_name(name)?;
+    let dir = parent.join(name);
+    if dir.exists() {
+        return Err(file_err(&dir, "already exists; choose another name or directory"));
+    }
+    let id = name.replace('-', "_");
+    write(&dir.join("Cargo.toml"), &cargo_toml(name))?;
     write(
         &dir.join("connector.toml"),
         &format!(
@@ -236,6 +248,12 @@ mod tests {
         ),
     )?;
     write(&dir.join(".gitignore"), "/target\n")?;
+    vendor_sdk(&dir)?;
+    Ok(dir)
+}
+
+/// Vendor the guest SDK and its WIT package into `<dir>/sdk`, the SDK pointed at that WIT.
+pub(crate) fn vendor_sdk(dir: &Path) -> Result<(), AuthorError> {
     let sdk = dir.join("sdk");
     write(
         &sdk.join("Cargo.toml"),
@@ -258,7 +276,7 @@ serde_json = "1"
     write(&sdk.join("src/http.rs"), SDK_HTTP)?;
     write(&sdk.join("src/mail.rs"), SDK_MAIL)?;
     write(&sdk.join("wit").join(WIT_VERSION_DIR).join("connector.wit"), WIT)?;
-    Ok(dir)
+    Ok(())
 }
 
 /// The SDK's `lib.rs` with its WIT path pointed at the vendored copy.
