@@ -358,7 +358,21 @@ async fn the_first_start_lists_the_built_in_catalogue() {
     assert_eq!(
         listed,
         [
-            "discord", "gmail", "http", "outlook", "sendgrid", "slack", "smtp", "twilio", "webhook"
+            "discord",
+            "dropbox",
+            "gdrive",
+            "github",
+            "gmail",
+            "http",
+            "openai",
+            "outlook",
+            "salesforce",
+            "sendgrid",
+            "slack",
+            "smtp",
+            "stripe",
+            "twilio",
+            "webhook"
         ]
     );
     // Install one as an admin would: first refused with the permissions to review, then
