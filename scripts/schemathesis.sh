@@ -143,6 +143,11 @@ accept_also() { # operation, extra status
   # have, and its templates may only refer to steps that run before them.
   accept_also "POST /api/v1/workflows" 422
   accept_also "PATCH /api/v1/workflows/{id}" 422
+  # Using or upgrading a template needs its slots' connectors installed and connections of
+  # this workspace that fit them (the workspace's state, which no schema states).
+  accept_also "POST /api/v1/templates/{namespace}/{name}/use" 422
+  accept_also "POST /api/v1/templates/{namespace}/{name}/versions/{version}/use" 422
+  accept_also "POST /api/v1/workflows/{id}/template-upgrade" 422
 } >"$work/schemathesis.toml"
 
 echo "== schemathesis $installed against $base (max $MAX_EXAMPLES examples per operation, seed $SEED)"
