@@ -16,9 +16,11 @@
 //!   webhooks); [`templates`]: workflow templates (variables, connection slots) and planning
 //!   a workflow from one (pure: checked against a view of the workspace the caller fills);
 //! - [`api`] (HTTP only), [`auth`], [`store`], [`jobs`], [`state`], [`config`], [`server`]:
-//!   `nexum serve`, the REST API over SQLite or PostgreSQL.
+//!   `nexum serve`, the REST API over SQLite or PostgreSQL;
+//! - [`console`]: the web console at `/console`, an HTTP client of the API (in-process, with
+//!   the signed-in API key), server-rendered.
 //!
-//! Layers point down only: `api` → capabilities (`connections`, `oauth`, `workspaces`,
+//! Layers point down only: `console` → `api` (over HTTP, in-process) → capabilities (`connections`, `oauth`, `workspaces`,
 //! `marketplace`, `jobs`, `workflows`, `templates`) → `runtime` → `broker` / `vault` →
 //! `store`. Nothing below `api` imports it.
 
@@ -28,6 +30,7 @@ pub mod author;
 pub mod broker;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod error;
 pub mod harness;
 pub mod ids;

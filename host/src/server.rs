@@ -255,6 +255,11 @@ impl Server {
             );
         }
         let app = api::router_for(state.clone(), surface);
+        // The web console sits beside the API and calls it in-process.
+        let app = match surface {
+            api::Surface::Full => crate::console::mount(app, state.clone()),
+            api::Surface::MarketplaceOnly => app,
+        };
         let mut shutdown_rx = stop_rx;
         let task = tokio::spawn(async move {
             axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

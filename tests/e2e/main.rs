@@ -27,6 +27,7 @@ mod api_tenants;
 mod api_usage;
 mod api_vault;
 mod bounds;
+mod console;
 mod discord;
 mod dropbox;
 mod egress;

@@ -4,6 +4,7 @@
 //! Nothing here talks to anything but 127.0.0.1.
 
 pub mod app;
+pub mod browser;
 pub mod bundles;
 pub mod fakes;
 pub mod host;

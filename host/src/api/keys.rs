@@ -287,6 +287,19 @@ pub async fn usage(
     Ok(Json(crate::auth::usage::summarize(&id, hour.start(from), to, &rows)))
 }
 
+/// The key this request is made with: its name, scopes, limits and expiry (any key). The
+/// console signs in with it.
+#[utoipa::path(get, path = "/api/v1/api-keys/current", tag = "api-keys", operation_id = "current_api_key",
+    responses((status = 200, body = ApiKeyView), (status = 401, description = "No valid key", body = crate::error::Problem)))]
+pub async fn current(State(state): State<Arc<AppState>>, principal: Principal) -> ApiResult<Json<ApiKeyView>> {
+    let record = state
+        .db
+        .api_key(&principal.workspace_id, &principal.key_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("this API key no longer exists"))?;
+    Ok(Json(ApiKeyView::from(&record)))
+}
+
 /// One key (`admin`).
 #[utoipa::path(get, path = "/api/v1/api-keys/{id}", tag = "api-keys", operation_id = "get_api_key",
     params(("id" = String, Path, description = "`key_…`")),

@@ -117,6 +117,7 @@ pub fn router_for(state: Arc<AppState>, surface: Surface) -> Router {
                 get(members::get).patch(members::update).delete(members::remove),
             )
             .route("/api-keys", get(keys::list).post(keys::create))
+            .route("/api-keys/current", get(keys::current))
             .route("/api-keys/{id}", get(keys::get).delete(keys::revoke))
             .route("/api-keys/{id}/usage", get(keys::usage))
             .route(

@@ -27,7 +27,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         workspaces::current, workspaces::create,
         members::list, members::create, members::get, members::update, members::remove,
-        keys::list, keys::create, keys::get, keys::revoke, keys::usage, ranges::get, ranges::put, oauth_begin::begin,
+        keys::list, keys::create, keys::current, keys::get, keys::revoke, keys::usage, ranges::get, ranges::put, oauth_begin::begin,
         connectors::list, connectors::install, connectors::get, connectors::uninstall, connectors::rollback,
         marketplace::install_from_marketplace, marketplace::register_publisher, marketplace::get_publisher,
         marketplace::add_key, marketplace::revoke_key, marketplace::publish, marketplace::browse, marketplace::get_package,

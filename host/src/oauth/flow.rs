@@ -158,7 +158,14 @@ pub async fn start(state: &AppState, request: FlowRequest) -> Result<StartedFlow
         }
     };
     let return_url = match request.return_url.as_deref() {
-        Some(u) => Some(check_return_url(u, &state.oauth.return_origins)?),
+        Some(u) => {
+            // The server's own origin (its console) is always an allowed destination.
+            let mut allowed = state.oauth.return_origins.clone();
+            if let Ok(own) = url::Url::parse(&state.oauth.redirect_uri()) {
+                allowed.push(own.origin().ascii_serialization());
+            }
+            Some(check_return_url(u, &allowed)?)
+        }
         None => None,
     };
     let scopes = request.scopes.clone().unwrap_or_else(|| endpoints.scopes.clone());
