@@ -34,6 +34,7 @@ const CATALOGUE: &[&str] = &[
     "dropbox",
     "gdrive",
     "salesforce",
+    "hubspot",
 ];
 
 fn main() {

@@ -364,6 +364,7 @@ async fn the_first_start_lists_the_built_in_catalogue() {
             "github",
             "gmail",
             "http",
+            "hubspot",
             "openai",
             "outlook",
             "salesforce",

@@ -36,6 +36,7 @@ mod gdrive;
 mod github;
 mod gmail;
 mod http_connector;
+mod hubspot;
 mod loading;
 mod marketplace;
 mod migrations;

@@ -16,6 +16,7 @@ const EXPECTED: &[&str] = &[
     "github",
     "gmail",
     "http",
+    "hubspot",
     "openai",
     "outlook",
     "salesforce",
