@@ -21,6 +21,9 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("action.html", include_str!("templates/action.html")),
     ("admin.html", include_str!("templates/admin.html")),
     ("audit.html", include_str!("templates/audit.html")),
+    ("workflows.html", include_str!("templates/workflows.html")),
+    ("workflow.html", include_str!("templates/workflow.html")),
+    ("execution.html", include_str!("templates/execution.html")),
 ];
 
 /// The stylesheet and the progressive-enhancement script, served from `/console/assets`.

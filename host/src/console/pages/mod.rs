@@ -6,7 +6,7 @@ mod connections;
 // mod marketplace;
 mod sign_in;
 // mod webhooks;
-// mod workflows;
+mod workflows;
 
 use super::Shared;
 use super::client::Problem;
@@ -30,6 +30,7 @@ pub fn routes() -> Router<Shared> {
         .merge(connections::routes())
         .merge(actions::routes())
         .merge(admin::routes())
+        .merge(workflows::routes())
 }
 
 /// `/console/`: the connections page for a signed-in user, else sign-in.
@@ -103,6 +104,8 @@ pub(super) fn notice(code: Option<&str>) -> Option<&'static str> {
         "workflow_started" => "Workflow run started.",
         "workflow_created" => "Workflow created.",
         "cancelled" => "Execution cancelled.",
+        "workflow_deleted" => "Workflow deleted.",
+        "execution_retried" => "Execution queued again from the step it failed at.",
         "key_revoked" => "API key revoked.",
         "member_added" => "Member added.",
         "member_updated" => "Member updated.",
