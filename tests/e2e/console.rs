@@ -140,9 +140,27 @@ async fn an_admin_installs_connects_runs_and_subscribes_in_the_browser() {
         "the fake got the message"
     );
 
-    // The connection's page shows the call.
+    // The connection's page shows the call, in the totals and in this hour of the
+    // sparkline (usage is written in batches: wait for it).
+    let connection_id = connection_url.rsplit('/').next().unwrap_or_default().to_string();
+    for _ in 0..100 {
+        let shown = app.get(&app.key, &format!("/api/v1/connections/{connection_id}")).await;
+        if shown.body["usage"]["last_24_hours"][23]["calls"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     browser.goto(&connection_url).await;
-    assert!(browser.text().await.contains("1 calls"), "{}", browser.text().await);
+    assert!(
+        browser.text().await.contains("1 calls, 0 failed"),
+        "{}",
+        browser.text().await
+    );
+    let source = browser.client.source().await.expect("source");
+    assert!(
+        source.contains("1 calls, 0 failed, in the last 24 hours"),
+        "the sparkline: {source}"
+    );
     browser.screenshot("connection").await;
 
     // A webhook endpoint: its secret shown once, a test event, and the delivery in the log.

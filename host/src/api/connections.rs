@@ -66,6 +66,42 @@ pub struct UsageView {
     pub errors: i64,
     /// Latency percentiles (bucket upper bounds).
     pub latency: LatencySummary,
+    /// Calls and failures in each of the last 24 UTC hours, oldest first (the last entry
+    /// is the current hour).
+    pub last_24_hours: Vec<HourlyUsage>,
+}
+
+/// Calls and failures of one UTC hour.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HourlyUsage {
+    /// Unix ms of the hour's start.
+    pub hour: i64,
+    /// Action calls.
+    pub calls: i64,
+    /// Failed calls.
+    pub errors: i64,
+}
+
+/// The last 24 hours of a connection, zero-filled.
+async fn last_24_hours(state: &AppState, record: &ConnectionRecord) -> ApiResult<Vec<HourlyUsage>> {
+    const HOUR_MS: i64 = 3_600_000;
+    let current = crate::store::now_ms() / HOUR_MS * HOUR_MS;
+    let first = current - 23 * HOUR_MS;
+    let rows = state
+        .db
+        .usage_by_hour(&record.workspace_id, record.id.as_str(), first)
+        .await?;
+    Ok((0..24)
+        .map(|i| {
+            let hour = first + i * HOUR_MS;
+            let (calls, errors) = rows
+                .iter()
+                .find(|(h, _, _)| *h == hour)
+                .map(|(_, c, e)| (*c, *e))
+                .unwrap_or((0, 0));
+            HourlyUsage { hour, calls, errors }
+        })
+        .collect())
 }
 
 /// A page of connections.
@@ -98,16 +134,19 @@ async fn view(
         .map(|s| s.secret_fields().iter().map(|f| f.to_string()).collect())
         .unwrap_or_default();
     let usage = state.db.usage(&record.workspace_id, record.id.as_str()).await?;
+    let last_24_hours = last_24_hours(state, &record).await?;
     let usage = match usage {
         Some(u) => UsageView {
             calls: u.calls,
             errors: u.errors,
             latency: summarize(&u.latency_buckets),
+            last_24_hours,
         },
         None => UsageView {
             calls: 0,
             errors: 0,
             latency: summarize("[]"),
+            last_24_hours,
         },
     };
     Ok(ConnectionView {

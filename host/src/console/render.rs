@@ -48,6 +48,7 @@ pub fn environment() -> Environment<'static> {
     env.add_filter("markdown", markdown);
     env.add_filter("pretty", pretty);
     env.add_filter("urlencode_segment", urlencode_segment);
+    env.add_filter("sparkline", sparkline);
     env
 }
 
@@ -147,6 +148,49 @@ fn pretty(value: TemplateValue) -> String {
         .unwrap_or_default()
 }
 
+/// An inline SVG sparkline of `calls` per hour (a connection's `usage.last_24_hours`), with
+/// failed calls as a second line, and a text alternative.
+fn sparkline(hours: TemplateValue) -> TemplateValue {
+    let series: Vec<(i64, i64)> = serde_json::to_value(&hours)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|h| (h["calls"].as_i64().unwrap_or(0), h["errors"].as_i64().unwrap_or(0)))
+        .collect();
+    let (width, height) = (96.0_f64, 20.0_f64);
+    let peak = series.iter().map(|(c, _)| *c).max().unwrap_or(0).max(1) as f64;
+    let step = if series.len() > 1 {
+        width / (series.len() - 1) as f64
+    } else {
+        width
+    };
+    let points = |pick: fn(&(i64, i64)) -> i64| {
+        series
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                format!(
+                    "{:.1},{:.1}",
+                    i as f64 * step,
+                    height - 1.0 - pick(p) as f64 / peak * (height - 2.0)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let total: i64 = series.iter().map(|(c, _)| c).sum();
+    let failed: i64 = series.iter().map(|(_, e)| e).sum();
+    TemplateValue::from_safe_string(format!(
+        "<svg class=\"spark\" width=\"96\" height=\"20\" viewBox=\"0 0 96 20\" role=\"img\" aria-label=\"{total} calls, {failed} failed, in the last 24 hours; busiest hour {peak}\">\
+         <polyline fill=\"none\" stroke=\"#0b57d0\" stroke-width=\"1.5\" points=\"{}\"/>\
+         <polyline fill=\"none\" stroke=\"#a40e26\" stroke-width=\"1\" points=\"{}\"/></svg>",
+        points(|p| p.0),
+        points(|p| p.1),
+        peak = peak as i64,
+    ))
+}
+
 /// A path segment, percent-encoded.
 fn urlencode_segment(value: String) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
@@ -218,6 +262,17 @@ mod tests {
                 panic!("{name} does not parse: {e:#}");
             }
         }
+    }
+
+    #[test]
+    fn a_sparkline_scales_to_the_busiest_hour() {
+        let hours: Vec<_> = (0..24)
+            .map(|i| json!({ "calls": if i == 23 { 4 } else { 0 }, "errors": 0 }))
+            .collect();
+        let svg = sparkline(TemplateValue::from_serialize(&hours)).to_string();
+        assert!(svg.contains("4 calls, 0 failed"), "{svg}");
+        assert!(svg.contains("96.0,1.0"), "the last hour is at the top: {svg}");
+        assert!(svg.contains("0.0,19.0"), "quiet hours at the bottom: {svg}");
     }
 
     #[test]

@@ -33,6 +33,12 @@ impl Job for ExpireIdempotencyKeys {
                 .expire_idempotency_keys(now_ms() - IDEMPOTENCY_KEY_TTL_MS)
                 .await?;
             let usage = state.db.expire_key_usage(now_ms() - KEY_USAGE_TTL_MS).await?;
+            let usage = usage.saturating_add(
+                state
+                    .db
+                    .expire_connection_usage_hourly(now_ms() - KEY_USAGE_TTL_MS)
+                    .await?,
+            );
             let handled = usize::try_from(expired.saturating_add(usage)).unwrap_or(usize::MAX);
             Ok(JobReport { handled })
         })

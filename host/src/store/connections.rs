@@ -389,6 +389,11 @@ impl Db {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM connection_usage_hourly WHERE workspace_id = $1 AND connection_id = $2")
+            .bind(workspace_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let deleted = done.rows_affected() == 1;
         if deleted {
             super::events::insert_event(

@@ -4,6 +4,9 @@
 use super::{Db, StoreResult};
 use crate::ids::WorkspaceId;
 
+/// An hour in unix ms.
+const HOUR_MS: i64 = 3_600_000;
+
 /// Stored usage totals of one connection.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UsageRecord {
@@ -31,13 +34,53 @@ impl Db {
         .await?)
     }
 
-    /// Add deltas to the stored totals (one transaction for the batch).
+    /// Calls and failures of one connection by UTC hour, for the hours from `since` (unix ms)
+    /// on: `(hour start, calls, errors)`, oldest first, hours without calls left out.
+    pub async fn usage_by_hour(
+        &self,
+        workspace_id: &WorkspaceId,
+        connection_id: &str,
+        since: i64,
+    ) -> StoreResult<Vec<(i64, i64, i64)>> {
+        Ok(sqlx::query_as(
+            "SELECT hour, calls, errors FROM connection_usage_hourly WHERE workspace_id = $1 AND connection_id = $2 AND hour >= $3 ORDER BY hour",
+        )
+        .bind(workspace_id)
+        .bind(connection_id)
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Forget connections' hourly usage of hours before `before` (unix ms).
+    pub async fn expire_connection_usage_hourly(&self, before: i64) -> StoreResult<u64> {
+        Ok(sqlx::query("DELETE FROM connection_usage_hourly WHERE hour < $1")
+            .bind(before)
+            .execute(self.writer())
+            .await?
+            .rows_affected())
+    }
+
+    /// Add deltas to the stored totals and to the current UTC hour's counts (one
+    /// transaction for the batch).
     pub async fn add_usage(&self, deltas: &[UsageRecord], merge: impl Fn(&str, &str) -> String) -> StoreResult<()> {
         if deltas.is_empty() {
             return Ok(());
         }
+        let hour = super::now_ms() / HOUR_MS * HOUR_MS;
         let mut tx = self.begin_write().await?;
         for d in deltas {
+            sqlx::query(
+                "INSERT INTO connection_usage_hourly (connection_id, workspace_id, hour, calls, errors) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (connection_id, hour) DO UPDATE SET calls = connection_usage_hourly.calls + excluded.calls, errors = connection_usage_hourly.errors + excluded.errors",
+            )
+            .bind(&d.connection_id)
+            .bind(&d.workspace_id)
+            .bind(hour)
+            .bind(d.calls)
+            .bind(d.errors)
+            .execute(&mut *tx)
+            .await?;
             let current: Option<(i64, i64, String)> =
                 sqlx::query_as("SELECT calls, errors, latency_buckets FROM connection_usage WHERE connection_id = $1")
                     .bind(&d.connection_id)
