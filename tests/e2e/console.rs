@@ -101,7 +101,7 @@ async fn an_admin_installs_connects_runs_and_subscribes_in_the_browser() {
     browser
         .find("#connector")
         .await
-        .select_by_value("slack")
+        .select_by(fantoccini::Locator::Css("option[data-connector='slack']"))
         .await
         .expect("choose slack");
     browser.click("#connect-start").await;
@@ -337,5 +337,44 @@ async fn a_cross_site_form_post_is_refused() {
     page_shows(&browser, "CSRF").await;
     let still = app.get(&app.key, &format!("/api/v1/connections/{connection}")).await;
     assert_eq!(still.status, StatusCode::OK);
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_account_connects_through_the_providers_sign_in() {
+    if !browser::available() {
+        return;
+    }
+    let app = TestApp::sqlite().await;
+    let provider = nexum_tests::oauth_provider::FakeOAuth::start().await;
+    crate::oauth::install(&app, &crate::oauth::oauth_manifest("")).await;
+    crate::oauth::register_app(&app, &app.key).await;
+    let browser = Browser::start().await;
+    sign_in(&browser, &app, &app.key).await;
+
+    // The connect form offers the provider's sign-in; the browser goes there and comes back.
+    browser
+        .goto(&format!("{}/console/connections/new?connector=http", app.base))
+        .await;
+    browser.fill("#name-api", "Fake account").await;
+    browser.fill("#var-api-base_url", &provider.origin()).await;
+    browser.click("#connect-api").await;
+    page_shows(&browser, "The account is connected.").await;
+    assert!(
+        browser
+            .url()
+            .await
+            .starts_with(&format!("{}/console/oauth/return", app.base))
+    );
+    assert_eq!(provider.exchanges(), 1, "one code exchanged");
+    browser.screenshot("oauth-connected").await;
+
+    browser.click("a[href^='/console/connections/conn_']").await;
+    let page = browser.text().await;
+    assert!(page.contains("Fake account") && page.contains("connected"), "{page}");
+    let source = browser.client.source().await.expect("source");
+    for token in provider.secrets() {
+        assert!(!source.contains(&token), "no token reaches the page");
+    }
     browser.close().await;
 }

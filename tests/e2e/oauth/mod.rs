@@ -18,7 +18,7 @@ mod token_errors;
 mod token_variables;
 
 /// The generic HTTP connector, authenticating with OAuth2 at the fake.
-fn oauth_manifest(extra: &str) -> String {
+pub(crate) fn oauth_manifest(extra: &str) -> String {
     let (_, manifest) = nexum_tests::plugins::connector("http");
     let start = manifest.find("[[auth]]").expect("auth block");
     let end = manifest[start..].find("[limits]").expect("limits") + start;
@@ -28,7 +28,7 @@ fn oauth_manifest(extra: &str) -> String {
     format!("{}{}{}", &manifest[..start], auth, &manifest[end..])
 }
 
-async fn install(app: &TestApp, manifest: &str) {
+pub(crate) async fn install(app: &TestApp, manifest: &str) {
     let parsed = nexum_manifest::Manifest::parse(manifest).expect("manifest");
     let accept = nexum_marketplace::permissions::Permissions::of(&parsed);
     let bundle = nexum_tests::bundles::bundle("http", Some(manifest), None);
@@ -36,7 +36,7 @@ async fn install(app: &TestApp, manifest: &str) {
     assert_eq!(installed.status, StatusCode::CREATED, "{:?}", installed.body);
 }
 
-async fn register_app(app: &TestApp, key: &str) {
+pub(crate) async fn register_app(app: &TestApp, key: &str) {
     let put = app
         .request(
             reqwest::Method::PUT,

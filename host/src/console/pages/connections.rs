@@ -61,7 +61,7 @@ async fn connect_form(
     posted: &Fields,
     problem: Option<super::super::client::Problem>,
 ) -> Response {
-    let installation = match page.api.get(&format!("/connectors/{}", seg(connector))).await {
+    let installation = match installation_of(page, connector).await {
         Ok(i) => i,
         Err(problem) => return failed(console, &page.session, &problem),
     };
@@ -91,6 +91,25 @@ async fn connect_form(
         Some(problem) => show_problem(console, &page.session, "connect.html", &problem, context),
         None => show(console, &page.session, "connect.html", context),
     }
+}
+
+/// An installed connector by its `plg_…` id or its connector id (`slack`).
+async fn installation_of(page: &Page, connector: &str) -> Result<Value, super::super::client::Problem> {
+    if connector.starts_with("plg_") {
+        return page.api.get(&format!("/connectors/{}", seg(connector))).await;
+    }
+    let installed = page.api.get("/connectors?limit=100").await?;
+    installed["data"]
+        .as_array()
+        .and_then(|all| all.iter().find(|i| i["connector_id"] == connector))
+        .cloned()
+        .ok_or_else(|| super::super::client::Problem {
+            status: 404,
+            code: "not_found".into(),
+            title: "Not found".into(),
+            detail: format!("no installed connector `{connector}`"),
+            errors: None,
+        })
 }
 
 /// The variables a connect form posted (`var.<name>`).
@@ -176,7 +195,7 @@ async fn start_oauth(State(console): State<Shared>, write: Write) -> Response {
 /// Where the provider's sign-in ends: says how it went and links back. Needs no session
 /// (the SameSite=Strict cookie does not come along on a navigation from the provider).
 pub async fn oauth_return(State(console): State<Shared>, Query(query): Query<HashMap<String, String>>) -> Response {
-    let ok = query.get("status").is_some_and(|s| s == "completed");
+    let ok = query.get("status").is_some_and(|s| s == "connected");
     super::super::render::render(
         &console.templates,
         axum::http::StatusCode::OK,
