@@ -267,16 +267,14 @@ async fn a_read_only_key_sees_no_write_buttons_and_cannot_write() {
     // A genuine console form, built in the page with the session's own CSRF token, is still
     // refused: the API decides with the key's scopes.
     browser
-        .client
-        .execute(
+        .navigate_by_script(
             "const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];
              const t = document.createElement('input'); t.type = 'hidden'; t.name = '_csrf';
              t.value = document.querySelector('meta[name=csrf-token]').content; f.appendChild(t);
              document.body.appendChild(f); f.submit();",
             vec![json!(format!("/console/connections/{connection}/delete"))],
         )
-        .await
-        .expect("post the form");
+        .await;
     let page = page_shows(&browser, "403").await;
     assert!(page.contains("connections:write"), "{page}");
     let still = app.get(&app.key, &format!("/api/v1/connections/{connection}")).await;
@@ -326,14 +324,12 @@ async fn a_cross_site_form_post_is_refused() {
         .goto(&format!("{}/console/connections/{connection}", app.base))
         .await;
     browser
-        .client
-        .execute(
+        .navigate_by_script(
             "const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];
              document.body.appendChild(f); f.submit();",
             vec![json!(format!("/console/connections/{connection}/delete"))],
         )
-        .await
-        .expect("post the form");
+        .await;
     page_shows(&browser, "CSRF").await;
     let still = app.get(&app.key, &format!("/api/v1/connections/{connection}")).await;
     assert_eq!(still.status, StatusCode::OK);

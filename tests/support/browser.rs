@@ -107,13 +107,46 @@ impl Browser {
         field.send_keys(text).await.expect("type");
     }
 
-    /// Click the element with this CSS selector.
+    /// Click the element with this CSS selector (a link or a form's button) and wait until
+    /// the page it leads to has loaded.
     pub async fn click(&self, css: &str) {
-        self.find(css)
+        let element = self.find(css).await;
+        self.mark_page().await;
+        element.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+        self.wait_for_new_page(css).await;
+    }
+
+    /// Run `script` (which navigates, e.g. submits a form) and wait for the new page.
+    pub async fn navigate_by_script(&self, script: &str, args: Vec<serde_json::Value>) {
+        self.mark_page().await;
+        self.client.execute(script, args).await.expect("script runs");
+        self.wait_for_new_page("a script").await;
+    }
+
+    /// Tag the current document, so a new one can be told from it.
+    async fn mark_page(&self) {
+        self.client
+            .execute("window.__nexumOldPage = true;", vec![])
             .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+            .expect("mark the page");
+    }
+
+    /// Wait until the tagged document is gone and its successor has loaded.
+    async fn wait_for_new_page(&self, what: &str) {
+        for _ in 0..300 {
+            let fresh = self
+                .client
+                .execute(
+                    "return window.__nexumOldPage !== true && document.readyState === 'complete';",
+                    vec![],
+                )
+                .await;
+            if fresh.is_ok_and(|v| v == serde_json::Value::Bool(true)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("clicking {what} led to no new page (still on {})", self.url().await);
     }
 
     /// The visible text of the page.

@@ -30,7 +30,12 @@ impl FromRequestParts<Shared> for Page {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, console: &Shared) -> Result<Self, Self::Rejection> {
-        let Some(session) = Session::from_headers(&parts.headers, &console.state.vault, now_ms()) else {
+        let Some(session) = Session::from_headers(
+            &parts.headers,
+            &console.state.vault,
+            console.state.oauth.is_https(),
+            now_ms(),
+        ) else {
             let next: String = url::form_urlencoded::byte_serialize(parts.uri.path().as_bytes()).collect();
             return Err(Redirect::to(&format!("/console/sign-in?next={next}")).into_response());
         };

@@ -11,9 +11,12 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
-/// The session cookie's name.
+/// The session cookie's name over plain HTTP (local use).
 pub const COOKIE: &str = "nexum_console";
-/// Where the cookie is sent: the console only.
+/// Its name over HTTPS: the `__Host-` prefix makes browsers refuse it unless it is
+/// `Secure`, host-only and `Path=/`, so a sibling subdomain cannot plant one.
+pub const HOST_COOKIE: &str = "__Host-nexum_console";
+/// Where the cookie is sent over plain HTTP: the console only.
 pub const COOKIE_PATH: &str = "/console";
 /// How long a sign-in lasts, in seconds (12 hours).
 pub const LIFETIME_SECS: i64 = 12 * 3600;
@@ -105,8 +108,8 @@ impl Session {
     }
 
     /// The session a request's cookie holds, if it opens and has not expired.
-    pub fn from_headers(headers: &HeaderMap, vault: &Vault, now_ms: i64) -> Option<Self> {
-        let value = cookie(headers, COOKIE)?;
+    pub fn from_headers(headers: &HeaderMap, vault: &Vault, secure: bool, now_ms: i64) -> Option<Self> {
+        let value = cookie(headers, if secure { HOST_COOKIE } else { COOKIE })?;
         let mut parts = value.split('.');
         let (Some(key_id), Some(nonce), Some(ciphertext), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -118,35 +121,42 @@ impl Session {
             nonce: URL_SAFE_NO_PAD.decode(nonce).ok()?,
             ciphertext: URL_SAFE_NO_PAD.decode(ciphertext).ok()?,
         };
-        let json = vault.open_value(SEAL_SCOPE.0, SEAL_SCOPE.1, &sealed).ok()?;
+        let json = vault.open_untrusted_value(SEAL_SCOPE.0, SEAL_SCOPE.1, &sealed).ok()?;
         let session: Session = serde_json::from_slice(&json).ok()?;
         (session.expires_at > now_ms).then_some(session)
     }
 }
 
-/// The `Set-Cookie` header that stores `value` (or, with `None`, clears the cookie).
+/// The `Set-Cookie` header that stores `value` (or, with `None`, clears the cookie); over
+/// HTTPS (`secure`) the `__Host-` cookie.
 pub fn set_cookie(value: Option<&str>, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    let text = match value {
-        Some(v) => {
-            format!("{COOKIE}={v}; HttpOnly; SameSite=Strict; Path={COOKIE_PATH}; Max-Age={LIFETIME_SECS}{secure}")
-        }
-        None => format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path={COOKIE_PATH}; Max-Age=0{secure}"),
+    let (name, path, flag) = if secure {
+        (HOST_COOKIE, "/", "; Secure")
+    } else {
+        (COOKIE, COOKIE_PATH, "")
     };
+    let (value, age) = match value {
+        Some(v) => (v, LIFETIME_SECS),
+        None => ("", 0),
+    };
+    let text = format!("{name}={value}; HttpOnly; SameSite=Strict; Path={path}; Max-Age={age}{flag}");
     // Base64url, ASCII names and attributes only: always a valid header value.
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("nexum_console=; Max-Age=0"))
 }
 
-/// One cookie of a request.
+/// One cookie of a request; `None` when it is missing or sent twice (a second one was
+/// planted from elsewhere: trust neither).
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
+    let mut found = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
+        .filter(|(n, _)| *n == name)
+        .map(|(_, v)| v);
+    let first = found.next()?;
+    found.next().is_none().then_some(first)
 }
 
 /// Whether a state-changing request comes from the console's own pages: a cross-site or
@@ -201,7 +211,20 @@ mod tests {
         let session = Session::new("nx_live_abc".into(), "ops".into(), vec!["admin".into()], 1_000).unwrap();
         let cookie = session.seal(&vault).unwrap();
         assert!(!cookie.contains("nx_live_abc"), "the key is not readable in the cookie");
-        let opened = Session::from_headers(&with_cookie(&cookie), &vault, 2_000).unwrap();
+        let opened = Session::from_headers(&with_cookie(&cookie), &vault, false, 2_000).unwrap();
+        assert!(
+            Session::from_headers(&with_cookie(&cookie), &vault, true, 2_000).is_none(),
+            "over https only the __Host- cookie counts"
+        );
+        let mut planted = with_cookie(&cookie);
+        planted.append(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("{COOKIE}={cookie}")).unwrap(),
+        );
+        assert!(
+            Session::from_headers(&planted, &vault, false, 2_000).is_none(),
+            "two cookies: neither"
+        );
         assert_eq!(opened.api_key, "nx_live_abc");
         assert!(opened.csrf_matches(&session.csrf));
         assert!(!opened.csrf_matches(""));
@@ -213,13 +236,13 @@ mod tests {
         let vault = vault();
         let session = Session::new("nx_live_abc".into(), "ops".into(), vec![], 1_000).unwrap();
         let cookie = session.seal(&vault).unwrap();
-        assert!(Session::from_headers(&with_cookie(&cookie), &vault, session.expires_at).is_none());
+        assert!(Session::from_headers(&with_cookie(&cookie), &vault, false, session.expires_at).is_none());
         let mut tampered = cookie.clone().into_bytes();
         let last = tampered.len() - 1;
         tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();
-        assert!(Session::from_headers(&with_cookie(&tampered), &vault, 2_000).is_none());
-        assert!(Session::from_headers(&with_cookie(&cookie), &self::vault(), 2_000).is_none());
+        assert!(Session::from_headers(&with_cookie(&tampered), &vault, false, 2_000).is_none());
+        assert!(Session::from_headers(&with_cookie(&cookie), &self::vault(), false, 2_000).is_none());
     }
 
     #[test]

@@ -202,6 +202,23 @@ impl Vault {
         })
     }
 
+    /// Open a value whose key id came from outside (a browser's cookie): like
+    /// [`Vault::open_value`] but never re-reads the key file, so a client cannot make the
+    /// server do file work and take the keyring's lock on every request.
+    pub fn open_untrusted_value(
+        &self,
+        workspace_id: &(impl AsRef<str> + ?Sized),
+        row_id: &str,
+        sealed: &Sealed,
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let context = SealContext {
+            workspace_id: workspace_id.as_ref(),
+            row_id,
+            owner_id: None,
+        };
+        Ok(cipher::open(&self.read(), context, sealed)?)
+    }
+
     /// Re-read the key file (no-op for env keys).
     pub fn reload(&self) -> Result<(), VaultError> {
         if let KeySource::File(path) = &self.source {

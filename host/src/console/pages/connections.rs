@@ -203,11 +203,20 @@ pub async fn oauth_return(State(console): State<Shared>, Query(query): Query<Has
         None,
         json!({
             "title": if ok { "Connected" } else { "The sign-in did not complete" },
-            "message": if ok { "The account is connected.".to_string() } else { format!("The provider or Nexum reported: {}", query.get("error").map(String::as_str).unwrap_or("no reason given")) },
+            "message": if ok { "The account is connected.".to_string() } else { format!("The provider or Nexum reported: {}", error_code(query.get("error"))) },
             "link": query.get("connection_id").filter(|id| id.starts_with("conn_") && id.len() < 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')).map(|id| format!("/console/connections/{id}")).unwrap_or_else(|| "/console/connections".into()),
             "link_text": "Go to the connection",
         }),
     )
+}
+
+/// An error code from the return URL, shown only when it looks like one (`access_denied`),
+/// so a crafted link cannot put sentences on a Nexum page.
+fn error_code(error: Option<&String>) -> &str {
+    error
+        .map(String::as_str)
+        .filter(|e| !e.is_empty() && e.len() <= 64 && e.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .unwrap_or("no reason given")
 }
 
 /// One connection: health, usage, its actions, and the buttons.

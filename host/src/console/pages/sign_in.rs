@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 
 /// The sign-in page.
 pub async fn form(State(console): State<Shared>, Query(query): Query<HashMap<String, String>>) -> Response {
-    let next = query.get("next").filter(|n| safe_next(n)).cloned();
+    let next = query.get("next").and_then(|n| safe_next(n));
     render::render(
         &console.templates,
         StatusCode::OK,
@@ -41,9 +41,11 @@ pub async fn submit(State(console): State<Shared>, request: Request) -> Response
         )
     };
     let form = Fields::parse(&body);
-    let next = form.get("next").filter(|n| safe_next(n));
+    let next = form.get("next").and_then(safe_next);
+    let next = next.as_deref();
     // A login form posted from elsewhere would sign the browser in as an attacker's key.
-    if !session::same_origin(&headers) {
+    let unmarked = !headers.contains_key(header::ORIGIN) && !headers.contains_key("sec-fetch-site");
+    if unmarked || !session::same_origin(&headers) {
         return again(
             StatusCode::FORBIDDEN,
             "This sign-in was sent from another site, so it was refused.",
@@ -112,7 +114,38 @@ pub async fn sign_out(State(console): State<Shared>, headers: HeaderMap) -> Resp
     response
 }
 
-/// Only a console path may be a sign-in's destination (no open redirect).
-fn safe_next(next: &str) -> bool {
-    next.starts_with("/console/") && !next.contains("//") && !next.contains('\\') && !next.contains("..")
+/// A sign-in's destination, only ever a console path: resolved as the browser will resolve
+/// it (`%2e%2e` is `..`), and given back in that resolved form.
+fn safe_next(next: &str) -> Option<String> {
+    if !next.starts_with("/console/") || next.contains('\\') || next.bytes().any(|b| b.is_ascii_control()) {
+        return None;
+    }
+    let base = url::Url::parse("http://console.invalid/").ok()?;
+    let resolved = base.join(next).ok()?;
+    (resolved.origin() == base.origin() && resolved.path().starts_with("/console/")).then(|| match resolved.query() {
+        Some(query) => format!("{}?{query}", resolved.path()),
+        None => resolved.path().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_console_paths_are_destinations() {
+        assert_eq!(safe_next("/console/webhooks").as_deref(), Some("/console/webhooks"));
+        assert_eq!(safe_next("/console/a?b=c").as_deref(), Some("/console/a?b=c"));
+        for bad in [
+            "/console/%2e%2e/api/v1/oauth/begin",
+            "/console/../docs",
+            "//evil.example/console/",
+            "https://evil.example/console/",
+            "/console/\\x",
+            "/console/a\nb",
+            "/docs",
+        ] {
+            assert_eq!(safe_next(bad), None, "{bad}");
+        }
+    }
 }
