@@ -35,6 +35,7 @@ const CATALOGUE: &[&str] = &[
     "gdrive",
     "salesforce",
     "hubspot",
+    "gohighlevel",
 ];
 
 fn main() {

@@ -363,6 +363,7 @@ async fn the_first_start_lists_the_built_in_catalogue() {
             "gdrive",
             "github",
             "gmail",
+            "gohighlevel",
             "http",
             "hubspot",
             "openai",

@@ -35,6 +35,7 @@ mod fairness;
 mod gdrive;
 mod github;
 mod gmail;
+mod gohighlevel;
 mod http_connector;
 mod hubspot;
 mod loading;

@@ -15,6 +15,7 @@ const EXPECTED: &[&str] = &[
     "gdrive",
     "github",
     "gmail",
+    "gohighlevel",
     "http",
     "hubspot",
     "openai",
