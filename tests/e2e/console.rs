@@ -93,8 +93,12 @@ async fn an_admin_installs_connects_runs_and_subscribes_in_the_browser() {
         "{}",
         browser.text().await
     );
-    let installed = app.get(&app.key, "/api/v1/connectors/slack").await;
-    assert_eq!(installed.status, StatusCode::OK, "{:?}", installed.body);
+    let installed = app.get(&app.key, "/api/v1/connectors").await;
+    assert_eq!(
+        installed.body["data"][0]["connector_id"], "slack",
+        "{:?}",
+        installed.body
+    );
 
     // Connect it with a bot token, pointed at the fake.
     browser.goto(&format!("{}/console/connections", app.base)).await;

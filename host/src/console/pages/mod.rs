@@ -3,7 +3,7 @@
 mod actions;
 mod admin;
 mod connections;
-// mod marketplace;
+mod marketplace;
 mod sign_in;
 // mod webhooks;
 mod workflows;
@@ -30,6 +30,7 @@ pub fn routes() -> Router<Shared> {
         .merge(connections::routes())
         .merge(actions::routes())
         .merge(admin::routes())
+        .merge(marketplace::routes())
         .merge(workflows::routes())
 }
 
