@@ -169,9 +169,14 @@ async fn an_admin_installs_connects_runs_and_subscribes_in_the_browser() {
 
     // A webhook endpoint: its secret shown once, a test event, and the delivery in the log.
     browser.goto(&format!("{}/console/webhooks", app.base)).await;
-    browser.fill("#endpoint-url", &receiver.url("/hook")).await;
+    browser.fill("#url", &receiver.url("/hook")).await;
     browser.click("#create-endpoint").await;
-    let secret = browser.find("#endpoint-secret").await.text().await.expect("secret");
+    let secret = browser
+        .find("#endpoint-secret-value")
+        .await
+        .text()
+        .await
+        .expect("secret");
     assert!(secret.contains("whsec_"), "{secret}");
     let endpoint_url = browser.url().await;
     browser.screenshot("webhook-created").await;
@@ -190,7 +195,8 @@ async fn an_admin_installs_connects_runs_and_subscribes_in_the_browser() {
         "{}",
         browser.text().await
     );
-    let log = wait_for_text(&browser, &endpoint_page, "204").await;
+    let with_messages = browser.url().await;
+    let log = wait_for_text(&browser, &with_messages, "204").await;
     assert!(
         log.contains("delivered") || log.contains("succeeded") || log.contains("204"),
         "{log}"

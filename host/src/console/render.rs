@@ -19,6 +19,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("connection.html", include_str!("templates/connection.html")),
     ("connect.html", include_str!("templates/connect.html")),
     ("action.html", include_str!("templates/action.html")),
+    ("webhooks.html", include_str!("templates/webhooks.html")),
+    ("endpoint.html", include_str!("templates/endpoint.html")),
     ("marketplace.html", include_str!("templates/marketplace.html")),
     ("connector.html", include_str!("templates/connector.html")),
     ("template.html", include_str!("templates/template.html")),

@@ -5,7 +5,7 @@ mod admin;
 mod connections;
 mod marketplace;
 mod sign_in;
-// mod webhooks;
+mod webhooks;
 mod workflows;
 
 use super::Shared;
@@ -32,6 +32,7 @@ pub fn routes() -> Router<Shared> {
         .merge(admin::routes())
         .merge(marketplace::routes())
         .merge(workflows::routes())
+        .merge(webhooks::routes())
 }
 
 /// `/console/`: the connections page for a signed-in user, else sign-in.
