@@ -185,6 +185,7 @@ pub fn input_from_form(schema: &Value, form: &Fields) -> Result<Value, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -245,6 +245,7 @@ fn markdown(value: String) -> TemplateValue {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -188,6 +188,7 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::vault::{KeySource, Keyring};

@@ -398,6 +398,7 @@ fn audit_rows(data: Value, names: &HashMap<String, String>) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -756,6 +756,7 @@ async fn review_template(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -129,6 +129,7 @@ fn safe_next(next: &str) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::safe_next;
 

@@ -687,6 +687,7 @@ fn merge(context: &mut Value, extra: Value) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

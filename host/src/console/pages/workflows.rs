@@ -446,6 +446,7 @@ fn step_rows(journal: Value, workflow: &Value, version: Option<i64>) -> (Value, 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
