@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use nexum_host::runtime::{CallError, CallOutcome, Connection, Invocation, LoadedConnector};
+use nexum_tests::consent::{connector_manifest, consent_query, oauth2_scheme};
 use nexum_tests::fakes::{self, Fake, Recorded};
 use nexum_tests::host::{TestHost, connector_error};
 use serde_json::{Value, json};
@@ -766,12 +767,8 @@ async fn drive_errors_map_to_stable_codes() {
 
 #[test]
 fn the_manifest_declares_google_sign_in() {
-    let (_, text) = nexum_tests::plugins::connector("gdrive");
-    let manifest = nexum_manifest::Manifest::parse(&text).expect("manifest");
-    let scheme = manifest.auth_scheme("oauth").expect("oauth scheme");
-    let nexum_manifest::AuthKind::OAuth2(endpoints) = &scheme.kind else {
-        panic!("not oauth2: {scheme:?}");
-    };
+    let manifest = connector_manifest("gdrive");
+    let (scheme, endpoints) = oauth2_scheme(&manifest, "oauth");
     assert!(endpoints.pkce);
     assert_eq!(endpoints.token_auth_method, nexum_manifest::TokenAuthMethod::Body);
     assert_eq!(endpoints.joined_scopes(&endpoints.scopes), SCOPES);
@@ -784,17 +781,8 @@ fn the_manifest_declares_google_sign_in() {
     assert_eq!(authorize.as_str(), "https://accounts.google.com/o/oauth2/v2/auth");
     let token_url = nexum_host::oauth::token_url(&manifest, scheme, &variables).expect("bound token URL");
     assert_eq!(token_url.as_str(), "https://oauth2.googleapis.com/token");
-    let (consent, verifier) = nexum_host::oauth::provider::authorization_url(
-        endpoints,
-        &authorize,
-        CLIENT_ID,
-        "https://nexum.example.com/api/v1/oauth/callback",
-        "state-1",
-        &endpoints.scopes,
-    )
-    .expect("consent URL");
-    assert!(verifier.is_some(), "PKCE");
-    let q: HashMap<String, String> = consent.query_pairs().into_owned().collect();
+    let (q, pkce) = consent_query(endpoints, &authorize, CLIENT_ID);
+    assert!(pkce, "PKCE");
     assert_eq!(q["access_type"], "offline");
     assert_eq!(q["prompt"], "consent");
     assert_eq!(q["code_challenge_method"], "S256");

@@ -12,15 +12,13 @@ use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use nexum_host::runtime::{CallError, CallOutcome, Connection, Invocation, LoadedConnector};
+use nexum_tests::consent::{PkceGrant, connector_manifest, oauth2_scheme};
 use nexum_tests::fakes::{self, Fake, Recorded};
 use nexum_tests::host::{TestHost, connector_error};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The personal access token the tests connect with.
 const TOKEN: &str = "github_pat_11AAAAAAA0fakeFineGrainedToken_5c1d";
@@ -241,25 +239,10 @@ async fn user(headers: HeaderMap) -> Response {
 /// form-encoded unless asked for JSON (as GitHub does) and reports a wrong code with a 200
 /// `{"error": "bad_verification_code"}` (as GitHub does).
 async fn github() -> Fake {
-    let challenge: Arc<Mutex<Option<(String, String)>>> = Arc::default();
-    let remembered = challenge.clone();
-    let authorize = move |Query(q): Query<HashMap<String, String>>| {
-        let remembered = remembered.clone();
-        async move {
-            let (Some(redirect_uri), Some(challenge)) = (q.get("redirect_uri"), q.get("code_challenge")) else {
-                return (StatusCode::BAD_REQUEST, "redirect_uri and code_challenge required").into_response();
-            };
-            *remembered.lock().expect("lock") = Some((challenge.clone(), redirect_uri.clone()));
-            let mut target = url::Url::parse(redirect_uri).expect("redirect uri");
-            target
-                .query_pairs_mut()
-                .append_pair("code", CODE)
-                .append_pair("state", q.get("state").map(String::as_str).unwrap_or_default());
-            (StatusCode::FOUND, [(header::LOCATION, target.to_string())]).into_response()
-        }
-    };
+    let grant = PkceGrant::default();
+    let consent_page = grant.consent_page(CODE);
     let token = move |headers: HeaderMap, body: Bytes| {
-        let challenge = challenge.clone();
+        let grant = grant.clone();
         async move {
             let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
             let field = |name: &str| form.get(name).map(String::as_str);
@@ -286,17 +269,7 @@ async fn github() -> Fake {
                     json!({ "error": "incorrect_client_credentials", "error_description": "The client_id and/or client_secret passed are incorrect." }),
                 );
             }
-            let Some((expected, redirect_uri)) = challenge.lock().expect("lock").take() else {
-                return answer(
-                    json!({ "error": "bad_verification_code", "error_description": "The code passed is incorrect or expired." }),
-                );
-            };
-            let verifier = field("code_verifier").unwrap_or_default();
-            let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-            if field("code") != Some(CODE)
-                || field("redirect_uri") != Some(redirect_uri.as_str())
-                || computed != expected
-            {
+            if !grant.redeem(&form, CODE) {
                 return answer(
                     json!({ "error": "bad_verification_code", "error_description": "The code passed is incorrect or expired." }),
                 );
@@ -305,7 +278,7 @@ async fn github() -> Fake {
         }
     };
     let router = Router::new()
-        .route("/login/oauth/authorize", get(authorize))
+        .route("/login/oauth/authorize", consent_page)
         .route("/login/oauth/access_token", post(token))
         .route("/user", get(user))
         .route("/user/repos", get(list_repos))
@@ -628,17 +601,13 @@ async fn github_errors_map_to_stable_codes() {
 
 #[test]
 fn the_manifest_declares_github_sign_in_and_webhooks() {
-    let (_, text) = nexum_tests::plugins::connector("github");
-    let manifest = nexum_manifest::Manifest::parse(&text).expect("manifest");
+    let manifest = connector_manifest("github");
     assert_eq!(manifest.webhooks.as_ref().map(|w| w.scheme.as_str()), Some("github"));
     assert!(matches!(
         manifest.auth_scheme("token").expect("token scheme").kind,
         nexum_manifest::AuthKind::Bearer
     ));
-    let scheme = manifest.auth_scheme("oauth").expect("oauth scheme");
-    let nexum_manifest::AuthKind::OAuth2(endpoints) = &scheme.kind else {
-        panic!("not oauth2: {scheme:?}");
-    };
+    let (scheme, endpoints) = oauth2_scheme(&manifest, "oauth");
     assert!(endpoints.pkce);
     assert_eq!(endpoints.token_auth_method, nexum_manifest::TokenAuthMethod::Body);
     assert_eq!(endpoints.scopes, ["repo"]);
@@ -657,54 +626,33 @@ fn the_manifest_declares_github_sign_in_and_webhooks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signs_in_with_github_and_uses_the_token() {
     use nexum_tests::app::TestApp;
-    use nexum_tests::oauth_provider::{follow_redirect, fresh_browser};
+    use nexum_tests::consent::{open_consent_page, register_oauth_app, start_flow};
 
     let github = github().await;
     let app = TestApp::sqlite().await;
     let installed = app.install(&app.key, "github").await;
     assert_eq!(installed.status, StatusCode::CREATED, "{:?}", installed.body);
-    let put = app
-        .request(
-            reqwest::Method::PUT,
-            "/api/v1/oauth-apps/github",
-            Some(&app.key),
-            Some(json!({ "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET })),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    register_oauth_app(&app, &app.key, "github", CLIENT_ID, CLIENT_SECRET).await;
     let origin = github.origin();
-    let started = app
-        .post(
-            &app.key,
-            "/api/v1/connections/oauth/authorize",
-            json!({
-                "connector": "github",
-                "name": "Ada on GitHub",
-                "variables": { "api_base": origin, "oauth_base": origin },
-            }),
-        )
-        .await;
-    assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
+    let (flow_id, link) = start_flow(
+        &app,
+        &app.key,
+        json!({
+            "connector": "github",
+            "name": "Ada on GitHub",
+            "variables": { "api_base": origin, "oauth_base": origin },
+        }),
+    )
+    .await;
 
-    let browser = fresh_browser();
-    let link = started.body["authorization_url"].as_str().expect("link");
-    let consent = follow_redirect(&browser, link).await;
-    let consent_url = url::Url::parse(&consent).expect("consent URL");
-    assert_eq!(consent_url.path(), "/login/oauth/authorize");
-    let q: HashMap<String, String> = consent_url.query_pairs().into_owned().collect();
+    let consent = open_consent_page(&link).await;
+    assert_eq!(consent.url.path(), "/login/oauth/authorize");
+    let q = &consent.query;
     assert_eq!(q["client_id"], CLIENT_ID);
     assert_eq!(q["scope"], "repo");
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["redirect_uri"], format!("{}/api/v1/oauth/callback", app.base));
-    let callback = follow_redirect(&browser, &consent).await;
-    let done = browser.get(callback).send().await.expect("callback");
-    assert_eq!(done.status(), StatusCode::OK);
-    let flow_id = started.body["flow_id"].as_str().expect("flow");
-    let flow = app
-        .get(&app.key, &format!("/api/v1/connections/oauth/flows/{flow_id}"))
-        .await;
-    assert_eq!(flow.body["status"], "connected", "{:?}", flow.body);
-    let connection = flow.body["connection_id"].as_str().expect("connection").to_string();
+    let (connection, flow) = consent.approve(&app, &app.key, &flow_id).await;
 
     let listed = app
         .post(

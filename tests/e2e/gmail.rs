@@ -15,12 +15,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use mail_parser::{Encoding, MessageParser, MessagePart, MimeHeaders};
 use nexum_host::runtime::{CallError, Connection, Invocation, LoadedConnector};
+use nexum_tests::consent::{PkceGrant, connector_manifest, consent_query, oauth2_scheme};
 use nexum_tests::fakes::{self, Fake, Recorded};
 use nexum_tests::host::{TestHost, connector_error};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The access token the tests connect with.
 const TOKEN: &str = "ya29.fake-google-access-token-7f3c";
@@ -276,25 +276,10 @@ async fn profile(headers: HeaderMap) -> Response {
 /// client secret in the body and the verifier that matches, and issues
 /// [`ISSUED_TOKEN`] with [`REFRESH_TOKEN`], then [`REFRESHED_TOKEN`] on refresh.
 async fn google() -> Fake {
-    let challenge: Arc<Mutex<Option<(String, String)>>> = Arc::default();
-    let remembered = challenge.clone();
-    let authorize = move |Query(q): Query<HashMap<String, String>>| {
-        let remembered = remembered.clone();
-        async move {
-            let (Some(redirect_uri), Some(challenge)) = (q.get("redirect_uri"), q.get("code_challenge")) else {
-                return (StatusCode::BAD_REQUEST, "redirect_uri and code_challenge required").into_response();
-            };
-            *remembered.lock().expect("lock") = Some((challenge.clone(), redirect_uri.clone()));
-            let mut target = url::Url::parse(redirect_uri).expect("redirect uri");
-            target
-                .query_pairs_mut()
-                .append_pair("code", CODE)
-                .append_pair("state", q.get("state").map(String::as_str).unwrap_or_default());
-            (StatusCode::FOUND, [(header::LOCATION, target.to_string())]).into_response()
-        }
-    };
+    let grant = PkceGrant::default();
+    let consent_page = grant.consent_page(CODE);
     let token = move |headers: HeaderMap, body: Bytes| {
-        let challenge = challenge.clone();
+        let grant = grant.clone();
         async move {
             let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
             let field = |name: &str| form.get(name).map(String::as_str);
@@ -312,15 +297,7 @@ async fn google() -> Fake {
             }
             match field("grant_type") {
                 Some("authorization_code") => {
-                    let Some((expected, redirect_uri)) = challenge.lock().expect("lock").take() else {
-                        return oauth_error("invalid_grant");
-                    };
-                    let verifier = field("code_verifier").unwrap_or_default();
-                    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-                    if field("code") != Some(CODE)
-                        || field("redirect_uri") != Some(redirect_uri.as_str())
-                        || computed != expected
-                    {
+                    if !grant.redeem(&form, CODE) {
                         return oauth_error("invalid_grant");
                     }
                     axum::Json(json!({
@@ -345,7 +322,7 @@ async fn google() -> Fake {
         }
     };
     let router = Router::new()
-        .route("/o/oauth2/v2/auth", get(authorize))
+        .route("/o/oauth2/v2/auth", consent_page)
         .route("/token", post(token))
         .route("/gmail/v1/users/me/messages/send", post(send_message))
         .route("/gmail/v1/users/me/messages", get(list_messages))
@@ -776,12 +753,8 @@ async fn gmail_errors_map_to_stable_codes() {
 
 #[test]
 fn the_manifest_declares_google_sign_in() {
-    let (_, text) = nexum_tests::plugins::connector("gmail");
-    let manifest = nexum_manifest::Manifest::parse(&text).expect("manifest");
-    let scheme = manifest.auth_scheme("oauth").expect("oauth scheme");
-    let nexum_manifest::AuthKind::OAuth2(endpoints) = &scheme.kind else {
-        panic!("not oauth2: {scheme:?}");
-    };
+    let manifest = connector_manifest("gmail");
+    let (scheme, endpoints) = oauth2_scheme(&manifest, "oauth");
     assert!(endpoints.pkce);
     assert_eq!(endpoints.token_auth_method, nexum_manifest::TokenAuthMethod::Body);
     assert_eq!(endpoints.joined_scopes(&endpoints.scopes), SCOPES);
@@ -794,17 +767,8 @@ fn the_manifest_declares_google_sign_in() {
     // The token URL is one the scheme is bound to (else the host refuses the flow).
     let token_url = nexum_host::oauth::token_url(&manifest, scheme, &variables).expect("bound token URL");
     assert_eq!(token_url.as_str(), "https://oauth2.googleapis.com/token");
-    let (consent, verifier) = nexum_host::oauth::provider::authorization_url(
-        endpoints,
-        &authorize,
-        CLIENT_ID,
-        "https://nexum.example.com/api/v1/oauth/callback",
-        "state-1",
-        &endpoints.scopes,
-    )
-    .expect("consent URL");
-    assert!(verifier.is_some(), "PKCE");
-    let q: HashMap<String, String> = consent.query_pairs().into_owned().collect();
+    let (q, pkce) = consent_query(endpoints, &authorize, CLIENT_ID);
+    assert!(pkce, "PKCE");
     assert_eq!(q["access_type"], "offline");
     assert_eq!(q["prompt"], "consent");
     assert_eq!(q["code_challenge_method"], "S256");
@@ -815,42 +779,29 @@ fn the_manifest_declares_google_sign_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signs_in_with_google_and_uses_then_refreshes_the_token() {
     use nexum_tests::app::TestApp;
-    use nexum_tests::oauth_provider::{follow_redirect, fresh_browser};
+    use nexum_tests::consent::{open_consent_page, register_oauth_app, start_flow, token_form};
 
     let google = google().await;
     let app = TestApp::sqlite().await;
     let installed = app.install(&app.key, "gmail").await;
     assert_eq!(installed.status, StatusCode::CREATED, "{:?}", installed.body);
-    let put = app
-        .request(
-            reqwest::Method::PUT,
-            "/api/v1/oauth-apps/gmail",
-            Some(&app.key),
-            Some(json!({ "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET })),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    register_oauth_app(&app, &app.key, "gmail", CLIENT_ID, CLIENT_SECRET).await;
     let origin = google.origin();
-    let started = app
-        .post(
-            &app.key,
-            "/api/v1/connections/oauth/authorize",
-            json!({
-                "connector": "gmail",
-                "name": "Ada's mailbox",
-                "variables": { "api_base": origin, "oauth_base": origin, "token_base": origin },
-            }),
-        )
-        .await;
-    assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
+    let (flow_id, link) = start_flow(
+        &app,
+        &app.key,
+        json!({
+            "connector": "gmail",
+            "name": "Ada's mailbox",
+            "variables": { "api_base": origin, "oauth_base": origin, "token_base": origin },
+        }),
+    )
+    .await;
 
     // Nexum's link binds the flow to the browser and sends it to Google's consent page.
-    let browser = fresh_browser();
-    let link = started.body["authorization_url"].as_str().expect("link");
-    let consent = follow_redirect(&browser, link).await;
-    let consent_url = url::Url::parse(&consent).expect("consent URL");
-    assert_eq!(consent_url.path(), "/o/oauth2/v2/auth");
-    let q: HashMap<String, String> = consent_url.query_pairs().into_owned().collect();
+    let consent = open_consent_page(&link).await;
+    assert_eq!(consent.url.path(), "/o/oauth2/v2/auth");
+    let q = &consent.query;
     assert_eq!(q["client_id"], CLIENT_ID);
     assert_eq!(q["response_type"], "code");
     assert_eq!(q["scope"], SCOPES);
@@ -858,15 +809,7 @@ async fn signs_in_with_google_and_uses_then_refreshes_the_token() {
     assert_eq!(q["prompt"], "consent");
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["redirect_uri"], format!("{}/api/v1/oauth/callback", app.base));
-    let callback = follow_redirect(&browser, &consent).await;
-    let done = browser.get(callback).send().await.expect("callback");
-    assert_eq!(done.status(), StatusCode::OK);
-    let flow_id = started.body["flow_id"].as_str().expect("flow");
-    let flow = app
-        .get(&app.key, &format!("/api/v1/connections/oauth/flows/{flow_id}"))
-        .await;
-    assert_eq!(flow.body["status"], "connected", "{:?}", flow.body);
-    let connection = flow.body["connection_id"].as_str().expect("connection").to_string();
+    let (connection, flow) = consent.approve(&app, &app.key, &flow_id).await;
 
     let list = format!("/api/v1/connections/{connection}/actions/list_messages");
     let listed = app.post(&app.key, &list, json!({ "max_results": 2 })).await;
@@ -881,12 +824,10 @@ async fn signs_in_with_google_and_uses_then_refreshes_the_token() {
     let requests = google.requests();
     let token_requests: Vec<&Recorded> = requests.iter().filter(|r| r.path == "/token").collect();
     assert_eq!(token_requests.len(), 2);
-    let form =
-        |r: &Recorded| -> HashMap<String, String> { url::form_urlencoded::parse(&r.body).into_owned().collect() };
-    let exchange = form(token_requests[0]);
+    let exchange = token_form(token_requests[0]);
     assert_eq!(exchange["grant_type"], "authorization_code");
     assert!(exchange.contains_key("code_verifier"));
-    let refresh = form(token_requests[1]);
+    let refresh = token_form(token_requests[1]);
     assert_eq!(
         (refresh["grant_type"].as_str(), refresh["refresh_token"].as_str()),
         ("refresh_token", REFRESH_TOKEN)

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use nexum_host::runtime::{CallError, CallOutcome, Connection, Invocation, LoadedConnector};
+use nexum_tests::consent::{approve, connector_manifest, oauth2_scheme};
 use nexum_tests::fakes::{self, Fake, Recorded};
 use nexum_tests::host::{TestHost, connector_error};
 use serde_json::{Value, json};
@@ -194,12 +195,7 @@ async fn ghl() -> Fake {
                 return (StatusCode::BAD_REQUEST, "redirect_uri required").into_response();
             };
             *remembered.lock().expect("lock") = Some(redirect_uri.clone());
-            let mut target = url::Url::parse(redirect_uri).expect("redirect uri");
-            target
-                .query_pairs_mut()
-                .append_pair("code", CODE)
-                .append_pair("state", q.get("state").map(String::as_str).unwrap_or_default());
-            (StatusCode::FOUND, [(header::LOCATION, target.to_string())]).into_response()
+            approve(redirect_uri, CODE, &q)
         }
     };
     let token = move |headers: HeaderMap, body: Bytes| {
@@ -565,12 +561,8 @@ async fn nothing_runs_before_sign_in_sets_the_location() {
 
 #[test]
 fn the_manifest_takes_the_location_from_the_token_response() {
-    let (_, text) = nexum_tests::plugins::connector("gohighlevel");
-    let manifest = nexum_manifest::Manifest::parse(&text).expect("manifest");
-    let scheme = manifest.auth_scheme("oauth").expect("oauth scheme");
-    let nexum_manifest::AuthKind::OAuth2(endpoints) = &scheme.kind else {
-        panic!("not oauth2: {scheme:?}");
-    };
+    let manifest = connector_manifest("gohighlevel");
+    let (scheme, endpoints) = oauth2_scheme(&manifest, "oauth");
     assert!(!endpoints.pkce, "HighLevel documents no PKCE");
     assert_eq!(endpoints.token_auth_method, nexum_manifest::TokenAuthMethod::Body);
     assert_eq!(endpoints.joined_scopes(&endpoints.scopes), SCOPES);
@@ -604,46 +596,26 @@ fn the_manifest_takes_the_location_from_the_token_response() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signs_in_takes_the_location_from_the_token_response_and_refreshes() {
     use nexum_tests::app::TestApp;
-    use nexum_tests::oauth_provider::{follow_redirect, fresh_browser};
+    use nexum_tests::consent::{open_consent_page, register_oauth_app, start_flow, token_form};
 
     let ghl = ghl().await;
     let app = TestApp::sqlite().await;
     let installed = app.install(&app.key, "gohighlevel").await;
     assert_eq!(installed.status, StatusCode::CREATED, "{:?}", installed.body);
-    let registered = app
-        .request(
-            reqwest::Method::PUT,
-            "/api/v1/oauth-apps/gohighlevel",
-            Some(&app.key),
-            Some(json!({ "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET })),
-        )
-        .await;
-    assert_eq!(registered.status, StatusCode::OK, "{:?}", registered.body);
+    register_oauth_app(&app, &app.key, "gohighlevel", CLIENT_ID, CLIENT_SECRET).await;
     let origin = ghl.origin();
     let start = json!({ "connector": "gohighlevel", "name": "Acme Dental", "variables": { "api_base": origin, "oauth_base": origin } });
-    let started = app.post(&app.key, "/api/v1/connections/oauth/authorize", start).await;
-    assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
+    let (flow_id, link) = start_flow(&app, &app.key, start).await;
 
-    let browser = fresh_browser();
-    let link = started.body["authorization_url"].as_str().expect("link");
-    let consent = follow_redirect(&browser, link).await;
-    let consent_url = url::Url::parse(&consent).expect("consent URL");
-    assert_eq!(consent_url.path(), "/oauth/chooselocation");
-    let q: HashMap<String, String> = consent_url.query_pairs().into_owned().collect();
+    let consent = open_consent_page(&link).await;
+    assert_eq!(consent.url.path(), "/oauth/chooselocation");
+    let q = &consent.query;
     assert_eq!(q["client_id"], CLIENT_ID);
     assert_eq!(q["response_type"], "code");
     assert_eq!(q["scope"], SCOPES);
     assert_eq!(q["redirect_uri"], format!("{}/api/v1/oauth/callback", app.base));
     assert!(!q.contains_key("code_challenge"), "no PKCE: {q:?}");
-    let callback = follow_redirect(&browser, &consent).await;
-    let done = browser.get(callback).send().await.expect("callback");
-    assert_eq!(done.status(), StatusCode::OK);
-    let flow_id = started.body["flow_id"].as_str().expect("flow");
-    let flow = app
-        .get(&app.key, &format!("/api/v1/connections/oauth/flows/{flow_id}"))
-        .await;
-    assert_eq!(flow.body["status"], "connected", "{:?}", flow.body);
-    let connection = flow.body["connection_id"].as_str().expect("connection").to_string();
+    let (connection, flow) = consent.approve(&app, &app.key, &flow_id).await;
 
     // The sub-account came from the token response; nobody typed it.
     let shown = app.get(&app.key, &format!("/api/v1/connections/{connection}")).await;
@@ -680,11 +652,9 @@ async fn signs_in_takes_the_location_from_the_token_response_and_refreshes() {
         api[1].header("authorization"),
         Some(format!("Bearer {REFRESHED_TOKEN}").as_str())
     );
-    let form =
-        |r: &Recorded| -> HashMap<String, String> { url::form_urlencoded::parse(&r.body).into_owned().collect() };
     let token_requests: Vec<&Recorded> = requests.iter().filter(|r| r.path == "/oauth/token").collect();
     assert_eq!(token_requests.len(), 2);
-    let exchange = form(token_requests[0]);
+    let exchange = token_form(token_requests[0]);
     assert_eq!(
         (
             exchange["grant_type"].as_str(),
@@ -699,7 +669,7 @@ async fn signs_in_takes_the_location_from_the_token_response_and_refreshes() {
         "the client credentials go in the form body"
     );
     assert!(!exchange.contains_key("code_verifier"));
-    let refresh = form(token_requests[1]);
+    let refresh = token_form(token_requests[1]);
     assert_eq!(
         (
             refresh["grant_type"].as_str(),

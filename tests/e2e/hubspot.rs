@@ -12,15 +12,13 @@ use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use nexum_host::runtime::{CallError, CallOutcome, Connection, Invocation, LoadedConnector};
+use nexum_tests::consent::{PkceGrant, connector_manifest, oauth2_scheme};
 use nexum_tests::fakes::{self, Fake, Recorded};
 use nexum_tests::host::{TestHost, connector_error};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The private-app token the tests connect with.
 const TOKEN: &str = "pat-na1-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
@@ -205,25 +203,10 @@ async fn create_deal(headers: HeaderMap, body: Bytes) -> Response {
 /// the client secret in the form body (never in `Authorization`), the matching verifier, and
 /// issues 30-minute tokens with a refresh token.
 async fn hubspot() -> Fake {
-    let challenge: Arc<Mutex<Option<(String, String)>>> = Arc::default();
-    let remembered = challenge.clone();
-    let authorize = move |Query(q): Query<HashMap<String, String>>| {
-        let remembered = remembered.clone();
-        async move {
-            let (Some(redirect_uri), Some(challenge)) = (q.get("redirect_uri"), q.get("code_challenge")) else {
-                return (StatusCode::BAD_REQUEST, "redirect_uri and code_challenge required").into_response();
-            };
-            *remembered.lock().expect("lock") = Some((challenge.clone(), redirect_uri.clone()));
-            let mut target = url::Url::parse(redirect_uri).expect("redirect uri");
-            target
-                .query_pairs_mut()
-                .append_pair("code", CODE)
-                .append_pair("state", q.get("state").map(String::as_str).unwrap_or_default());
-            (StatusCode::FOUND, [(header::LOCATION, target.to_string())]).into_response()
-        }
-    };
+    let grant = PkceGrant::default();
+    let consent_page = grant.consent_page(CODE);
     let token = move |headers: HeaderMap, body: Bytes| {
-        let challenge = challenge.clone();
+        let grant = grant.clone();
         async move {
             let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
             let field = |name: &str| form.get(name).map(String::as_str);
@@ -239,15 +222,7 @@ async fn hubspot() -> Fake {
             }
             let access_token = match field("grant_type") {
                 Some("authorization_code") => {
-                    let Some((expected, redirect_uri)) = challenge.lock().expect("lock").take() else {
-                        return refuse("BAD_AUTH_CODE", "invalid_grant", "missing or unknown auth code");
-                    };
-                    let verifier = field("code_verifier").unwrap_or_default();
-                    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-                    if field("code") != Some(CODE)
-                        || field("redirect_uri") != Some(redirect_uri.as_str())
-                        || computed != expected
-                    {
+                    if !grant.redeem(&form, CODE) {
                         return refuse("BAD_AUTH_CODE", "invalid_grant", "missing or unknown auth code");
                     }
                     ISSUED_TOKEN
@@ -260,7 +235,7 @@ async fn hubspot() -> Fake {
         }
     };
     let router = Router::new()
-        .route("/oauth/authorize", get(authorize))
+        .route("/oauth/authorize", consent_page)
         .route("/oauth/v1/token", post(token))
         .route("/crm/v3/objects/contacts", get(list_contacts).post(create_contact))
         .route("/crm/v3/objects/contacts/search", post(search))
@@ -584,14 +559,10 @@ async fn hubspot_errors_map_to_stable_codes() {
 
 #[test]
 fn the_manifest_declares_hubspot_sign_in() {
-    let (_, text) = nexum_tests::plugins::connector("hubspot");
-    let manifest = nexum_manifest::Manifest::parse(&text).expect("manifest");
+    let manifest = connector_manifest("hubspot");
     let private_app = manifest.auth_scheme("private_app").expect("private app scheme");
     assert!(matches!(private_app.kind, nexum_manifest::AuthKind::Bearer));
-    let scheme = manifest.auth_scheme("oauth").expect("oauth scheme");
-    let nexum_manifest::AuthKind::OAuth2(endpoints) = &scheme.kind else {
-        panic!("not oauth2: {scheme:?}");
-    };
+    let (scheme, endpoints) = oauth2_scheme(&manifest, "oauth");
     assert!(endpoints.pkce);
     assert_eq!(endpoints.token_auth_method, nexum_manifest::TokenAuthMethod::Body);
     assert_eq!(endpoints.joined_scopes(&endpoints.scopes), SCOPES);
@@ -610,46 +581,26 @@ fn the_manifest_declares_hubspot_sign_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signs_in_with_hubspot_and_refreshes_the_token() {
     use nexum_tests::app::TestApp;
-    use nexum_tests::oauth_provider::{follow_redirect, fresh_browser};
+    use nexum_tests::consent::{open_consent_page, register_oauth_app, start_flow, token_form};
 
     let hubspot = hubspot().await;
     let app = TestApp::sqlite().await;
     let installed = app.install(&app.key, "hubspot").await;
     assert_eq!(installed.status, StatusCode::CREATED, "{:?}", installed.body);
-    let put = app
-        .request(
-            reqwest::Method::PUT,
-            "/api/v1/oauth-apps/hubspot",
-            Some(&app.key),
-            Some(json!({ "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET })),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    register_oauth_app(&app, &app.key, "hubspot", CLIENT_ID, CLIENT_SECRET).await;
     let origin = hubspot.origin();
     let start = json!({ "connector": "hubspot", "name": "Acme CRM", "variables": { "api_base": origin, "oauth_base": origin } });
-    let started = app.post(&app.key, "/api/v1/connections/oauth/authorize", start).await;
-    assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
+    let (flow_id, link) = start_flow(&app, &app.key, start).await;
 
-    let browser = fresh_browser();
-    let link = started.body["authorization_url"].as_str().expect("link");
-    let consent = follow_redirect(&browser, link).await;
-    let consent_url = url::Url::parse(&consent).expect("consent URL");
-    assert_eq!(consent_url.path(), "/oauth/authorize");
-    let q: HashMap<String, String> = consent_url.query_pairs().into_owned().collect();
+    let consent = open_consent_page(&link).await;
+    assert_eq!(consent.url.path(), "/oauth/authorize");
+    let q = &consent.query;
     assert_eq!(q["client_id"], CLIENT_ID);
     assert_eq!(q["response_type"], "code");
     assert_eq!(q["scope"], SCOPES);
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["redirect_uri"], format!("{}/api/v1/oauth/callback", app.base));
-    let callback = follow_redirect(&browser, &consent).await;
-    let done = browser.get(callback).send().await.expect("callback");
-    assert_eq!(done.status(), StatusCode::OK);
-    let flow_id = started.body["flow_id"].as_str().expect("flow");
-    let flow = app
-        .get(&app.key, &format!("/api/v1/connections/oauth/flows/{flow_id}"))
-        .await;
-    assert_eq!(flow.body["status"], "connected", "{:?}", flow.body);
-    let connection = flow.body["connection_id"].as_str().expect("connection").to_string();
+    let (connection, flow) = consent.approve(&app, &app.key, &flow_id).await;
 
     let actions = format!("/api/v1/connections/{connection}/actions");
     let searched = app
@@ -681,11 +632,9 @@ async fn signs_in_with_hubspot_and_refreshes_the_token() {
         api[1].header("authorization"),
         Some(format!("Bearer {REFRESHED_TOKEN}").as_str())
     );
-    let form =
-        |r: &Recorded| -> HashMap<String, String> { url::form_urlencoded::parse(&r.body).into_owned().collect() };
     let token_requests: Vec<&Recorded> = requests.iter().filter(|r| r.path == "/oauth/v1/token").collect();
     assert_eq!(token_requests.len(), 2);
-    let exchange = form(token_requests[0]);
+    let exchange = token_form(token_requests[0]);
     assert_eq!(exchange["grant_type"], "authorization_code");
     assert_eq!(
         (exchange["client_id"].as_str(), exchange["client_secret"].as_str()),
@@ -693,7 +642,7 @@ async fn signs_in_with_hubspot_and_refreshes_the_token() {
         "the client credentials go in the form body"
     );
     assert!(exchange.contains_key("code_verifier"));
-    let refresh = form(token_requests[1]);
+    let refresh = token_form(token_requests[1]);
     assert_eq!(
         (refresh["grant_type"].as_str(), refresh["refresh_token"].as_str()),
         ("refresh_token", REFRESH_TOKEN)

@@ -14,12 +14,12 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use nexum_host::runtime::{CallError, CallOutcome, Connection, Invocation, LoadedConnector};
+use nexum_tests::consent::{PkceGrant, approve, connector_manifest, oauth2_scheme};
 use nexum_tests::fakes::{self, Fake, Recorded};
 use nexum_tests::host::{TestHost, connector_error};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The access token the tests connect with.
 const TOKEN: &str = "eyJ0eXAiOiJKV1QifQ.fake-graph-access-token.5d1e";
@@ -209,8 +209,8 @@ async fn me(headers: HeaderMap) -> Response {
 /// the tenant and PKCE challenge; the token endpoint wants the same tenant, the client secret
 /// in the body and the matching verifier, and rotates the refresh token on every refresh.
 async fn microsoft() -> Fake {
-    let challenge: Arc<Mutex<Option<(String, String)>>> = Arc::default();
-    let remembered = challenge.clone();
+    let grant = PkceGrant::default();
+    let remembered = grant.clone();
     let authorize = move |Path(tenant): Path<String>, Query(q): Query<HashMap<String, String>>| {
         let remembered = remembered.clone();
         async move {
@@ -220,17 +220,12 @@ async fn microsoft() -> Fake {
             if tenant != TENANT {
                 return (StatusCode::BAD_REQUEST, "unknown tenant").into_response();
             }
-            *remembered.lock().expect("lock") = Some((challenge.clone(), redirect_uri.clone()));
-            let mut target = url::Url::parse(redirect_uri).expect("redirect uri");
-            target
-                .query_pairs_mut()
-                .append_pair("code", CODE)
-                .append_pair("state", q.get("state").map(String::as_str).unwrap_or_default());
-            (StatusCode::FOUND, [(header::LOCATION, target.to_string())]).into_response()
+            remembered.remember(challenge, redirect_uri);
+            approve(redirect_uri, CODE, &q)
         }
     };
     let token = move |Path(tenant): Path<String>, headers: HeaderMap, body: Bytes| {
-        let challenge = challenge.clone();
+        let grant = grant.clone();
         async move {
             let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
             let field = |name: &str| form.get(name).map(String::as_str);
@@ -259,15 +254,7 @@ async fn microsoft() -> Fake {
             };
             match (field("grant_type"), field("refresh_token")) {
                 (Some("authorization_code"), _) => {
-                    let Some((expected, redirect_uri)) = challenge.lock().expect("lock").take() else {
-                        return oauth_error("invalid_grant");
-                    };
-                    let verifier = field("code_verifier").unwrap_or_default();
-                    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-                    if field("code") != Some(CODE)
-                        || field("redirect_uri") != Some(redirect_uri.as_str())
-                        || computed != expected
-                    {
+                    if !grant.redeem(&form, CODE) {
                         return oauth_error("invalid_grant");
                     }
                     issued(ISSUED_TOKEN, REFRESH_1)
@@ -635,12 +622,8 @@ async fn graph_errors_map_to_stable_codes() {
 
 #[test]
 fn the_manifest_puts_the_tenant_in_the_identity_platform_path() {
-    let (_, text) = nexum_tests::plugins::connector("outlook");
-    let manifest = nexum_manifest::Manifest::parse(&text).expect("manifest");
-    let scheme = manifest.auth_scheme("oauth").expect("oauth scheme");
-    let nexum_manifest::AuthKind::OAuth2(endpoints) = &scheme.kind else {
-        panic!("not oauth2: {scheme:?}");
-    };
+    let manifest = connector_manifest("outlook");
+    let (scheme, endpoints) = oauth2_scheme(&manifest, "oauth");
     assert!(endpoints.pkce);
     assert_eq!(endpoints.token_auth_method, nexum_manifest::TokenAuthMethod::Body);
     assert_eq!(endpoints.joined_scopes(&endpoints.scopes), SCOPES);
@@ -675,55 +658,34 @@ fn the_manifest_puts_the_tenant_in_the_identity_platform_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signs_in_with_microsoft_in_its_tenant_and_keeps_the_rotated_refresh_token() {
     use nexum_tests::app::TestApp;
-    use nexum_tests::oauth_provider::{follow_redirect, fresh_browser};
+    use nexum_tests::consent::{open_consent_page, register_oauth_app, start_flow, token_form};
 
     let microsoft = microsoft().await;
     let app = TestApp::sqlite().await;
     let installed = app.install(&app.key, "outlook").await;
     assert_eq!(installed.status, StatusCode::CREATED, "{:?}", installed.body);
-    let put = app
-        .request(
-            reqwest::Method::PUT,
-            "/api/v1/oauth-apps/outlook",
-            Some(&app.key),
-            Some(json!({ "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET })),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    register_oauth_app(&app, &app.key, "outlook", CLIENT_ID, CLIENT_SECRET).await;
     let origin = microsoft.origin();
-    let started = app
-        .post(
-            &app.key,
-            "/api/v1/connections/oauth/authorize",
-            json!({
-                "connector": "outlook",
-                "name": "Ada's mailbox",
-                "variables": { "api_base": origin, "login_base": origin, "tenant": TENANT },
-            }),
-        )
-        .await;
-    assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
+    let (flow_id, link) = start_flow(
+        &app,
+        &app.key,
+        json!({
+            "connector": "outlook",
+            "name": "Ada's mailbox",
+            "variables": { "api_base": origin, "login_base": origin, "tenant": TENANT },
+        }),
+    )
+    .await;
 
-    let browser = fresh_browser();
-    let link = started.body["authorization_url"].as_str().expect("link");
-    let consent = follow_redirect(&browser, link).await;
-    let consent_url = url::Url::parse(&consent).expect("consent URL");
-    assert_eq!(consent_url.path(), format!("/{TENANT}/oauth2/v2.0/authorize"));
-    let q: HashMap<String, String> = consent_url.query_pairs().into_owned().collect();
+    let consent = open_consent_page(&link).await;
+    assert_eq!(consent.url.path(), format!("/{TENANT}/oauth2/v2.0/authorize"));
+    let q = &consent.query;
     assert_eq!(q["client_id"], CLIENT_ID);
     assert_eq!(q["response_type"], "code");
     assert_eq!(q["scope"], SCOPES);
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["redirect_uri"], format!("{}/api/v1/oauth/callback", app.base));
-    let callback = follow_redirect(&browser, &consent).await;
-    let done = browser.get(callback).send().await.expect("callback");
-    assert_eq!(done.status(), StatusCode::OK);
-    let flow_id = started.body["flow_id"].as_str().expect("flow");
-    let flow = app
-        .get(&app.key, &format!("/api/v1/connections/oauth/flows/{flow_id}"))
-        .await;
-    assert_eq!(flow.body["status"], "connected", "{:?}", flow.body);
-    let connection = flow.body["connection_id"].as_str().expect("connection").to_string();
+    let (connection, flow) = consent.approve(&app, &app.key, &flow_id).await;
 
     let list = format!("/api/v1/connections/{connection}/actions/list_messages");
     let listed = app.post(&app.key, &list, json!({ "top": 2 })).await;
@@ -746,13 +708,11 @@ async fn signs_in_with_microsoft_in_its_tenant_and_keeps_the_rotated_refresh_tok
 
     let requests = microsoft.requests();
     let token_path = format!("/{TENANT}/oauth2/v2.0/token");
-    let form =
-        |r: &Recorded| -> HashMap<String, String> { url::form_urlencoded::parse(&r.body).into_owned().collect() };
     let grants: Vec<(String, Option<String>)> = requests
         .iter()
         .filter(|r| r.path == token_path)
         .map(|r| {
-            let f = form(r);
+            let f = token_form(r);
             (f["grant_type"].clone(), f.get("refresh_token").cloned())
         })
         .collect();

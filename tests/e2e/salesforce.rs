@@ -7,19 +7,16 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::Query;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use axum::routing::post;
 use nexum_host::runtime::{CallError, CallOutcome, Connection, Invocation, LoadedConnector};
+use nexum_tests::consent::{PkceGrant, connector_manifest, consent_query, oauth2_scheme};
 use nexum_tests::fakes::{self, Fake, Recorded};
 use nexum_tests::host::{TestHost, connector_error};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The access token the tests connect with (Salesforce session ids carry a `!`).
 const TOKEN: &str = "00D5g000004ABCD!AQ4AQFakeSalesforceSessionTokenX1";
@@ -601,12 +598,8 @@ async fn nothing_runs_before_sign_in_sets_the_instance_url() {
 
 #[test]
 fn the_manifest_takes_instance_url_from_the_token_response() {
-    let (_, text) = nexum_tests::plugins::connector("salesforce");
-    let manifest = nexum_manifest::Manifest::parse(&text).expect("manifest");
-    let scheme = manifest.auth_scheme("oauth").expect("oauth scheme");
-    let nexum_manifest::AuthKind::OAuth2(endpoints) = &scheme.kind else {
-        panic!("not oauth2: {scheme:?}");
-    };
+    let manifest = connector_manifest("salesforce");
+    let (scheme, endpoints) = oauth2_scheme(&manifest, "oauth");
     assert!(endpoints.pkce);
     assert_eq!(endpoints.token_auth_method, nexum_manifest::TokenAuthMethod::Body);
     assert_eq!(endpoints.joined_scopes(&endpoints.scopes), SCOPES);
@@ -641,17 +634,8 @@ fn the_manifest_takes_instance_url_from_the_token_response() {
     let token_url = nexum_host::oauth::token_url(&manifest, scheme, &sandbox).expect("bound token URL");
     assert_eq!(token_url.as_str(), "https://test.salesforce.com/services/oauth2/token");
 
-    let (consent, verifier) = nexum_host::oauth::provider::authorization_url(
-        endpoints,
-        &authorize,
-        CLIENT_ID,
-        "https://nexum.example.com/api/v1/oauth/callback",
-        "state-1",
-        &endpoints.scopes,
-    )
-    .expect("consent URL");
-    assert!(verifier.is_some(), "PKCE");
-    let q: HashMap<String, String> = consent.query_pairs().into_owned().collect();
+    let (q, pkce) = consent_query(endpoints, &authorize, CLIENT_ID);
+    assert!(pkce, "PKCE");
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["scope"], SCOPES);
     assert_eq!(q["response_type"], "code");
@@ -662,25 +646,10 @@ fn the_manifest_takes_instance_url_from_the_token_response() {
 /// every refresh. The consent page approves at once and remembers the PKCE challenge; the
 /// token endpoint wants the consumer secret in the body and the matching verifier.
 async fn login(instance_url: String) -> Fake {
-    let challenge: Arc<Mutex<Option<(String, String)>>> = Arc::default();
-    let remembered = challenge.clone();
-    let authorize = move |Query(q): Query<HashMap<String, String>>| {
-        let remembered = remembered.clone();
-        async move {
-            let (Some(redirect_uri), Some(challenge)) = (q.get("redirect_uri"), q.get("code_challenge")) else {
-                return (StatusCode::BAD_REQUEST, "redirect_uri and code_challenge required").into_response();
-            };
-            *remembered.lock().expect("lock") = Some((challenge.clone(), redirect_uri.clone()));
-            let mut target = url::Url::parse(redirect_uri).expect("redirect uri");
-            target
-                .query_pairs_mut()
-                .append_pair("code", CODE)
-                .append_pair("state", q.get("state").map(String::as_str).unwrap_or_default());
-            (StatusCode::FOUND, [(header::LOCATION, target.to_string())]).into_response()
-        }
-    };
+    let grant = PkceGrant::default();
+    let consent_page = grant.consent_page(CODE);
     let token = move |headers: HeaderMap, body: Bytes| {
-        let challenge = challenge.clone();
+        let grant = grant.clone();
         let instance_url = instance_url.clone();
         async move {
             let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
@@ -700,15 +669,7 @@ async fn login(instance_url: String) -> Fake {
             }
             let access_token = match field("grant_type") {
                 Some("authorization_code") => {
-                    let Some((expected, redirect_uri)) = challenge.lock().expect("lock").take() else {
-                        return oauth_error("invalid_grant", "authentication failure");
-                    };
-                    let verifier = field("code_verifier").unwrap_or_default();
-                    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-                    if field("code") != Some(CODE)
-                        || field("redirect_uri") != Some(redirect_uri.as_str())
-                        || computed != expected
-                    {
+                    if !grant.redeem(&form, CODE) {
                         return oauth_error("invalid_grant", "authentication failure");
                     }
                     ISSUED_TOKEN
@@ -734,7 +695,7 @@ async fn login(instance_url: String) -> Fake {
     };
     fakes::serve(
         Router::new()
-            .route("/services/oauth2/authorize", get(authorize))
+            .route("/services/oauth2/authorize", consent_page)
             .route("/services/oauth2/token", post(token)),
     )
     .await
@@ -743,54 +704,33 @@ async fn login(instance_url: String) -> Fake {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signs_in_and_takes_the_instance_url_from_the_token_response() {
     use nexum_tests::app::TestApp;
-    use nexum_tests::oauth_provider::{follow_redirect, fresh_browser};
+    use nexum_tests::consent::{open_consent_page, register_oauth_app, start_flow, token_form};
 
     let org = org().await;
     let login = login(org.origin()).await;
     let app = TestApp::sqlite().await;
     let installed = app.install(&app.key, "salesforce").await;
     assert_eq!(installed.status, StatusCode::CREATED, "{:?}", installed.body);
-    let put = app
-        .request(
-            reqwest::Method::PUT,
-            "/api/v1/oauth-apps/salesforce",
-            Some(&app.key),
-            Some(json!({ "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET })),
-        )
-        .await;
-    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
-    let started = app
-        .post(
-            &app.key,
-            "/api/v1/connections/oauth/authorize",
-            json!({ "connector": "salesforce", "name": "Acme", "variables": { "login_base": login.origin() } }),
-        )
-        .await;
-    assert_eq!(started.status, StatusCode::CREATED, "{:?}", started.body);
+    register_oauth_app(&app, &app.key, "salesforce", CLIENT_ID, CLIENT_SECRET).await;
+    let (flow_id, link) = start_flow(
+        &app,
+        &app.key,
+        json!({ "connector": "salesforce", "name": "Acme", "variables": { "login_base": login.origin() } }),
+    )
+    .await;
 
-    let browser = fresh_browser();
-    let link = started.body["authorization_url"].as_str().expect("link");
-    let consent = follow_redirect(&browser, link).await;
-    let consent_url = url::Url::parse(&consent).expect("consent URL");
+    let consent = open_consent_page(&link).await;
     assert_eq!(
-        consent_url.origin(),
+        consent.url.origin(),
         url::Url::parse(&login.origin()).expect("origin").origin()
     );
-    assert_eq!(consent_url.path(), "/services/oauth2/authorize");
-    let q: HashMap<String, String> = consent_url.query_pairs().into_owned().collect();
+    assert_eq!(consent.url.path(), "/services/oauth2/authorize");
+    let q = &consent.query;
     assert_eq!(q["client_id"], CLIENT_ID);
     assert_eq!(q["response_type"], "code");
     assert_eq!(q["scope"], SCOPES);
     assert_eq!(q["code_challenge_method"], "S256");
-    let callback = follow_redirect(&browser, &consent).await;
-    let done = browser.get(callback).send().await.expect("callback");
-    assert_eq!(done.status(), StatusCode::OK);
-    let flow_id = started.body["flow_id"].as_str().expect("flow");
-    let flow = app
-        .get(&app.key, &format!("/api/v1/connections/oauth/flows/{flow_id}"))
-        .await;
-    assert_eq!(flow.body["status"], "connected", "{:?}", flow.body);
-    let connection = flow.body["connection_id"].as_str().expect("connection").to_string();
+    let (connection, _flow) = consent.approve(&app, &app.key, &flow_id).await;
 
     // The org's host came from the token response; nobody typed it.
     let shown = app.get(&app.key, &format!("/api/v1/connections/{connection}")).await;
@@ -853,12 +793,10 @@ async fn signs_in_and_takes_the_instance_url_from_the_token_response() {
         .filter(|r| r.path == "/services/oauth2/token")
         .collect();
     assert_eq!(token_requests.len(), 2);
-    let form =
-        |r: &Recorded| -> HashMap<String, String> { url::form_urlencoded::parse(&r.body).into_owned().collect() };
-    let exchange = form(&token_requests[0]);
+    let exchange = token_form(&token_requests[0]);
     assert_eq!(exchange["grant_type"], "authorization_code");
     assert!(exchange.contains_key("code_verifier"));
-    let refresh = form(&token_requests[1]);
+    let refresh = token_form(&token_requests[1]);
     assert_eq!(
         (refresh["grant_type"].as_str(), refresh["refresh_token"].as_str()),
         ("refresh_token", REFRESH_TOKEN)

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod browser;
 pub mod bundles;
+pub mod consent;
 pub mod fakes;
 pub mod host;
 pub mod logs;
