@@ -30,6 +30,28 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A form the console refuses itself, before any API call (422 `invalid_form`).
+    pub fn invalid_form(detail: impl Into<String>) -> Self {
+        Self {
+            status: 422,
+            code: "invalid_form".into(),
+            title: "The form has an error".into(),
+            detail: detail.into(),
+            errors: None,
+        }
+    }
+
+    /// Something the console looked for and did not find (404 `code`).
+    pub fn not_found(code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            status: 404,
+            code: code.into(),
+            title: "Not found".into(),
+            detail: detail.into(),
+            errors: None,
+        }
+    }
+
     fn internal(detail: impl Into<String>) -> Self {
         Self {
             status: 500,

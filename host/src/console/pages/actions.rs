@@ -32,13 +32,7 @@ async fn run(State(console): State<Shared>, Path((id, action)): Path<(String, St
     let input = match forms::input_from_form(&schema, &form) {
         Ok(input) => input,
         Err(message) => {
-            let problem = Problem {
-                status: 422,
-                code: "invalid_form".into(),
-                title: "The form has an error".into(),
-                detail: message,
-                errors: None,
-            };
+            let problem = Problem::invalid_form(message);
             return render(&console, &page, &id, &action, &form, None, Some(problem)).await;
         }
     };
@@ -60,13 +54,10 @@ async fn schema_of(page: &Page, id: &str, action: &str) -> Result<(Value, Value,
         ))
         .await?;
     let Some(definition) = installation["actions"].get(action).cloned() else {
-        return Err(Problem {
-            status: 404,
-            code: "unknown_action".into(),
-            title: "Not found".into(),
-            detail: format!("the connector has no action `{action}`"),
-            errors: None,
-        });
+        return Err(Problem::not_found(
+            "unknown_action",
+            format!("the connector has no action `{action}`"),
+        ));
     };
     Ok((connection, definition, installation["actions"][action]["input"].clone()))
 }

@@ -146,18 +146,21 @@ async fn revoke_key(State(console): State<Shared>, Path(id): Path<String>, write
     let page = write.page;
     match page.api.delete(&format!("/api-keys/{}", seg(&id))).await {
         Ok(_) => done("/console/admin", "key_revoked"),
-        Err(problem) => {
-            admin_page(
-                &console,
-                &page,
-                &HashMap::new(),
-                &Fields::default(),
-                json!({}),
-                Some(problem),
-            )
-            .await
-        }
+        Err(problem) => refused(&console, &page, problem).await,
     }
+}
+
+/// The admin page again, with the API's refusal of a button's write.
+async fn refused(console: &Shared, page: &Page, problem: Problem) -> Response {
+    admin_page(
+        console,
+        page,
+        &HashMap::new(),
+        &Fields::default(),
+        json!({}),
+        Some(problem),
+    )
+    .await
 }
 
 /// Add a member.
@@ -180,17 +183,7 @@ async fn change_role(State(console): State<Shared>, Path(id): Path<String>, writ
     let body = json!({ "role": form.get("role").unwrap_or_default() });
     match page.api.patch(&format!("/members/{}", seg(&id)), body).await {
         Ok(_) => done("/console/admin", "member_updated"),
-        Err(problem) => {
-            admin_page(
-                &console,
-                &page,
-                &HashMap::new(),
-                &Fields::default(),
-                json!({}),
-                Some(problem),
-            )
-            .await
-        }
+        Err(problem) => refused(&console, &page, problem).await,
     }
 }
 
@@ -199,17 +192,7 @@ async fn remove_member(State(console): State<Shared>, Path(id): Path<String>, wr
     let page = write.page;
     match page.api.delete(&format!("/members/{}", seg(&id))).await {
         Ok(_) => done("/console/admin", "member_removed"),
-        Err(problem) => {
-            admin_page(
-                &console,
-                &page,
-                &HashMap::new(),
-                &Fields::default(),
-                json!({}),
-                Some(problem),
-            )
-            .await
-        }
+        Err(problem) => refused(&console, &page, problem).await,
     }
 }
 
@@ -257,13 +240,7 @@ fn key_body(form: &Fields) -> Result<Value, Problem> {
 
 /// A form error found before calling the API.
 fn invalid_form(detail: String) -> Problem {
-    Problem {
-        status: 422,
-        code: "invalid_form".into(),
-        title: "The form has an error".into(),
-        detail,
-        errors: None,
-    }
+    Problem::invalid_form(detail)
 }
 
 /// What a scope allows, for the create form.

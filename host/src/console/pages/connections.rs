@@ -103,12 +103,8 @@ async fn installation_of(page: &Page, connector: &str) -> Result<Value, super::s
         .as_array()
         .and_then(|all| all.iter().find(|i| i["connector_id"] == connector))
         .cloned()
-        .ok_or_else(|| super::super::client::Problem {
-            status: 404,
-            code: "not_found".into(),
-            title: "Not found".into(),
-            detail: format!("no installed connector `{connector}`"),
-            errors: None,
+        .ok_or_else(|| {
+            super::super::client::Problem::not_found("not_found", format!("no installed connector `{connector}`"))
         })
 }
 

@@ -423,12 +423,10 @@ fn permission_diff(old: &Value, new: &Value) -> Value {
 /// A problem with the posted form itself (before any API call), naming the field (`path`,
 /// as the API names fields) when there is one.
 fn form_problem(path: Option<&str>, detail: String) -> Problem {
+    let errors = path.map(|p| json!([{ "path": p, "message": detail }]));
     Problem {
-        status: 422,
-        code: "invalid_form".into(),
-        title: "The form has an error".into(),
-        errors: path.map(|p| json!([{ "path": p, "message": detail }])),
-        detail,
+        errors,
+        ..Problem::invalid_form(detail)
     }
 }
 

@@ -457,13 +457,7 @@ fn recover_since(form: &Fields, now: i64) -> Result<i64, Problem> {
 
 /// A form the console itself refuses before calling the API.
 fn invalid(detail: impl Into<String>) -> Problem {
-    Problem {
-        status: 422,
-        code: "invalid_form".into(),
-        title: "The form has an error".into(),
-        detail: detail.into(),
-        errors: None,
-    }
+    Problem::invalid_form(detail)
 }
 
 /// One message of the delivery log: its id and, when the console sent it, its event type.

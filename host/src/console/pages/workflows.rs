@@ -295,13 +295,7 @@ async fn back_with_problem(console: &Shared, page: &Page, form: &Fields, id: &st
 /// The JSON a run form posted (blank is `{}`); the API decides whether it is acceptable.
 fn parse_input(text: Option<&str>) -> Result<Value, Problem> {
     let text = text.map(str::trim).filter(|t| !t.is_empty()).unwrap_or("{}");
-    serde_json::from_str(text).map_err(|e| Problem {
-        status: 422,
-        code: "invalid_form".into(),
-        title: "The form has an error".into(),
-        detail: format!("the input is not valid JSON: {e}"),
-        errors: None,
-    })
+    serde_json::from_str(text).map_err(|e| Problem::invalid_form(format!("the input is not valid JSON: {e}")))
 }
 
 /// A non-blank `cursor` of the page's query.
